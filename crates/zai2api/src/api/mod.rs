@@ -1,0 +1,5 @@
+//! Client-facing API adapters: each turns its wire into a `ChatRequest` and renders semantic events
+//! back into its wire.
+
+pub mod openai;
+pub mod think;

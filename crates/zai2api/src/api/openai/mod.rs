@@ -1,0 +1,6 @@
+//! The OpenAI Chat Completions API.
+
+pub mod handlers;
+pub mod request;
+pub mod stream;
+pub mod wire;

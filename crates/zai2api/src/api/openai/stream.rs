@@ -1,0 +1,1 @@
+//! OpenAI stream renderer. OWNER: lead. Stub until filled.

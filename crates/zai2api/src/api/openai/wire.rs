@@ -1,0 +1,1 @@
+//! OWNER: api helper. Stub until filled.

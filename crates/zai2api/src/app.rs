@@ -1,0 +1,1 @@
+//! Router. OWNER: api helper. Stub until filled.

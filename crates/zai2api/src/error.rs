@@ -1,0 +1,346 @@
+//! One error type for the whole gateway.
+//!
+//! Every variant decides its HTTP status, its stable code and whether a retry on another credential
+//! may help; the status match has no catch-all arm, so a new variant cannot be forgotten. Messages
+//! are written for the client: upstream HTML, raw upstream bodies and secrets never go into them.
+//! Internal details are logged where the error is created, not returned.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+/// What kind of upstream failure happened. Stable: `code()` strings are part of our API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UpstreamErrorKind {
+    /// The Aliyun WAF answered with its 405 HTML page (stale FE version, bot detection, blocked IP).
+    Firewall,
+    /// Upstream says the client version is outdated (426, HTTP or in-stream).
+    OutdatedClient,
+    /// `X-Signature` was rejected (HTTP 400 "403: Signature validation failed").
+    SignatureRejected,
+    /// Upstream wants an Aliyun captcha (`FRONTEND_CAPTCHA_REQUIRED`).
+    CaptchaRequired,
+    /// The model is not available for this account level (in-stream 403).
+    ModelNotAvailable,
+    /// Too many concurrent chats for this account (429).
+    ConcurrencyLimit,
+    /// The upstream token was rejected (401).
+    TokenInvalid,
+    /// Upstream reported `INTERNAL_ERROR` or another in-stream failure.
+    InternalError,
+    /// Upstream did not answer in time.
+    Timeout,
+    /// The connection failed or broke.
+    Connection,
+    /// Upstream answered something we cannot read (bad status, bad JSON, missing fields).
+    BadResponse,
+}
+
+impl UpstreamErrorKind {
+    pub const ALL: [UpstreamErrorKind; 11] = [
+        Self::Firewall,
+        Self::OutdatedClient,
+        Self::SignatureRejected,
+        Self::CaptchaRequired,
+        Self::ModelNotAvailable,
+        Self::ConcurrencyLimit,
+        Self::TokenInvalid,
+        Self::InternalError,
+        Self::Timeout,
+        Self::Connection,
+        Self::BadResponse,
+    ];
+
+    /// The stable machine-readable code clients see.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Firewall => "upstream_firewall",
+            Self::OutdatedClient => "upstream_outdated_client",
+            Self::SignatureRejected => "upstream_signature_rejected",
+            Self::CaptchaRequired => "upstream_captcha_required",
+            Self::ModelNotAvailable => "upstream_model_not_available",
+            Self::ConcurrencyLimit => "upstream_concurrency_limit",
+            Self::TokenInvalid => "upstream_token_invalid",
+            Self::InternalError => "upstream_internal_error",
+            Self::Timeout => "upstream_timeout",
+            Self::Connection => "upstream_connection_failed",
+            Self::BadResponse => "upstream_bad_response",
+        }
+    }
+
+    /// What the operator can do about it.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Self::Firewall => {
+                "chat.z.ai's firewall blocked the request (HTTP 405 page). Usually a stale front-end version \
+                 or a blocked IP: check the FE version settings or try again later from another network."
+            }
+            Self::OutdatedClient => {
+                "chat.z.ai says the client is outdated (426). The front-end version or the `version` query \
+                 parameter in the upstream profile needs updating."
+            }
+            Self::SignatureRejected => {
+                "chat.z.ai rejected the request signature. The signature scheme in the upstream profile \
+                 no longer matches the site."
+            }
+            Self::CaptchaRequired => "chat.z.ai requires a captcha for this account or session.",
+            Self::ModelNotAvailable => {
+                "This model is not available to the account in use (guest sessions get fewer models). \
+                 Use a logged-in TOKEN or another model."
+            }
+            Self::ConcurrencyLimit => "The upstream account has too many chats in flight. Retry shortly.",
+            Self::TokenInvalid => "chat.z.ai rejected the upstream token. Check TOKEN / the token pool.",
+            Self::InternalError => "chat.z.ai reported an internal error.",
+            Self::Timeout => "chat.z.ai did not answer in time.",
+            Self::Connection => "Could not reach chat.z.ai (connection failed or broke).",
+            Self::BadResponse => "chat.z.ai answered something the gateway cannot read.",
+        }
+    }
+
+    /// Whether another credential (a fresh guest session, another pool token) may succeed.
+    pub fn retryable_on_other_credential(self) -> bool {
+        match self {
+            Self::TokenInvalid | Self::ConcurrencyLimit => true,
+            Self::Firewall
+            | Self::OutdatedClient
+            | Self::SignatureRejected
+            | Self::CaptchaRequired
+            | Self::ModelNotAvailable
+            | Self::InternalError
+            | Self::Timeout
+            | Self::Connection
+            | Self::BadResponse => false,
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::ConcurrencyLimit => StatusCode::TOO_MANY_REQUESTS,
+            Self::ModelNotAvailable => StatusCode::FORBIDDEN,
+            Self::Firewall
+            | Self::OutdatedClient
+            | Self::SignatureRejected
+            | Self::CaptchaRequired
+            | Self::TokenInvalid
+            | Self::InternalError
+            | Self::Connection
+            | Self::BadResponse => StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+/// An upstream failure: its kind and a short, sanitised detail (never HTML, never a token).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {detail}", kind.code())]
+pub struct UpstreamError {
+    pub kind: UpstreamErrorKind,
+    pub detail: String,
+}
+
+impl UpstreamError {
+    /// Builds an error; `detail` is cut to 300 characters and anything that looks like markup is
+    /// replaced, so an HTML page can never reach a client through it.
+    pub fn new(kind: UpstreamErrorKind, detail: impl Into<String>) -> Self {
+        let detail: String = detail.into();
+        let detail = if detail.contains('<') && detail.contains('>') {
+            "(upstream sent an HTML page)".to_owned()
+        } else {
+            detail.chars().take(300).collect()
+        };
+        Self { kind, detail }
+    }
+}
+
+/// Every error the gateway returns to a client.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AppError {
+    #[error("malformed JSON body: {0}")]
+    MalformedJson(String),
+    #[error("{message}")]
+    InvalidRequest { message: String, param: Option<&'static str> },
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    #[error("model `{0}` does not exist")]
+    ModelNotFound(String),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("route not found")]
+    RouteNotFound,
+    #[error("image upload needs a logged-in TOKEN; guest sessions cannot upload files")]
+    ImageUploadNeedsLogin,
+    #[error("upstream error: {0}")]
+    Upstream(#[from] UpstreamError),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn invalid(message: impl Into<String>, param: Option<&'static str>) -> Self {
+        Self::InvalidRequest {
+            message: message.into(),
+            param,
+        }
+    }
+
+    pub fn upstream(kind: UpstreamErrorKind, detail: impl Into<String>) -> Self {
+        Self::Upstream(UpstreamError::new(kind, detail))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MalformedJson(_) | Self::InvalidRequest { .. } | Self::ImageUploadNeedsLogin => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::ModelNotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Upstream(e) => e.kind.status(),
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Low-cardinality label for statistics and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MalformedJson(_) => "invalid_json",
+            Self::InvalidRequest { .. } => "invalid_request",
+            Self::Unauthorized => "invalid_api_key",
+            Self::ModelNotFound(_) => "model_not_found",
+            Self::PayloadTooLarge => "request_too_large",
+            Self::RouteNotFound => "not_found",
+            Self::ImageUploadNeedsLogin => "image_upload_requires_login",
+            Self::Upstream(e) => e.kind.code(),
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// Where the fault lies: `client`, `upstream` or `internal`.
+    pub fn source_label(&self) -> &'static str {
+        match self {
+            Self::MalformedJson(_)
+            | Self::InvalidRequest { .. }
+            | Self::Unauthorized
+            | Self::ModelNotFound(_)
+            | Self::PayloadTooLarge
+            | Self::RouteNotFound
+            | Self::ImageUploadNeedsLogin => "client",
+            Self::Upstream(_) => "upstream",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The message a client sees.
+    pub fn client_message(&self) -> String {
+        match self {
+            Self::Upstream(e) => {
+                if e.detail.is_empty() {
+                    e.kind.hint().to_owned()
+                } else {
+                    format!("{} (upstream said: {})", e.kind.hint(), e.detail)
+                }
+            }
+            // Internal details stay in the log.
+            Self::Internal(_) => "The gateway hit an internal error.".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    fn openai_type(&self) -> &'static str {
+        match self {
+            Self::MalformedJson(_)
+            | Self::InvalidRequest { .. }
+            | Self::ModelNotFound(_)
+            | Self::PayloadTooLarge
+            | Self::RouteNotFound
+            | Self::ImageUploadNeedsLogin => "invalid_request_error",
+            Self::Unauthorized => "authentication_error",
+            Self::Upstream(e) if e.kind == UpstreamErrorKind::ConcurrencyLimit => "rate_limit_error",
+            Self::Upstream(_) => "upstream_error",
+            Self::Internal(_) => "server_error",
+        }
+    }
+
+    /// OpenAI's error body: `{"error":{"message","type","param","code"}}`.
+    pub fn openai_body(&self) -> Value {
+        let param = match self {
+            Self::InvalidRequest { param, .. } => param.map(Value::from).unwrap_or(Value::Null),
+            Self::ModelNotFound(_) => Value::from("model"),
+            Self::ImageUploadNeedsLogin => Value::from("messages"),
+            _ => Value::Null,
+        };
+        json!({
+            "error": {
+                "message": self.client_message(),
+                "type": self.openai_type(),
+                "param": param,
+                "code": self.code(),
+            }
+        })
+    }
+
+    /// Anthropic's error body: `{"type":"error","error":{"type","message"}}`.
+    pub fn anthropic_body(&self) -> Value {
+        let kind = match self.status().as_u16() {
+            400 | 413 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            429 => "rate_limit_error",
+            504 => "timeout_error",
+            500 => "api_error",
+            _ => "api_error",
+        };
+        json!({"type": "error", "error": {"type": kind, "message": self.client_message()}})
+    }
+}
+
+impl axum::response::IntoResponse for AppError {
+    fn into_response(self) -> axum::response::Response {
+        let mut response = (self.status(), axum::Json(self.openai_body())).into_response();
+        if let Self::Upstream(e) = &self {
+            if e.kind == UpstreamErrorKind::ConcurrencyLimit {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+            }
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_never_survives_into_a_detail() {
+        let e = UpstreamError::new(UpstreamErrorKind::Firewall, "<!doctypehtml><html><title>405</title>");
+        assert!(!e.detail.contains('<'));
+        let body = AppError::Upstream(e).openai_body().to_string();
+        assert!(!body.contains("doctype"));
+    }
+
+    #[test]
+    fn every_kind_has_a_distinct_code() {
+        let mut codes: Vec<_> = UpstreamErrorKind::ALL.iter().map(|k| k.code()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), UpstreamErrorKind::ALL.len());
+    }
+
+    #[test]
+    fn statuses() {
+        assert_eq!(AppError::ModelNotFound("x".into()).status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            AppError::upstream(UpstreamErrorKind::Timeout, "").status(),
+            StatusCode::GATEWAY_TIMEOUT
+        );
+        assert_eq!(
+            AppError::upstream(UpstreamErrorKind::Firewall, "").status(),
+            StatusCode::BAD_GATEWAY
+        );
+        let body = AppError::ModelNotFound("nope".into()).openai_body();
+        assert_eq!(body["error"]["code"], "model_not_found");
+        assert_eq!(body["error"]["param"], "model");
+    }
+}

@@ -1,0 +1,18 @@
+//! zai2api: an OpenAI- and Anthropic-compatible gateway in front of chat.z.ai.
+//!
+//! The road from client bytes to upstream and back (ARCHITECTURE §1):
+//! `app` (auth, limits) → `api::*` (wire → [`chat::ChatRequest`]) → `models` (alias → upstream id)
+//! → `upstream::client` (credential, signed request) → `upstream::sse` → `upstream::transcript`
+//! (→ [`semantic::Semantic`]) → `api::*` renderers → client bytes. `service` drives one request
+//! along it.
+
+pub mod api;
+pub mod app;
+pub mod chat;
+pub mod config;
+pub mod error;
+pub mod models;
+pub mod semantic;
+pub mod service;
+pub mod upstream;
+pub mod usage;

@@ -1,0 +1,1 @@
+//! Model catalogue. OWNER: api helper. Stub until filled.

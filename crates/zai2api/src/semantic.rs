@@ -1,0 +1,45 @@
+//! The waist of the hourglass: what an upstream reply means, independent of both wires.
+//!
+//! Everything above (SSE parsing, transcript rebuild) speaks upstream; everything below (OpenAI and
+//! Anthropic renderers) speaks a client format. Only these types cross the line.
+
+use crate::error::UpstreamError;
+
+/// One thing the upstream said, in the order it said it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Semantic {
+    /// A reasoning block opened.
+    ThinkingStart,
+    /// Reasoning text appended to the open block (quote markers and summary already removed).
+    Reasoning(String),
+    /// The open reasoning block closed; upstream reports how long it thought, in whole seconds.
+    ThinkingEnd { duration_secs: Option<u64> },
+    /// Answer text appended.
+    Answer(String),
+    /// An upstream tool invocation (`<glm_block>`), complete. Never rendered as raw JSON.
+    Tool(ToolBlock),
+    /// Token usage as upstream counted it.
+    Usage(Usage),
+    /// The upstream reported an error inside the stream.
+    Error(UpstreamError),
+    /// The upstream said it is done.
+    Done,
+}
+
+/// A `<glm_block>` tool invocation (protocol §12.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolBlock {
+    pub id: String,
+    pub name: String,
+    /// The arguments as the JSON text upstream gave.
+    pub arguments: String,
+}
+
+/// Token counts. `cached_tokens` is upstream's `prompt_tokens_details.cached_tokens`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    pub cached_tokens: Option<u64>,
+}

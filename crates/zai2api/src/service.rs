@@ -1,0 +1,1 @@
+//! The chat service: credential → upstream → transcript → renderer. OWNER: lead. Stub until filled.

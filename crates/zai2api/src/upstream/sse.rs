@@ -1,0 +1,1 @@
+//! SSE framing: bytes → `data:` payloads. OWNER: lead. Stub until filled.

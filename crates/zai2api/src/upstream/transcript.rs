@@ -1,0 +1,1 @@
+//! Transcript rebuild (edit_index rule) → semantic events. OWNER: lead. Stub until filled.

@@ -1,0 +1,1 @@
+//! Token counting with tiktoken (cl100k). OWNER: api helper. Stub until filled.
