@@ -1,1 +1,901 @@
-//! Transcript rebuild (edit_index rule) → semantic events. OWNER: lead. Stub until filled.
+//! Transcript: upstream events → semantic events, by rebuilding the message the way chat.z.ai does.
+//!
+//! Upstream sends one growing message: `delta_content` appends, `edit_content` at `edit_index`
+//! truncates the message at that character offset and appends (protocol §12.4). Reasoning arrives as
+//! a `<details type="reasoning">` block whose lines are quoted with `> `, re-rendered whole by the
+//! edit that closes it; tool activity arrives as `<glm_block>` elements. Phase labels are unreliable,
+//! so this module classifies by markup, never by phase.
+//!
+//! Invariants:
+//! - One rebuilt string per reply (`content`); the semantic views are derived from it by an
+//!   incremental parser that consumes each byte a bounded number of times. Appends cost time
+//!   proportional to the appended text; an edit rewinds the parser only to the start of the segment
+//!   it lands in (a checkpoint), so re-rendering a closed thinking block re-reads that block once.
+//! - Text is emitted at most once: every segment (answer run, reasoning block, tool block) remembers
+//!   what it already emitted, survives a rewind, and only the part beyond that is emitted again.
+//! - Nothing is emitted that may still turn out to be markup: a tail that could be the start of
+//!   `<details type="reasoning"`, `<glm_block` or `</details>` is held back until decided.
+//! - Separators are not content: the newline upstream puts after `</details>`, the blank lines around a
+//!   `<glm_block>`, and a reasoning block's trailing newline are dropped; two answer runs separated by
+//!   tool activity are joined by one blank line.
+
+use serde_json::Value;
+use smallvec::SmallVec;
+
+use super::wire::Frame;
+use crate::error::{UpstreamError, UpstreamErrorKind};
+use crate::semantic::{Semantic, ToolBlock, Usage};
+
+pub type Events = SmallVec<[Semantic; 2]>;
+
+const THINK_OPEN: &str = "<details type=\"reasoning\"";
+const THINK_CLOSE: &str = "</details>";
+const TOOL_OPEN: &str = "<glm_block";
+const TOOL_CLOSE: &str = "</glm_block>";
+const SUMMARY_OPEN: &str = "<summary>";
+const SUMMARY_CLOSE: &str = "</summary>";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SegKind {
+    Text,
+    Think,
+    Tool,
+}
+
+/// What a segment has already emitted; kept across rewinds.
+#[derive(Debug, Clone)]
+struct Segment {
+    kind: SegKind,
+    /// Byte offset of the segment's start in `content`.
+    start: usize,
+    /// Bytes of the segment's view already emitted (answer text without separators, or reasoning
+    /// without quote markers). After a rewind the re-parsed view is assumed to extend what was sent;
+    /// only the part beyond this length is emitted.
+    emitted: usize,
+    /// Think: `ThinkingStart` sent. Text: separator sent. Tool: block sent.
+    opened: bool,
+    /// Think: `ThinkingEnd` sent.
+    closed: bool,
+}
+
+/// Parser position inside the current segment; rebuilt from the segment start after a rewind.
+#[derive(Debug, Clone, PartialEq)]
+enum Cursor {
+    /// Answer text; the run is `content[segment.start..pos]`. `after` says what precedes the run
+    /// (drives the separator rules).
+    Text { after: After },
+    /// Inside a reasoning block's opening tag and summary line.
+    ThinkHeader,
+    /// Inside a reasoning block's body.
+    ThinkBody {
+        duration: Option<u64>,
+        line_start: bool,
+        produced: String,
+    },
+    /// Inside a `<glm_block>`.
+    Tool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    Start,
+    Think,
+    Tool,
+}
+
+/// Rebuilds one reply. Feed it every SSE payload with [`Transcript::push_payload`], then call
+/// [`Transcript::finish`] when the byte stream ends.
+#[derive(Debug)]
+pub struct Transcript {
+    content: String,
+    content_chars: usize,
+    /// Byte offset up to which `content` has been parsed.
+    pos: usize,
+    cursor: Cursor,
+    segments: Vec<Segment>,
+    /// Segments cut off by a rewind; reused if the re-parse starts the same kind at the same place.
+    stale: Vec<Segment>,
+    usage: Option<Usage>,
+    answered: bool,
+    finished: bool,
+}
+
+impl Default for Transcript {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Transcript {
+    pub fn new() -> Self {
+        Self {
+            content: String::new(),
+            content_chars: 0,
+            pos: 0,
+            cursor: Cursor::Text {
+                after: After::Start,
+            },
+            segments: vec![Segment {
+                kind: SegKind::Text,
+                start: 0,
+                emitted: 0,
+                opened: false,
+                closed: false,
+            }],
+            stale: Vec::new(),
+            usage: None,
+            answered: false,
+            finished: false,
+        }
+    }
+
+    /// The message as rebuilt so far.
+    pub fn content(&self) -> &str {
+        &self.content
+    }
+
+    /// Length of the rebuilt message in characters (what `edit_index` counts).
+    pub fn content_chars(&self) -> usize {
+        self.content_chars
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Feeds one SSE `data:` payload.
+    pub fn push_payload(&mut self, payload: &str) -> Events {
+        let payload = payload.trim();
+        if payload == "[DONE]" {
+            return self.finish();
+        }
+        match serde_json::from_str::<Frame>(payload) {
+            Ok(frame) => self.push_frame(&frame),
+            Err(e) => {
+                tracing::debug!(error = %e, "skipping an upstream event that is not JSON");
+                Events::new()
+            }
+        }
+    }
+
+    /// Feeds one decoded event.
+    pub fn push_frame(&mut self, frame: &Frame) -> Events {
+        let mut out = Events::new();
+        if self.finished {
+            return out;
+        }
+        if frame
+            .kind
+            .as_deref()
+            .is_some_and(|k| k != "chat:completion")
+        {
+            return out;
+        }
+        let d = &frame.data;
+        let nested_error = d
+            .data
+            .as_ref()
+            .and_then(|n| n.get("error"))
+            .filter(|e| !e.is_null());
+        if let Some(error) = d.error.as_ref().filter(|e| !e.is_null()).or(nested_error) {
+            let error = classify_error(error);
+            self.flush(&mut out);
+            if self.answered && error.kind == UpstreamErrorKind::InternalError {
+                // Upstream reports INTERNAL_ERROR at `done` after a complete answer when it could not
+                // store the chat; the answer itself is intact, so the client gets it as a success.
+                tracing::warn!(detail = %error.detail, "upstream reported an error after a complete answer");
+                self.end(&mut out);
+            } else {
+                out.push(Semantic::Error(error));
+                self.finished = true;
+            }
+            return out;
+        }
+        if let Some(usage) = d.usage.as_ref().and_then(parse_usage) {
+            self.usage = Some(usage);
+        }
+        match (&d.edit_content, d.edit_index) {
+            (Some(text), Some(index)) => self.edit(index, text, &mut out),
+            _ => {
+                if let Some(text) = d.delta_content.as_deref().or(d.content.as_deref()) {
+                    if !text.is_empty() {
+                        self.append(text, &mut out);
+                    }
+                }
+            }
+        }
+        if d.done == Some(true) || d.phase.as_deref() == Some("done") {
+            out.extend(self.finish());
+        }
+        out
+    }
+
+    /// The stream ended (done event, `[DONE]` or EOF): flush what was held back, close an open
+    /// reasoning block, report usage, and say `Done`. Idempotent.
+    pub fn finish(&mut self) -> Events {
+        let mut out = Events::new();
+        if self.finished {
+            return out;
+        }
+        self.flush(&mut out);
+        self.end(&mut out);
+        out
+    }
+
+    fn end(&mut self, out: &mut Events) {
+        if let Some(usage) = self.usage {
+            out.push(Semantic::Usage(usage));
+        }
+        out.push(Semantic::Done);
+        self.finished = true;
+    }
+
+    fn append(&mut self, text: &str, out: &mut Events) {
+        self.content.push_str(text);
+        self.content_chars += text.chars().count();
+        self.parse(false, out);
+    }
+
+    fn edit(&mut self, index: u64, text: &str, out: &mut Events) {
+        let index = usize::try_from(index).unwrap_or(usize::MAX);
+        if index >= self.content_chars {
+            if index > self.content_chars {
+                tracing::debug!(
+                    index,
+                    len = self.content_chars,
+                    "edit_index beyond the message; appending"
+                );
+            }
+            self.append(text, out);
+            return;
+        }
+        let byte = char_to_byte(&self.content, self.content_chars, index);
+        if byte < self.pos {
+            self.rewind(byte);
+        }
+        self.content.truncate(byte);
+        self.content_chars = index;
+        self.append(text, out);
+    }
+
+    /// Moves the parser back to the start of the segment containing `byte`.
+    fn rewind(&mut self, byte: usize) {
+        let keep = self
+            .segments
+            .iter()
+            .rposition(|s| s.start <= byte)
+            .unwrap_or(0);
+        let cut = self.segments.split_off(keep + 1);
+        self.stale.extend(cut);
+        let Some(seg) = self.segments.last() else {
+            return;
+        };
+        self.pos = seg.start;
+        self.cursor = match seg.kind {
+            SegKind::Text => Cursor::Text {
+                after: self.text_after(keep),
+            },
+            SegKind::Think => Cursor::ThinkHeader,
+            SegKind::Tool => Cursor::Tool,
+        };
+    }
+
+    fn text_after(&self, index: usize) -> After {
+        match index
+            .checked_sub(1)
+            .and_then(|i| self.segments.get(i))
+            .map(|s| s.kind)
+        {
+            Some(SegKind::Think) => After::Think,
+            Some(SegKind::Tool) => After::Tool,
+            _ => After::Start,
+        }
+    }
+
+    fn begin_segment(&mut self, kind: SegKind, start: usize) {
+        let reused = self
+            .stale
+            .iter()
+            .position(|s| s.kind == kind && s.start == start)
+            .map(|i| self.stale.swap_remove(i));
+        self.stale.retain(|s| s.start > start);
+        self.segments.push(reused.unwrap_or(Segment {
+            kind,
+            start,
+            emitted: 0,
+            opened: false,
+            closed: false,
+        }));
+        self.pos = start;
+    }
+
+    fn current(&mut self) -> Option<&mut Segment> {
+        self.segments.last_mut()
+    }
+
+    /// Emits what has been held back because it might have been markup; the stream is over.
+    fn flush(&mut self, out: &mut Events) {
+        self.parse(true, out);
+    }
+
+    /// Parses `content[pos..]` as far as it is unambiguous (`eof`: as far as it goes).
+    fn parse(&mut self, eof: bool, out: &mut Events) {
+        loop {
+            // The cursor is moved out, not cloned: its reasoning buffer grows with the block, and
+            // copying it per event would make a long reply quadratic. Each arm puts a cursor back.
+            let progressed = match std::mem::replace(&mut self.cursor, Cursor::Tool) {
+                Cursor::Text { after } => self.parse_text(after, eof, out),
+                Cursor::ThinkHeader => {
+                    self.cursor = Cursor::ThinkHeader;
+                    self.parse_think_header(eof, out)
+                }
+                Cursor::ThinkBody {
+                    duration,
+                    line_start,
+                    produced,
+                } => self.parse_think_body(duration, line_start, produced, eof, out),
+                Cursor::Tool => self.parse_tool(eof, out),
+            };
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    /// Answer text up to the next block; returns true if it switched to a block.
+    fn parse_text(&mut self, after: After, eof: bool, out: &mut Events) -> bool {
+        let rest = &self.content[self.pos..];
+        let think = rest.find(THINK_OPEN);
+        let tool = rest.find(TOOL_OPEN);
+        let block = match (think, tool) {
+            (Some(a), Some(b)) => Some(if a < b {
+                (a, SegKind::Think)
+            } else {
+                (b, SegKind::Tool)
+            }),
+            (Some(a), None) => Some((a, SegKind::Think)),
+            (None, Some(b)) => Some((b, SegKind::Tool)),
+            (None, None) => None,
+        };
+        let (end, next) = match block {
+            Some((offset, kind)) => (self.pos + offset, Some(kind)),
+            None if eof => (self.content.len(), None),
+            None => {
+                let held = partial_suffix(rest, &[THINK_OPEN, TOOL_OPEN]);
+                (self.content.len() - held, None)
+            }
+        };
+        self.pos = end;
+        let run_start = self.segments.last().map_or(0, |s| s.start);
+        // The run's visible text: the newline after `</details>` and blank lines after a tool block
+        // are separators; trailing white space waits until we know what follows it.
+        let mut visible = &self.content[run_start..end];
+        if after == After::Think {
+            visible = visible.strip_prefix('\n').unwrap_or(visible);
+        }
+        if after == After::Tool {
+            visible = visible.trim_start_matches(['\n', '\r']);
+        }
+        let settled = if eof && next.is_none() {
+            visible
+        } else {
+            visible.trim_end_matches(char::is_whitespace)
+        };
+        let answered_before = self.answered;
+        let Some(seg) = self.segments.last_mut() else {
+            return false;
+        };
+        if let Some(new) = unsent(settled, seg.emitted) {
+            if !seg.opened && after != After::Start && answered_before {
+                out.push(Semantic::Answer("\n\n".to_owned()));
+            }
+            seg.opened = true;
+            out.push(Semantic::Answer(new.to_owned()));
+            seg.emitted = settled.len();
+            self.answered = true;
+        }
+        match next {
+            Some(kind) => {
+                let start = self.pos;
+                self.begin_segment(kind, start);
+                self.cursor = match kind {
+                    SegKind::Think => Cursor::ThinkHeader,
+                    SegKind::Tool | SegKind::Text => Cursor::Tool,
+                };
+                true
+            }
+            None => {
+                self.cursor = Cursor::Text { after };
+                false
+            }
+        }
+    }
+
+    /// `<details type="reasoning" …>` then an optional `<summary>…</summary>` line.
+    fn parse_think_header(&mut self, eof: bool, out: &mut Events) -> bool {
+        let rest = &self.content[self.pos..];
+        let Some(tag_end) = rest.find('>') else {
+            return self.give_up_header(eof);
+        };
+        let duration =
+            attribute(&rest[..tag_end], "duration").and_then(|v| v.trim().parse::<u64>().ok());
+        let mut body = tag_end + 1;
+        let after_tag = &rest[body..];
+        if after_tag.is_empty() && !eof {
+            return false;
+        }
+        if let Some(stripped) = after_tag.strip_prefix('\n') {
+            body += 1;
+            if stripped.is_empty() && !eof {
+                return false;
+            }
+        }
+        let after_nl = &rest[body..];
+        if after_nl.starts_with(SUMMARY_OPEN) {
+            let Some(close) = after_nl.find(SUMMARY_CLOSE) else {
+                return self.give_up_header(eof);
+            };
+            body += close + SUMMARY_CLOSE.len();
+            let tail = &rest[body..];
+            if tail.is_empty() && !eof {
+                return false;
+            }
+            if tail.starts_with('\n') {
+                body += 1;
+            }
+        } else if SUMMARY_OPEN.starts_with(after_nl) && !eof {
+            return false;
+        }
+        self.pos += body;
+        if let Some(seg) = self.current() {
+            if !seg.opened {
+                seg.opened = true;
+                out.push(Semantic::ThinkingStart);
+            }
+        }
+        self.cursor = Cursor::ThinkBody {
+            duration,
+            line_start: true,
+            produced: String::new(),
+        };
+        true
+    }
+
+    fn give_up_header(&mut self, eof: bool) -> bool {
+        if eof {
+            // An opening tag cut off by the end of the stream: nothing readable follows.
+            self.pos = self.content.len();
+        }
+        false
+    }
+
+    /// The quoted body of a reasoning block, until `</details>`.
+    fn parse_think_body(
+        &mut self,
+        duration: Option<u64>,
+        mut line_start: bool,
+        mut produced: String,
+        eof: bool,
+        out: &mut Events,
+    ) -> bool {
+        let rest = &self.content[self.pos..];
+        let close = rest.find(THINK_CLOSE);
+        let safe = match close {
+            Some(c) => c,
+            None if eof => rest.len(),
+            None => rest.len() - partial_suffix(rest, &[THINK_CLOSE]),
+        };
+        let chunk = &rest[..safe];
+        let mut consumed = 0;
+        let bytes = chunk.as_bytes();
+        while consumed < bytes.len() {
+            if line_start {
+                // Strip the `> ` (or bare `>`) quote marker; wait if the marker may be incomplete.
+                match bytes.get(consumed..consumed + 2) {
+                    Some([b'>', b' ']) => consumed += 2,
+                    Some([b'>', _]) => consumed += 1,
+                    Some(_) => {}
+                    None if bytes[consumed] == b'>' => {
+                        if close.is_some() || eof {
+                            consumed += 1;
+                        } else {
+                            break;
+                        }
+                    }
+                    None => {}
+                }
+                line_start = false;
+                continue;
+            }
+            let line_end = chunk[consumed..].find('\n').map(|i| consumed + i);
+            match line_end {
+                Some(nl) => {
+                    produced.push_str(&chunk[consumed..=nl]);
+                    consumed = nl + 1;
+                    line_start = true;
+                }
+                None => {
+                    produced.push_str(&chunk[consumed..]);
+                    consumed = chunk.len();
+                }
+            }
+        }
+        self.pos += consumed;
+        let closed = close.is_some() && consumed == safe;
+        // A newline is only reasoning once something follows it; the last one precedes `</details>`.
+        let settled = if closed || eof {
+            produced.trim_end_matches('\n')
+        } else {
+            produced.strip_suffix('\n').unwrap_or(&produced)
+        };
+        if let Some(seg) = self.segments.last_mut() {
+            if let Some(new) = unsent(settled, seg.emitted) {
+                out.push(Semantic::Reasoning(new.to_owned()));
+                seg.emitted = settled.len();
+            }
+            if (closed || eof) && !seg.closed {
+                seg.closed = true;
+                out.push(Semantic::ThinkingEnd {
+                    duration_secs: duration,
+                });
+            }
+        }
+        if closed {
+            self.pos += THINK_CLOSE.len();
+            let start = self.pos;
+            self.begin_segment(SegKind::Text, start);
+            self.cursor = Cursor::Text {
+                after: After::Think,
+            };
+            return true;
+        }
+        self.cursor = Cursor::ThinkBody {
+            duration,
+            line_start,
+            produced,
+        };
+        if eof {
+            self.pos = self.content.len();
+        }
+        false
+    }
+
+    /// A `<glm_block …>{json}</glm_block>`: reported once complete, never shown as text.
+    fn parse_tool(&mut self, eof: bool, out: &mut Events) -> bool {
+        self.cursor = Cursor::Tool;
+        let rest = &self.content[self.pos..];
+        let Some(close) = rest.find(TOOL_CLOSE) else {
+            if eof {
+                tracing::debug!("upstream ended inside a tool block");
+                self.pos = self.content.len();
+            }
+            return false;
+        };
+        let inner = &rest[..close];
+        let json = inner.find('>').map(|i| &inner[i + 1..]).unwrap_or("");
+        let block = parse_tool_block(json);
+        self.pos += close + TOOL_CLOSE.len();
+        if let Some(seg) = self.current() {
+            if !seg.opened {
+                seg.opened = true;
+                if let Some(block) = block {
+                    out.push(Semantic::Tool(block));
+                }
+            }
+        }
+        let start = self.pos;
+        self.begin_segment(SegKind::Text, start);
+        self.cursor = Cursor::Text { after: After::Tool };
+        true
+    }
+}
+
+/// The part of a segment's view beyond the `emitted` bytes already sent, if any. A view that a
+/// rewrite made shorter, or that no longer splits on a character boundary there, yields nothing.
+fn unsent(view: &str, emitted: usize) -> Option<&str> {
+    if view.len() > emitted && view.is_char_boundary(emitted) {
+        Some(&view[emitted..])
+    } else {
+        None
+    }
+}
+
+/// Byte offset of character `index` in `s` (which has `chars` characters), scanning from the
+/// nearer end.
+fn char_to_byte(s: &str, chars: usize, index: usize) -> usize {
+    if index >= chars {
+        return s.len();
+    }
+    if index <= chars - index {
+        s.char_indices().nth(index).map_or(s.len(), |(b, _)| b)
+    } else {
+        s.char_indices()
+            .rev()
+            .nth(chars - index - 1)
+            .map_or(0, |(b, _)| b)
+    }
+}
+
+/// Length of the longest suffix of `text` that is a proper prefix of one of `markers`.
+fn partial_suffix(text: &str, markers: &[&str]) -> usize {
+    let mut best = 0;
+    for marker in markers {
+        let max = marker.len().saturating_sub(1).min(text.len());
+        for len in (best + 1..=max).rev() {
+            if text.is_char_boundary(text.len() - len)
+                && marker.starts_with(&text[text.len() - len..])
+            {
+                best = len;
+                break;
+            }
+        }
+    }
+    best
+}
+
+/// The value of `name="…"` inside an opening tag.
+fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let needle = format!("{name}=\"");
+    let start = tag.find(&needle)? + needle.len();
+    let len = tag[start..].find('"')?;
+    Some(&tag[start..start + len])
+}
+
+/// Reads a glm_block's JSON (formats A and B keep the call under `data.metadata`).
+fn parse_tool_block(json: &str) -> Option<ToolBlock> {
+    let value: Value = serde_json::from_str(json.trim()).ok()?;
+    let meta = value.get("data")?.get("metadata")?;
+    let name = meta.get("name")?.as_str()?.to_owned();
+    let id = meta
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let arguments = match meta.get("arguments") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => "{}".to_owned(),
+        Some(other) => other.to_string(),
+    };
+    Some(ToolBlock {
+        id,
+        name,
+        arguments,
+    })
+}
+
+/// Reads upstream usage leniently (`prompt_tokens|input_tokens` …, total summed when absent).
+pub fn parse_usage(value: &Value) -> Option<Usage> {
+    let obj = value.as_object()?;
+    let get = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| obj.get(*n).and_then(Value::as_u64))
+    };
+    let prompt = get(&["prompt_tokens", "input_tokens"]);
+    let completion = get(&["completion_tokens", "output_tokens"]);
+    if prompt.is_none() && completion.is_none() {
+        return None;
+    }
+    let prompt = prompt.unwrap_or(0);
+    let completion = completion.unwrap_or(0);
+    Some(Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: get(&["total_tokens"]).unwrap_or(prompt + completion),
+        cached_tokens: obj
+            .get("prompt_tokens_details")
+            .and_then(|d| d.get("cached_tokens"))
+            .and_then(Value::as_u64),
+    })
+}
+
+/// Maps an in-stream error object (protocol §12.10) to a typed error.
+pub fn classify_error(error: &Value) -> UpstreamError {
+    let detail = ["detail", "message", "msg", "error"]
+        .iter()
+        .find_map(|k| error.get(*k).and_then(Value::as_str))
+        .or_else(|| error.as_str())
+        .unwrap_or("")
+        .to_owned();
+    let code = error
+        .get("code")
+        .or_else(|| error.get("error_code"))
+        .map(|c| match c {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .unwrap_or_default();
+    let lower = detail.to_lowercase();
+    let kind = match code.as_str() {
+        "426" => UpstreamErrorKind::OutdatedClient,
+        "FRONTEND_CAPTCHA_REQUIRED" => UpstreamErrorKind::CaptchaRequired,
+        "INTERNAL_ERROR" | "500" => UpstreamErrorKind::InternalError,
+        "401" => UpstreamErrorKind::TokenInvalid,
+        "429" => UpstreamErrorKind::ConcurrencyLimit,
+        "403" if lower.contains("not available") || lower.contains("user level") => {
+            UpstreamErrorKind::ModelNotAvailable
+        }
+        "403" => UpstreamErrorKind::TokenInvalid,
+        _ if error.get("captcha_error_type").is_some() => UpstreamErrorKind::CaptchaRequired,
+        _ if lower.contains("outdated") => UpstreamErrorKind::OutdatedClient,
+        _ if lower.contains("concurren")
+            || detail.contains("并发")
+            || lower.contains("too many requests") =>
+        {
+            UpstreamErrorKind::ConcurrencyLimit
+        }
+        _ if lower.contains("refresh the page") => UpstreamErrorKind::TokenInvalid,
+        _ => UpstreamErrorKind::InternalError,
+    };
+    UpstreamError::new(kind, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs payloads through a transcript and collects the events.
+    pub(crate) fn run(payloads: &[&str]) -> (Transcript, Vec<Semantic>) {
+        let mut t = Transcript::new();
+        let mut events = Vec::new();
+        for p in payloads {
+            events.extend(t.push_payload(p));
+        }
+        events.extend(t.finish());
+        (t, events)
+    }
+
+    fn delta(text: &str, phase: &str) -> String {
+        serde_json::json!({"type":"chat:completion","data":{"delta_content":text,"phase":phase}})
+            .to_string()
+    }
+
+    fn edit(index: usize, text: &str, phase: &str) -> String {
+        serde_json::json!({"type":"chat:completion","data":{"edit_index":index,"edit_content":text,"phase":phase}})
+            .to_string()
+    }
+
+    pub(crate) fn split_views(events: &[Semantic]) -> (String, String) {
+        let mut reasoning = String::new();
+        let mut answer = String::new();
+        for e in events {
+            match e {
+                Semantic::Reasoning(t) => reasoning.push_str(t),
+                Semantic::Answer(t) => answer.push_str(t),
+                _ => {}
+            }
+        }
+        (reasoning, answer)
+    }
+
+    #[test]
+    fn synthetic_a_prime() {
+        let header = "<details type=\"reasoning\" done=\"false\" view=\"\" last_tool_call_name=\"\">\n<summary>Thinking…</summary>\n> The user";
+        let payloads = [
+            delta(header, "thinking"),
+            delta(" says hello.\n> I should greet", "thinking"),
+            delta(" them back.", "thinking"),
+            edit(
+                32,
+                "true\" duration=\"1\" view=\"\" last_tool_call_name=\"\">\n<summary>Thought for 1 seconds</summary>\n> The user says hello.\n> I should greet them back.\n</details>\n",
+                "answer",
+            ),
+            delta("Hello", "answer"),
+            delta("! How can I", "answer"),
+            delta(" help you today?", "answer"),
+            r#"{"type":"chat:completion","data":{"usage":{"prompt_tokens":9,"completion_tokens":27,"total_tokens":36},"phase":"other"}}"#.to_owned(),
+            r#"{"type":"chat:completion","data":{"done":true,"delta_content":"","phase":"done"}}"#.to_owned(),
+        ];
+        let refs: Vec<&str> = payloads.iter().map(String::as_str).collect();
+        let (t, events) = run(&refs);
+        assert_eq!(t.content_chars(), 218);
+        let (r, a) = split_views(&events);
+        assert_eq!(r, "The user says hello.\nI should greet them back.");
+        assert_eq!(a, "Hello! How can I help you today?");
+        assert_eq!(events.first(), Some(&Semantic::ThinkingStart));
+        assert!(events.contains(&Semantic::ThinkingEnd {
+            duration_secs: Some(1)
+        }));
+        assert_eq!(
+            &events[events.len() - 2..],
+            &[
+                Semantic::Usage(Usage {
+                    prompt_tokens: 9,
+                    completion_tokens: 27,
+                    total_tokens: 36,
+                    cached_tokens: None
+                }),
+                Semantic::Done
+            ]
+        );
+    }
+
+    #[test]
+    fn first_answer_chars_on_the_closing_edit_are_kept() {
+        let payloads = [
+            delta(
+                "<details type=\"reasoning\" done=\"false\">\n<summary>Thinking…</summary>\n> hm",
+                "thinking",
+            ),
+            edit(
+                32,
+                "true\" duration=\"3\">\n<summary>Thought for 3 seconds</summary>\n> hm\n</details>\nHey",
+                "answer",
+            ),
+            delta(" there", "answer"),
+        ];
+        let refs: Vec<&str> = payloads.iter().map(String::as_str).collect();
+        let (_, events) = run(&refs);
+        assert_eq!(
+            split_views(&events),
+            ("hm".to_owned(), "Hey there".to_owned())
+        );
+    }
+
+    #[test]
+    fn glm_blocks_never_leak_and_runs_are_joined() {
+        let block = "\n\n<glm_block view=\"\" tool_call_name=\"search\">{\"data\":{\"metadata\":{\"arguments\":\"{\\\"q\\\":1}\",\"id\":\"call_1\",\"name\":\"search\",\"result\":\"\"}},\"type\":\"mcp\"}</glm_block>";
+        let first = "Let me look.";
+        let payloads = [
+            delta(first, "answer"),
+            edit(first.chars().count(), block, "tool_call"),
+            delta("\n\n\nFound it.", "answer"),
+        ];
+        let refs: Vec<&str> = payloads.iter().map(String::as_str).collect();
+        let (_, events) = run(&refs);
+        let (_, answer) = split_views(&events);
+        assert_eq!(answer, "Let me look.\n\nFound it.");
+        assert!(events.iter().any(|e| matches!(e, Semantic::Tool(b) if b.name == "search" && b.id == "call_1" && b.arguments == "{\"q\":1}")));
+    }
+
+    #[test]
+    fn marker_split_across_deltas_is_held_back() {
+        let payloads = [
+            delta("Hi <det", "answer"),
+            delta("ails> not reasoning", "answer"),
+        ];
+        let refs: Vec<&str> = payloads.iter().map(String::as_str).collect();
+        let (_, events) = run(&refs);
+        assert_eq!(split_views(&events).1, "Hi <details> not reasoning");
+    }
+
+    #[test]
+    fn in_stream_errors_are_typed() {
+        let e426 = r#"{"type": "chat:completion", "data": {"data": {"error": {"detail": "Your client version (unknown) is outdated. Minimum required: 1.0.0. Please refresh the page", "code": 426}, "done": true}, "error": {"detail": "Your client version (unknown) is outdated. Minimum required: 1.0.0. Please refresh the page", "code": 426}, "done": true}}"#;
+        let (_, events) = run(&[e426]);
+        assert!(
+            matches!(&events[..], [Semantic::Error(e)] if e.kind == UpstreamErrorKind::OutdatedClient)
+        );
+        let captcha = r#"{"data":{"data":{"done":true,"error":{"captcha_error_type":"missing_param","code":"FRONTEND_CAPTCHA_REQUIRED","detail":"Please refresh the page to update the app, then try again.","error_code":"FRONTEND_CAPTCHA_REQUIRED"}},"done":true,"error":{"captcha_error_type":"missing_param","code":"FRONTEND_CAPTCHA_REQUIRED","detail":"Please refresh the page to update the app, then try again.","error_code":"FRONTEND_CAPTCHA_REQUIRED"}},"type":"chat:completion"}"#;
+        let (_, events) = run(&[captcha]);
+        assert!(
+            matches!(&events[..], [Semantic::Error(e)] if e.kind == UpstreamErrorKind::CaptchaRequired)
+        );
+        let level = r#"{"type": "chat:completion", "data": {"data": {"error": {"detail": "Model not available for current user level", "code": 403}, "done": true}, "error": {"detail": "Model not available for current user level", "code": 403}, "done": true}}"#;
+        let (_, events) = run(&[level]);
+        assert!(
+            matches!(&events[..], [Semantic::Error(e)] if e.kind == UpstreamErrorKind::ModelNotAvailable)
+        );
+    }
+
+    #[test]
+    fn internal_error_after_a_complete_answer_is_a_success() {
+        let answer = delta("Hello! How can I help you today?", "answer");
+        let err = r#"{"type": "chat:completion", "data": {"data": {"error": {"detail": "Oops", "code": "INTERNAL_ERROR"}, "done": true}, "error": {"detail": "Oops", "code": "INTERNAL_ERROR"}, "done": true}}"#;
+        let (_, events) = run(&[&answer, err]);
+        assert_eq!(events.last(), Some(&Semantic::Done));
+        assert!(!events.iter().any(|e| matches!(e, Semantic::Error(_))));
+        let (_, events) = run(&[err]);
+        assert!(
+            matches!(&events[..], [Semantic::Error(e)] if e.kind == UpstreamErrorKind::InternalError)
+        );
+    }
+
+    #[test]
+    fn char_offsets_count_code_points() {
+        assert_eq!(char_to_byte("a你b", 3, 2), 4);
+        assert_eq!(char_to_byte("a你b", 3, 1), 1);
+        assert_eq!(char_to_byte("a你b😀c", 5, 3), 5);
+        assert_eq!(char_to_byte("a你b😀c", 5, 4), 9);
+    }
+}
