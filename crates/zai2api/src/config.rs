@@ -1,4 +1,17 @@
-//! Settings from the environment and `.env`. OWNER: api helper. Stub until filled.
+//! Settings from the process environment and an optional `.env` file in the working directory.
+//!
+//! Invariants:
+//! - Everything is validated once, at start; a `Config` that exists is valid, so nothing downstream
+//!   re-checks it.
+//! - The real environment wins over `.env`; an empty value counts as unset (so `TOKEN=` in a copied
+//!   `.env.example` means "no token", not "the empty token").
+//! - Secret values are `SecretString`s: they never reach `Debug`, logs or a `ConfigError` message.
+//! - Parsing goes through a lookup function, so tests build configs without touching the process env.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use secrecy::SecretString;
 
@@ -12,14 +25,608 @@ pub enum ThinkMode {
     Details,
 }
 
-#[derive(Debug, Clone)]
+impl ThinkMode {
+    pub const ALL: [ThinkMode; 4] = [Self::Reasoning, Self::Think, Self::Strip, Self::Details];
+
+    /// The setting's spelling (`reasoning`, `think`, `strip`, `details`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reasoning => "reasoning",
+            Self::Think => "think",
+            Self::Strip => "strip",
+            Self::Details => "details",
+        }
+    }
+
+    /// Case-insensitive parse of the setting's spelling.
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|mode| mode.as_str().eq_ignore_ascii_case(value.trim()))
+    }
+}
+
+impl fmt::Display for ThinkMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Built-in defaults, shared with README.md and .env.example.
+pub mod defaults {
+    pub const BASE: &str = "https://chat.z.ai";
+    pub const PORT: u16 = 8080;
+    pub const MODEL: &str = "GLM-4.5";
+    pub const ANONYMOUS_MODE: bool = true;
+    pub const DEBUG_MODE: bool = false;
+    pub const LISTEN_HOST: &str = "0.0.0.0";
+    /// 20 MiB: room for a few base64 images, small enough to bound memory per request.
+    pub const MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
+    pub const MODELS_CACHE_TTL_SECS: u64 = 600;
+    pub const SECRET_KEY: &str = "zai2api-dashboard";
+    pub const TOKEN_POOL_FAILURE_THRESHOLD: u32 = 3;
+    pub const TOKEN_POOL_RESET_FAILURES_SECS: u64 = 1800;
+    pub const STATE_DIR: &str = "data";
+}
+
+/// A setting that could not be used. Its `Display` is one line naming the variable; secret values
+/// are never included.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {variable}{shown}: {reason}")]
+pub struct ConfigError {
+    pub variable: String,
+    /// ` = "value"`, or empty when the value is secret or there is no single value to show.
+    shown: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn value(variable: &str, value: &str, reason: impl Into<String>) -> Self {
+        // Keep the line short and printable even if the value is a pasted blob.
+        let mut clipped: String = value.chars().take(80).collect();
+        if clipped.len() < value.len() {
+            clipped.push('…');
+        }
+        Self {
+            variable: variable.to_owned(),
+            shown: format!("={clipped:?}"),
+            reason: reason.into(),
+        }
+    }
+
+    fn bare(variable: &str, reason: impl Into<String>) -> Self {
+        Self {
+            variable: variable.to_owned(),
+            shown: String::new(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Every setting of the gateway.
+#[derive(Clone)]
 pub struct Config {
+    /// `BASE`: upstream origin (http or https).
     pub base: url::Url,
+    /// `PORT`.
     pub port: u16,
+    /// `MODEL`: used when a request names no model.
     pub model: String,
+    /// `TOKEN`: a logged-in chat.z.ai token.
     pub token: Option<SecretString>,
+    /// `AUTH_TOKEN`: the password clients must present; `None` leaves the API open.
     pub auth_token: Option<SecretString>,
+    /// `ANONYMOUS_MODE`: use guest sessions when no token is available.
     pub anonymous_mode: bool,
+    /// `THINK_TAGS_MODE`.
     pub think_mode: ThinkMode,
+    /// `DEBUG_MODE`: debug-level logs.
     pub debug_mode: bool,
+    /// `LISTEN_HOST`: address to bind.
+    pub listen_host: IpAddr,
+    /// `MAX_BODY_BYTES`: largest accepted request body.
+    pub max_body_bytes: usize,
+    /// `MODELS_CACHE_TTL`: how long upstream's model list is trusted (seconds in the env).
+    pub models_cache_ttl: Duration,
+    /// `SECRET_KEY`: dashboard session key.
+    pub secret_key: SecretString,
+    /// `TOKEN_POOL`: logged-in tokens, comma- or newline-separated in the env, deduplicated.
+    pub token_pool: Vec<SecretString>,
+    /// `TOKEN_HASH_SECRET`: salt for token ids; `None` means generate and persist one.
+    pub token_hash_secret: Option<SecretString>,
+    /// `TOKEN_POOL_FAILURE_THRESHOLD`: consecutive failures before a token rests.
+    pub token_pool_failure_threshold: u32,
+    /// `TOKEN_POOL_RESET_FAILURES`: how long a failed token rests (seconds in the env).
+    pub token_pool_reset_failures: Duration,
+    /// `ZAI2API_STATE_DIR`: where persistent state lives.
+    pub state_dir: PathBuf,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn redact(secret: &Option<SecretString>) -> &'static str {
+            if secret.is_some() { "[set]" } else { "[unset]" }
+        }
+        f.debug_struct("Config")
+            .field("base", &self.base.as_str())
+            .field("port", &self.port)
+            .field("model", &self.model)
+            .field("token", &redact(&self.token))
+            .field("auth_token", &redact(&self.auth_token))
+            .field("anonymous_mode", &self.anonymous_mode)
+            .field("think_mode", &self.think_mode)
+            .field("debug_mode", &self.debug_mode)
+            .field("listen_host", &self.listen_host)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("models_cache_ttl", &self.models_cache_ttl)
+            .field("secret_key", &"[redacted]")
+            .field(
+                "token_pool",
+                &format_args!("[{} tokens]", self.token_pool.len()),
+            )
+            .field("token_hash_secret", &redact(&self.token_hash_secret))
+            .field(
+                "token_pool_failure_threshold",
+                &self.token_pool_failure_threshold,
+            )
+            .field("token_pool_reset_failures", &self.token_pool_reset_failures)
+            .field("state_dir", &self.state_dir)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Reads the process environment, falling back to `./.env` for names the environment lacks.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let dotenv = read_dotenv(".env")?;
+        Self::from_lookup(|name| {
+            std::env::var(name).ok().or_else(|| {
+                dotenv
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            })
+        })
+    }
+
+    /// Builds a config from name/value pairs (tests); missing names take their defaults.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    /// Builds a config from any lookup; `lookup(name)` returns the raw value of a variable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        // Empty (or blank) counts as unset.
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        let base = match get("BASE") {
+            Some(raw) => parse_base(&raw)?,
+            None => parse_base(defaults::BASE)?,
+        };
+        let port = match get("PORT") {
+            Some(raw) => match raw.trim().parse::<u16>() {
+                Ok(p) if p != 0 => p,
+                _ => {
+                    return Err(ConfigError::value(
+                        "PORT",
+                        &raw,
+                        "expected a port number from 1 to 65535",
+                    ));
+                }
+            },
+            None => defaults::PORT,
+        };
+        let model = get("MODEL")
+            .map(|m| m.trim().to_owned())
+            .unwrap_or_else(|| defaults::MODEL.to_owned());
+        let token = get("TOKEN").map(|t| SecretString::from(t.trim().to_owned()));
+        let auth_token = get("AUTH_TOKEN").map(|t| SecretString::from(t.trim().to_owned()));
+        let anonymous_mode = parse_bool(&get, "ANONYMOUS_MODE", defaults::ANONYMOUS_MODE)?;
+        let think_mode = match get("THINK_TAGS_MODE") {
+            Some(raw) => ThinkMode::parse(&raw).ok_or_else(|| {
+                ConfigError::value(
+                    "THINK_TAGS_MODE",
+                    &raw,
+                    "expected one of reasoning, think, strip, details",
+                )
+            })?,
+            None => ThinkMode::default(),
+        };
+        let debug_mode = parse_bool(&get, "DEBUG_MODE", defaults::DEBUG_MODE)?;
+        let listen_host = match get("LISTEN_HOST") {
+            Some(raw) => raw.trim().parse::<IpAddr>().map_err(|_| {
+                ConfigError::value(
+                    "LISTEN_HOST",
+                    &raw,
+                    "expected an IP address such as 0.0.0.0 or ::",
+                )
+            })?,
+            None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        let max_body_bytes = match get("MAX_BODY_BYTES") {
+            Some(raw) => match raw.trim().parse::<usize>() {
+                Ok(n) if n >= 1024 => n,
+                _ => {
+                    return Err(ConfigError::value(
+                        "MAX_BODY_BYTES",
+                        &raw,
+                        "expected a whole number of bytes, at least 1024",
+                    ));
+                }
+            },
+            None => defaults::MAX_BODY_BYTES,
+        };
+        let models_cache_ttl = Duration::from_secs(parse_u64(
+            &get,
+            "MODELS_CACHE_TTL",
+            defaults::MODELS_CACHE_TTL_SECS,
+            1,
+            "expected a whole number of seconds, at least 1",
+        )?);
+        let secret_key = SecretString::from(
+            get("SECRET_KEY")
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_else(|| defaults::SECRET_KEY.to_owned()),
+        );
+        let token_pool = get("TOKEN_POOL")
+            .map(|raw| split_pool(&raw))
+            .unwrap_or_default();
+        let token_hash_secret =
+            get("TOKEN_HASH_SECRET").map(|s| SecretString::from(s.trim().to_owned()));
+        let threshold = parse_u64(
+            &get,
+            "TOKEN_POOL_FAILURE_THRESHOLD",
+            u64::from(defaults::TOKEN_POOL_FAILURE_THRESHOLD),
+            1,
+            "expected a whole number, at least 1",
+        )?;
+        let token_pool_failure_threshold = u32::try_from(threshold).map_err(|_| {
+            ConfigError::value(
+                "TOKEN_POOL_FAILURE_THRESHOLD",
+                &threshold.to_string(),
+                "expected a whole number, at most 4294967295",
+            )
+        })?;
+        let token_pool_reset_failures = Duration::from_secs(parse_u64(
+            &get,
+            "TOKEN_POOL_RESET_FAILURES",
+            defaults::TOKEN_POOL_RESET_FAILURES_SECS,
+            0,
+            "expected a whole number of seconds",
+        )?);
+        let state_dir = PathBuf::from(
+            get("ZAI2API_STATE_DIR")
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_else(|| defaults::STATE_DIR.to_owned()),
+        );
+
+        if !anonymous_mode && token.is_none() && token_pool.is_empty() {
+            return Err(ConfigError::bare(
+                "ANONYMOUS_MODE",
+                "is false but neither TOKEN nor TOKEN_POOL is set; set a token or enable ANONYMOUS_MODE",
+            ));
+        }
+
+        Ok(Self {
+            base,
+            port,
+            model,
+            token,
+            auth_token,
+            anonymous_mode,
+            think_mode,
+            debug_mode,
+            listen_host,
+            max_body_bytes,
+            models_cache_ttl,
+            secret_key,
+            token_pool,
+            token_hash_secret,
+            token_pool_failure_threshold,
+            token_pool_reset_failures,
+            state_dir,
+        })
+    }
+}
+
+/// Reads `path` as a dotenv file into pairs; a missing file is an empty list.
+fn read_dotenv(path: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let iter = match dotenvy::from_path_iter(path) {
+        Ok(iter) => iter,
+        Err(e) if e.not_found() => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(ConfigError::bare(
+                ".env",
+                format!("cannot read the file: {e}"),
+            ));
+        }
+    };
+    let mut pairs = Vec::new();
+    for item in iter {
+        match item {
+            Ok(pair) => pairs.push(pair),
+            // dotenvy's parse errors quote the offending line, which may hold a secret.
+            Err(dotenvy::Error::LineParse(_, index)) => {
+                return Err(ConfigError::bare(
+                    ".env",
+                    format!("cannot parse the file near character {index}"),
+                ));
+            }
+            Err(_) => return Err(ConfigError::bare(".env", "cannot parse the file")),
+        }
+    }
+    Ok(pairs)
+}
+
+fn parse_base(raw: &str) -> Result<url::Url, ConfigError> {
+    let url = url::Url::parse(raw.trim())
+        .map_err(|e| ConfigError::value("BASE", raw, format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError::value(
+            "BASE",
+            raw,
+            "expected an http:// or https:// URL with a host",
+        ));
+    }
+    Ok(url)
+}
+
+fn parse_bool(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    let Some(raw) = get(name) else {
+        return Ok(default);
+    };
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::value(
+            name,
+            &raw,
+            "expected true/false, 1/0 or yes/no",
+        )),
+    }
+}
+
+fn parse_u64(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u64,
+    min: u64,
+    reason: &str,
+) -> Result<u64, ConfigError> {
+    let Some(raw) = get(name) else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<u64>() {
+        Ok(n) if n >= min => Ok(n),
+        _ => Err(ConfigError::value(name, &raw, reason)),
+    }
+}
+
+/// Splits a pasted pool on commas and newlines, dropping blanks and repeats (first one wins).
+fn split_pool(raw: &str) -> Vec<SecretString> {
+    let mut seen: Vec<&str> = Vec::new();
+    for token in raw.split([',', '\n', '\r']).map(str::trim) {
+        if !token.is_empty() && !seen.contains(&token) {
+            seen.push(token);
+        }
+    }
+    seen.into_iter()
+        .map(|t| SecretString::from(t.to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_pairs(pairs)
+    }
+
+    #[test]
+    fn defaults_match_the_seed() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.base.as_str(), "https://chat.z.ai/");
+        assert_eq!(c.port, 8080);
+        assert_eq!(c.model, "GLM-4.5");
+        assert!(c.token.is_none());
+        assert!(c.auth_token.is_none());
+        assert!(c.anonymous_mode);
+        assert_eq!(c.think_mode, ThinkMode::Reasoning);
+        assert!(!c.debug_mode);
+        assert_eq!(c.listen_host.to_string(), "0.0.0.0");
+        assert_eq!(c.max_body_bytes, 20 * 1024 * 1024);
+        assert_eq!(c.models_cache_ttl, Duration::from_secs(600));
+        assert_eq!(c.secret_key.expose_secret(), "zai2api-dashboard");
+        assert!(c.token_pool.is_empty());
+        assert!(c.token_hash_secret.is_none());
+        assert_eq!(c.token_pool_failure_threshold, 3);
+        assert_eq!(c.token_pool_reset_failures, Duration::from_secs(1800));
+        assert_eq!(c.state_dir, PathBuf::from("data"));
+    }
+
+    #[test]
+    fn values_are_read() {
+        let c = cfg(&[
+            ("BASE", "http://127.0.0.1:9090"),
+            ("PORT", "9000"),
+            ("MODEL", "GLM-4.6"),
+            ("TOKEN", "tok"),
+            ("AUTH_TOKEN", "pw"),
+            ("THINK_TAGS_MODE", "Details"),
+            ("DEBUG_MODE", "YES"),
+            ("TOKEN_POOL", "a, b\nc,,a"),
+            ("TOKEN_POOL_RESET_FAILURES", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.base.as_str(), "http://127.0.0.1:9090/");
+        assert_eq!(c.port, 9000);
+        assert_eq!(c.model, "GLM-4.6");
+        assert_eq!(c.token.as_ref().unwrap().expose_secret(), "tok");
+        assert_eq!(c.auth_token.as_ref().unwrap().expose_secret(), "pw");
+        assert_eq!(c.think_mode, ThinkMode::Details);
+        assert!(c.debug_mode);
+        let pool: Vec<_> = c
+            .token_pool
+            .iter()
+            .map(|t| t.expose_secret().to_owned())
+            .collect();
+        assert_eq!(pool, ["a", "b", "c"]);
+        assert_eq!(c.token_pool_reset_failures, Duration::ZERO);
+    }
+
+    #[test]
+    fn empty_values_mean_unset() {
+        let c = cfg(&[("TOKEN", ""), ("PORT", " "), ("AUTH_TOKEN", "")]).unwrap();
+        assert!(c.token.is_none());
+        assert!(c.auth_token.is_none());
+        assert_eq!(c.port, 8080);
+    }
+
+    #[test]
+    fn booleans() {
+        for (raw, want) in [
+            ("true", true),
+            ("1", true),
+            ("Yes", true),
+            ("FALSE", false),
+            ("0", false),
+            ("no", false),
+        ] {
+            assert_eq!(
+                cfg(&[("DEBUG_MODE", raw)]).unwrap().debug_mode,
+                want,
+                "{raw}"
+            );
+        }
+        let e = cfg(&[("DEBUG_MODE", "maybe")]).unwrap_err();
+        assert_eq!(e.variable, "DEBUG_MODE");
+        assert!(e.to_string().contains("\"maybe\""), "{e}");
+        assert!(cfg(&[("ANONYMOUS_MODE", "nah")]).is_err());
+    }
+
+    #[test]
+    fn bad_base() {
+        for raw in ["chat.z.ai", "ftp://chat.z.ai", "http://", "::"] {
+            let e = cfg(&[("BASE", raw)]).unwrap_err();
+            assert_eq!(e.variable, "BASE", "{raw}");
+        }
+    }
+
+    #[test]
+    fn bad_port() {
+        for raw in ["abc", "0", "70000", "-1", "80.5"] {
+            let e = cfg(&[("PORT", raw)]).unwrap_err();
+            assert_eq!(e.variable, "PORT");
+            let line = e.to_string();
+            assert!(line.contains("PORT") && line.contains(raw), "{line}");
+            assert!(!line.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn think_modes() {
+        for mode in ThinkMode::ALL {
+            assert_eq!(
+                cfg(&[("THINK_TAGS_MODE", mode.as_str())])
+                    .unwrap()
+                    .think_mode,
+                mode
+            );
+        }
+        let e = cfg(&[("THINK_TAGS_MODE", "raw")]).unwrap_err();
+        assert_eq!(e.variable, "THINK_TAGS_MODE");
+    }
+
+    #[test]
+    fn bad_numbers_and_hosts() {
+        assert_eq!(
+            cfg(&[("LISTEN_HOST", "localhost")]).unwrap_err().variable,
+            "LISTEN_HOST"
+        );
+        assert_eq!(
+            cfg(&[("MAX_BODY_BYTES", "10")]).unwrap_err().variable,
+            "MAX_BODY_BYTES"
+        );
+        assert_eq!(
+            cfg(&[("MODELS_CACHE_TTL", "0")]).unwrap_err().variable,
+            "MODELS_CACHE_TTL"
+        );
+        assert_eq!(
+            cfg(&[("TOKEN_POOL_FAILURE_THRESHOLD", "0")])
+                .unwrap_err()
+                .variable,
+            "TOKEN_POOL_FAILURE_THRESHOLD"
+        );
+        assert_eq!(
+            cfg(&[("TOKEN_POOL_FAILURE_THRESHOLD", "99999999999")])
+                .unwrap_err()
+                .variable,
+            "TOKEN_POOL_FAILURE_THRESHOLD"
+        );
+        assert_eq!(
+            cfg(&[("TOKEN_POOL_RESET_FAILURES", "soon")])
+                .unwrap_err()
+                .variable,
+            "TOKEN_POOL_RESET_FAILURES"
+        );
+        assert_eq!(
+            cfg(&[("LISTEN_HOST", "::")])
+                .unwrap()
+                .listen_host
+                .to_string(),
+            "::"
+        );
+    }
+
+    #[test]
+    fn logged_in_mode_needs_a_token() {
+        let e = cfg(&[("ANONYMOUS_MODE", "false")]).unwrap_err();
+        assert_eq!(e.variable, "ANONYMOUS_MODE");
+        assert!(cfg(&[("ANONYMOUS_MODE", "false"), ("TOKEN", "t")]).is_ok());
+        assert!(cfg(&[("ANONYMOUS_MODE", "false"), ("TOKEN_POOL", "a,b")]).is_ok());
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let c = cfg(&[
+            ("TOKEN", "sekrit-token"),
+            ("AUTH_TOKEN", "sekrit-auth"),
+            ("SECRET_KEY", "sekrit-key"),
+            ("TOKEN_POOL", "sekrit-pool"),
+            ("TOKEN_HASH_SECRET", "sekrit-hash"),
+        ])
+        .unwrap();
+        let shown = format!("{c:?} {c:#?}");
+        assert!(!shown.contains("sekrit"), "{shown}");
+        assert!(shown.contains("[set]"));
+    }
+
+    #[test]
+    fn dotenv_file_is_read_and_missing_file_is_fine() {
+        let dir = std::env::temp_dir().join(format!("zai2api-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(".env");
+        std::fs::write(&path, "PORT=9999\n# comment\nMODEL=\"GLM-4.6\"\n").unwrap();
+        let pairs = read_dotenv(path.to_str().unwrap()).unwrap();
+        assert!(pairs.contains(&("PORT".to_owned(), "9999".to_owned())));
+        assert!(pairs.contains(&("MODEL".to_owned(), "GLM-4.6".to_owned())));
+        assert!(
+            read_dotenv(dir.join("absent.env").to_str().unwrap())
+                .unwrap()
+                .is_empty()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

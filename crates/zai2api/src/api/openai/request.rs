@@ -1,1 +1,470 @@
-//! OWNER: api helper. Stub until filled.
+//! OpenAI wire request → [`ChatRequest`], with every validation a client can get a 400 for.
+//!
+//! Invariants:
+//! - A `ChatRequest` that leaves here has at least one message, only known roles, and images that
+//!   are either decoded `data:` URLs with an image media type or http(s) URLs.
+//! - JSON syntax errors become `MalformedJson`; well-formed JSON of the wrong shape becomes
+//!   `InvalidRequest` with serde's message, so both are 400 but clients can tell them apart.
+//! - Client-side thinking switches resolve to one `Option<bool>`: `thinking` beats `enable_thinking`
+//!   beats `reasoning_effort`.
+
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+use super::wire::{ChatCompletionRequest, MessageContent, RequestMessage, RequestPart, Stop};
+use crate::chat::{ChatMessage, ChatRequest, ContentPart, ImageSource, Role, Sampling};
+use crate::error::AppError;
+
+/// Parses and converts a request body.
+pub fn parse_body(body: &[u8]) -> Result<ChatRequest, AppError> {
+    let wire: ChatCompletionRequest = serde_json::from_slice(body).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => AppError::invalid(format!("invalid request body: {e}"), None),
+            Category::Syntax | Category::Eof | Category::Io => {
+                AppError::MalformedJson(e.to_string())
+            }
+        }
+    })?;
+    to_chat_request(wire)
+}
+
+/// Converts a parsed wire request, validating it.
+pub fn to_chat_request(wire: ChatCompletionRequest) -> Result<ChatRequest, AppError> {
+    let messages = match wire.messages {
+        Some(m) if !m.is_empty() => m,
+        Some(_) => {
+            return Err(AppError::invalid(
+                "`messages` must not be empty",
+                Some("messages"),
+            ));
+        }
+        None => {
+            return Err(AppError::invalid(
+                "`messages` is required",
+                Some("messages"),
+            ));
+        }
+    };
+    let messages = messages
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| convert_message(i, m))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let model = wire
+        .model
+        .map(|m| m.trim().to_owned())
+        .filter(|m| !m.is_empty());
+
+    if let Some(t) = wire.temperature {
+        if !(0.0..=2.0).contains(&t) {
+            return Err(AppError::invalid(
+                "`temperature` must be between 0 and 2",
+                Some("temperature"),
+            ));
+        }
+    }
+    if let Some(p) = wire.top_p {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(AppError::invalid(
+                "`top_p` must be between 0 and 1",
+                Some("top_p"),
+            ));
+        }
+    }
+    let max_tokens = match (wire.max_completion_tokens, wire.max_tokens) {
+        (Some(0), _) => {
+            return Err(AppError::invalid(
+                "`max_completion_tokens` must be at least 1",
+                Some("max_completion_tokens"),
+            ));
+        }
+        (Some(n), _) => Some(n),
+        (None, Some(0)) => {
+            return Err(AppError::invalid(
+                "`max_tokens` must be at least 1",
+                Some("max_tokens"),
+            ));
+        }
+        (None, n) => n,
+    };
+    let stop = match wire.stop {
+        None => Vec::new(),
+        Some(Stop::One(s)) => vec![s],
+        Some(Stop::Many(v)) => v,
+    };
+
+    let thinking = match wire.thinking.and_then(|t| t.kind) {
+        Some(kind) => Some(match kind.to_ascii_lowercase().as_str() {
+            "enabled" | "auto" => true,
+            "disabled" => false,
+            _ => {
+                return Err(AppError::invalid(
+                    "`thinking.type` must be `enabled` or `disabled`",
+                    Some("thinking"),
+                ));
+            }
+        }),
+        None => match wire.enable_thinking {
+            Some(on) => Some(on),
+            None => wire
+                .reasoning_effort
+                .as_deref()
+                .map(reasoning_effort)
+                .transpose()?,
+        },
+    };
+
+    Ok(ChatRequest {
+        model,
+        messages,
+        stream: wire.stream.unwrap_or(false),
+        include_usage: wire
+            .stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false),
+        sampling: Sampling {
+            temperature: wire.temperature,
+            top_p: wire.top_p,
+            max_tokens,
+            stop,
+        },
+        thinking,
+    })
+}
+
+fn reasoning_effort(value: &str) -> Result<bool, AppError> {
+    match value.to_ascii_lowercase().as_str() {
+        "none" => Ok(false),
+        "minimal" | "low" | "medium" | "high" | "xhigh" | "max" => Ok(true),
+        _ => Err(AppError::invalid(
+            "`reasoning_effort` must be one of none, minimal, low, medium, high",
+            Some("reasoning_effort"),
+        )),
+    }
+}
+
+fn convert_message(index: usize, message: RequestMessage) -> Result<ChatMessage, AppError> {
+    let role = match message.role.as_str() {
+        "system" | "developer" => Role::System,
+        "user" => Role::User,
+        "assistant" => Role::Assistant,
+        "tool" => Role::Tool,
+        other => {
+            return Err(AppError::invalid(
+                format!(
+                    "messages[{index}].role `{}` is not supported (use system, developer, user, assistant or tool)",
+                    other.chars().take(40).collect::<String>()
+                ),
+                Some("messages"),
+            ));
+        }
+    };
+    let parts = match message.content {
+        None => Vec::new(),
+        Some(MessageContent::Text(text)) => vec![ContentPart::Text(text)],
+        Some(MessageContent::Parts(parts)) => parts
+            .into_iter()
+            .enumerate()
+            .map(|(j, part)| convert_part(index, j, part))
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(ChatMessage { role, parts })
+}
+
+fn convert_part(
+    index: usize,
+    part_index: usize,
+    part: RequestPart,
+) -> Result<ContentPart, AppError> {
+    let here = || format!("messages[{index}].content[{part_index}]");
+    match part.kind.as_str() {
+        "text" | "input_text" => match part.text {
+            Some(text) => Ok(ContentPart::Text(text)),
+            None => Err(AppError::invalid(
+                format!("{} has no `text`", here()),
+                Some("messages"),
+            )),
+        },
+        "image_url" => match part.image_url {
+            Some(image) => image_source(image.url())
+                .map(ContentPart::Image)
+                .map_err(|why| AppError::invalid(format!("{}: {why}", here()), Some("messages"))),
+            None => Err(AppError::invalid(
+                format!("{} has no `image_url`", here()),
+                Some("messages"),
+            )),
+        },
+        other => Err(AppError::invalid(
+            format!(
+                "{}: content part type `{}` is not supported (use text or image_url)",
+                here(),
+                other.chars().take(40).collect::<String>()
+            ),
+            Some("messages"),
+        )),
+    }
+}
+
+/// Accepts standard and URL-safe alphabets' usual form with or without padding.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+fn image_source(url: &str) -> Result<ImageSource, String> {
+    let url = url.trim();
+    let scheme_end = url.find(':').unwrap_or(0);
+    let scheme = url[..scheme_end].to_ascii_lowercase();
+    match scheme.as_str() {
+        "data" => decode_data_url(&url[scheme_end + 1..]),
+        "http" | "https" => match url::Url::parse(url) {
+            Ok(parsed) if parsed.host_str().is_some() => Ok(ImageSource::Url(url.to_owned())),
+            _ => Err("the image URL is not a valid http(s) URL".to_owned()),
+        },
+        _ => Err("image URLs must be data: URLs or http(s) URLs".to_owned()),
+    }
+}
+
+fn decode_data_url(rest: &str) -> Result<ImageSource, String> {
+    let Some((meta, payload)) = rest.split_once(',') else {
+        return Err("the data: URL has no `,`".to_owned());
+    };
+    let mut fields = meta.split(';').map(str::trim);
+    let media_type = fields.next().unwrap_or_default().to_ascii_lowercase();
+    let is_base64 = fields.any(|f| f.eq_ignore_ascii_case("base64"));
+    let Ok(mime) = media_type.parse::<mime::Mime>() else {
+        return Err(format!(
+            "`{}` is not a media type",
+            media_type.chars().take(40).collect::<String>()
+        ));
+    };
+    if mime.type_() != mime::IMAGE {
+        return Err(format!(
+            "`{}` is not an image media type",
+            mime.essence_str()
+        ));
+    }
+    if !is_base64 {
+        return Err("only base64 data: URLs are supported".to_owned());
+    }
+    // Some clients wrap long base64 lines; whitespace is never part of the data.
+    let compact: String = payload
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let data = BASE64
+        .decode(compact.as_bytes())
+        .map_err(|_| "the data: URL is not valid base64".to_owned())?;
+    if data.is_empty() {
+        return Err("the data: URL holds no data".to_owned());
+    }
+    Ok(ImageSource::Inline {
+        media_type: mime.essence_str().to_owned(),
+        data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn parse(v: serde_json::Value) -> Result<ChatRequest, AppError> {
+        parse_body(v.to_string().as_bytes())
+    }
+
+    fn param(e: &AppError) -> Option<&'static str> {
+        match e {
+            AppError::InvalidRequest { param, .. } => *param,
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn minimal_request() {
+        let r = parse(json!({"messages": [{"role": "user", "content": "hi"}]})).unwrap();
+        assert_eq!(r.model, None);
+        assert!(!r.stream);
+        assert!(!r.include_usage);
+        assert_eq!(r.thinking, None);
+        assert_eq!(r.messages[0].role, Role::User);
+        assert_eq!(r.messages[0].text(), "hi");
+    }
+
+    #[test]
+    fn full_request() {
+        let r = parse(json!({
+            "model": " GLM-4.6 ",
+            "messages": [
+                {"role": "developer", "content": "sys"},
+                {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+                {"role": "assistant", "content": null},
+                {"role": "tool", "content": "42"}
+            ],
+            "stream": true,
+            "stream_options": {"include_usage": true},
+            "temperature": 0.5, "top_p": 0.9, "max_tokens": 10, "max_completion_tokens": 20,
+            "stop": "END"
+        }))
+        .unwrap();
+        assert_eq!(r.model.as_deref(), Some("GLM-4.6"));
+        let roles: Vec<_> = r.messages.iter().map(|m| m.role).collect();
+        assert_eq!(
+            roles,
+            [Role::System, Role::User, Role::Assistant, Role::Tool]
+        );
+        assert_eq!(r.messages[1].text(), "a\nb");
+        assert!(r.messages[2].parts.is_empty());
+        assert!(r.stream && r.include_usage);
+        assert_eq!(r.sampling.max_tokens, Some(20));
+        assert_eq!(r.sampling.stop, ["END"]);
+        assert_eq!(r.sampling.temperature, Some(0.5));
+    }
+
+    #[test]
+    fn malformed_json_vs_wrong_shape() {
+        assert!(matches!(
+            parse_body(b"{not json"),
+            Err(AppError::MalformedJson(_))
+        ));
+        assert!(matches!(parse_body(b""), Err(AppError::MalformedJson(_))));
+        let e = parse(json!({"messages": "hi"})).unwrap_err();
+        assert!(matches!(e, AppError::InvalidRequest { .. }), "{e:?}");
+        let e = parse(json!({"messages": [{"content": "no role"}]})).unwrap_err();
+        assert!(e.to_string().contains("role"), "{e}");
+    }
+
+    #[test]
+    fn messages_required() {
+        for body in [
+            json!({}),
+            json!({"messages": []}),
+            json!({"messages": null}),
+        ] {
+            let e = parse(body).unwrap_err();
+            assert_eq!(param(&e), Some("messages"));
+            assert_eq!(e.status(), axum::http::StatusCode::BAD_REQUEST);
+        }
+    }
+
+    #[test]
+    fn bad_role() {
+        let e = parse(json!({"messages": [{"role": "function", "content": "x"}]})).unwrap_err();
+        assert_eq!(param(&e), Some("messages"));
+        assert!(e.to_string().contains("function"));
+    }
+
+    #[test]
+    fn images() {
+        let png = base64::engine::general_purpose::STANDARD.encode(b"\x89PNG....");
+        let r = parse(json!({"messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{png}")}},
+            {"type": "image_url", "image_url": {"url": "https://example.com/a.jpg"}},
+            {"type": "image_url", "image_url": "http://example.com/b.jpg"}
+        ]}]}))
+        .unwrap();
+        assert_eq!(
+            r.messages[0].parts[0],
+            ContentPart::Image(ImageSource::Inline {
+                media_type: "image/png".into(),
+                data: b"\x89PNG....".to_vec()
+            })
+        );
+        assert_eq!(
+            r.messages[0].parts[1],
+            ContentPart::Image(ImageSource::Url("https://example.com/a.jpg".into()))
+        );
+        assert!(matches!(
+            r.messages[0].parts[2],
+            ContentPart::Image(ImageSource::Url(_))
+        ));
+    }
+
+    #[test]
+    fn bad_images() {
+        for url in [
+            "data:image/png;base64,@@@not-base64@@@",
+            "data:text/plain;base64,aGVsbG8=",
+            "data:image/png,rawbytes",
+            "data:image/png;base64,",
+            "data:nonsense;base64,aGVsbG8=",
+            "ftp://example.com/a.png",
+            "file:///etc/passwd",
+            "just-a-string",
+            "https://",
+        ] {
+            let e = parse(json!({"messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": url}}
+            ]}]}))
+            .unwrap_err();
+            assert_eq!(param(&e), Some("messages"), "{url}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn unsupported_part_type() {
+        let e =
+            parse(json!({"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}))
+                .unwrap_err();
+        assert!(e.to_string().contains("input_audio"));
+    }
+
+    #[test]
+    fn thinking_switches() {
+        let t = |extra: serde_json::Value| {
+            let mut body = json!({"messages": [{"role": "user", "content": "x"}]});
+            body.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            parse(body).map(|r| r.thinking)
+        };
+        assert_eq!(
+            t(json!({"thinking": {"type": "enabled"}})).unwrap(),
+            Some(true)
+        );
+        assert_eq!(
+            t(json!({"thinking": {"type": "disabled"}})).unwrap(),
+            Some(false)
+        );
+        assert_eq!(t(json!({"enable_thinking": false})).unwrap(), Some(false));
+        assert_eq!(t(json!({"reasoning_effort": "high"})).unwrap(), Some(true));
+        assert_eq!(t(json!({"reasoning_effort": "none"})).unwrap(), Some(false));
+        assert_eq!(
+            t(json!({"thinking": {"type": "disabled"}, "enable_thinking": true, "reasoning_effort": "high"})).unwrap(),
+            Some(false)
+        );
+        assert_eq!(
+            t(json!({"enable_thinking": true, "reasoning_effort": "none"})).unwrap(),
+            Some(true)
+        );
+        assert!(t(json!({"thinking": {"type": "sometimes"}})).is_err());
+        assert!(t(json!({"reasoning_effort": "extreme"})).is_err());
+    }
+
+    #[test]
+    fn sampling_ranges() {
+        let body = |extra: serde_json::Value| {
+            let mut body = json!({"messages": [{"role": "user", "content": "x"}]});
+            body.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            parse(body)
+        };
+        assert_eq!(
+            param(&body(json!({"temperature": 3.0})).unwrap_err()),
+            Some("temperature")
+        );
+        assert_eq!(
+            param(&body(json!({"top_p": -0.1})).unwrap_err()),
+            Some("top_p")
+        );
+        assert_eq!(
+            param(&body(json!({"max_tokens": 0})).unwrap_err()),
+            Some("max_tokens")
+        );
+        assert!(body(json!({"max_tokens": -1})).is_err());
+    }
+}
