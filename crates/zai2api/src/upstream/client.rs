@@ -1,13 +1,36 @@
-//! HTTP client for chat.z.ai. OWNER: upstream-client helper. Stub until filled.
+//! HTTP client for chat.z.ai: credentials, FE version, chat pre-creation, signed completions,
+//! models and uploads. Everything protocol-specific comes from the [`UpstreamProfile`].
+//!
+//! Invariants:
+//! - The token is a `SecretString`; it is exposed only to build one request and never logged. The
+//!   completion URL carries it in the query, so logs and error details name the path, never the URL
+//!   (reqwest errors are stripped of their URL).
+//! - One guest session serves many requests: it is created under a lock (concurrent callers wait for
+//!   it instead of each creating a guest) and replaced only after `invalidate` or `guest_max_age`.
+//! - Every non-200 answer becomes a typed [`UpstreamError`] (see `status`); an HTML page becomes
+//!   `Firewall` and also marks the FE version stale, because a stale version is its usual cause.
+//! - Timeouts run on `tokio::time`: `first_byte` until response headers, `idle` between body chunks.
+//!   There is no overall deadline: a long answer may stream for minutes.
 
 use std::pin::Pin;
+use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::Stream;
-use secrecy::SecretString;
+use futures_util::{Stream, StreamExt};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio::sync::{Mutex, OnceCell};
+use tokio::time::Instant;
+use zai_signature::SignInput;
 
-use super::{UpstreamChat, UpstreamModel};
-use crate::error::UpstreamError;
+use super::fe_version::{FeVersionCache, pick_latest};
+use super::profile::UpstreamProfile;
+use super::request::{self, CompletionIds, QueryContext, epoch_ms};
+use super::status;
+use super::{ModelCapabilities, UpstreamChat, UpstreamModel};
+use crate::error::{UpstreamError, UpstreamErrorKind};
 
 /// The reply body of a completion, as it arrives.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamError>> + Send>>;
@@ -31,37 +54,811 @@ pub struct UploadedFile {
     pub reference: String,
 }
 
-pub struct UpstreamClient {}
+/// Network deadlines towards upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP (and TLS) connect.
+    pub connect: Duration,
+    /// From sending the request to the response headers.
+    pub first_byte: Duration,
+    /// Longest silence between two body chunks.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            first_byte: Duration::from_secs(60),
+            idle: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Largest error body read to build a detail; a firewall page is a few KB.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// The detail of the error returned when a guest tries to upload.
+pub const GUEST_UPLOAD_REFUSED: &str =
+    "image upload needs a logged-in TOKEN; guest sessions cannot upload files";
+
+#[derive(Debug)]
+struct GuestSlot {
+    credential: Credential,
+    created: Instant,
+}
+
+pub struct UpstreamClient {
+    http: reqwest::Client,
+    /// Base URL without trailing slash; paths are appended to it.
+    origin: String,
+    host: String,
+    hostname: String,
+    token: Option<SecretString>,
+    anonymous_mode: bool,
+    profile: UpstreamProfile,
+    timeouts: Timeouts,
+    fe_regex: regex_lite::Regex,
+    fe: FeVersionCache,
+    /// The configured TOKEN's credential, resolved once.
+    user: OnceCell<Credential>,
+    /// The shared guest session. The lock is held while a guest is created (stampede guard).
+    guest: Mutex<Option<GuestSlot>>,
+}
+
+impl std::fmt::Debug for UpstreamClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamClient")
+            .field("origin", &self.origin)
+            .field("has_token", &self.token.is_some())
+            .field("anonymous_mode", &self.anonymous_mode)
+            .finish_non_exhaustive()
+    }
+}
+
+fn err(kind: UpstreamErrorKind, detail: impl Into<String>) -> UpstreamError {
+    UpstreamError::new(kind, detail)
+}
+
+/// Maps a transport error. The URL is dropped first: the completion URL contains the token.
+fn transport_error(e: reqwest::Error, path: &str) -> UpstreamError {
+    let timeout = e.is_timeout();
+    let connect = e.is_connect();
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    if timeout {
+        err(UpstreamErrorKind::Timeout, format!("{path}: {text}"))
+    } else if connect {
+        err(
+            UpstreamErrorKind::Connection,
+            format!("could not connect for {path}: {text}"),
+        )
+    } else {
+        err(UpstreamErrorKind::Connection, format!("{path}: {text}"))
+    }
+}
+
+fn bad_json(path: &str, what: &str) -> UpstreamError {
+    err(UpstreamErrorKind::BadResponse, format!("{path}: {what}"))
+}
+
+fn extension_for(media_type: &str) -> &'static str {
+    match media_type.to_ascii_lowercase().as_str() {
+        "image/png" => "png",
+        "image/jpeg" | "image/jpg" => "jpg",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        "image/bmp" => "bmp",
+        "image/svg+xml" => "svg",
+        "image/heic" => "heic",
+        _ => "bin",
+    }
+}
+
+/// Parses `GET /api/models` leniently: entries without an id are skipped, missing flags are false
+/// (except `is_active`, which defaults to true: a model upstream lists is usable unless it says not).
+pub fn parse_models(v: &Value) -> Vec<UpstreamModel> {
+    let list = v
+        .get("data")
+        .and_then(Value::as_array)
+        .or_else(|| v.as_array());
+    let Some(list) = list else { return Vec::new() };
+    list.iter()
+        .filter_map(|entry| {
+            let info = entry.get("info");
+            let id = entry
+                .get("id")
+                .or_else(|| info.and_then(|i| i.get("id")))
+                .and_then(Value::as_str)?
+                .to_owned();
+            let name = entry
+                .get("name")
+                .or_else(|| info.and_then(|i| i.get("name")))
+                .and_then(Value::as_str)
+                .unwrap_or(&id)
+                .to_owned();
+            let meta = info.and_then(|i| i.get("meta"));
+            let caps = meta.and_then(|m| m.get("capabilities"));
+            let flag = |k: &str| {
+                caps.and_then(|c| c.get(k))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            };
+            Some(UpstreamModel {
+                name,
+                is_active: info
+                    .and_then(|i| i.get("is_active"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true),
+                hidden: meta
+                    .and_then(|m| m.get("hidden"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                capabilities: ModelCapabilities {
+                    think: flag("think"),
+                    web_search: flag("web_search"),
+                    vision: flag("vision"),
+                    mcp: flag("mcp"),
+                },
+                mcp_server_ids: meta
+                    .and_then(|m| m.get("mcpServerIds"))
+                    .and_then(Value::as_array)
+                    .map(|ids| {
+                        ids.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                id,
+            })
+        })
+        .collect()
+}
 
 impl UpstreamClient {
+    /// Builds the client. Fails on an invalid profile or base URL (checked once at start).
+    pub fn new(
+        base: url::Url,
+        token: Option<SecretString>,
+        anonymous_mode: bool,
+        profile: UpstreamProfile,
+        timeouts: Timeouts,
+    ) -> Result<Self, String> {
+        profile.validate()?;
+        let hostname = base
+            .host_str()
+            .ok_or("upstream base URL has no host")?
+            .to_owned();
+        let host = match base.port() {
+            Some(port) => format!("{hostname}:{port}"),
+            None => hostname.clone(),
+        };
+        let fe_regex = regex_lite::Regex::new(&profile.fe_version.scrape_regex)
+            .map_err(|e| format!("fe_version.scrape_regex: {e}"))?;
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .connect_timeout(timeouts.connect)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let token = token.filter(|t| !t.expose_secret().trim().is_empty());
+        Ok(Self {
+            http,
+            origin: base.as_str().trim_end_matches('/').to_owned(),
+            host,
+            hostname,
+            token,
+            anonymous_mode,
+            profile,
+            timeouts,
+            fe_regex,
+            fe: FeVersionCache::default(),
+            user: OnceCell::new(),
+            guest: Mutex::new(None),
+        })
+    }
+
+    /// The profile in use.
+    pub fn profile(&self) -> &UpstreamProfile {
+        &self.profile
+    }
+
+    fn url(&self, path: &str) -> Result<url::Url, UpstreamError> {
+        url::Url::parse(&format!("{}{}", self.origin, path)).map_err(|e| {
+            err(
+                UpstreamErrorKind::BadResponse,
+                format!("bad upstream URL for {path}: {e}"),
+            )
+        })
+    }
+
+    /// The browser headers from the profile, plus the FE version and (when given) the bearer token.
+    fn headers(&self, fe_version: &str, referer: &str, bearer: Option<&SecretString>) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for h in &self.profile.headers {
+            let value = h
+                .value
+                .replace("{user_agent}", &self.profile.user_agent)
+                .replace("{origin}", &self.origin)
+                .replace("{referer}", referer);
+            match (
+                HeaderName::from_bytes(h.name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                (Ok(name), Ok(value)) => {
+                    map.insert(name, value);
+                }
+                _ => tracing::warn!(header = %h.name, "skipping an unrepresentable profile header"),
+            }
+        }
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(self.profile.fe_version_header.as_bytes()),
+            HeaderValue::from_str(fe_version),
+        ) {
+            map.insert(name, value);
+        }
+        if let Some(token) = bearer {
+            if let Ok(mut value) =
+                HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+            {
+                value.set_sensitive(true);
+                map.insert(reqwest::header::AUTHORIZATION, value);
+            }
+        }
+        map
+    }
+
+    fn root_referer(&self) -> String {
+        format!("{}/", self.origin)
+    }
+
+    /// Sends with the first-byte deadline.
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        path: &str,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        match tokio::time::timeout(self.timeouts.first_byte, req.send()).await {
+            Err(_) => Err(err(
+                UpstreamErrorKind::Timeout,
+                format!(
+                    "no response headers on {path} within {:?}",
+                    self.timeouts.first_byte
+                ),
+            )),
+            Ok(Err(e)) => Err(transport_error(e, path)),
+            Ok(Ok(resp)) => Ok(resp),
+        }
+    }
+
+    /// Reads a whole (small) body within the idle deadline.
+    async fn read_body(
+        &self,
+        resp: reqwest::Response,
+        path: &str,
+        limit: usize,
+    ) -> Result<Bytes, UpstreamError> {
+        let mut stream = resp.bytes_stream();
+        let mut out = Vec::new();
+        loop {
+            match tokio::time::timeout(self.timeouts.idle, stream.next()).await {
+                Err(_) => {
+                    return Err(err(
+                        UpstreamErrorKind::Timeout,
+                        format!("body of {path} stalled"),
+                    ));
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => return Err(transport_error(e, path)),
+                Ok(Some(Ok(chunk))) => {
+                    out.extend_from_slice(&chunk);
+                    if out.len() >= limit {
+                        out.truncate(limit);
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// Passes a 2xx non-HTML response through; anything else becomes a typed error. A firewall
+    /// answer marks the FE version stale so the next request scrapes again.
+    async fn check(
+        &self,
+        resp: reqwest::Response,
+        path: &str,
+        secret: Option<&SecretString>,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let code = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let html = content_type
+            .as_deref()
+            .is_some_and(|ct| ct.to_ascii_lowercase().contains("text/html"));
+        if resp.status().is_success() && !html {
+            tracing::debug!(path, status = code, "upstream answered");
+            return Ok(resp);
+        }
+        let body = self
+            .read_body(resp, path, MAX_ERROR_BODY)
+            .await
+            .unwrap_or_default();
+        let body = String::from_utf8_lossy(&body);
+        let error = status::classify(
+            code,
+            content_type.as_deref(),
+            &body,
+            path,
+            secret.map(|s| s.expose_secret()),
+        );
+        tracing::warn!(path, status = code, kind = error.kind.code(), detail = %error.detail, "upstream refused");
+        if error.kind == UpstreamErrorKind::Firewall {
+            self.fe.mark_stale().await;
+        }
+        Err(error)
+    }
+
+    async fn get_json(
+        &self,
+        path: &str,
+        bearer: Option<&SecretString>,
+        fe_version: &str,
+    ) -> Result<Value, UpstreamError> {
+        let req = self.http.get(self.url(path)?).headers(self.headers(
+            fe_version,
+            &self.root_referer(),
+            bearer,
+        ));
+        let resp = self.send(req, path).await?;
+        let resp = self.check(resp, path, bearer).await?;
+        let body = self.read_body(resp, path, usize::MAX).await?;
+        serde_json::from_slice(&body).map_err(|e| bad_json(path, &format!("invalid JSON: {e}")))
+    }
+
+    // ---- front-end version -------------------------------------------------------------------
+
+    async fn scrape_fe_version(&self) -> Result<String, String> {
+        let path = self.profile.endpoints.landing.as_str();
+        let req = self
+            .http
+            .get(self.url(path).map_err(|e| e.detail)?)
+            .headers(self.headers(
+                &self.profile.fe_version.fallback,
+                &self.root_referer(),
+                None,
+            ));
+        let resp = self.send(req, path).await.map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!(
+                "landing page answered HTTP {}",
+                resp.status().as_u16()
+            ));
+        }
+        let body = self
+            .read_body(resp, path, 4 * 1024 * 1024)
+            .await
+            .map_err(|e| e.to_string())?;
+        pick_latest(&self.fe_regex, &String::from_utf8_lossy(&body))
+            .ok_or_else(|| "no front-end version on the landing page".to_owned())
+    }
+
+    async fn fe_version_with(&self, force: bool) -> String {
+        let policy = &self.profile.fe_version;
+        if let Some(v) = &policy.override_version {
+            return v.clone();
+        }
+        let ttl = Duration::from_secs(policy.ttl_secs);
+        self.fe
+            .get(ttl, &policy.fallback, force, || self.scrape_fe_version())
+            .await
+    }
+
+    /// The `X-FE-Version` to send: cached, scraped when stale, else the fallback.
+    pub async fn fe_version(&self) -> String {
+        self.fe_version_with(false).await
+    }
+
+    /// Scrapes the landing page now (e.g. after a firewall answer) and returns the value in use.
+    pub async fn refresh_fe_version(&self) -> String {
+        self.fe_version_with(true).await
+    }
+
+    // ---- credentials -------------------------------------------------------------------------
+
     /// A credential for the next request: the configured TOKEN, else a (cached) guest session.
     pub async fn credential(&self) -> Result<Credential, UpstreamError> {
-        Err(UpstreamError::new(crate::error::UpstreamErrorKind::Connection, "not implemented"))
+        if let Some(token) = &self.token {
+            return self
+                .user
+                .get_or_try_init(|| self.resolve_user(token))
+                .await
+                .cloned();
+        }
+        if !self.anonymous_mode {
+            return Err(err(
+                UpstreamErrorKind::TokenInvalid,
+                "no upstream credential configured: set TOKEN to a chat.z.ai token or ANONYMOUS_MODE=true",
+            ));
+        }
+        let max_age = Duration::from_secs(self.profile.guest_max_age_secs);
+        // Held across creation: concurrent callers wait here and then reuse the new guest.
+        let mut slot = self.guest.lock().await;
+        if let Some(g) = slot.as_ref() {
+            if g.created.elapsed() < max_age {
+                return Ok(g.credential.clone());
+            }
+            tracing::debug!("guest session reached its maximum age; replacing it");
+        }
+        let credential = self.create_guest().await?;
+        *slot = Some(GuestSlot {
+            credential: credential.clone(),
+            created: Instant::now(),
+        });
+        Ok(credential)
+    }
+
+    async fn resolve_user(&self, token: &SecretString) -> Result<Credential, UpstreamError> {
+        if let Some((user_id, name)) = request::jwt_identity(token.expose_secret()) {
+            return Ok(Credential {
+                token: token.clone(),
+                user_id,
+                user_name: name.unwrap_or_else(|| self.profile.default_user_name.clone()),
+                guest: false,
+            });
+        }
+        // Not a JWT we can read: ask upstream who this is.
+        let fe = self.fe_version().await;
+        let path = self.profile.endpoints.auths.clone();
+        let v = self.get_json(&path, Some(token), &fe).await?;
+        let user_id = v
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad_json(&path, "session has no `id`"))?
+            .to_owned();
+        let user_name = v
+            .get("name")
+            .and_then(Value::as_str)
+            .map_or_else(|| self.profile.default_user_name.clone(), str::to_owned);
+        Ok(Credential {
+            token: token.clone(),
+            user_id,
+            user_name,
+            guest: false,
+        })
+    }
+
+    async fn create_guest(&self) -> Result<Credential, UpstreamError> {
+        let fe = self.fe_version().await;
+        let path = self.profile.endpoints.auths.clone();
+        let v = self.get_json(&path, None, &fe).await?;
+        let token = v
+            .get("token")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| bad_json(&path, "guest session has no `token`"))?;
+        let user_id = v
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| request::jwt_identity(token).map(|(id, _)| id))
+            .ok_or_else(|| bad_json(&path, "guest session has no `id`"))?;
+        let user_name = v
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("Guest")
+            .to_owned();
+        tracing::info!(user_id = %user_id, "created an upstream guest session");
+        Ok(Credential {
+            token: SecretString::from(token.to_owned()),
+            user_id,
+            user_name,
+            guest: true,
+        })
     }
 
     /// Forget a credential upstream rejected (a guest session is replaced on next use).
-    pub async fn invalidate(&self, _credential: &Credential) {}
-
-    pub async fn list_models(&self, _credential: &Credential) -> Result<Vec<UpstreamModel>, UpstreamError> {
-        Ok(Vec::new())
+    pub async fn invalidate(&self, credential: &Credential) {
+        if credential.guest {
+            let mut slot = self.guest.lock().await;
+            // Only drop it if it is still the current one: another request may already have replaced it.
+            if slot
+                .as_ref()
+                .is_some_and(|g| g.credential.user_id == credential.user_id)
+            {
+                tracing::info!(user_id = %credential.user_id, "dropping the upstream guest session");
+                *slot = None;
+            }
+        } else {
+            tracing::warn!(user_id = %credential.user_id, "upstream rejected the configured TOKEN");
+        }
     }
 
+    // ---- models and files --------------------------------------------------------------------
+
+    pub async fn list_models(
+        &self,
+        credential: &Credential,
+    ) -> Result<Vec<UpstreamModel>, UpstreamError> {
+        let fe = self.fe_version().await;
+        let path = self.profile.endpoints.models.clone();
+        let v = self.get_json(&path, Some(&credential.token), &fe).await?;
+        if v.get("data").and_then(Value::as_array).is_none() && !v.is_array() {
+            return Err(bad_json(&path, "no `data` list"));
+        }
+        Ok(parse_models(&v))
+    }
+
+    /// Uploads an image for a logged-in credential. Guests are refused before any request with
+    /// kind `ModelNotAvailable` and detail [`GUEST_UPLOAD_REFUSED`] (callers should check
+    /// `credential.guest` first and answer the client with a 400).
     pub async fn upload_image(
         &self,
-        _credential: &Credential,
-        _media_type: &str,
-        _data: Vec<u8>,
+        credential: &Credential,
+        media_type: &str,
+        data: Vec<u8>,
     ) -> Result<UploadedFile, UpstreamError> {
-        Err(UpstreamError::new(crate::error::UpstreamErrorKind::Connection, "not implemented"))
+        if credential.guest {
+            return Err(err(
+                UpstreamErrorKind::ModelNotAvailable,
+                GUEST_UPLOAD_REFUSED,
+            ));
+        }
+        let fe = self.fe_version().await;
+        let path = self.profile.endpoints.files.clone();
+        let size = data.len();
+        let filename = format!("{}.{}", uuid::Uuid::new_v4(), extension_for(media_type));
+        let part = reqwest::multipart::Part::bytes(data)
+            .file_name(filename.clone())
+            .mime_str(media_type)
+            .map_err(|_| {
+                err(
+                    UpstreamErrorKind::BadResponse,
+                    format!("unusable media type `{media_type}`"),
+                )
+            })?;
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let req = self
+            .http
+            .post(self.url(&path)?)
+            .headers(self.headers(&fe, &self.root_referer(), Some(&credential.token)))
+            .multipart(form);
+        let resp = self.send(req, &path).await?;
+        let resp = self.check(resp, &path, Some(&credential.token)).await?;
+        let body = self.read_body(resp, &path, usize::MAX).await?;
+        let file: Value = serde_json::from_slice(&body)
+            .map_err(|e| bad_json(&path, &format!("invalid JSON: {e}")))?;
+        let id = file
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad_json(&path, "upload answer has no `id`"))?
+            .to_owned();
+        let name = file
+            .get("filename")
+            .or_else(|| file.get("meta").and_then(|m| m.get("name")))
+            .and_then(Value::as_str)
+            .unwrap_or(&filename)
+            .to_owned();
+        let size = file
+            .get("meta")
+            .and_then(|m| m.get("size"))
+            .and_then(Value::as_u64)
+            .unwrap_or(size as u64);
+        let entry = serde_json::json!({
+            "type": "image",
+            "file": file,
+            "id": id,
+            "url": format!("/api/v1/files/{id}/content"),
+            "name": name,
+            "status": "uploaded",
+            "size": size,
+            "error": "",
+            "itemId": uuid::Uuid::new_v4().to_string(),
+            "media": "image",
+        });
+        Ok(UploadedFile {
+            reference: id.clone(),
+            id,
+            entry,
+        })
+    }
+
+    // ---- completions -------------------------------------------------------------------------
+
+    /// `POST chats/new`; returns the chat id.
+    async fn create_chat(
+        &self,
+        credential: &Credential,
+        chat: &UpstreamChat,
+        user_message_id: &str,
+        fe: &str,
+    ) -> Result<String, UpstreamError> {
+        let path = self.profile.endpoints.chats_new.clone();
+        let body = request::chat_new_body(
+            &self.profile,
+            chat,
+            user_message_id,
+            OffsetDateTime::now_utc(),
+        );
+        let req = self
+            .http
+            .post(self.url(&path)?)
+            .headers(self.headers(fe, &self.root_referer(), Some(&credential.token)))
+            .json(&body);
+        let resp = self.send(req, &path).await?;
+        let resp = self.check(resp, &path, Some(&credential.token)).await?;
+        let body = self.read_body(resp, &path, usize::MAX).await?;
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| bad_json(&path, &format!("invalid JSON: {e}")))?;
+        v.get("id")
+            .or_else(|| v.get("chat").and_then(|c| c.get("id")))
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| bad_json(&path, "created chat has no `id`"))
     }
 
     /// Pre-creates the chat (when the profile says so), signs and sends the completion, checks the
     /// HTTP status and returns the SSE body. Non-200 answers become typed errors here.
     pub async fn start_completion(
         &self,
-        _credential: &Credential,
-        _chat: &UpstreamChat,
+        credential: &Credential,
+        chat: &UpstreamChat,
     ) -> Result<ByteStream, UpstreamError> {
-        Err(UpstreamError::new(crate::error::UpstreamErrorKind::Connection, "not implemented"))
+        let fe = self.fe_version().await;
+        let user_message_id = uuid::Uuid::new_v4().to_string();
+        let chat_id = if self.profile.precreate_chat {
+            self.create_chat(credential, chat, &user_message_id, &fe)
+                .await?
+        } else {
+            uuid::Uuid::new_v4().to_string()
+        };
+        let message_id = uuid::Uuid::new_v4().to_string();
+        let request_id = uuid::Uuid::new_v4().to_string();
+
+        let now = OffsetDateTime::now_utc();
+        let timestamp = epoch_ms(now);
+        // The browser reads the clock again just before signing (§11.3); never earlier than `timestamp`.
+        let signature_timestamp = epoch_ms(OffsetDateTime::now_utc()).max(timestamp);
+        let token = credential.token.expose_secret();
+        let ctx = QueryContext {
+            timestamp,
+            signature_timestamp,
+            request_id: &request_id,
+            user_id: &credential.user_id,
+            token,
+            user_agent: &self.profile.user_agent,
+            origin: &self.origin,
+            host: &self.host,
+            hostname: &self.hostname,
+            chat_id: &chat_id,
+            now,
+        };
+        let path = self.profile.endpoints.completions.clone();
+        let mut url = self.url(&path)?;
+        url.query_pairs_mut()
+            .extend_pairs(request::build_query(&self.profile, &ctx));
+
+        let referer = format!("{}/c/{chat_id}", self.origin);
+        let mut headers = self.headers(&fe, &referer, Some(&credential.token));
+        if let Some(scheme) = &self.profile.signature {
+            let signature = scheme.sign(&SignInput {
+                request_id: &request_id,
+                timestamp,
+                signature_timestamp,
+                user_id: &credential.user_id,
+                prompt: &chat.prompt,
+            });
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(self.profile.signature_header.as_bytes()),
+                HeaderValue::from_str(&signature),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+        let ids = CompletionIds {
+            chat_id: &chat_id,
+            message_id: &message_id,
+            user_message_id: &user_message_id,
+        };
+        let body = request::completion_body(&self.profile, chat, &ids, &credential.user_name, now);
+        let req = self.http.post(url).headers(headers).json(&body);
+        tracing::debug!(path = %path, chat_id = %chat_id, model = %chat.model, "starting upstream completion");
+        let resp = self.send(req, &path).await?;
+        let resp = self.check(resp, &path, Some(&credential.token)).await?;
+        Ok(body_stream(resp, self.timeouts.idle, path))
+    }
+}
+
+/// The response body as a stream with the idle deadline between chunks. The first error ends it.
+fn body_stream(resp: reqwest::Response, idle: Duration, path: String) -> ByteStream {
+    let inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>> =
+        Box::pin(resp.bytes_stream());
+    Box::pin(futures_util::stream::unfold(Some(inner), move |state| {
+        let path = path.clone();
+        async move {
+            let mut inner = state?;
+            match tokio::time::timeout(idle, inner.next()).await {
+                Err(_) => Some((
+                    Err(err(
+                        UpstreamErrorKind::Timeout,
+                        format!("{path}: no data for {idle:?} in the middle of the answer"),
+                    )),
+                    None,
+                )),
+                Ok(None) => None,
+                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(inner))),
+                Ok(Some(Err(e))) => Some((Err(transport_error(e, &path)), None)),
+            }
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_parse_leniently() {
+        let v = serde_json::json!({"data": [
+            {"id": "glm-4.7", "name": "GLM-4.7", "info": {"is_active": true, "meta": {
+                "capabilities": {"think": true, "web_search": true, "vision": false, "mcp": true},
+                "mcpServerIds": ["deep-web-search", 3]}}},
+            {"id": "hidden-one", "info": {"is_active": false, "meta": {"hidden": true}}},
+            {"name": "no id"},
+        ]});
+        let m = parse_models(&v);
+        assert_eq!(m.len(), 2);
+        assert!(m[0].capabilities.think && m[0].capabilities.mcp && !m[0].capabilities.vision);
+        assert_eq!(m[0].mcp_server_ids, vec!["deep-web-search".to_owned()]);
+        assert_eq!(m[1].name, "hidden-one");
+        assert!(m[1].hidden && !m[1].is_active);
+    }
+
+    #[test]
+    fn models_fixture_has_thirteen() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/fixtures/upstream/models-2026-03.json"
+        );
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return;
+        };
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let m = parse_models(&v);
+        assert_eq!(m.len(), 13);
+        assert!(
+            m.iter()
+                .any(|m| m.id == "glm-4.6v" && m.capabilities.vision)
+        );
+    }
+
+    #[test]
+    fn no_credential_source_is_a_clear_error() {
+        let client = UpstreamClient::new(
+            url::Url::parse("http://127.0.0.1:9").unwrap(),
+            None,
+            false,
+            UpstreamProfile::default(),
+            Timeouts::default(),
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let e = rt.block_on(client.credential()).unwrap_err();
+        assert_eq!(e.kind, UpstreamErrorKind::TokenInvalid);
+        assert!(e.detail.contains("ANONYMOUS_MODE"));
     }
 }

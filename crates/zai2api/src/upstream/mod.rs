@@ -5,8 +5,11 @@
 //! [`crate::semantic::Semantic`] events. Nothing below this module knows upstream's wire.
 
 pub mod client;
+pub mod fe_version;
 pub mod profile;
+pub mod request;
 pub mod sse;
+pub mod status;
 pub mod transcript;
 pub mod wire;
 

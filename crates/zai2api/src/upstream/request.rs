@@ -1,0 +1,423 @@
+//! Pure builders for upstream requests: query string, `chats/new` body, completion body, template
+//! variables, JWT user id. No I/O and no clock: the caller passes the instants in, so every output is
+//! reproducible in tests.
+//!
+//! Invariants:
+//! - The signed values (`timestamp`, `requestId`, `user_id`, `signature_prompt`) come from the same
+//!   [`QueryContext`] the signature is computed from, so what is sent is what was signed.
+//! - `stream_options` is never produced (upstream rejects it, protocol §16.10).
+//! - `features.enable_thinking` is present only when the caller decided it.
+
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use super::profile::{QueryValue, UpstreamProfile};
+use super::{UpstreamChat, UpstreamContent, UpstreamMessage, UpstreamPart};
+use crate::chat::Role;
+
+/// Everything a query value source can draw from, for one completion.
+#[derive(Debug, Clone)]
+pub struct QueryContext<'a> {
+    pub timestamp: u64,
+    pub signature_timestamp: u64,
+    pub request_id: &'a str,
+    pub user_id: &'a str,
+    pub token: &'a str,
+    pub user_agent: &'a str,
+    /// Base URL without trailing slash (`https://chat.z.ai`).
+    pub origin: &'a str,
+    pub host: &'a str,
+    pub hostname: &'a str,
+    pub chat_id: &'a str,
+    pub now: OffsetDateTime,
+}
+
+/// Epoch milliseconds of an instant.
+pub fn epoch_ms(t: OffsetDateTime) -> u64 {
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+/// The query pairs in the profile's order.
+pub fn build_query(profile: &UpstreamProfile, ctx: &QueryContext<'_>) -> Vec<(String, String)> {
+    profile
+        .completion_query
+        .iter()
+        .map(|p| (p.name.clone(), query_value(&p.value, ctx)))
+        .collect()
+}
+
+fn query_value(source: &QueryValue, ctx: &QueryContext<'_>) -> String {
+    match source {
+        QueryValue::Timestamp => ctx.timestamp.to_string(),
+        QueryValue::SignatureTimestamp => ctx.signature_timestamp.to_string(),
+        QueryValue::RequestId => ctx.request_id.to_owned(),
+        QueryValue::UserId => ctx.user_id.to_owned(),
+        QueryValue::Token => ctx.token.to_owned(),
+        QueryValue::UserAgent => ctx.user_agent.to_owned(),
+        QueryValue::CurrentUrl => format!("{}/c/{}", ctx.origin, ctx.chat_id),
+        QueryValue::Pathname => format!("/c/{}", ctx.chat_id),
+        QueryValue::LocalTimeIso => iso_utc_ms(ctx.now),
+        QueryValue::UtcTimeRfc1123 => rfc1123(ctx.now),
+        QueryValue::Host => ctx.host.to_owned(),
+        QueryValue::Hostname => ctx.hostname.to_owned(),
+        QueryValue::Literal(v) => v.clone(),
+    }
+}
+
+/// JS `Date.prototype.toISOString()`.
+pub fn iso_utc_ms(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.format(format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    ))
+    .unwrap_or_default()
+}
+
+/// JS `Date.prototype.toUTCString()`.
+pub fn rfc1123(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.format(format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    ))
+    .unwrap_or_default()
+}
+
+/// Open WebUI template variables (§11.4), in the profile's time zone.
+pub fn variables(profile: &UpstreamProfile, user_name: &str, now: OffsetDateTime) -> Value {
+    let offset = time::UtcOffset::from_whole_seconds(profile.utc_offset_minutes.saturating_mul(60))
+        .unwrap_or(time::UtcOffset::UTC);
+    let local = now.to_offset(offset);
+    let date = local
+        .format(format_description!("[year]-[month]-[day]"))
+        .unwrap_or_default();
+    let clock = local
+        .format(format_description!("[hour]:[minute]:[second]"))
+        .unwrap_or_default();
+    json!({
+        "{{USER_NAME}}": user_name,
+        "{{USER_LOCATION}}": profile.user_location,
+        "{{CURRENT_DATETIME}}": format!("{date} {clock}"),
+        "{{CURRENT_DATE}}": date,
+        "{{CURRENT_TIME}}": clock,
+        "{{CURRENT_WEEKDAY}}": local.weekday().to_string(),
+        "{{CURRENT_TIMEZONE}}": profile.timezone,
+        "{{USER_LANGUAGE}}": profile.user_language,
+    })
+}
+
+fn wire_role(role: Role) -> &'static str {
+    match role {
+        // Upstream's web client knows only these three; a tool result reaches it as user text.
+        Role::Tool => "user",
+        other => other.as_str(),
+    }
+}
+
+fn wire_message(m: &UpstreamMessage) -> Value {
+    let content = match &m.content {
+        UpstreamContent::Text(t) => Value::String(t.clone()),
+        UpstreamContent::Parts(parts) => Value::Array(
+            parts
+                .iter()
+                .map(|p| match p {
+                    UpstreamPart::Text(t) => json!({"type": "text", "text": t}),
+                    UpstreamPart::ImageUrl(u) => {
+                        json!({"type": "image_url", "image_url": {"url": u}})
+                    }
+                })
+                .collect(),
+        ),
+    };
+    json!({"role": wire_role(m.role), "content": content})
+}
+
+fn vlm_flags(vision: bool) -> [(&'static str, bool); 3] {
+    [
+        ("vlm_tools_enable", vision),
+        ("vlm_web_search_enable", false),
+        ("vlm_website_mode", vision),
+    ]
+}
+
+fn vlm_object(vision: bool) -> Value {
+    Value::Object(
+        vlm_flags(vision)
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::Bool(*v)))
+            .collect(),
+    )
+}
+
+/// Ids of one completion.
+#[derive(Debug, Clone)]
+pub struct CompletionIds<'a> {
+    pub chat_id: &'a str,
+    pub message_id: &'a str,
+    pub user_message_id: &'a str,
+}
+
+/// The `POST chats/new` body (§8): one user message whose id becomes `current_user_message_id`.
+pub fn chat_new_body(
+    profile: &UpstreamProfile,
+    chat: &UpstreamChat,
+    user_message_id: &str,
+    now: OffsetDateTime,
+) -> Value {
+    let ts_s = now.unix_timestamp();
+    let mut message = json!({
+        "id": user_message_id,
+        "parentId": null,
+        "childrenIds": [],
+        "role": "user",
+        "content": chat.prompt,
+        "timestamp": ts_s,
+        "models": [chat.model],
+    });
+    if !chat.files.is_empty() {
+        message["files"] = Value::Array(chat.files.clone());
+    }
+    let mut messages = Map::new();
+    messages.insert(user_message_id.to_owned(), message);
+    let mut inner = json!({
+        "id": "",
+        "title": profile.chat_title,
+        "models": [chat.model],
+        "params": {},
+        "history": {"messages": messages, "currentId": user_message_id},
+        "tags": [],
+        "flags": [],
+        "features": [{"type": "tool_selector", "server": "tool_selector_h", "status": "hidden"}],
+        "mcp_servers": chat.mcp_servers,
+        "auto_web_search": chat.web_search,
+        "message_version": 1,
+        "extra": vlm_object(chat.vision),
+        "timestamp": epoch_ms(now),
+        "type": "default",
+    });
+    if let Some(think) = chat.enable_thinking {
+        inner["enable_thinking"] = Value::Bool(think);
+    }
+    json!({"chat": inner})
+}
+
+/// The completion body (§11.4).
+pub fn completion_body(
+    profile: &UpstreamProfile,
+    chat: &UpstreamChat,
+    ids: &CompletionIds<'_>,
+    user_name: &str,
+    now: OffsetDateTime,
+) -> Value {
+    let mut features = Map::new();
+    features.insert("image_generation".into(), Value::Bool(false));
+    features.insert("web_search".into(), Value::Bool(chat.web_search));
+    features.insert("auto_web_search".into(), Value::Bool(chat.web_search));
+    features.insert("preview_mode".into(), Value::Bool(profile.preview_mode));
+    features.insert("flags".into(), Value::Array(Vec::new()));
+    for (k, v) in vlm_flags(chat.vision) {
+        features.insert(k.into(), Value::Bool(v));
+    }
+    if let Some(think) = chat.enable_thinking {
+        features.insert("enable_thinking".into(), Value::Bool(think));
+    }
+    // Uploaded files point back at the user message they belong to (ZyphrZero/zai-api shape).
+    let files: Vec<Value> = chat
+        .files
+        .iter()
+        .map(|f| {
+            let mut f = f.clone();
+            if let Some(obj) = f.as_object_mut() {
+                obj.insert(
+                    "ref_user_msg_id".into(),
+                    Value::String(ids.user_message_id.to_owned()),
+                );
+            }
+            f
+        })
+        .collect();
+    let mut body = json!({
+        "stream": true,
+        "model": chat.model,
+        "messages": chat.messages.iter().map(wire_message).collect::<Vec<_>>(),
+        "signature_prompt": chat.prompt,
+        "params": Value::Object(chat.params.clone()),
+        "extra": vlm_object(chat.vision),
+        "features": Value::Object(features),
+        "mcp_servers": chat.mcp_servers,
+        "variables": variables(profile, user_name, now),
+        "chat_id": ids.chat_id,
+        "id": ids.message_id,
+        "current_user_message_id": ids.user_message_id,
+        "current_user_message_parent_id": null,
+        "background_tasks": {
+            "title_generation": profile.background_tasks,
+            "tags_generation": profile.background_tasks,
+        },
+    });
+    if !files.is_empty() {
+        body["files"] = Value::Array(files);
+    }
+    body
+}
+
+/// The user id and name in a JWT's payload (keys `id`, `user_id`, `uid`, `sub`), without verifying
+/// it: upstream checks it, we only need the id it carries.
+pub fn jwt_identity(token: &str) -> Option<(String, Option<String>)> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    let id = ["id", "user_id", "uid", "sub"]
+        .iter()
+        .find_map(|k| match v.get(*k)? {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })?;
+    let name = v.get("name").and_then(Value::as_str).map(str::to_owned);
+    Some((id, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(now: OffsetDateTime) -> QueryContext<'static> {
+        QueryContext {
+            timestamp: 1_759_737_067_843,
+            signature_timestamp: 1_759_737_067_849,
+            request_id: "rid",
+            user_id: "uid",
+            token: "tok",
+            user_agent: "UA",
+            origin: "https://chat.z.ai",
+            host: "chat.z.ai",
+            hostname: "chat.z.ai",
+            chat_id: "c1",
+            now,
+        }
+    }
+
+    #[test]
+    fn query_in_browser_order_with_sources() {
+        let now = OffsetDateTime::from_unix_timestamp_nanos(1_759_737_067_846_000_000).unwrap();
+        let q = build_query(&UpstreamProfile::default(), &ctx(now));
+        let names: Vec<&str> = q.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            &names[..6],
+            [
+                "timestamp",
+                "requestId",
+                "user_id",
+                "version",
+                "platform",
+                "token"
+            ]
+        );
+        let get = |n: &str| {
+            q.iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.as_str())
+                .unwrap()
+        };
+        assert_eq!(get("timestamp"), "1759737067843");
+        assert_eq!(get("signature_timestamp"), "1759737067849");
+        assert_eq!(get("current_url"), "https://chat.z.ai/c/c1");
+        assert_eq!(get("pathname"), "/c/c1");
+        assert_eq!(get("local_time"), "2025-10-06T07:51:07.846Z");
+        assert_eq!(get("utc_time"), "Mon, 06 Oct 2025 07:51:07 GMT");
+        assert_eq!(get("version"), "0.0.1");
+        assert_eq!(get("platform"), "web");
+        assert_eq!(get("user_agent"), "UA");
+        assert_eq!(names.last(), Some(&"signature_timestamp"));
+    }
+
+    #[test]
+    fn variables_in_shanghai_time() {
+        // 2026-03-14 13:05:09 UTC = 21:05:09 in Shanghai, a Saturday.
+        let now = OffsetDateTime::from_unix_timestamp(1_773_493_509).unwrap();
+        let v = variables(&UpstreamProfile::default(), "Guest-1", now);
+        assert_eq!(v["{{CURRENT_DATETIME}}"], "2026-03-14 21:05:09");
+        assert_eq!(v["{{CURRENT_WEEKDAY}}"], "Saturday");
+        assert_eq!(v["{{CURRENT_TIMEZONE}}"], "Asia/Shanghai");
+        assert_eq!(v["{{USER_NAME}}"], "Guest-1");
+    }
+
+    #[test]
+    fn jwt_ids() {
+        let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let t = format!(
+            "{}.{}.sig",
+            enc(r#"{"alg":"ES256"}"#),
+            enc(r#"{"id":"u-1","email":"a@b"}"#)
+        );
+        assert_eq!(jwt_identity(&t), Some(("u-1".into(), None)));
+        let t = format!("h.{}.s", enc(r#"{"sub":"s-9","name":"Ann"}"#));
+        assert_eq!(jwt_identity(&t), Some(("s-9".into(), Some("Ann".into()))));
+        assert_eq!(jwt_identity("not-a-jwt"), None);
+        assert_eq!(jwt_identity("a.!!!.c"), None);
+    }
+
+    #[test]
+    fn completion_body_shape() {
+        let chat = UpstreamChat {
+            model: "glm-4.7".into(),
+            messages: vec![UpstreamMessage {
+                role: Role::User,
+                content: UpstreamContent::Parts(vec![
+                    UpstreamPart::Text("hi".into()),
+                    UpstreamPart::ImageUrl("file-1".into()),
+                ]),
+            }],
+            prompt: "hi".into(),
+            enable_thinking: None,
+            vision: true,
+            files: vec![json!({"id": "file-1"})],
+            ..Default::default()
+        };
+        let ids = CompletionIds {
+            chat_id: "c",
+            message_id: "m",
+            user_message_id: "u",
+        };
+        let b = completion_body(
+            &UpstreamProfile::default(),
+            &chat,
+            &ids,
+            "Ann",
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        assert_eq!(b["stream"], true);
+        assert!(b.get("stream_options").is_none());
+        assert!(b["features"].get("enable_thinking").is_none());
+        assert_eq!(b["features"]["vlm_tools_enable"], true);
+        assert_eq!(b["messages"][0]["content"][1]["image_url"]["url"], "file-1");
+        assert_eq!(b["files"][0]["ref_user_msg_id"], "u");
+        assert_eq!(b["current_user_message_id"], "u");
+        assert_eq!(b["signature_prompt"], "hi");
+        let chat = UpstreamChat {
+            enable_thinking: Some(false),
+            ..chat
+        };
+        let b = completion_body(
+            &UpstreamProfile::default(),
+            &chat,
+            &ids,
+            "Ann",
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        assert_eq!(b["features"]["enable_thinking"], false);
+        let n = chat_new_body(
+            &UpstreamProfile::default(),
+            &chat,
+            "u",
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        assert_eq!(n["chat"]["history"]["currentId"], "u");
+        assert_eq!(n["chat"]["history"]["messages"]["u"]["content"], "hi");
+        assert_eq!(n["chat"]["title"], "New Chat");
+    }
+}
