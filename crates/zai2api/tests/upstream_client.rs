@@ -1,0 +1,618 @@
+//! The upstream client over real sockets: against fake-zai (guest reuse, user tokens, chat
+//! pre-creation, signatures, firewall, uploads, models, timeouts) and against a tiny axum stub where
+//! a test needs to change upstream between two requests (FE version drift).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use fake_zai::{FakeConfig, FakeZai, RecordedRequest};
+use futures_util::StreamExt;
+use secrecy::SecretString;
+use serde_json::Value;
+use zai_signature::{SignInput, SignatureScheme};
+use zai2api::chat::Role;
+use zai2api::error::{UpstreamError, UpstreamErrorKind};
+use zai2api::upstream::client::{ByteStream, Timeouts, UpstreamClient};
+use zai2api::upstream::profile::UpstreamProfile;
+use zai2api::upstream::{UpstreamChat, UpstreamContent, UpstreamMessage};
+
+fn client_for(
+    base: &str,
+    token: Option<&str>,
+    anonymous: bool,
+    profile: UpstreamProfile,
+) -> UpstreamClient {
+    client_with_timeouts(base, token, anonymous, profile, Timeouts::default())
+}
+
+#[expect(
+    clippy::unwrap_used,
+    reason = "test setup: a failure here should fail the test loudly"
+)]
+fn client_with_timeouts(
+    base: &str,
+    token: Option<&str>,
+    anonymous: bool,
+    profile: UpstreamProfile,
+    timeouts: Timeouts,
+) -> UpstreamClient {
+    let base = url::Url::parse(base).unwrap();
+    UpstreamClient::new(
+        base,
+        token.map(|t| SecretString::from(t.to_owned())),
+        anonymous,
+        profile,
+        timeouts,
+    )
+    .unwrap()
+}
+
+fn chat(model: &str, prompt: &str) -> UpstreamChat {
+    UpstreamChat {
+        model: model.to_owned(),
+        messages: vec![UpstreamMessage {
+            role: Role::User,
+            content: UpstreamContent::Text(prompt.to_owned()),
+        }],
+        prompt: prompt.to_owned(),
+        ..Default::default()
+    }
+}
+
+async fn drain(mut stream: ByteStream) -> Result<String, UpstreamError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk?);
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn count(requests: &[RecordedRequest], method: &str, path: &str) -> usize {
+    requests
+        .iter()
+        .filter(|r| r.method == method && r.path == path)
+        .count()
+}
+
+fn query<'a>(r: &'a RecordedRequest, name: &str) -> Option<&'a str> {
+    r.query
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn header<'a>(r: &'a RecordedRequest, name: &str) -> Option<&'a str> {
+    r.headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[expect(
+    clippy::unwrap_used,
+    reason = "test setup: a failure here should fail the test loudly"
+)]
+async fn fake() -> FakeZai {
+    FakeZai::start(FakeConfig::default()).await.unwrap()
+}
+
+#[tokio::test]
+async fn guest_session_is_reused_across_completions() {
+    let fake = fake().await;
+    let client = client_for(&fake.base_url(), None, true, UpstreamProfile::default());
+    for _ in 0..2 {
+        let cred = client.credential().await.unwrap();
+        assert!(cred.guest);
+        let stream = client
+            .start_completion(&cred, &chat("glm-4.7", "hi [[fake:plain]]"))
+            .await
+            .unwrap();
+        let body = drain(stream).await.unwrap();
+        assert!(body.contains("\"done\""), "stream did not finish: {body}");
+        assert!(!body.contains("INTERNAL_ERROR"), "{body}");
+    }
+    let requests = fake.requests();
+    assert_eq!(
+        count(&requests, "GET", "/api/v1/auths/"),
+        1,
+        "one guest for both requests"
+    );
+    assert_eq!(count(&requests, "POST", "/api/v2/chat/completions"), 2);
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_one_guest() {
+    let fake = fake().await;
+    let client = Arc::new(client_for(
+        &fake.base_url(),
+        None,
+        true,
+        UpstreamProfile::default(),
+    ));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.credential().await.map(|c| c.user_id) })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap().unwrap());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(count(&fake.requests(), "GET", "/api/v1/auths/"), 1);
+}
+
+#[tokio::test]
+async fn invalidate_replaces_the_guest() {
+    let fake = fake().await;
+    let client = client_for(&fake.base_url(), None, true, UpstreamProfile::default());
+    let first = client.credential().await.unwrap();
+    client.invalidate(&first).await;
+    let second = client.credential().await.unwrap();
+    assert_ne!(first.user_id, second.user_id);
+    assert_eq!(count(&fake.requests(), "GET", "/api/v1/auths/"), 2);
+    // Invalidating the old one again must not drop the new one.
+    client.invalidate(&first).await;
+    assert_eq!(client.credential().await.unwrap().user_id, second.user_id);
+}
+
+#[tokio::test]
+async fn guest_is_replaced_after_its_max_age() {
+    let fake = fake().await;
+    let profile = UpstreamProfile {
+        guest_max_age_secs: 1,
+        ..UpstreamProfile::default()
+    };
+    let client = client_for(&fake.base_url(), None, true, profile);
+    let first = client.credential().await.unwrap();
+    assert_eq!(client.credential().await.unwrap().user_id, first.user_id);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_ne!(client.credential().await.unwrap().user_id, first.user_id);
+    assert_eq!(count(&fake.requests(), "GET", "/api/v1/auths/"), 2);
+}
+
+#[tokio::test]
+async fn neither_token_nor_anonymous_is_a_clear_error() {
+    let fake = fake().await;
+    let client = client_for(&fake.base_url(), None, false, UpstreamProfile::default());
+    let e = client.credential().await.unwrap_err();
+    assert_eq!(e.kind, UpstreamErrorKind::TokenInvalid);
+    assert!(e.detail.contains("TOKEN") && e.detail.contains("ANONYMOUS_MODE"));
+    assert!(fake.requests().is_empty());
+}
+
+#[tokio::test]
+async fn user_token_chat_is_precreated_and_signature_verifies() {
+    let fake = fake().await;
+    let token = "zai-user-token-for-tests-0001";
+    let user_id = fake.add_user(token, "Alice");
+    let client = client_for(
+        &fake.base_url(),
+        Some(token),
+        false,
+        UpstreamProfile::default(),
+    );
+    let cred = client.credential().await.unwrap();
+    assert!(!cred.guest);
+    assert_eq!(cred.user_id, user_id);
+
+    let prompt = "say 你好 back [[fake:echo]]";
+    let stream = client
+        .start_completion(&cred, &chat("glm-4.7", prompt))
+        .await
+        .unwrap();
+    let body = drain(stream).await.unwrap();
+    assert!(
+        body.contains("say"),
+        "echo scenario returns the signed prompt: {body}"
+    );
+    assert!(!body.contains("Signature"), "{body}");
+    assert!(!body.contains("INTERNAL_ERROR"), "{body}");
+
+    let requests = fake.requests();
+    let new_idx = requests
+        .iter()
+        .position(|r| r.path == "/api/v1/chats/new")
+        .unwrap();
+    let comp_idx = requests
+        .iter()
+        .position(|r| r.path == "/api/v2/chat/completions")
+        .unwrap();
+    assert!(new_idx < comp_idx, "chats/new must come first");
+
+    let created: Value = serde_json::from_slice(&requests[new_idx].body).unwrap();
+    let comp = &requests[comp_idx];
+    let sent: Value = serde_json::from_slice(&comp.body).unwrap();
+    let chat_id = sent["chat_id"].as_str().unwrap();
+    assert!(
+        fake.chats_of(&user_id).iter().any(|c| c == chat_id),
+        "chat_id comes from chats/new"
+    );
+    assert_eq!(
+        created["chat"]["history"]["currentId"],
+        sent["current_user_message_id"]
+    );
+    assert_eq!(created["chat"]["title"], "New Chat");
+    assert_eq!(
+        query(comp, "pathname"),
+        Some(format!("/c/{chat_id}").as_str())
+    );
+    assert!(
+        header(comp, "referer")
+            .unwrap()
+            .ends_with(&format!("/c/{chat_id}"))
+    );
+    assert_eq!(sent["variables"]["{{USER_NAME}}"], "Alice");
+    assert_eq!(sent["signature_prompt"], prompt);
+    assert!(sent.get("stream_options").is_none());
+
+    // The signature over the values actually sent verifies.
+    let ts: u64 = query(comp, "timestamp").unwrap().parse().unwrap();
+    let sts: u64 = query(comp, "signature_timestamp").unwrap().parse().unwrap();
+    let input = SignInput {
+        request_id: query(comp, "requestId").unwrap(),
+        timestamp: ts,
+        signature_timestamp: sts,
+        user_id: query(comp, "user_id").unwrap(),
+        prompt,
+    };
+    assert_eq!(input.user_id, user_id);
+    assert!(SignatureScheme::v3().verify(&input, header(comp, "x-signature").unwrap()));
+
+    // The full browser query, in order, with version/platform and the token.
+    let names: Vec<&str> = comp.query.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names.len(), 37);
+    assert_eq!(&names[..3], ["timestamp", "requestId", "user_id"]);
+    assert_eq!(query(comp, "version"), Some("0.0.1"));
+    assert_eq!(query(comp, "platform"), Some("web"));
+    assert_eq!(query(comp, "token"), Some(token));
+    assert_eq!(
+        header(comp, "authorization"),
+        Some(format!("Bearer {token}").as_str())
+    );
+    assert_eq!(header(comp, "x-fe-version"), Some("prod-fe-1.1.88"));
+    assert_eq!(query(comp, "user_agent"), header(comp, "user-agent"));
+}
+
+#[tokio::test]
+async fn stale_fe_version_is_a_firewall_error_without_html() {
+    let fake = fake().await;
+    let mut profile = UpstreamProfile::default();
+    profile.fe_version.override_version = Some("prod-fe-0.0.1".to_owned());
+    let client = client_for(&fake.base_url(), None, true, profile);
+    let cred = client.credential().await.unwrap();
+    let e = match client
+        .start_completion(&cred, &chat("glm-4.7", "hi [[fake:plain]]"))
+        .await
+    {
+        Ok(_) => panic!("a stale FE version must be refused"),
+        Err(e) => e,
+    };
+    assert_eq!(e.kind, UpstreamErrorKind::Firewall);
+    assert!(
+        !e.detail.contains('<') && !e.detail.to_lowercase().contains("doctype"),
+        "{}",
+        e.detail
+    );
+}
+
+#[tokio::test]
+async fn firewall_scenario_maps_to_firewall() {
+    let fake = fake().await;
+    let client = client_for(&fake.base_url(), None, true, UpstreamProfile::default());
+    let cred = client.credential().await.unwrap();
+    let e = match client
+        .start_completion(&cred, &chat("glm-4.7", "hi [[fake:firewall]]"))
+        .await
+    {
+        Ok(_) => panic!("expected the WAF page"),
+        Err(e) => e,
+    };
+    assert_eq!(e.kind, UpstreamErrorKind::Firewall);
+    assert!(!e.detail.contains('<'));
+    // The version is scraped again after a firewall answer.
+    assert_eq!(client.refresh_fe_version().await, "prod-fe-1.1.88");
+}
+
+#[tokio::test]
+async fn http_500_is_internal_error() {
+    let fake = fake().await;
+    let client = client_for(&fake.base_url(), None, true, UpstreamProfile::default());
+    let cred = client.credential().await.unwrap();
+    let e = match client
+        .start_completion(&cred, &chat("glm-4.7", "[[fake:http_500]]"))
+        .await
+    {
+        Ok(_) => panic!("expected a 500"),
+        Err(e) => e,
+    };
+    assert_eq!(e.kind, UpstreamErrorKind::InternalError);
+}
+
+#[tokio::test]
+async fn unknown_token_is_token_invalid_and_never_echoed() {
+    let fake = fake().await;
+    let token = "not-registered-token-xyz";
+    let client = client_for(
+        &fake.base_url(),
+        Some(token),
+        false,
+        UpstreamProfile::default(),
+    );
+    let e = client.credential().await.unwrap_err();
+    assert_eq!(e.kind, UpstreamErrorKind::TokenInvalid);
+    assert!(!e.detail.contains(token));
+}
+
+#[tokio::test]
+async fn stalled_stream_hits_the_idle_timeout() {
+    let fake = fake().await;
+    let timeouts = Timeouts {
+        idle: Duration::from_millis(300),
+        ..Timeouts::default()
+    };
+    let client = client_with_timeouts(
+        &fake.base_url(),
+        None,
+        true,
+        UpstreamProfile::default(),
+        timeouts,
+    );
+    let cred = client.credential().await.unwrap();
+    let stream = client
+        .start_completion(&cred, &chat("glm-4.7", "[[fake:stall]]"))
+        .await
+        .unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(10), drain(stream))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.kind, UpstreamErrorKind::Timeout);
+}
+
+#[tokio::test]
+async fn upload_works_for_users_and_is_refused_for_guests() {
+    let fake = fake().await;
+    let token = "zai-user-token-for-tests-0002";
+    fake.add_user(token, "Bob");
+    let png = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0];
+
+    let user = client_for(
+        &fake.base_url(),
+        Some(token),
+        false,
+        UpstreamProfile::default(),
+    );
+    let cred = user.credential().await.unwrap();
+    let file = user
+        .upload_image(&cred, "image/png", png.clone())
+        .await
+        .unwrap();
+    assert!(!file.id.is_empty());
+    assert_eq!(file.reference, file.id);
+    assert_eq!(file.entry["type"], "image");
+    assert_eq!(file.entry["status"], "uploaded");
+    assert_eq!(
+        file.entry["url"],
+        format!("/api/v1/files/{}/content", file.id)
+    );
+    assert_eq!(file.entry["file"]["id"], file.id.as_str());
+
+    let guest = client_for(&fake.base_url(), None, true, UpstreamProfile::default());
+    let gcred = guest.credential().await.unwrap();
+    let before = count(&fake.requests(), "POST", "/api/v1/files/");
+    assert!(guest.upload_image(&gcred, "image/png", png).await.is_err());
+    assert_eq!(
+        count(&fake.requests(), "POST", "/api/v1/files/"),
+        before,
+        "guests never reach upstream"
+    );
+}
+
+#[tokio::test]
+async fn list_models_returns_the_catalogue() {
+    let fake = fake().await;
+    let client = client_for(&fake.base_url(), None, true, UpstreamProfile::default());
+    let cred = client.credential().await.unwrap();
+    let models = client.list_models(&cred).await.unwrap();
+    assert_eq!(models.len(), 13);
+    let glm5 = models.iter().find(|m| m.id == "glm-5").unwrap();
+    assert!(glm5.capabilities.think && glm5.capabilities.mcp && glm5.is_active);
+    assert!(glm5.mcp_server_ids.iter().any(|s| s == "deep-web-search"));
+    assert!(models.iter().any(|m| m.hidden));
+}
+
+#[tokio::test]
+async fn fe_version_drift_on_fake_zai_recovers_after_one_firewall() {
+    let fake = fake().await;
+    let client = client_for(&fake.base_url(), None, true, UpstreamProfile::default());
+    let cred = client.credential().await.unwrap();
+    drain(
+        client
+            .start_completion(&cred, &chat("glm-4.7", "[[fake:plain]]"))
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    fake.update(|c| c.fe_version = "prod-fe-1.1.100".to_owned());
+    let e = match client
+        .start_completion(&cred, &chat("glm-4.7", "[[fake:plain]]"))
+        .await
+    {
+        Ok(_) => panic!("the cached version is stale now"),
+        Err(e) => e,
+    };
+    assert_eq!(e.kind, UpstreamErrorKind::Firewall);
+    drain(
+        client
+            .start_completion(&cred, &chat("glm-4.7", "[[fake:plain]]"))
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(client.fe_version().await, "prod-fe-1.1.100");
+    assert_eq!(count(&fake.requests(), "GET", "/"), 2);
+}
+
+#[tokio::test]
+async fn missing_or_wrong_signature_is_signature_rejected() {
+    let fake = fake().await;
+    for scheme in [None, Some(SignatureScheme::v2())] {
+        let profile = UpstreamProfile {
+            signature: scheme,
+            ..UpstreamProfile::default()
+        };
+        let client = client_for(&fake.base_url(), None, true, profile);
+        let cred = client.credential().await.unwrap();
+        let e = match client
+            .start_completion(&cred, &chat("glm-4.7", "[[fake:plain]]"))
+            .await
+        {
+            Ok(_) => panic!("an unsigned/misigned request must be refused"),
+            Err(e) => e,
+        };
+        assert_eq!(e.kind, UpstreamErrorKind::SignatureRejected, "{}", e.detail);
+    }
+}
+
+#[tokio::test]
+async fn concurrency_limit_maps_to_its_kind() {
+    let fake = fake().await;
+    fake.update(|c| c.max_concurrent_per_user = Some(1));
+    let client = client_for(&fake.base_url(), None, true, UpstreamProfile::default());
+    let cred = client.credential().await.unwrap();
+    // The first stream stays open (stall) and holds the only slot.
+    let held = client
+        .start_completion(&cred, &chat("glm-4.7", "[[fake:stall]]"))
+        .await
+        .unwrap();
+    let e = match client
+        .start_completion(&cred, &chat("glm-4.7", "[[fake:plain]]"))
+        .await
+    {
+        Ok(_) => panic!("the second chat must hit the concurrency limit"),
+        Err(e) => e,
+    };
+    assert_eq!(e.kind, UpstreamErrorKind::ConcurrencyLimit);
+    drop(held);
+}
+
+// ---- FE-version drift against a stub whose version can change between requests -------------
+
+mod stub {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{Html, IntoResponse, Response};
+    use axum::routing::{get, post};
+
+    #[derive(Default)]
+    pub struct State {
+        pub version: Mutex<String>,
+        pub landing_hits: AtomicUsize,
+    }
+
+    fn current(state: &State) -> String {
+        state.version.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    pub async fn serve(state: Arc<State>) -> std::io::Result<String> {
+        let s1 = state.clone();
+        let s2 = state.clone();
+        let app = Router::new()
+            .route(
+                "/",
+                get(move || {
+                    let s = s1.clone();
+                    async move {
+                        s.landing_hits.fetch_add(1, Ordering::SeqCst);
+                        // An older build is also referenced: the numerically largest must win.
+                        Html(format!(
+                            "<script src=\"/frontend/prod-fe-1.0.99/assets/old.js\"></script>\
+                             <script src=\"/frontend/{}/assets/index.js\"></script>",
+                            current(&s)
+                        ))
+                    }
+                }),
+            )
+            .route(
+                "/api/v1/auths/",
+                get(|| async {
+                    axum::Json(serde_json::json!({"id": "g-1", "name": "Guest-1", "role": "guest", "token": "a.b.c"}))
+                }),
+            )
+            .route("/api/v1/chats/new", post(|| async { axum::Json(serde_json::json!({"id": "chat-1"})) }))
+            .route(
+                "/api/v2/chat/completions",
+                post(move |headers: HeaderMap| {
+                    let s = s2.clone();
+                    async move {
+                        let sent = headers.get("x-fe-version").and_then(|v| v.to_str().ok()).unwrap_or("");
+                        if sent != current(&s) {
+                            let page = "<!doctypehtml><html><title>405</title></html>";
+                            return (StatusCode::METHOD_NOT_ALLOWED, [("content-type", "text/html")], page)
+                                .into_response();
+                        }
+                        let r: Response = ([("content-type", "text/event-stream")], "data: {\"done\":true}\n\n")
+                            .into_response();
+                        r
+                    }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(format!("http://{addr}"))
+    }
+}
+
+#[tokio::test]
+async fn fe_version_drift_firewall_then_rescrape() {
+    let state = Arc::new(stub::State::default());
+    *state.version.lock().unwrap() = "prod-fe-1.0.107".to_owned();
+    let base = stub::serve(state.clone()).await.unwrap();
+    let client = client_for(&base, None, true, UpstreamProfile::default());
+    let cred = client.credential().await.unwrap();
+    assert_eq!(client.fe_version().await, "prod-fe-1.0.107");
+    drain(
+        client
+            .start_completion(&cred, &chat("glm-4.7", "a"))
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        state.landing_hits.load(Ordering::SeqCst),
+        1,
+        "cached within the TTL"
+    );
+
+    // Upstream deploys a new front end: the cached version is now stale.
+    *state.version.lock().unwrap() = "prod-fe-1.1.2".to_owned();
+    let e = match client.start_completion(&cred, &chat("glm-4.7", "b")).await {
+        Ok(_) => panic!("the stale version must hit the firewall"),
+        Err(e) => e,
+    };
+    assert_eq!(e.kind, UpstreamErrorKind::Firewall);
+    // The firewall answer marked the version stale: the next request scrapes and succeeds.
+    drain(
+        client
+            .start_completion(&cred, &chat("glm-4.7", "c"))
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(client.fe_version().await, "prod-fe-1.1.2");
+    assert_eq!(state.landing_hits.load(Ordering::SeqCst), 2);
+}
