@@ -1,1 +1,147 @@
-fn main() {}
+//! The `zai2api` binary: command line only. Order: config → logging → state → bind → serve until
+//! Ctrl-C / SIGTERM. All behaviour lives in the library.
+//!
+//! Exit codes: 0 after a clean shutdown, 1 when the server cannot start or fails, 2 for a bad
+//! command line or configuration (one line on stderr, secrets never shown).
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use axum::serve::ListenerExt as _;
+use tracing_subscriber::EnvFilter;
+use zai2api::config::Config;
+
+const USAGE: &str = "\
+zai2api — OpenAI-compatible gateway in front of chat.z.ai
+
+Usage:
+  zai2api [serve]    run the server (settings from the environment and ./.env)
+  zai2api --help     show this help
+  zai2api --version  show the version
+
+Settings: see README.md or .env.example (BASE, PORT, MODEL, TOKEN, AUTH_TOKEN, ANONYMOUS_MODE,
+THINK_TAGS_MODE, DEBUG_MODE, ...). RUST_LOG overrides the log filter.
+";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] | ["serve"] => serve().await,
+        ["-h" | "--help" | "help"] => {
+            let _ = std::io::stdout().write_all(USAGE.as_bytes());
+            ExitCode::SUCCESS
+        }
+        ["-V" | "--version"] => {
+            let _ = writeln!(std::io::stdout(), "zai2api {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        other => {
+            eprintln!("zai2api: unknown arguments {other:?}; try `zai2api --help`");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("zai2api: {e}");
+            return ExitCode::from(2);
+        }
+    };
+
+    let default_filter = if config.debug_mode {
+        "info,zai2api=debug,tower_http=debug"
+    } else {
+        "info"
+    };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+
+    let addr = (config.listen_host, config.port);
+    tracing::info!(
+        base = %config.base,
+        port = config.port,
+        model = %config.model,
+        guest = config.anonymous_mode && config.token.is_none() && config.token_pool.is_empty(),
+        auth = config.auth_token.is_some(),
+        think_tags_mode = %config.think_mode,
+        "starting zai2api"
+    );
+
+    let state = match zai2api::app::build_state(config).await {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("zai2api: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("zai2api: cannot listen on {}:{}: {e}", addr.0, addr.1);
+            return ExitCode::from(1);
+        }
+    };
+    if let Ok(local) = listener.local_addr() {
+        tracing::info!(%local, "listening");
+    }
+    // Streamed chunks are small; Nagle would hold them back.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+
+    let served = axum::serve(listener, zai2api::app::app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    match served {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM (container stop).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing open requests");
+}

@@ -1,1 +1,70 @@
-//! OWNER: api helper. Stub until filled.
+//! Thin HTTP handlers for the OpenAI API: extract, convert, call the service, render.
+//!
+//! Invariants: no business logic lives here. Every failure is an `AppError`, so every error a
+//! client sees is OpenAI-shaped, including body-limit overruns (which axum would otherwise answer
+//! with plain text). The body is read as bytes and parsed here so that malformed JSON gets our
+//! message rather than the extractor's.
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::{Json, body::Bytes};
+
+use super::wire::{ModelList, ModelObject};
+use super::{request, stream};
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::service;
+
+/// `GET /v1/models`.
+pub async fn list_models(State(state): State<AppState>) -> Result<Json<ModelList>, AppError> {
+    let models = state.models.list().await?;
+    Ok(Json(ModelList::new(
+        models
+            .into_iter()
+            .map(|m| ModelObject::new(m.id, m.created))
+            .collect(),
+    )))
+}
+
+/// `GET /v1/models/{model}`: one entry, matched case-insensitively.
+pub async fn get_model(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ModelObject>, AppError> {
+    let models = state.models.list().await?;
+    models
+        .into_iter()
+        .find(|m| m.id.eq_ignore_ascii_case(&id))
+        .map(|m| Json(ModelObject::new(m.id, m.created)))
+        .ok_or_else(|| AppError::ModelNotFound(id.chars().take(100).collect()))
+}
+
+/// `POST /v1/chat/completions`.
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AppError> {
+    let body = body.map_err(body_error)?;
+    let request = request::parse_body(&body)?;
+    let chat = service::start_chat(&state, &request).await?;
+    Ok(stream::respond(
+        chat,
+        request.stream,
+        request.include_usage,
+        state.config.think_mode,
+    )
+    .await)
+}
+
+fn body_error(rejection: BytesRejection) -> AppError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::PayloadTooLarge
+    } else {
+        AppError::invalid(
+            format!("cannot read the request body: {}", rejection.body_text()),
+            None,
+        )
+    }
+}
