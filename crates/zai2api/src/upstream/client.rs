@@ -742,6 +742,7 @@ impl UpstreamClient {
             host: &self.host,
             hostname: &self.hostname,
             chat_id: &chat_id,
+            client_version: &self.profile.client_version,
             now,
         };
         let path = self.profile.endpoints.completions.clone();

@@ -154,6 +154,8 @@ pub enum QueryValue {
     Host,
     /// Host name of the base URL.
     Hostname,
+    /// The profile's `client_version`.
+    ClientVersion,
     Literal(String),
 }
 
@@ -185,7 +187,7 @@ fn default_query() -> Vec<QueryParam> {
         q("timestamp", Timestamp),
         q("requestId", RequestId),
         q("user_id", UserId),
-        q("version", lit("0.0.1")),
+        q("version", ClientVersion),
         q("platform", lit("web")),
         q("token", Token),
         q("user_agent", UserAgent),
@@ -337,9 +339,10 @@ mod tests {
         assert!(
             p.completion_query
                 .iter()
-                .any(|q| q.name == "version" && q.value == QueryValue::Literal("0.0.1".into()))
+                .any(|q| q.name == "version" && q.value == QueryValue::ClientVersion)
         );
         assert!(p.precreate_chat);
+        assert_eq!(p.client_version, "0.0.1");
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub struct QueryContext<'a> {
     pub host: &'a str,
     pub hostname: &'a str,
     pub chat_id: &'a str,
+    pub client_version: &'a str,
     pub now: OffsetDateTime,
 }
 
@@ -62,6 +63,7 @@ fn query_value(source: &QueryValue, ctx: &QueryContext<'_>) -> String {
         QueryValue::UtcTimeRfc1123 => rfc1123(ctx.now),
         QueryValue::Host => ctx.host.to_owned(),
         QueryValue::Hostname => ctx.hostname.to_owned(),
+        QueryValue::ClientVersion => ctx.client_version.to_owned(),
         QueryValue::Literal(v) => v.clone(),
     }
 }
@@ -297,6 +299,7 @@ mod tests {
             host: "chat.z.ai",
             hostname: "chat.z.ai",
             chat_id: "c1",
+            client_version: "0.0.1",
             now,
         }
     }
