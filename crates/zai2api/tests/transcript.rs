@@ -123,7 +123,7 @@ fn real_tool_capture_hides_the_block_and_keeps_both_thoughts() {
     assert_eq!(reference.len(), 2);
     // Two blocks, reported as one reasoning text joined at the block boundary by the renderer.
     assert_eq!(reasoning, format!("{}{}", reference[0], reference[1]));
-    assert!(answer.starts_with("我将为您框出图片中人物的面部区域。\n\n我已经成功框出了图片"));
+    assert!(answer.starts_with("我将为您框出图片中人物的面部区域。我已经成功框出了图片"));
     assert!(answer.ends_with("清晰地标识出了面部的位置。"), "{answer:?}");
     assert!(!answer.contains("glm_block") && !answer.contains("metadata"));
     let tools: Vec<_> = events

@@ -16,8 +16,8 @@
 //! - Nothing is emitted that may still turn out to be markup: a tail that could be the start of
 //!   `<details type="reasoning"`, `<glm_block` or `</details>` is held back until decided.
 //! - Separators are not content: the newline upstream puts after `</details>`, the blank lines around a
-//!   `<glm_block>`, and a reasoning block's trailing newline are dropped; two answer runs separated by
-//!   tool activity are joined by one blank line.
+//!   `<glm_block>`, and a reasoning block's trailing newline are dropped. How runs separated by tool
+//!   activity or reasoning are joined is the renderer's choice (it knows its client format).
 
 use serde_json::Value;
 use smallvec::SmallVec;
@@ -52,7 +52,7 @@ struct Segment {
     /// without quote markers). After a rewind the re-parsed view is assumed to extend what was sent;
     /// only the part beyond this length is emitted.
     emitted: usize,
-    /// Think: `ThinkingStart` sent. Text: separator sent. Tool: block sent.
+    /// Think: `ThinkingStart` sent. Tool: block sent. Text: unused.
     opened: bool,
     /// Think: `ThinkingEnd` sent.
     closed: bool,
@@ -381,15 +381,10 @@ impl Transcript {
         } else {
             visible.trim_end_matches(char::is_whitespace)
         };
-        let answered_before = self.answered;
         let Some(seg) = self.segments.last_mut() else {
             return false;
         };
         if let Some(new) = unsent(settled, seg.emitted) {
-            if !seg.opened && after != After::Start && answered_before {
-                out.push(Semantic::Answer("\n\n".to_owned()));
-            }
-            seg.opened = true;
             out.push(Semantic::Answer(new.to_owned()));
             seg.emitted = settled.len();
             self.answered = true;
@@ -844,7 +839,7 @@ mod tests {
         let refs: Vec<&str> = payloads.iter().map(String::as_str).collect();
         let (_, events) = run(&refs);
         let (_, answer) = split_views(&events);
-        assert_eq!(answer, "Let me look.\n\nFound it.");
+        assert_eq!(answer, "Let me look.Found it.");
         assert!(events.iter().any(|e| matches!(e, Semantic::Tool(b) if b.name == "search" && b.id == "call_1" && b.arguments == "{\"q\":1}")));
     }
 
