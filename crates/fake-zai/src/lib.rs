@@ -1,4 +1,4 @@
-//! fake-zai: a faithful fake of chat.z.ai (protocol §17). OWNER: fake-zai helper.
+//! fake-zai: a faithful fake of chat.z.ai (protocol §17).
 //!
 //! Public API contract used by zai2api's tests (keep these names and signatures):
 //! - `FakeConfig` (Default = today's protocol, permissive where the protocol is uncertain)
@@ -7,8 +7,26 @@
 //! - `FakeZai::requests(&self) -> Vec<RecordedRequest>` everything received, in order
 //! - `FakeZai::add_user(&self, token: &str, name: &str) -> String` registers a logged-in token, returns its user id
 //! - scenarios chosen per request by a directive in the last user message: `[[fake:NAME]]`
+//!
+//! Invariants: a `FakeZai` owns one server task; dropping the handle aborts it (tests never leak
+//! servers). All state is shared through [`state::Shared`], so every setter works while serving.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+mod completions;
+mod config;
+mod pages;
+pub mod scenarios;
+pub mod script;
+mod server;
+mod state;
+
+pub use completions::{DETAIL_CONCURRENCY, DETAIL_SIGNATURE, DETAIL_STREAM_OPTIONS};
+pub use config::{FakeConfig, Scenario};
+pub use scenarios::{EVENT_426, EVENT_CAPTCHA, EVENT_INTERNAL_ERROR, EVENT_MODEL_LEVEL, texts};
+pub use server::{DETAIL_401, DETAIL_403};
+pub use zai_signature::SignatureScheme;
 
 /// One request as fake-zai received it.
 #[derive(Debug, Clone)]
@@ -23,27 +41,182 @@ pub struct RecordedRequest {
     pub body: Vec<u8>,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct FakeConfig {}
+impl RecordedRequest {
+    /// First value of query parameter `name`.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// First value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as JSON, if it is JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+/// A guest or user session created through the fake's API (not over HTTP).
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub id: String,
+    pub token: String,
+    pub name: String,
+    pub email: String,
+}
 
 pub struct FakeZai {
     pub addr: SocketAddr,
+    shared: Arc<state::Shared>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl FakeZai {
-    pub async fn start(_config: FakeConfig) -> std::io::Result<FakeZai> {
-        Err(std::io::Error::other("not implemented"))
+    /// Binds 127.0.0.1 on a free port and serves in a background task.
+    pub async fn start(config: FakeConfig) -> std::io::Result<FakeZai> {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), config).await
+    }
+
+    /// Binds `addr` and serves in a background task.
+    pub async fn start_on(addr: SocketAddr, config: FakeConfig) -> std::io::Result<FakeZai> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(state::Shared::new(config));
+        let app = server::router(Arc::clone(&shared));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(target: "fake_zai", "server stopped: {e}");
+            }
+        });
+        Ok(FakeZai {
+            addr,
+            shared,
+            shutdown: Some(tx),
+            task,
+        })
     }
 
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
+    /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        Vec::new()
+        self.shared.requests()
     }
 
-    pub fn add_user(&self, _token: &str, _name: &str) -> String {
-        String::new()
+    /// Requests whose path is `path`.
+    pub fn requests_to(&self, path: &str) -> Vec<RecordedRequest> {
+        self.shared
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
+    }
+
+    pub fn clear_requests(&self) {
+        self.shared.clear_requests();
+    }
+
+    /// Registers a logged-in account (`role: "user"`) whose bearer token is `token`; returns its user id.
+    pub fn add_user(&self, token: &str, name: &str) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.shared.insert_session(state::Session {
+            id: id.clone(),
+            email: format!(
+                "{}@example.com",
+                name.to_ascii_lowercase().replace(' ', ".")
+            ),
+            name: name.to_owned(),
+            role: state::Role::User,
+            token: token.to_owned(),
+        });
+        id
+    }
+
+    /// Creates a guest session directly (same as an unauthenticated `GET /api/v1/auths/`).
+    pub fn add_guest(&self) -> SessionInfo {
+        let s = server::create_guest(&self.shared);
+        SessionInfo {
+            id: s.id,
+            token: s.token,
+            name: s.name,
+            email: s.email,
+        }
+    }
+
+    /// Current configuration.
+    pub fn config(&self) -> FakeConfig {
+        self.shared.config()
+    }
+
+    /// Changes the configuration of the running fake; the next request sees the change.
+    pub fn update(&self, f: impl FnOnce(&mut FakeConfig)) {
+        self.shared.update(f);
+    }
+
+    /// Replaces the configuration of the running fake.
+    pub fn set_config(&self, config: FakeConfig) {
+        self.shared.update(|c| *c = config);
+    }
+
+    /// Chat ids created through `POST /api/v1/chats/new` by `user_id` and not deleted.
+    pub fn chats_of(&self, user_id: &str) -> Vec<String> {
+        self.shared.chats_of(user_id)
+    }
+
+    /// Completions of `user_id` currently streaming.
+    pub fn in_flight(&self, user_id: &str) -> usize {
+        self.shared.in_flight(user_id)
+    }
+
+    /// Completions that passed every HTTP-level check and started streaming.
+    pub fn completions_started(&self) -> u64 {
+        self.shared
+            .completions_started
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Guests created so far.
+    pub fn guests_created(&self) -> u64 {
+        self.shared
+            .guests_created
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Upload objects (§9) stored so far.
+    pub fn uploads(&self) -> Vec<serde_json::Value> {
+        self.shared.uploads()
+    }
+
+    /// Stops accepting connections and waits for open ones to finish (streams included; a `stall`
+    /// stream keeps it waiting, so callers may wrap this in a timeout).
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for FakeZai {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

@@ -1,0 +1,322 @@
+//! `POST /api/v2/chat/completions` and the legacy `POST /api/chat/completions` (protocol §11, §12).
+//!
+//! Invariants:
+//! - Checks run in a fixed order, each behind its own config switch: FE version (405 WAF page) →
+//!   token (401) → JSON body (422) → signature and `user_id` (400) → `stream_options` (400) →
+//!   directive syntax (400) → `version` (in-stream 426) → captcha (in-stream) → guest model level
+//!   (in-stream 403) → concurrency (429) → chat pre-creation (INTERNAL_ERROR at `done`).
+//! - In-stream errors are HTTP 200 `text/event-stream` with the §12.10 event as the only event.
+//! - A completion holds an in-flight slot from the moment it passes the concurrency check until its
+//!   body stream ends or is dropped by a disconnecting client.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use zai_signature::SignInput;
+
+use crate::config::Scenario;
+use crate::scenarios::{self, Ctx, Plan};
+use crate::script::Frame;
+use crate::server::{App, LogTag, detail, not_found, require_session, waf_response};
+use crate::state::{InflightGuard, Role};
+
+/// Body of the signature (and `user_id` mismatch) rejection (§11.3).
+pub const DETAIL_SIGNATURE: &str = "403: Signature validation failed: 签名验证失败";
+/// Body of the `stream_options` rejection.
+pub const DETAIL_STREAM_OPTIONS: &str = "unsupported Z.ai stream usage option";
+/// Body of the concurrency rejection.
+pub const DETAIL_CONCURRENCY: &str = "Too many concurrent requests for this account (并发限制)";
+
+pub async fn v2(
+    State(app): State<App>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !app.config().enable_v2_path {
+        return not_found().await;
+    }
+    handle(app, uri.query().unwrap_or(""), headers, body)
+}
+
+pub async fn legacy(
+    State(app): State<App>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !app.config().enable_legacy_path {
+        return not_found().await;
+    }
+    handle(app, uri.query().unwrap_or(""), headers, body)
+}
+
+fn tagged(mut response: Response, tag: &str) -> Response {
+    response.extensions_mut().insert(LogTag(tag.to_owned()));
+    response
+}
+
+/// Text of the last user message: a string content, or its text parts joined by `\n`.
+fn last_user_text(body: &Value) -> Option<String> {
+    let message = body["messages"]
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")?;
+    match &message["content"] {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => Some(
+            parts
+                .iter()
+                .filter(|p| p["type"] == "text")
+                .filter_map(|p| p["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        _ => None,
+    }
+}
+
+/// GLM-5 family (`glm-5`, `GLM-5.1`, `GLM-5-Turbo`, `GLM-5v-Turbo`, `glm-5.2`…), case-insensitive.
+fn is_glm5_family(model: &str) -> bool {
+    let model = model.to_ascii_lowercase();
+    model
+        .strip_prefix("glm-5")
+        .is_some_and(|rest| rest.is_empty() || !rest.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+fn verify_signature(
+    scheme: &zai_signature::SignatureScheme,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+    body: &Value,
+) -> bool {
+    let get = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let Some(signature) = headers.get("x-signature").and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some(timestamp) = get("timestamp").and_then(|t| t.parse::<u64>().ok()) else {
+        return false;
+    };
+    let signature_timestamp = get("signature_timestamp")
+        .and_then(|t| t.parse::<u64>().ok())
+        .unwrap_or(timestamp);
+    let input = SignInput {
+        request_id: get("requestId").unwrap_or(""),
+        timestamp,
+        signature_timestamp,
+        user_id: get("user_id").unwrap_or(""),
+        prompt: body["signature_prompt"].as_str().unwrap_or(""),
+    };
+    scheme.verify(&input, signature)
+}
+
+fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Response {
+    let cfg = app.config();
+    if cfg.check_fe_version {
+        let fe = headers.get("x-fe-version").and_then(|v| v.to_str().ok());
+        if fe != Some(cfg.fe_version.as_str()) {
+            return tagged(waf_response(), "check=fe_version");
+        }
+    }
+    let session = match require_session(&app, &headers) {
+        Ok(s) => s,
+        Err(e) => return tagged(e.into_response(), "check=token"),
+    };
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return tagged(
+            detail(StatusCode::UNPROCESSABLE_ENTITY, "Invalid JSON body"),
+            "check=json",
+        );
+    };
+    let query: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes())
+        .into_owned()
+        .collect();
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+
+    if let Some(scheme) = &cfg.signature {
+        if !verify_signature(scheme, &query, &headers, &request) {
+            return tagged(
+                detail(StatusCode::BAD_REQUEST, DETAIL_SIGNATURE),
+                "check=signature",
+            );
+        }
+    }
+    if cfg.check_user_id && param("user_id") != Some(session.id.as_str()) {
+        return tagged(
+            detail(StatusCode::BAD_REQUEST, DETAIL_SIGNATURE),
+            "check=user_id",
+        );
+    }
+    if cfg.reject_stream_options && request.get("stream_options").is_some() {
+        return tagged(
+            detail(StatusCode::BAD_REQUEST, DETAIL_STREAM_OPTIONS),
+            "check=stream_options",
+        );
+    }
+    let directive = last_user_text(&request)
+        .or_else(|| request["signature_prompt"].as_str().map(str::to_owned))
+        .and_then(|text| Scenario::find_directive(&text));
+    let scenario = match directive {
+        Some(Ok(scenario)) => scenario,
+        Some(Err(message)) => {
+            return tagged(detail(StatusCode::BAD_REQUEST, &message), "check=directive");
+        }
+        None => cfg.default_scenario.clone().unwrap_or_else(|| {
+            if request["features"]["enable_thinking"].as_bool() == Some(true) {
+                Scenario::Thinking
+            } else {
+                Scenario::Plain
+            }
+        }),
+    };
+
+    let in_stream = |payload: &str, tag: &str| {
+        let frames = crate::script::compile(
+            crate::script::Style::Python,
+            &[crate::script::Op::Raw(payload.to_owned())],
+            Duration::ZERO,
+        );
+        tagged(sse(frames, None, cfg.send_done_marker), tag)
+    };
+    if cfg.check_client_version
+        && !param("version").is_some_and(|v| cfg.accepted_versions.iter().any(|a| a == v))
+    {
+        return in_stream(scenarios::EVENT_426, "check=version");
+    }
+    if cfg.captcha_required
+        && request["captcha_verify_param"]
+            .as_str()
+            .is_none_or(str::is_empty)
+    {
+        return in_stream(scenarios::EVENT_CAPTCHA, "check=captcha");
+    }
+    if cfg.restrict_guest_models
+        && session.role == Role::Guest
+        && request["model"].as_str().is_some_and(is_glm5_family)
+    {
+        return in_stream(scenarios::EVENT_MODEL_LEVEL, "check=model_level");
+    }
+    let Some(guard) = app.try_acquire(&session.id, cfg.max_concurrent_per_user) else {
+        return tagged(
+            detail(StatusCode::TOO_MANY_REQUESTS, DETAIL_CONCURRENCY),
+            "check=concurrency",
+        );
+    };
+    let chat_known = request["chat_id"]
+        .as_str()
+        .is_some_and(|chat| app.has_chat(&session.id, chat));
+    let ctx = Ctx {
+        signature_prompt: request["signature_prompt"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned(),
+        tools: request.get("tools").filter(|t| !t.is_null()).cloned(),
+        delay: cfg.event_delay,
+        stall: cfg.stall_duration,
+        internal_error_at_done: cfg.require_precreated_chat && !chat_known,
+    };
+    let tag = format!(
+        "scenario={scenario:?}{}",
+        if ctx.internal_error_at_done {
+            " chat=unknown"
+        } else {
+            ""
+        }
+    );
+    match scenarios::plan(&scenario, &ctx) {
+        Plan::Stream(frames) => tagged(sse(frames, Some(guard), cfg.send_done_marker), &tag),
+        Plan::Http {
+            status,
+            content_type,
+            body,
+        } => {
+            drop(guard);
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            tagged(
+                (status, [(header::CONTENT_TYPE, content_type)], body).into_response(),
+                &tag,
+            )
+        }
+    }
+}
+
+/// An SSE response whose body plays `frames`; `guard` lives exactly as long as the body stream.
+fn sse(mut frames: Vec<Frame>, guard: Option<InflightGuard>, done_marker: bool) -> Response {
+    if done_marker && matches!(frames.last(), Some(Frame::Bytes(_))) {
+        frames.push(Frame::Bytes(Bytes::from_static(b"data: [DONE]\n\n")));
+    }
+    let queue: VecDeque<Frame> = frames.into();
+    let stream = futures_util::stream::unfold((queue, guard), |(mut queue, guard)| async move {
+        loop {
+            match queue.pop_front()? {
+                Frame::Bytes(bytes) => return Some((Ok(bytes), (queue, guard))),
+                Frame::Sleep(d) | Frame::Stall(d) => tokio::time::sleep(d).await,
+                Frame::Abort => {
+                    // An error from the body makes hyper abort the connection mid chunked-encoding,
+                    // which the client sees as a truncated body, like a dropped upstream connection.
+                    queue.clear();
+                    return Some((
+                        Err(std::io::Error::other(
+                            "fake-zai: connection dropped by scenario",
+                        )),
+                        (queue, guard),
+                    ));
+                }
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glm5_family() {
+        for model in ["glm-5", "GLM-5.1", "GLM-5-Turbo", "glm-5.2", "GLM-5v-Turbo"] {
+            assert!(is_glm5_family(model), "{model}");
+        }
+        for model in [
+            "glm-4.7",
+            "glm-4.6v",
+            "GLM-4-6-API-V1",
+            "glm-50",
+            "0727-360B-API",
+        ] {
+            assert!(!is_glm5_family(model), "{model}");
+        }
+    }
+
+    #[test]
+    fn last_user_text_handles_parts() {
+        let body = serde_json::json!({"messages": [
+            {"role": "user", "content": "old [[fake:plain]]"},
+            {"role": "assistant", "content": "x"},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": "u"}}, {"type": "text", "text": "[[fake:search]]"}]}
+        ]});
+        assert_eq!(last_user_text(&body).as_deref(), Some("a\n[[fake:search]]"));
+    }
+}

@@ -1,0 +1,203 @@
+//! Configuration of the fake and the scenario names.
+//!
+//! Invariants: `FakeConfig::default()` models today's chat.z.ai (protocol §17) and is permissive only
+//! where the protocol is uncertain (legacy completion path on, neighbouring timestamp readings accepted).
+//! Every check can be switched off; the running server reads the config afresh for every request, so
+//! changes through `FakeZai::update` take effect on the next request.
+
+use std::time::Duration;
+
+use zai_signature::SignatureScheme;
+
+/// Everything that makes the fake behave differently. Field docs give the default.
+#[derive(Debug, Clone)]
+pub struct FakeConfig {
+    /// Current front-end build, served in `GET /` and required in `X-FE-Version`. Default `prod-fe-1.1.88`.
+    pub fe_version: String,
+    /// Answer completions whose `X-FE-Version` differs from `fe_version` with the 405 WAF page. Default on.
+    pub check_fe_version: bool,
+    /// Answer *every* route with the 405 WAF page (an IP-level block). Default off.
+    pub firewall_all: bool,
+    /// Signature scheme completions must carry in `X-Signature`; `None` = no signature required. Default v3.
+    pub signature: Option<SignatureScheme>,
+    /// Reject completions whose query `user_id` is not the token's user id (HTTP 400, the signature
+    /// failure body: the real server signs over the session's id). Default on.
+    pub check_user_id: bool,
+    /// Reject bodies carrying `stream_options` with HTTP 400. Default on.
+    pub reject_stream_options: bool,
+    /// Require the `version` query param to be one of `accepted_versions`, else the in-stream 426. Default on.
+    pub check_client_version: bool,
+    /// Default `["0.0.1"]`.
+    pub accepted_versions: Vec<String>,
+    /// Require a non-empty `captcha_verify_param` (in-stream FRONTEND_CAPTCHA_REQUIRED). Default off.
+    pub captcha_required: bool,
+    /// Guests asking for a GLM-5 family model get the in-stream 403. Default on.
+    pub restrict_guest_models: bool,
+    /// In-flight completions allowed per user before HTTP 429; `None` = unlimited. Default `None`.
+    pub max_concurrent_per_user: Option<usize>,
+    /// A `chat_id` not created through `POST /api/v1/chats/new` by this user ends its stream with
+    /// INTERNAL_ERROR instead of `done` (§12.11 F). Default on.
+    pub require_precreated_chat: bool,
+    /// Append `data: [DONE]` after the stream (the real upstream does not). Default off.
+    pub send_done_marker: bool,
+    /// Serve `POST /api/v2/chat/completions`. Default on.
+    pub enable_v2_path: bool,
+    /// Serve the legacy `POST /api/chat/completions`. Default on (whether it still works is unknown).
+    pub enable_legacy_path: bool,
+    /// Scenario used when the last user message has no `[[fake:…]]` directive; `None` = `thinking` when
+    /// `features.enable_thinking` is true, else `plain`. Default `None`.
+    pub default_scenario: Option<Scenario>,
+    /// Pause between events of every stream. Default zero.
+    pub event_delay: Duration,
+    /// How long `stall` keeps the connection silent. Default 10 minutes.
+    pub stall_duration: Duration,
+    /// Let guests upload files (the real upstream answers 403). Default off.
+    pub guests_can_upload: bool,
+    /// Maximum request body the fake accepts (and records). Default 64 MiB.
+    pub max_body_bytes: usize,
+}
+
+impl Default for FakeConfig {
+    fn default() -> Self {
+        Self {
+            fe_version: "prod-fe-1.1.88".to_owned(),
+            check_fe_version: true,
+            firewall_all: false,
+            signature: Some(SignatureScheme::v3()),
+            check_user_id: true,
+            reject_stream_options: true,
+            check_client_version: true,
+            accepted_versions: vec!["0.0.1".to_owned()],
+            captcha_required: false,
+            restrict_guest_models: true,
+            max_concurrent_per_user: None,
+            require_precreated_chat: true,
+            send_done_marker: false,
+            enable_v2_path: true,
+            enable_legacy_path: true,
+            default_scenario: None,
+            event_delay: Duration::ZERO,
+            stall_duration: Duration::from_secs(600),
+            guests_can_upload: false,
+            max_body_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// A named behaviour of the completion endpoint, chosen per request by `[[fake:NAME]]` or
+/// `[[fake:NAME:ARG]]` in the last user message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scenario {
+    /// §12.11 A'.
+    Thinking,
+    /// §12.11 B.
+    Plain,
+    /// §12.11 C.
+    Search,
+    /// Format A glm_block call; the argument overrides the tool name.
+    ToolA(Option<String>),
+    /// §12.11 E (Format B); the argument overrides the tool name.
+    ToolB(Option<String>),
+    /// The real GLM-4.6 capture, byte for byte.
+    Replay,
+    /// The repaired GLM-4.6V tool-call capture, byte for byte.
+    ReplayTool,
+    /// §12.11 F.
+    ErrorInternal,
+    Error426,
+    ErrorCaptcha,
+    ErrorModelLevel,
+    /// HTTP 500 `Internal Server Error`.
+    Http500,
+    /// HTTP 405 WAF page.
+    Firewall,
+    /// Some answer deltas, then the connection is cut.
+    Drop,
+    /// `thinking` with this many ms between events.
+    Slow(u64),
+    /// Headers, then silence for `stall_duration`.
+    Stall,
+    /// One ~1 MiB answer delta.
+    Huge,
+    /// `plain` without usage.
+    NoUsage,
+    /// Answers with the `signature_prompt` it received.
+    Echo,
+}
+
+impl Scenario {
+    /// Parses `NAME` or `NAME:ARG` (the text inside `[[fake:…]]`).
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let (name, arg) = match spec.split_once(':') {
+            Some((name, arg)) => (
+                name.trim(),
+                Some(arg.trim().to_owned()).filter(|a| !a.is_empty()),
+            ),
+            None => (spec.trim(), None),
+        };
+        Ok(match name {
+            "thinking" => Self::Thinking,
+            "plain" => Self::Plain,
+            "search" => Self::Search,
+            "tool_a" => Self::ToolA(arg),
+            "tool_b" => Self::ToolB(arg),
+            "replay" => Self::Replay,
+            "replay_tool" => Self::ReplayTool,
+            "error_internal" => Self::ErrorInternal,
+            "error_426" => Self::Error426,
+            "error_captcha" => Self::ErrorCaptcha,
+            "error_model_level" => Self::ErrorModelLevel,
+            "http_500" => Self::Http500,
+            "firewall" => Self::Firewall,
+            "drop" => Self::Drop,
+            "slow" => {
+                let ms = arg.as_deref().unwrap_or("100");
+                Self::Slow(
+                    ms.parse()
+                        .map_err(|_| format!("slow needs milliseconds, got {ms:?}"))?,
+                )
+            }
+            "stall" => Self::Stall,
+            "huge" => Self::Huge,
+            "no_usage" => Self::NoUsage,
+            "echo" => Self::Echo,
+            other => return Err(format!("unknown fake-zai scenario {other:?}")),
+        })
+    }
+
+    /// Finds the last `[[fake:…]]` directive in `text` (the last one wins, so flattened histories
+    /// follow the newest turn).
+    pub fn find_directive(text: &str) -> Option<Result<Self, String>> {
+        let start = text.rfind("[[fake:")?;
+        let rest = &text[start + "[[fake:".len()..];
+        let end = rest.find("]]")?;
+        Some(Self::parse(&rest[..end]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directive_parsing() {
+        assert_eq!(
+            Scenario::find_directive("hi [[fake:plain]] there"),
+            Some(Ok(Scenario::Plain))
+        );
+        assert_eq!(
+            Scenario::find_directive("[[fake:slow:25]]"),
+            Some(Ok(Scenario::Slow(25)))
+        );
+        assert_eq!(
+            Scenario::find_directive("[[fake:plain]] then [[fake:tool_a:get_weather]]"),
+            Some(Ok(Scenario::ToolA(Some("get_weather".into()))))
+        );
+        assert!(matches!(
+            Scenario::find_directive("[[fake:nope]]"),
+            Some(Err(_))
+        ));
+        assert_eq!(Scenario::find_directive("no directive"), None);
+        assert_eq!(Scenario::find_directive("[[fake:plain"), None);
+    }
+}

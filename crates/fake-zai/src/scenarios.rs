@@ -1,0 +1,755 @@
+//! The completion scenarios: what the body of a completion looks like once every check passed.
+//!
+//! Invariants:
+//! - Synthetic streams are scripts ([`crate::script::Op`]); their edit indices are computed, never
+//!   written by hand, and each scenario has a test rebuilding its content with §12.4.
+//! - `thinking`, `plain`, `search`, `tool_b` and `error_internal` reproduce the protocol document's
+//!   examples A', B, C, E and F byte for byte; the §12.10 error events are the document's text verbatim.
+//! - Replays stream the embedded captures unchanged (concatenated frames == file bytes).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::config::Scenario;
+use crate::script::{self, Anchor, DoneKind, Frame, Op, Style, Usage, after_last, append, edit};
+
+/// The real GLM-4.6 capture (559 events, content 6308 characters).
+pub const CAPTURE_THINKING: &[u8] = include_bytes!("../fixtures/glm46-thinking-2025-10.sse");
+/// The repaired GLM-4.6V tool-call capture (edit indices 32, 422, 805, 1423, 1759).
+pub const CAPTURE_TOOL: &[u8] = include_bytes!("../fixtures/glm46v-toolcall-2025-12.repaired.sse");
+
+/// §12.10, missing/unknown `version` query param.
+pub const EVENT_426: &str = r#"{"type": "chat:completion", "data": {"data": {"error": {"detail": "Your client version (unknown) is outdated. Minimum required: 1.0.0. Please refresh the page", "code": 426}, "done": true}, "error": {"detail": "Your client version (unknown) is outdated. Minimum required: 1.0.0. Please refresh the page", "code": 426}, "done": true}}"#;
+/// §12.10, captcha mode without `captcha_verify_param`.
+pub const EVENT_CAPTCHA: &str = r#"{"data":{"data":{"done":true,"error":{"captcha_error_type":"missing_param","code":"FRONTEND_CAPTCHA_REQUIRED","detail":"Please refresh the page to update the app, then try again.","error_code":"FRONTEND_CAPTCHA_REQUIRED"}},"done":true,"error":{"captcha_error_type":"missing_param","code":"FRONTEND_CAPTCHA_REQUIRED","detail":"Please refresh the page to update the app, then try again.","error_code":"FRONTEND_CAPTCHA_REQUIRED"}},"type":"chat:completion"}"#;
+/// §12.10, guest asking for a GLM-5 family model.
+pub const EVENT_MODEL_LEVEL: &str = r#"{"type": "chat:completion", "data": {"data": {"error": {"detail": "Model not available for current user level", "code": 403}, "done": true}, "error": {"detail": "Model not available for current user level", "code": 403}, "done": true}}"#;
+/// §12.11 F, the INTERNAL_ERROR that replaces `done`.
+pub const EVENT_INTERNAL_ERROR: &str = r#"{"type": "chat:completion", "data": {"data": {"error": {"detail": "Oops, something went wrong. Please try again later.", "code": "INTERNAL_ERROR"}, "done": true}, "error": {"detail": "Oops, something went wrong. Please try again later.", "code": "INTERNAL_ERROR"}, "done": true}}"#;
+
+/// Client-visible texts of the synthetic scenarios, for assertions in other crates' tests.
+pub mod texts {
+    /// `thinking` / `slow` reasoning, as the inner text of the `<details>` block without `> ` prefixes.
+    pub const THINKING_REASONING: &str = "The user says hello.\nI should greet them back.";
+    /// `thinking`, `plain`, `no_usage`, `error_internal` answer.
+    pub const HELLO_ANSWER: &str = "Hello! How can I help you today?";
+    /// `search` answer (after the second thinking block; leading `\n` included).
+    pub const SEARCH_ANSWER: &str = "\nToday's top story: Example headline【turn0search0】.";
+    /// `tool_b` answer text before the tool call (exactly 22 characters).
+    pub const TOOL_B_PREFIX: &str = "Let me open that page.";
+    /// `drop` answer text delivered before the cut.
+    pub const DROP_PARTIAL: &str = "Hello! How can I";
+    /// Length of the `huge` delta in bytes (ASCII).
+    pub const HUGE_LEN: usize = 1024 * 1024;
+}
+
+/// Request facts a scenario may depend on.
+#[derive(Debug, Clone, Default)]
+pub struct Ctx {
+    /// `signature_prompt` of the body (for `echo`).
+    pub signature_prompt: String,
+    /// OpenAI-style `tools` of the body, if any.
+    pub tools: Option<Value>,
+    /// Pause between events (config `event_delay`; `slow` overrides).
+    pub delay: Duration,
+    pub stall: Duration,
+    /// End with INTERNAL_ERROR instead of `done` (chat not pre-created).
+    pub internal_error_at_done: bool,
+}
+
+/// What the completion endpoint answers.
+#[derive(Debug)]
+pub enum Plan {
+    Stream(Vec<Frame>),
+    Http {
+        status: u16,
+        content_type: &'static str,
+        body: String,
+    },
+}
+
+const DETAILS_DONE: &str = "<details type=\"reasoning\" done=\"";
+
+/// A thinking block: opening delta(s) then the closing edit at the block's `done="` value (§12.5).
+/// `deltas` are the reasoning pieces exactly as streamed (lines after the first start with `> `).
+fn thinking_block(
+    lead: &str,
+    last_tool: &str,
+    deltas: &[&str],
+    seconds: u32,
+    after: &str,
+) -> Vec<Op> {
+    let mut ops = Vec::new();
+    for (i, delta) in deltas.iter().enumerate() {
+        let text = if i == 0 {
+            format!(
+                "{lead}{DETAILS_DONE}false\" view=\"\" last_tool_call_name=\"{last_tool}\">\n<summary>Thinking…</summary>\n> {delta}"
+            )
+        } else {
+            (*delta).to_owned()
+        };
+        ops.push(append(text, "thinking"));
+    }
+    let full: String = deltas.concat();
+    ops.push(edit(
+        after_last(DETAILS_DONE),
+        format!(
+            "true\" duration=\"{seconds}\" view=\"\" last_tool_call_name=\"{last_tool}\">\n<summary>Thought for {seconds} seconds</summary>\n> {full}\n</details>{after}"
+        ),
+        "answer",
+    ));
+    ops
+}
+
+fn thinking_ops() -> Vec<Op> {
+    let mut ops = thinking_block(
+        "",
+        "",
+        &["The user", " says hello.\n> I should greet", " them back."],
+        1,
+        "\n",
+    );
+    let usage = Usage {
+        prompt: 9,
+        completion: 27,
+        cached: Some(0),
+        words: Some(118),
+    };
+    ops.extend([
+        append("Hello", "answer"),
+        append("! How can I", "answer"),
+        append(" help you today?", "answer"),
+        Op::Usage(usage),
+        Op::Done(DoneKind::Full),
+        Op::Final {
+            usage,
+            message_id: "3f0c2a9e-6d1b-4e8a-b7c5-1a2b3c4d5e6f".to_owned(),
+        },
+    ]);
+    ops
+}
+
+fn plain_ops(with_usage: bool) -> Vec<Op> {
+    let mut ops = vec![
+        append("Hello", "answer"),
+        append("! How can I help", "answer"),
+        append(" you today?", "answer"),
+    ];
+    if with_usage {
+        ops.push(Op::Usage(Usage::new(9, 9)));
+    }
+    ops.push(Op::Done(DoneKind::Full));
+    ops
+}
+
+fn search_ops() -> Vec<Op> {
+    let call = "call_9b1f0c2d3e4a5b6c7d8e9f00";
+    let mut ops = thinking_block("", "", &["Need fresh news; search first."], 1, "");
+    ops.push(edit(
+        Anchor::End,
+        format!(
+            "\n\n<glm_block view=\"\" tool_call_name=\"search\">{{\"data\":{{\"metadata\":{{\"arguments\":\"{{\\\"queries\\\": [\\\"AI news today\\\"]}}\",\"display_result\":\"\",\"duration\":\"0s\",\"id\":\"{call}\",\"is_error\":false,\"mcp_server\":{{\"name\":\"mcp-server\"}},\"name\":\"search\",\"result\":\"\",\"status\":\"completed\"}}}},\"type\":\"mcp\"}}</glm_block>"
+        ),
+        "tool_call",
+    ));
+    ops.push(edit(
+        after_last("\"duration\":\""),
+        format!(
+            "2s\",\"id\":\"{call}\",\"is_error\":false,\"mcp_server\":{{\"name\":\"mcp-server\"}},\"name\":\"search\",\"result\":[{{\"text\":\"<placeholder: search results text, real format unknown>\",\"type\":\"text\"}}],\"status\":\"completed\"}}}},\"type\":\"mcp\"}}</glm_block>"
+        ),
+        "other",
+    ));
+    ops.extend(thinking_block(
+        "\n\n\n",
+        "search",
+        &["One relevant result found."],
+        0,
+        "",
+    ));
+    ops.extend([
+        append(texts::SEARCH_ANSWER, "answer"),
+        Op::Usage(Usage::new(812, 64)),
+        Op::Done(DoneKind::Short),
+    ]);
+    ops
+}
+
+/// Picks the tool of a `tool_a`/`tool_b` call: the directive's argument, else the request's first
+/// function, else `default`. Returns the name and that tool's JSON schema when known.
+fn pick_tool(arg: Option<&str>, tools: Option<&Value>, default: &str) -> (String, Option<Value>) {
+    let functions: Vec<&Value> = tools
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(|t| t.get("function").unwrap_or(t)).collect())
+        .unwrap_or_default();
+    let name = match arg {
+        Some(name) => name.to_owned(),
+        None => functions
+            .first()
+            .and_then(|f| f["name"].as_str())
+            .map_or_else(|| default.to_owned(), str::to_owned),
+    };
+    let schema = functions
+        .iter()
+        .find(|f| f["name"].as_str() == Some(name.as_str()))
+        .map(|f| f["parameters"].clone());
+    (name, schema)
+}
+
+/// Arguments valid for `schema`: every required property gets a placeholder of its type.
+fn arguments_for(schema: Option<&Value>) -> Value {
+    let mut args = serde_json::Map::new();
+    if let Some(schema) = schema {
+        let required = schema["required"].as_array().cloned().unwrap_or_default();
+        for key in required.iter().filter_map(Value::as_str) {
+            let value = match schema["properties"][key]["type"].as_str() {
+                Some("integer" | "number") => json!(1),
+                Some("boolean") => json!(true),
+                Some("array") => json!([]),
+                Some("object") => json!({}),
+                Some("null") => Value::Null,
+                _ => json!("test"),
+            };
+            args.insert(key.to_owned(), value);
+        }
+    }
+    Value::Object(args)
+}
+
+fn glm_block_json(name: &str, arguments: &str, duration: &str, result: Value) -> String {
+    // serde_json's map sorts keys, which is exactly the Format A order (§12.6).
+    json!({
+        "data": {"metadata": {
+            "arguments": arguments,
+            "display_result": "",
+            "duration": duration,
+            "id": "call_0f1e2d3c4b5a69788796a5b4",
+            "is_error": false,
+            "mcp_server": {"name": "mcp-server"},
+            "name": name,
+            "result": result,
+            "status": "completed",
+        }},
+        "type": "mcp",
+    })
+    .to_string()
+}
+
+fn tool_a_ops(arg: Option<&str>, tools: Option<&Value>) -> Vec<Op> {
+    let (name, schema) = pick_tool(arg, tools, "draw_boxes");
+    let arguments = if tools.is_none() && name == "draw_boxes" {
+        json!({"boxes": "[[450,100,620,300]]", "color": "red"}).to_string()
+    } else {
+        arguments_for(schema.as_ref()).to_string()
+    };
+    let before = glm_block_json(&name, &arguments, "0s", json!(""));
+    let after = glm_block_json(
+        &name,
+        &arguments,
+        "2s",
+        json!([{"text": format!("{name} finished"), "type": "text"}]),
+    );
+    let marker = "\"duration\":\"";
+    let tail = after
+        .find(marker)
+        .map_or(after.as_str(), |i| &after[i + marker.len()..]);
+    let mut ops = thinking_block(
+        "",
+        "",
+        &[
+            &format!("The user wants {name}."),
+            "\n> I will call the tool now.",
+        ],
+        2,
+        "",
+    );
+    ops.extend([
+        append("\nI will call ", "answer"),
+        // Like capture D, the tool_call edit carries the tail of the answer sentence.
+        edit(Anchor::End, format!("the tool now.\n\n<glm_block view=\"\" tool_call_name=\"{name}\">{before}</glm_block>"), "tool_call"),
+        edit(after_last(marker), format!("{tail}</glm_block>"), "other"),
+    ]);
+    ops.extend(thinking_block(
+        "\n\n\n",
+        &name,
+        &["The tool returned a result."],
+        0,
+        "",
+    ));
+    ops.extend([
+        append("\nThe tool call finished", "answer"),
+        Op::Usage(Usage::new(4880, 126)),
+        // Capture D ends with the last answer character as a `tool_call`-phase edit; keep that quirk.
+        edit(Anchor::End, ".", "tool_call"),
+        Op::Done(DoneKind::Short),
+    ]);
+    ops
+}
+
+fn tool_b_ops(arg: Option<&str>, tools: Option<&Value>) -> Vec<Op> {
+    let (name, _) = pick_tool(arg, tools, "playwri-browser_navigate");
+    vec![
+        append("Let me open", "answer"),
+        append(" that page.", "answer"),
+        edit(
+            Anchor::End,
+            format!(
+                "\n\n<glm_block >{{\"type\": \"mcp\", \"data\": {{\"metadata\": {{\"id\": \"call_fyh97tn03ow\", \"name\": \"{name}\", \"arguments\": \"{{\\\"url\\\":\\\"https://www.goo"
+            ),
+            "tool_call",
+        ),
+        edit(
+            Anchor::End,
+            "gle.com\\\"}\", \"result\": \"\", \"display_result\": \"\", \"duration\": \"...\", \"status\": \"completed\", \"is_error\": false, \"mcp_server\": {\"name\": \"mcp-server\"}}, \"thought\": null, \"ppt\": null, \"browser\": null}}</glm_block>",
+            "tool_call",
+        ),
+        edit(
+            after_last("\"result\": "),
+            "null, \"display_result\": \"\", \"duration\": \"...\", \"status\": \"completed\", \"is_error\": false, \"mcp_server\": {\"name\": \"mcp-server\"}}, \"thought\": null, \"ppt\": null, \"browser\": null}}</glm_block>",
+            "other",
+        ),
+        Op::Usage(Usage {
+            prompt: 1200,
+            completion: 40,
+            cached: None,
+            words: None,
+        }),
+        Op::Done(DoneKind::Full),
+    ]
+}
+
+fn error_internal_ops() -> Vec<Op> {
+    vec![
+        append(texts::HELLO_ANSWER, "answer"),
+        Op::Usage(Usage {
+            prompt: 9,
+            completion: 9,
+            cached: None,
+            words: None,
+        }),
+        Op::Raw(EVENT_INTERNAL_ERROR.to_owned()),
+    ]
+}
+
+fn huge_text() -> String {
+    let unit = "The quick brown fox jumps over the lazy dog. ";
+    let mut text = unit.repeat(texts::HUGE_LEN / unit.len() + 1);
+    text.truncate(texts::HUGE_LEN);
+    text
+}
+
+/// Replaces the end of a stream with the INTERNAL_ERROR event (§8: content normal, error at `done`).
+fn end_with_internal_error(mut ops: Vec<Op>) -> Vec<Op> {
+    ops.retain(|op| !matches!(op, Op::Done(_) | Op::Final { .. }));
+    ops.push(Op::Raw(EVENT_INTERNAL_ERROR.to_owned()));
+    ops
+}
+
+fn stream(style: Style, ops: Vec<Op>, ctx: &Ctx, delay: Duration) -> Plan {
+    let ops = if ctx.internal_error_at_done {
+        end_with_internal_error(ops)
+    } else {
+        ops
+    };
+    Plan::Stream(script::compile(style, &ops, delay))
+}
+
+fn single_event(payload: &str) -> Plan {
+    Plan::Stream(script::compile(
+        Style::Python,
+        &[Op::Raw(payload.to_owned())],
+        Duration::ZERO,
+    ))
+}
+
+/// Builds the answer for `scenario`. Replays, single-event errors and HTTP errors ignore
+/// `internal_error_at_done` (replays are byte for byte; the others have no `done` to replace).
+pub fn plan(scenario: &Scenario, ctx: &Ctx) -> Plan {
+    let delay = ctx.delay;
+    match scenario {
+        Scenario::Thinking => stream(Style::Python, thinking_ops(), ctx, delay),
+        Scenario::Slow(ms) => stream(
+            Style::Python,
+            thinking_ops(),
+            ctx,
+            Duration::from_millis(*ms),
+        ),
+        Scenario::Plain => stream(Style::Python, plain_ops(true), ctx, delay),
+        Scenario::NoUsage => stream(Style::Python, plain_ops(false), ctx, delay),
+        Scenario::Search => stream(Style::Python, search_ops(), ctx, delay),
+        Scenario::ToolA(arg) => stream(
+            Style::Compact,
+            tool_a_ops(arg.as_deref(), ctx.tools.as_ref()),
+            ctx,
+            delay,
+        ),
+        Scenario::ToolB(arg) => stream(
+            Style::Python,
+            tool_b_ops(arg.as_deref(), ctx.tools.as_ref()),
+            ctx,
+            delay,
+        ),
+        Scenario::Echo => {
+            let ops = vec![
+                append(ctx.signature_prompt.clone(), "answer"),
+                Op::Usage(Usage::new(9, 9)),
+                Op::Done(DoneKind::Full),
+            ];
+            stream(Style::Python, ops, ctx, delay)
+        }
+        Scenario::Huge => stream(
+            Style::Python,
+            vec![append(huge_text(), "answer"), Op::Done(DoneKind::Full)],
+            ctx,
+            delay,
+        ),
+        Scenario::Drop => {
+            let ops = [
+                append("Hello", "answer"),
+                append("! How can I", "answer"),
+                Op::Abort,
+            ];
+            Plan::Stream(script::compile(Style::Python, &ops, delay))
+        }
+        Scenario::Stall => Plan::Stream(vec![Frame::Stall(ctx.stall)]),
+        Scenario::Replay => Plan::Stream(script::replay_frames(CAPTURE_THINKING, delay)),
+        Scenario::ReplayTool => Plan::Stream(script::replay_frames(CAPTURE_TOOL, delay)),
+        Scenario::ErrorInternal => {
+            Plan::Stream(script::compile(Style::Python, &error_internal_ops(), delay))
+        }
+        Scenario::Error426 => single_event(EVENT_426),
+        Scenario::ErrorCaptcha => single_event(EVENT_CAPTCHA),
+        Scenario::ErrorModelLevel => single_event(EVENT_MODEL_LEVEL),
+        Scenario::Http500 => Plan::Http {
+            status: 500,
+            content_type: "text/plain; charset=utf-8",
+            body: "Internal Server Error".to_owned(),
+        },
+        Scenario::Firewall => Plan::Http {
+            status: 405,
+            content_type: "text/html; charset=utf-8",
+            body: crate::pages::waf_page(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::{Rebuilt, frames_to_string, rebuild};
+
+    fn body_of(scenario: Scenario, ctx: &Ctx) -> String {
+        match plan(&scenario, ctx) {
+            Plan::Stream(frames) => frames_to_string(&frames),
+            Plan::Http { .. } => panic!("expected a stream"),
+        }
+    }
+
+    fn run(scenario: Scenario) -> (String, Rebuilt) {
+        let body = body_of(scenario, &Ctx::default());
+        let rebuilt = rebuild(&body);
+        assert_eq!(rebuilt.bad_edits, 0, "edit index past the end in {body}");
+        (body, rebuilt)
+    }
+
+    /// Inner reasoning text of each `<details>` block (the §12.4 derived view).
+    fn reasoning_of(content: &str) -> Vec<String> {
+        content
+            .split("<details")
+            .skip(1)
+            .filter_map(|block| {
+                let inner = block
+                    .split("</summary>\n")
+                    .nth(1)?
+                    .split("\n</details>")
+                    .next()?;
+                Some(
+                    inner
+                        .lines()
+                        .map(|l| l.strip_prefix("> ").unwrap_or(l))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+            })
+            .collect()
+    }
+
+    const A_PRIME: &str = r#"data: {"type": "chat:completion", "data": {"delta_content": "<details type=\"reasoning\" done=\"false\" view=\"\" last_tool_call_name=\"\">\n<summary>Thinking…</summary>\n> The user", "phase": "thinking"}}
+
+data: {"type": "chat:completion", "data": {"delta_content": " says hello.\n> I should greet", "phase": "thinking"}}
+
+data: {"type": "chat:completion", "data": {"delta_content": " them back.", "phase": "thinking"}}
+
+data: {"type": "chat:completion", "data": {"edit_index": 32, "edit_content": "true\" duration=\"1\" view=\"\" last_tool_call_name=\"\">\n<summary>Thought for 1 seconds</summary>\n> The user says hello.\n> I should greet them back.\n</details>\n", "phase": "answer"}}
+
+data: {"type": "chat:completion", "data": {"delta_content": "Hello", "phase": "answer"}}
+
+data: {"type": "chat:completion", "data": {"delta_content": "! How can I", "phase": "answer"}}
+
+data: {"type": "chat:completion", "data": {"delta_content": " help you today?", "phase": "answer"}}
+
+data: {"type": "chat:completion", "data": {"usage": {"prompt_tokens": 9, "completion_tokens": 27, "total_tokens": 36, "prompt_tokens_details": {"cached_tokens": 0}, "words": 118}, "phase": "other"}}
+
+data: {"type": "chat:completion", "data": {"done": true, "delta_content": "", "phase": "done"}}
+
+data: {"type": "chat:completion", "data": {"role": "assistant", "usage": {"prompt_tokens": 9, "completion_tokens": 27, "total_tokens": 36, "prompt_tokens_details": {"cached_tokens": 0}, "words": 118}, "message_id": "3f0c2a9e-6d1b-4e8a-b7c5-1a2b3c4d5e6f", "done": true, "edit_index": 218, "edit_content": "", "phase": "other"}}
+
+"#;
+
+    #[test]
+    fn thinking_is_a_prime_byte_for_byte() {
+        let (body, rebuilt) = run(Scenario::Thinking);
+        assert_eq!(body, A_PRIME);
+        let expected = "<details type=\"reasoning\" done=\"true\" duration=\"1\" view=\"\" last_tool_call_name=\"\">\n<summary>Thought for 1 seconds</summary>\n> The user says hello.\n> I should greet them back.\n</details>\nHello! How can I help you today?";
+        assert_eq!(rebuilt.content, expected);
+        assert_eq!(rebuilt.content.chars().count(), 218);
+        assert_eq!(
+            reasoning_of(&rebuilt.content),
+            vec![texts::THINKING_REASONING.to_owned()]
+        );
+        assert!(rebuilt.content.ends_with(texts::HELLO_ANSWER));
+        assert!(rebuilt.done && rebuilt.error.is_none());
+    }
+
+    #[test]
+    fn plain_is_b() {
+        let (body, rebuilt) = run(Scenario::Plain);
+        assert_eq!(
+            body,
+            "data: {\"type\": \"chat:completion\", \"data\": {\"delta_content\": \"Hello\", \"phase\": \"answer\"}}\n\n\
+             data: {\"type\": \"chat:completion\", \"data\": {\"delta_content\": \"! How can I help\", \"phase\": \"answer\"}}\n\n\
+             data: {\"type\": \"chat:completion\", \"data\": {\"delta_content\": \" you today?\", \"phase\": \"answer\"}}\n\n\
+             data: {\"type\": \"chat:completion\", \"data\": {\"usage\": {\"prompt_tokens\": 9, \"completion_tokens\": 9, \"total_tokens\": 18, \"prompt_tokens_details\": {\"cached_tokens\": 0}}, \"phase\": \"other\"}}\n\n\
+             data: {\"type\": \"chat:completion\", \"data\": {\"done\": true, \"delta_content\": \"\", \"phase\": \"done\"}}\n\n"
+        );
+        assert_eq!(rebuilt.content, texts::HELLO_ANSWER);
+        assert_eq!(
+            rebuilt.usage.as_ref().map(|u| u["total_tokens"].clone()),
+            Some(json!(18))
+        );
+    }
+
+    #[test]
+    fn no_usage_has_no_usage() {
+        let (body, rebuilt) = run(Scenario::NoUsage);
+        assert!(!body.contains("usage"));
+        assert_eq!(rebuilt.content, texts::HELLO_ANSWER);
+        assert!(rebuilt.done);
+    }
+
+    #[test]
+    fn search_is_c_with_its_indices() {
+        let (body, rebuilt) = run(Scenario::Search);
+        for index in [
+            "\"edit_index\": 32,",
+            "\"edit_index\": 167,",
+            "\"edit_index\": 314,",
+            "\"edit_index\": 598,",
+        ] {
+            assert!(body.contains(index), "missing {index}");
+        }
+        assert!(body.ends_with("data: {\"type\": \"chat:completion\", \"data\": {\"phase\": \"done\", \"done\": true}}\n\n"));
+        assert!(rebuilt.content.ends_with(texts::SEARCH_ANSWER));
+        assert!(
+            rebuilt
+                .content
+                .contains("\"result\":[{\"text\":\"<placeholder")
+        );
+        assert_eq!(
+            reasoning_of(&rebuilt.content),
+            vec![
+                "Need fresh news; search first.".to_owned(),
+                "One relevant result found.".to_owned()
+            ]
+        );
+        // The glm_block in the rebuilt content is valid JSON.
+        let block = rebuilt
+            .content
+            .split("tool_call_name=\"search\">")
+            .nth(1)
+            .and_then(|s| s.split("</glm_block>").next());
+        let parsed: Value = serde_json::from_str(block.unwrap_or("")).unwrap();
+        assert_eq!(parsed["data"]["metadata"]["duration"], "2s");
+    }
+
+    #[test]
+    fn tool_b_is_e_with_its_indices() {
+        let (body, rebuilt) = run(Scenario::ToolB(None));
+        assert_eq!(texts::TOOL_B_PREFIX.chars().count(), 22);
+        for index in [
+            "\"edit_index\": 22,",
+            "\"edit_index\": 176,",
+            "\"edit_index\": 199,",
+        ] {
+            assert!(body.contains(index), "missing {index}");
+        }
+        assert!(rebuilt.content.starts_with(texts::TOOL_B_PREFIX));
+        let block = rebuilt
+            .content
+            .split("<glm_block >")
+            .nth(1)
+            .and_then(|s| s.split("</glm_block>").next());
+        let parsed: Value = serde_json::from_str(block.unwrap_or("")).unwrap();
+        assert_eq!(
+            parsed["data"]["metadata"]["name"],
+            "playwri-browser_navigate"
+        );
+        assert_eq!(
+            parsed["data"]["metadata"]["arguments"],
+            "{\"url\":\"https://www.google.com\"}"
+        );
+        assert_eq!(parsed["data"]["metadata"]["result"], Value::Null);
+    }
+
+    #[test]
+    fn tool_b_uses_the_request_tool() {
+        let ctx = Ctx {
+            tools: Some(json!([{"type": "function", "function": {"name": "open_url"}}])),
+            ..Ctx::default()
+        };
+        let rebuilt = rebuild(&body_of(Scenario::ToolB(None), &ctx));
+        assert_eq!(rebuilt.bad_edits, 0);
+        assert!(rebuilt.content.contains("\"name\": \"open_url\""));
+    }
+
+    fn tool_a_block(content: &str, name: &str) -> Value {
+        let open = format!("<glm_block view=\"\" tool_call_name=\"{name}\">");
+        let block = content
+            .split(open.as_str())
+            .nth(1)
+            .and_then(|s| s.split("</glm_block>").next());
+        serde_json::from_str(block.unwrap_or("")).unwrap()
+    }
+
+    #[test]
+    fn tool_a_default_is_consistent() {
+        let (body, rebuilt) = run(Scenario::ToolA(None));
+        assert!(body.contains("\"edit_index\":32,"));
+        let block = tool_a_block(&rebuilt.content, "draw_boxes");
+        assert_eq!(block["data"]["metadata"]["duration"], "2s");
+        assert_eq!(
+            block["data"]["metadata"]["result"][0]["text"],
+            "draw_boxes finished"
+        );
+        let args: Value =
+            serde_json::from_str(block["data"]["metadata"]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(args["color"], "red");
+        assert!(
+            rebuilt
+                .content
+                .contains("last_tool_call_name=\"draw_boxes\"")
+        );
+        assert!(rebuilt.content.ends_with("\nThe tool call finished."));
+        assert_eq!(reasoning_of(&rebuilt.content).len(), 2);
+        assert!(rebuilt.done);
+    }
+
+    #[test]
+    fn tool_a_uses_the_request_tool_schema() {
+        let tools = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "days": {"type": "integer"}, "units": {"type": "string"}},
+            "required": ["city", "days"]
+        }}}]);
+        let ctx = Ctx {
+            tools: Some(tools),
+            ..Ctx::default()
+        };
+        let rebuilt = rebuild(&body_of(Scenario::ToolA(None), &ctx));
+        assert_eq!(rebuilt.bad_edits, 0);
+        let block = tool_a_block(&rebuilt.content, "get_weather");
+        let args: Value =
+            serde_json::from_str(block["data"]["metadata"]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(args, json!({"city": "test", "days": 1}));
+    }
+
+    #[test]
+    fn error_internal_is_f() {
+        let (body, rebuilt) = run(Scenario::ErrorInternal);
+        assert!(body.ends_with(&format!("data: {EVENT_INTERNAL_ERROR}\n\n")));
+        assert_eq!(rebuilt.content, texts::HELLO_ANSWER);
+        assert_eq!(
+            rebuilt.error.as_ref().map(|e| e["code"].clone()),
+            Some(json!("INTERNAL_ERROR"))
+        );
+    }
+
+    #[test]
+    fn single_event_errors() {
+        for (scenario, code) in [
+            (Scenario::Error426, json!(426)),
+            (Scenario::ErrorCaptcha, json!("FRONTEND_CAPTCHA_REQUIRED")),
+            (Scenario::ErrorModelLevel, json!(403)),
+        ] {
+            let (body, rebuilt) = run(scenario);
+            assert_eq!(rebuilt.events, 1);
+            assert_eq!(body.matches("data: ").count(), 1);
+            assert_eq!(rebuilt.error.map(|e| e["code"].clone()), Some(code));
+            assert!(rebuilt.done && rebuilt.content.is_empty());
+        }
+    }
+
+    #[test]
+    fn precreate_failure_replaces_done_with_internal_error() {
+        let ctx = Ctx {
+            internal_error_at_done: true,
+            ..Ctx::default()
+        };
+        let rebuilt = rebuild(&body_of(Scenario::Thinking, &ctx));
+        assert!(rebuilt.content.ends_with(texts::HELLO_ANSWER));
+        assert_eq!(
+            rebuilt.error.map(|e| e["code"].clone()),
+            Some(json!("INTERNAL_ERROR"))
+        );
+        assert_eq!(
+            rebuilt.events, 9,
+            "done and the bookkeeping event are replaced by one error event"
+        );
+    }
+
+    #[test]
+    fn replays_are_byte_for_byte_and_consistent() {
+        let body = body_of(Scenario::Replay, &Ctx::default());
+        assert_eq!(body.as_bytes(), CAPTURE_THINKING);
+        let rebuilt = rebuild(&body);
+        assert_eq!(rebuilt.content.chars().count(), 6308);
+        assert_eq!(rebuilt.events, 559);
+        let body = body_of(Scenario::ReplayTool, &Ctx::default());
+        assert_eq!(body.as_bytes(), CAPTURE_TOOL);
+        assert_eq!(rebuild(&body).bad_edits, 0);
+    }
+
+    #[test]
+    fn echo_huge_drop_slow() {
+        let ctx = Ctx {
+            signature_prompt: "say 你好 [[fake:echo]]".into(),
+            ..Ctx::default()
+        };
+        assert_eq!(
+            rebuild(&body_of(Scenario::Echo, &ctx)).content,
+            "say 你好 [[fake:echo]]"
+        );
+
+        let (_, rebuilt) = run(Scenario::Huge);
+        assert_eq!(rebuilt.content.len(), texts::HUGE_LEN);
+        assert!(rebuilt.content.is_ascii() && rebuilt.done);
+
+        let Plan::Stream(frames) = plan(&Scenario::Drop, &Ctx::default()) else {
+            panic!()
+        };
+        assert!(matches!(frames.last(), Some(Frame::Abort)));
+        let rebuilt = rebuild(&frames_to_string(&frames));
+        assert_eq!(rebuilt.content, texts::DROP_PARTIAL);
+        assert!(!rebuilt.done);
+
+        let Plan::Stream(frames) = plan(&Scenario::Slow(7), &Ctx::default()) else {
+            panic!()
+        };
+        let sleeps = frames
+            .iter()
+            .filter(|f| matches!(f, Frame::Sleep(d) if *d == Duration::from_millis(7)))
+            .count();
+        assert_eq!(sleeps, 9, "a pause between each of the 10 events");
+        assert_eq!(frames_to_string(&frames), A_PRIME);
+    }
+}

@@ -1,0 +1,438 @@
+//! Synthetic SSE streams built from a small script of operations (protocol §12).
+//!
+//! Invariants:
+//! - Every `edit_index` is *computed* while compiling the script, by tracking the content a client
+//!   rebuilds with the §12.4 rule (truncate at `edit_index` in Unicode scalar values, then append). A
+//!   script therefore cannot emit an index that disagrees with its own content.
+//! - Events are rendered with a fixed key order and one of two whitespace styles, so synthetic streams
+//!   match the protocol document's examples byte for byte (Python-style `", "` for the Oct-2025-like
+//!   streams, compact for the Dec-2025-like ones).
+//! - [`rebuild`] is the reference §12.4 reconstruction used by the tests.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Whitespace style of rendered JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// `{"a": 1, "b": 2}` as Python's `json.dumps` writes it (capture A era).
+    Python,
+    /// `{"a":1,"b":2}` (capture D era).
+    Compact,
+}
+
+/// Where an edit starts, resolved against the content rebuilt so far.
+#[derive(Debug, Clone)]
+pub enum Anchor {
+    /// At the current end of the content.
+    End,
+    /// Just after the last occurrence of this text (e.g. `done="` or `"duration":"`).
+    AfterLast(String),
+}
+
+/// How the `done` marker event looks.
+#[derive(Debug, Clone, Copy)]
+pub enum DoneKind {
+    /// `{"done": true, "delta_content": "", "phase": "done"}` (capture A).
+    Full,
+    /// `{"phase": "done", "done": true}` (capture D).
+    Short,
+}
+
+/// Token usage as upstream reports it; optional fields are omitted when `None`.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    pub prompt: u64,
+    pub completion: u64,
+    pub cached: Option<u64>,
+    pub words: Option<u64>,
+}
+
+impl Usage {
+    pub const fn new(prompt: u64, completion: u64) -> Self {
+        Self {
+            prompt,
+            completion,
+            cached: Some(0),
+            words: None,
+        }
+    }
+}
+
+/// One script step.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Append {
+        text: String,
+        phase: &'static str,
+    },
+    Edit {
+        anchor: Anchor,
+        text: String,
+        phase: &'static str,
+    },
+    Usage(Usage),
+    Done(DoneKind),
+    /// The Oct-2025 bookkeeping event after `done`: role, usage, message id and an empty edit at the end.
+    Final {
+        usage: Usage,
+        message_id: String,
+    },
+    /// A preformatted event payload (the JSON after `data: `), e.g. the exact §12.10 error events.
+    Raw(String),
+    /// Pause before the next event.
+    Sleep(Duration),
+    /// Cut the connection abruptly (the body stream errors, so the chunked encoding never terminates).
+    Abort,
+    /// Send nothing for this long, then end the body.
+    Stall(Duration),
+}
+
+/// What the HTTP body writer consumes.
+#[derive(Debug, Clone)]
+pub enum Frame {
+    /// Bytes to write as is (already `data: …\n\n` framed).
+    Bytes(bytes::Bytes),
+    Sleep(Duration),
+    Abort,
+    Stall(Duration),
+}
+
+/// Shorthand constructors so scenario scripts read like the protocol examples.
+pub fn append(text: impl Into<String>, phase: &'static str) -> Op {
+    Op::Append {
+        text: text.into(),
+        phase,
+    }
+}
+
+pub fn edit(anchor: Anchor, text: impl Into<String>, phase: &'static str) -> Op {
+    Op::Edit {
+        anchor,
+        text: text.into(),
+        phase,
+    }
+}
+
+pub fn after_last(needle: &str) -> Anchor {
+    Anchor::AfterLast(needle.to_owned())
+}
+
+/// JSON string literal. Serialising a `&str` cannot fail; the fallback keeps the no-panic lint honest.
+pub fn lit(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+}
+
+/// An ordered JSON object writer (serde_json's map sorts keys, the captures do not).
+pub struct Obj {
+    style: Style,
+    out: String,
+    empty: bool,
+}
+
+impl Obj {
+    pub fn new(style: Style) -> Self {
+        Self {
+            style,
+            out: String::from("{"),
+            empty: true,
+        }
+    }
+
+    /// Adds a member whose value is already rendered JSON.
+    pub fn raw(mut self, key: &str, value: &str) -> Self {
+        if !self.empty {
+            self.out.push_str(match self.style {
+                Style::Python => ", ",
+                Style::Compact => ",",
+            });
+        }
+        self.empty = false;
+        let sep = match self.style {
+            Style::Python => ": ",
+            Style::Compact => ":",
+        };
+        let _ = write!(self.out, "{}{sep}{value}", lit(key));
+        self
+    }
+
+    pub fn str(self, key: &str, value: &str) -> Self {
+        self.raw(key, &lit(value))
+    }
+
+    pub fn num(self, key: &str, value: u64) -> Self {
+        self.raw(key, &value.to_string())
+    }
+
+    pub fn bool(self, key: &str, value: bool) -> Self {
+        self.raw(key, if value { "true" } else { "false" })
+    }
+
+    pub fn finish(mut self) -> String {
+        self.out.push('}');
+        self.out
+    }
+}
+
+fn usage_json(style: Style, u: Usage) -> String {
+    let mut o = Obj::new(style)
+        .num("prompt_tokens", u.prompt)
+        .num("completion_tokens", u.completion)
+        .num("total_tokens", u.prompt + u.completion);
+    if let Some(cached) = u.cached {
+        o = o.raw(
+            "prompt_tokens_details",
+            &Obj::new(style).num("cached_tokens", cached).finish(),
+        );
+    }
+    if let Some(words) = u.words {
+        o = o.num("words", words);
+    }
+    o.finish()
+}
+
+/// Wraps event fields in the `{"type": "chat:completion", "data": {…}}` envelope.
+pub fn envelope(style: Style, data: &str) -> String {
+    Obj::new(style)
+        .str("type", "chat:completion")
+        .raw("data", data)
+        .finish()
+}
+
+/// Number of Unicode scalar values in `s` (the §12.4 unit).
+fn char_len(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// Truncates `content` to `index` characters (no-op when shorter).
+fn truncate_chars(content: &mut String, index: usize) {
+    if let Some((byte, _)) = content.char_indices().nth(index) {
+        content.truncate(byte);
+    }
+}
+
+/// Compiles a script into frames, tracking the rebuilt content to compute edit indices.
+/// `delay` is inserted between consecutive events (the `slow` scenario, `event_delay` config).
+pub fn compile(style: Style, ops: &[Op], delay: Duration) -> Vec<Frame> {
+    let mut content = String::new();
+    let mut frames = Vec::new();
+    let mut emitted_any = false;
+    for op in ops {
+        let data = match op {
+            Op::Append { text, phase } => {
+                content.push_str(text);
+                Obj::new(style)
+                    .str("delta_content", text)
+                    .str("phase", phase)
+                    .finish()
+            }
+            Op::Edit {
+                anchor,
+                text,
+                phase,
+            } => {
+                let index = match anchor {
+                    Anchor::End => char_len(&content),
+                    Anchor::AfterLast(needle) => match content.rfind(needle.as_str()) {
+                        Some(byte) => char_len(&content[..byte]) + char_len(needle),
+                        // A script bug: anchor at the end rather than panic; tests catch it.
+                        None => char_len(&content),
+                    },
+                };
+                truncate_chars(&mut content, index);
+                content.push_str(text);
+                Obj::new(style)
+                    .num("edit_index", index as u64)
+                    .str("edit_content", text)
+                    .str("phase", phase)
+                    .finish()
+            }
+            Op::Usage(u) => match style {
+                Style::Python => Obj::new(style)
+                    .raw("usage", &usage_json(style, *u))
+                    .str("phase", "other")
+                    .finish(),
+                Style::Compact => Obj::new(style)
+                    .str("phase", "other")
+                    .raw("usage", &usage_json(style, *u))
+                    .finish(),
+            },
+            Op::Done(DoneKind::Full) => Obj::new(style)
+                .bool("done", true)
+                .str("delta_content", "")
+                .str("phase", "done")
+                .finish(),
+            Op::Done(DoneKind::Short) => Obj::new(style)
+                .str("phase", "done")
+                .bool("done", true)
+                .finish(),
+            Op::Final { usage, message_id } => Obj::new(style)
+                .str("role", "assistant")
+                .raw("usage", &usage_json(style, *usage))
+                .str("message_id", message_id)
+                .bool("done", true)
+                .num("edit_index", char_len(&content) as u64)
+                .str("edit_content", "")
+                .str("phase", "other")
+                .finish(),
+            Op::Raw(payload) => {
+                push_event(&mut frames, &mut emitted_any, delay, payload.clone());
+                continue;
+            }
+            Op::Sleep(d) => {
+                frames.push(Frame::Sleep(*d));
+                continue;
+            }
+            Op::Abort => {
+                frames.push(Frame::Abort);
+                continue;
+            }
+            Op::Stall(d) => {
+                frames.push(Frame::Stall(*d));
+                continue;
+            }
+        };
+        push_event(&mut frames, &mut emitted_any, delay, envelope(style, &data));
+    }
+    frames
+}
+
+fn push_event(frames: &mut Vec<Frame>, emitted_any: &mut bool, delay: Duration, payload: String) {
+    if *emitted_any && !delay.is_zero() {
+        frames.push(Frame::Sleep(delay));
+    }
+    *emitted_any = true;
+    frames.push(Frame::Bytes(bytes::Bytes::from(format!(
+        "data: {payload}\n\n"
+    ))));
+}
+
+/// Splits a captured SSE body into per-event frames whose concatenation is the input, byte for byte.
+pub fn replay_frames(capture: &'static [u8], delay: Duration) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    let mut start = 0;
+    let mut emitted_any = false;
+    let mut i = 0;
+    while i + 1 < capture.len() {
+        if capture[i] == b'\n' && capture[i + 1] == b'\n' {
+            if emitted_any && !delay.is_zero() {
+                frames.push(Frame::Sleep(delay));
+            }
+            emitted_any = true;
+            frames.push(Frame::Bytes(bytes::Bytes::from_static(
+                &capture[start..i + 2],
+            )));
+            start = i + 2;
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    if start < capture.len() {
+        frames.push(Frame::Bytes(bytes::Bytes::from_static(&capture[start..])));
+    }
+    frames
+}
+
+/// Result of the §12.4 reconstruction of an SSE body.
+#[derive(Debug, Default, Clone)]
+pub struct Rebuilt {
+    pub content: String,
+    pub usage: Option<serde_json::Value>,
+    pub error: Option<serde_json::Value>,
+    pub done: bool,
+    /// Edit indices that pointed past the end of the content (a broken stream).
+    pub bad_edits: usize,
+    pub events: usize,
+}
+
+/// Rebuilds content from an SSE body exactly as §12.4 prescribes (reference implementation for tests).
+/// Events after the first `done` are still applied, as the Oct-2025 bookkeeping event must be consistent too.
+pub fn rebuild(body: &str) -> Rebuilt {
+    let mut out = Rebuilt::default();
+    for line in body.lines() {
+        let Some(json) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(json) else {
+            continue;
+        };
+        out.events += 1;
+        let d = &event["data"];
+        if let Some(err) = d
+            .get("error")
+            .or_else(|| d.get("data").and_then(|n| n.get("error")))
+        {
+            out.error = Some(err.clone());
+        }
+        if let (Some(text), Some(index)) = (d["edit_content"].as_str(), d["edit_index"].as_u64()) {
+            let index = usize::try_from(index).unwrap_or(usize::MAX);
+            if index > char_len(&out.content) {
+                out.bad_edits += 1;
+            }
+            truncate_chars(&mut out.content, index);
+            out.content.push_str(text);
+        } else if let Some(text) = d["delta_content"].as_str() {
+            out.content.push_str(text);
+        }
+        if let Some(u) = d.get("usage") {
+            out.usage = Some(u.clone());
+        }
+        if d["done"].as_bool() == Some(true) || d["phase"].as_str() == Some("done") {
+            out.done = true;
+        }
+    }
+    out
+}
+
+/// Concatenates the byte frames (test helper and the `echo` of whole bodies).
+pub fn frames_to_string(frames: &[Frame]) -> String {
+    let mut out = Vec::new();
+    for frame in frames {
+        if let Frame::Bytes(b) = frame {
+            out.extend_from_slice(b);
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_index_counts_characters_not_bytes() {
+        let ops = [
+            append("部区域。ab", "answer"),
+            edit(after_last("。"), "X", "answer"),
+        ];
+        let body = frames_to_string(&compile(Style::Compact, &ops, Duration::ZERO));
+        assert!(body.contains("\"edit_index\":4"), "{body}");
+        assert_eq!(rebuild(&body).content, "部区域。X");
+    }
+
+    #[test]
+    fn python_style_matches_protocol_spacing() {
+        let ops = [append("Hello", "answer"), Op::Done(DoneKind::Full)];
+        let body = frames_to_string(&compile(Style::Python, &ops, Duration::ZERO));
+        assert_eq!(
+            body,
+            "data: {\"type\": \"chat:completion\", \"data\": {\"delta_content\": \"Hello\", \"phase\": \"answer\"}}\n\n\
+             data: {\"type\": \"chat:completion\", \"data\": {\"done\": true, \"delta_content\": \"\", \"phase\": \"done\"}}\n\n"
+        );
+    }
+
+    #[test]
+    fn replay_frames_concatenate_to_input() {
+        let input: &'static [u8] = b"data: {\"a\":1}\n\ndata: {\"b\":2}\n\n";
+        let frames = replay_frames(input, Duration::from_millis(1));
+        assert_eq!(
+            frames
+                .iter()
+                .filter(|f| matches!(f, Frame::Bytes(_)))
+                .count(),
+            2
+        );
+        assert_eq!(frames_to_string(&frames).as_bytes(), input);
+    }
+}

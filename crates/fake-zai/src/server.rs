@@ -1,0 +1,451 @@
+//! The HTTP surface of the fake: routing, recording, logging and every route except completions.
+//!
+//! Invariants:
+//! - Every request is recorded (method, path, decoded query, lower-cased headers, full body) *before*
+//!   any check runs, so rejected requests are visible to assertions too.
+//! - `firewall_all` is applied after recording and before routing: every route answers the WAF page.
+//! - Error bodies are FastAPI-style `{"detail": …}` JSON, as the real Open WebUI backend answers.
+//! - Logs carry one line per request and never a full token.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum_extra::extract::Multipart;
+use serde_json::{Value, json};
+
+use crate::RecordedRequest;
+use crate::pages;
+use crate::state::{Role, Session, Shared, Upload};
+
+pub type App = Arc<Shared>;
+
+/// Detail text of the 401 answer (Open WebUI's wording).
+pub const DETAIL_401: &str =
+    "Your session has expired or the token is invalid. Please sign in again.";
+/// Detail text of the 403 answer to a guest upload (Open WebUI's wording).
+pub const DETAIL_403: &str = "You do not have permission to access this resource. Please contact your administrator for assistance.";
+
+/// Scenario (or check) that produced a completion answer, put in the response extensions for the log line.
+#[derive(Debug, Clone)]
+pub struct LogTag(pub String);
+
+pub fn router(app: App) -> Router {
+    let limit = app.config().max_body_bytes;
+    Router::new()
+        .route("/", get(landing))
+        .route("/api/v1/auths/", get(auths))
+        .route("/api/v1/auths", get(auths))
+        .route("/api/v1/auths/guest", post(guest))
+        .route("/api/models", get(models))
+        .route("/api/config", get(config))
+        .route("/api/v1/chats/new", post(new_chat))
+        .route("/api/v1/chats/", delete(delete_all_chats))
+        .route("/api/v1/chats/{id}", delete(delete_chat))
+        .route("/api/v1/files/", post(upload))
+        .route("/api/v1/files/{id}", get(file_meta))
+        .route("/api/v1/files/{id}/content", get(file_content))
+        .route("/api/v1/users/user/settings", get(settings))
+        .route("/api/v1/users/user/settings/update", post(settings_update))
+        .route("/api/v1/scene-cfg/", get(scene_cfg))
+        .route("/api/v2/chat/completions", post(crate::completions::v2))
+        .route("/api/chat/completions", post(crate::completions::legacy))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(Arc::clone(&app), observe))
+        .with_state(app)
+}
+
+pub fn detail(status: StatusCode, text: &str) -> Response {
+    (status, axum::Json(json!({ "detail": text }))).into_response()
+}
+
+pub fn waf_response() -> Response {
+    html(StatusCode::METHOD_NOT_ALLOWED, pages::waf_page())
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default()
+}
+
+fn now_s() -> u64 {
+    u64::try_from(now_ms() / 1000).unwrap_or_default()
+}
+
+/// Records, applies `firewall_all`, and logs one line.
+async fn observe(State(app): State<App>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let limit = app.config().max_body_bytes;
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return detail(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
+    };
+    let query = parts
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    app.record(RecordedRequest {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+        query,
+        headers,
+        body: bytes.to_vec(),
+    });
+    let method = parts.method.clone();
+    let path = parts.uri.path().to_owned();
+    let auth = bearer(&parts.headers).map_or_else(|| "-".to_owned(), pages::mask);
+
+    let response = if app.config().firewall_all {
+        waf_response()
+    } else {
+        next.run(Request::from_parts(parts, Body::from(bytes)))
+            .await
+    };
+    let tag = response
+        .extensions()
+        .get::<LogTag>()
+        .map_or("", |t| t.0.as_str());
+    tracing::info!(
+        target: "fake_zai",
+        "{method} {path} -> {} auth={auth} {tag} ({} ms)",
+        response.status().as_u16(),
+        started.elapsed().as_millis()
+    );
+    response
+}
+
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?
+        .trim();
+    (!token.is_empty()).then_some(token)
+}
+
+/// The 401 answer to a missing or unknown token.
+#[derive(Debug)]
+pub struct Unauthorized;
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        detail(StatusCode::UNAUTHORIZED, DETAIL_401)
+    }
+}
+
+/// The session of the request's bearer token.
+pub fn require_session(app: &Shared, headers: &HeaderMap) -> Result<Session, Unauthorized> {
+    bearer(headers)
+        .and_then(|token| app.session(token))
+        .ok_or(Unauthorized)
+}
+
+fn session_json(s: &Session) -> Value {
+    json!({
+        "id": s.id,
+        "email": s.email,
+        "name": s.name,
+        "role": s.role.as_str(),
+        "profile_image_url": "/user.png",
+        "token": s.token,
+        "token_type": "Bearer",
+        "expires_at": null,
+        "permissions": {},
+    })
+}
+
+/// Creates and stores a new guest session (each unauthenticated `/auths/` call makes one, §3.2).
+pub fn create_guest(app: &Shared) -> Session {
+    let ms = now_ms();
+    let id = uuid::Uuid::new_v4().to_string();
+    let email = format!("Guest-{ms}@guest.com");
+    let session = Session {
+        token: pages::make_jwt(&id, &email),
+        id,
+        email,
+        name: format!("Guest-{ms}"),
+        role: Role::Guest,
+    };
+    app.insert_session(session.clone());
+    app.guests_created
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    session
+}
+
+async fn landing(State(app): State<App>) -> Response {
+    let mut response = html(
+        StatusCode::OK,
+        pages::landing_page(&app.config().fe_version),
+    );
+    let cookie = format!("acw_tc={}; Path=/; HttpOnly; Max-Age=1800", pages::acw_tc());
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+async fn auths(State(app): State<App>, headers: HeaderMap) -> Response {
+    if headers.get(header::AUTHORIZATION).is_none() {
+        return axum::Json(session_json(&create_guest(&app))).into_response();
+    }
+    match require_session(&app, &headers) {
+        Ok(session) => axum::Json(session_json(&session)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn guest(State(app): State<App>) -> Response {
+    axum::Json(session_json(&create_guest(&app))).into_response()
+}
+
+async fn models(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Err(e) = require_session(&app, &headers) {
+        return e.into_response();
+    }
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        pages::MODELS_JSON,
+    )
+        .into_response()
+}
+
+async fn config(State(app): State<App>, headers: HeaderMap) -> Response {
+    // Anonymous calls are tolerated (Open WebUI serves a reduced config); unknown tokens are not.
+    if headers.get(header::AUTHORIZATION).is_some() {
+        if let Err(e) = require_session(&app, &headers) {
+            return e.into_response();
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        pages::CONFIG_JSON,
+    )
+        .into_response()
+}
+
+async fn new_chat(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    let session = match require_session(&app, &headers) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut chat = request
+        .get("chat")
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    chat["id"] = json!(id);
+    let title = chat
+        .get("title")
+        .and_then(Value::as_str)
+        .unwrap_or("New Chat")
+        .to_owned();
+    app.add_chat(&session.id, &id);
+    let now = now_s();
+    axum::Json(json!({
+        "id": id,
+        "user_id": session.id,
+        "title": title,
+        "chat": chat,
+        "updated_at": now,
+        "created_at": now,
+        "share_id": null,
+        "archived": false,
+        "pinned": false,
+        "meta": {},
+        "folder_id": null,
+        "message_version": 1,
+        "type": "default",
+    }))
+    .into_response()
+}
+
+async fn delete_all_chats(State(app): State<App>, headers: HeaderMap) -> Response {
+    match require_session(&app, &headers) {
+        Ok(session) => {
+            app.delete_chats(&session.id, None);
+            axum::Json(true).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn delete_chat(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match require_session(&app, &headers) {
+        Ok(session) => {
+            app.delete_chats(&session.id, Some(&id));
+            axum::Json(true).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn upload(State(app): State<App>, headers: HeaderMap, mut multipart: Multipart) -> Response {
+    let session = match require_session(&app, &headers) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    if session.role == Role::Guest && !app.config().guests_can_upload {
+        return detail(StatusCode::FORBIDDEN, DETAIL_403);
+    }
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => return detail(StatusCode::BAD_REQUEST, "No file provided"),
+            Err(e) => {
+                return detail(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Invalid multipart body: {e}"),
+                );
+            }
+        };
+        if field.name() != Some("file") {
+            continue;
+        }
+        let filename = field.file_name().unwrap_or("file").to_owned();
+        let content_type = field
+            .content_type()
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        let bytes = match field.bytes().await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                return detail(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Invalid multipart body: {e}"),
+                );
+            }
+        };
+        let id = uuid::Uuid::new_v4().to_string();
+        let ext = filename
+            .rsplit_once('.')
+            .map(|(_, ext)| format!(".{ext}"))
+            .unwrap_or_default();
+        let cdn_url = format!(
+            "https://z-cdn-media.chatglm.cn/files/{id}{ext}?auth_key={}-{}-0-{}",
+            now_s() + 31_536_000,
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let now = now_s();
+        let meta = json!({
+            "id": id,
+            "user_id": session.id,
+            "hash": null,
+            "filename": filename,
+            "data": {},
+            "meta": {
+                "name": filename,
+                "content_type": content_type,
+                "size": bytes.len(),
+                "cdn_url": cdn_url,
+                "oss_endpoint": "z-cdn-media.chatglm.cn",
+                "data": {},
+            },
+            "created_at": now,
+            "updated_at": now,
+        });
+        app.add_upload(
+            &id,
+            Upload {
+                meta: meta.clone(),
+                content_type,
+                bytes,
+            },
+        );
+        return axum::Json(meta).into_response();
+    }
+}
+
+async fn file_meta(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(e) = require_session(&app, &headers) {
+        return e.into_response();
+    }
+    match app.upload(&id) {
+        Some(upload) => axum::Json(upload.meta).into_response(),
+        None => detail(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+async fn file_content(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(e) = require_session(&app, &headers) {
+        return e.into_response();
+    }
+    match app.upload(&id) {
+        Some(upload) => {
+            ([(header::CONTENT_TYPE, upload.content_type)], upload.bytes).into_response()
+        }
+        None => detail(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+async fn settings(State(app): State<App>, headers: HeaderMap) -> Response {
+    match require_session(&app, &headers) {
+        Ok(_) => axum::Json(json!({"ui": {}})).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn settings_update(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    match require_session(&app, &headers) {
+        Ok(_) => {
+            let value: Value = serde_json::from_slice(&body).unwrap_or_else(|_| json!({}));
+            axum::Json(value).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn scene_cfg(State(app): State<App>, headers: HeaderMap) -> Response {
+    match require_session(&app, &headers) {
+        Ok(_) => axum::Json(json!({})).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn not_found() -> Response {
+    detail(StatusCode::NOT_FOUND, "Not Found")
+}
+
+async fn method_not_allowed() -> Response {
+    detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+}

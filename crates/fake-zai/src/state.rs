@@ -1,0 +1,196 @@
+//! Shared mutable state of a running fake: config, sessions, chats, uploads, in-flight counts, records.
+//!
+//! Invariants:
+//! - Every lock is a short, synchronous critical section never held across an `.await`, so std
+//!   mutexes are fine; a poisoned lock is recovered (a panicking test thread must not wedge the fake).
+//! - An in-flight completion is counted exactly as long as its [`InflightGuard`] lives; the guard
+//!   lives inside the response body stream, so it is released when the stream ends *or* when the
+//!   client disconnects (hyper drops the body).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use crate::RecordedRequest;
+use crate::config::FakeConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Guest,
+    User,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Guest => "guest",
+            Role::User => "user",
+        }
+    }
+}
+
+/// A session known to the fake.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub token: String,
+}
+
+/// A stored upload.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub meta: serde_json::Value,
+    pub content_type: String,
+    pub bytes: bytes::Bytes,
+}
+
+#[derive(Default)]
+pub struct Shared {
+    config: RwLock<FakeConfig>,
+    sessions: Mutex<HashMap<String, Session>>,
+    chats: Mutex<HashMap<String, HashSet<String>>>,
+    uploads: Mutex<HashMap<String, Upload>>,
+    inflight: Mutex<HashMap<String, usize>>,
+    requests: Mutex<Vec<RecordedRequest>>,
+    pub completions_started: AtomicU64,
+    pub guests_created: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    pub fn new(config: FakeConfig) -> Self {
+        Self {
+            config: RwLock::new(config),
+            ..Self::default()
+        }
+    }
+
+    pub fn config(&self) -> FakeConfig {
+        self.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn update(&self, f: impl FnOnce(&mut FakeConfig)) {
+        f(&mut self
+            .config
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
+
+    pub fn insert_session(&self, session: Session) {
+        lock(&self.sessions).insert(session.token.clone(), session);
+    }
+
+    pub fn session(&self, token: &str) -> Option<Session> {
+        lock(&self.sessions).get(token).cloned()
+    }
+
+    pub fn add_chat(&self, user_id: &str, chat_id: &str) {
+        lock(&self.chats)
+            .entry(user_id.to_owned())
+            .or_default()
+            .insert(chat_id.to_owned());
+    }
+
+    pub fn has_chat(&self, user_id: &str, chat_id: &str) -> bool {
+        lock(&self.chats)
+            .get(user_id)
+            .is_some_and(|c| c.contains(chat_id))
+    }
+
+    pub fn chats_of(&self, user_id: &str) -> Vec<String> {
+        let mut chats: Vec<String> = lock(&self.chats)
+            .get(user_id)
+            .map(|c| c.iter().cloned().collect())
+            .unwrap_or_default();
+        chats.sort();
+        chats
+    }
+
+    pub fn delete_chats(&self, user_id: &str, chat_id: Option<&str>) {
+        let mut chats = lock(&self.chats);
+        match chat_id {
+            Some(id) => {
+                if let Some(set) = chats.get_mut(user_id) {
+                    set.remove(id);
+                }
+            }
+            None => {
+                chats.remove(user_id);
+            }
+        }
+    }
+
+    pub fn add_upload(&self, id: &str, upload: Upload) {
+        lock(&self.uploads).insert(id.to_owned(), upload);
+    }
+
+    pub fn upload(&self, id: &str) -> Option<Upload> {
+        lock(&self.uploads).get(id).cloned()
+    }
+
+    pub fn uploads(&self) -> Vec<serde_json::Value> {
+        lock(&self.uploads)
+            .values()
+            .map(|u| u.meta.clone())
+            .collect()
+    }
+
+    pub fn record(&self, request: RecordedRequest) {
+        lock(&self.requests).push(request);
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.requests).clone()
+    }
+
+    pub fn clear_requests(&self) {
+        lock(&self.requests).clear();
+    }
+
+    pub fn in_flight(&self, user_id: &str) -> usize {
+        lock(&self.inflight).get(user_id).copied().unwrap_or(0)
+    }
+
+    /// Counts one more in-flight completion for `user_id`, unless `limit` is already reached.
+    pub fn try_acquire(
+        self: &Arc<Self>,
+        user_id: &str,
+        limit: Option<usize>,
+    ) -> Option<InflightGuard> {
+        let mut inflight = lock(&self.inflight);
+        let count = inflight.entry(user_id.to_owned()).or_insert(0);
+        if limit.is_some_and(|max| *count >= max) {
+            return None;
+        }
+        *count += 1;
+        self.completions_started.fetch_add(1, Ordering::Relaxed);
+        Some(InflightGuard {
+            shared: Arc::clone(self),
+            user_id: user_id.to_owned(),
+        })
+    }
+}
+
+/// Holds one in-flight slot; dropping it releases the slot.
+pub struct InflightGuard {
+    shared: Arc<Shared>,
+    user_id: String,
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        let mut inflight = lock(&self.shared.inflight);
+        if let Some(count) = inflight.get_mut(&self.user_id) {
+            *count = count.saturating_sub(1);
+        }
+    }
+}
