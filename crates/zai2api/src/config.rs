@@ -614,6 +614,47 @@ mod tests {
     }
 
     #[test]
+    fn env_example_lists_every_setting_with_its_default() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.env.example");
+        let pairs = read_dotenv(path).unwrap();
+        let from_example = Config::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+        .unwrap();
+        assert_eq!(
+            format!("{from_example:?}"),
+            format!("{:?}", cfg(&[]).unwrap())
+        );
+        for name in [
+            "BASE",
+            "PORT",
+            "LISTEN_HOST",
+            "MODEL",
+            "TOKEN",
+            "AUTH_TOKEN",
+            "ANONYMOUS_MODE",
+            "THINK_TAGS_MODE",
+            "DEBUG_MODE",
+            "MAX_BODY_BYTES",
+            "MODELS_CACHE_TTL",
+            "SECRET_KEY",
+            "TOKEN_POOL",
+            "TOKEN_HASH_SECRET",
+            "TOKEN_POOL_FAILURE_THRESHOLD",
+            "TOKEN_POOL_RESET_FAILURES",
+            "ZAI2API_STATE_DIR",
+        ] {
+            assert!(
+                pairs.iter().any(|(k, _)| k == name),
+                "{name} missing from .env.example"
+            );
+        }
+    }
+
+    #[test]
     fn dotenv_file_is_read_and_missing_file_is_fine() {
         let dir = std::env::temp_dir().join(format!("zai2api-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
