@@ -358,3 +358,72 @@ async fn wrong_method_is_405_json() {
     .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 }
+
+// ------------------------------------------------------------------------------------------------
+// Through the real upstream client, against fake-zai (in-process router, real upstream sockets).
+// ------------------------------------------------------------------------------------------------
+
+async fn against_fake(pairs: &[(&str, &str)]) -> (fake_zai::FakeZai, AppState) {
+    let fake = fake_zai::FakeZai::start(fake_zai::FakeConfig::default())
+        .await
+        .unwrap();
+    let base = fake.base_url();
+    let mut all = vec![("BASE", base.as_str())];
+    all.extend_from_slice(pairs);
+    let config = Config::from_pairs(&all).unwrap();
+    let state = zai2api::app::build_state(config).await.unwrap();
+    (fake, state)
+}
+
+#[tokio::test]
+async fn models_come_from_upstream() {
+    let (fake, state) = against_fake(&[]).await;
+    let (status, body) = send(state.clone(), get("/v1/models")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!body["data"].as_array().unwrap().is_empty(), "{body}");
+    // Cached: a second listing does not ask upstream again.
+    let before = fake.requests_to("/api/models").len();
+    let (status, _) = send(state, get("/v1/models")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(fake.requests_to("/api/models").len(), before);
+}
+
+#[tokio::test]
+async fn chat_round_trip_through_fake_upstream() {
+    let (_fake, state) = against_fake(&[]).await;
+    let (status, body) = send(
+        state.clone(),
+        chat(json!({"model": "GLM-4.6", "messages": [{"role": "user", "content": "hi"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["model"], "GLM-4.6");
+    assert!(
+        body["choices"][0]["message"]["content"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty()),
+        "{body}"
+    );
+
+    let response = app(state)
+        .oneshot(chat(json!({
+            "model": "GLM-4.6", "stream": true, "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "hi"}]
+        })))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(text.contains("chat.completion.chunk"), "{text}");
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+}
