@@ -404,9 +404,12 @@ pub fn plan(scenario: &Scenario, ctx: &Ctx) -> Plan {
             delay,
         ),
         Scenario::Drop => {
+            // The pause lets hyper flush the head and the deltas before the cut; an error returned
+            // right away would close the connection before anything reached the client.
             let ops = [
                 append("Hello", "answer"),
                 append("! How can I", "answer"),
+                Op::Sleep(Duration::from_millis(50)),
                 Op::Abort,
             ];
             Plan::Stream(script::compile(Style::Python, &ops, delay))
