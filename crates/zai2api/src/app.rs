@@ -26,7 +26,7 @@ use crate::api::openai::handlers;
 use crate::config::Config;
 use crate::error::AppError;
 use crate::models::ModelCatalogue;
-use crate::upstream::client::{Timeouts, UpstreamClient};
+use crate::upstream::client::UpstreamClient;
 use crate::upstream::profile::UpstreamProfile;
 
 #[derive(Clone)]
@@ -52,7 +52,7 @@ pub async fn build_state(config: Config) -> Result<AppState, String> {
         token,
         config.anonymous_mode,
         UpstreamProfile::default(),
-        Timeouts::default(),
+        config.upstream_timeouts,
     )?);
     let models = Arc::new(ModelCatalogue::new(
         upstream.clone(),

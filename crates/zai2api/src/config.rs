@@ -63,6 +63,9 @@ pub mod defaults {
     /// 20 MiB: room for a few base64 images, small enough to bound memory per request.
     pub const MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
     pub const MODELS_CACHE_TTL_SECS: u64 = 600;
+    pub const UPSTREAM_CONNECT_TIMEOUT_SECS: u64 = 10;
+    pub const UPSTREAM_FIRST_BYTE_TIMEOUT_SECS: u64 = 60;
+    pub const UPSTREAM_IDLE_TIMEOUT_SECS: u64 = 120;
     pub const SECRET_KEY: &str = "zai2api-dashboard";
     pub const TOKEN_POOL_FAILURE_THRESHOLD: u32 = 3;
     pub const TOKEN_POOL_RESET_FAILURES_SECS: u64 = 1800;
@@ -128,6 +131,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `MODELS_CACHE_TTL`: how long upstream's model list is trusted (seconds in the env).
     pub models_cache_ttl: Duration,
+    /// `UPSTREAM_CONNECT_TIMEOUT`, `UPSTREAM_FIRST_BYTE_TIMEOUT`, `UPSTREAM_IDLE_TIMEOUT` (seconds).
+    pub upstream_timeouts: crate::upstream::client::Timeouts,
     /// `SECRET_KEY`: dashboard session key.
     pub secret_key: SecretString,
     /// `TOKEN_POOL`: logged-in tokens, comma- or newline-separated in the env, deduplicated.
@@ -159,6 +164,7 @@ impl fmt::Debug for Config {
             .field("listen_host", &self.listen_host)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("models_cache_ttl", &self.models_cache_ttl)
+            .field("upstream_timeouts", &self.upstream_timeouts)
             .field("secret_key", &"[redacted]")
             .field(
                 "token_pool",
@@ -268,6 +274,30 @@ impl Config {
             1,
             "expected a whole number of seconds, at least 1",
         )?);
+        let timeout = |name: &str, default: u64| -> Result<Duration, ConfigError> {
+            parse_u64(
+                &get,
+                name,
+                default,
+                1,
+                "expected a whole number of seconds, at least 1",
+            )
+            .map(Duration::from_secs)
+        };
+        let upstream_timeouts = crate::upstream::client::Timeouts {
+            connect: timeout(
+                "UPSTREAM_CONNECT_TIMEOUT",
+                defaults::UPSTREAM_CONNECT_TIMEOUT_SECS,
+            )?,
+            first_byte: timeout(
+                "UPSTREAM_FIRST_BYTE_TIMEOUT",
+                defaults::UPSTREAM_FIRST_BYTE_TIMEOUT_SECS,
+            )?,
+            idle: timeout(
+                "UPSTREAM_IDLE_TIMEOUT",
+                defaults::UPSTREAM_IDLE_TIMEOUT_SECS,
+            )?,
+        };
         let secret_key = SecretString::from(
             get("SECRET_KEY")
                 .map(|s| s.trim().to_owned())
@@ -324,6 +354,7 @@ impl Config {
             listen_host,
             max_body_bytes,
             models_cache_ttl,
+            upstream_timeouts,
             secret_key,
             token_pool,
             token_hash_secret,
@@ -640,6 +671,9 @@ mod tests {
             "DEBUG_MODE",
             "MAX_BODY_BYTES",
             "MODELS_CACHE_TTL",
+            "UPSTREAM_CONNECT_TIMEOUT",
+            "UPSTREAM_FIRST_BYTE_TIMEOUT",
+            "UPSTREAM_IDLE_TIMEOUT",
             "SECRET_KEY",
             "TOKEN_POOL",
             "TOKEN_HASH_SECRET",

@@ -2,6 +2,8 @@
 //! events. Checks the edit_index rebuild, the reasoning/answer split, and that the result does not
 //! depend on how the bytes were chunked.
 
+#![expect(clippy::unwrap_used, reason = "test helpers unwrap fixture parsing")]
+
 use proptest::prelude::*;
 use zai2api::semantic::Semantic;
 use zai2api::upstream::sse::SseParser;

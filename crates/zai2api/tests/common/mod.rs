@@ -1,0 +1,115 @@
+//! Test harness: fake-zai and the gateway, each on its own loopback port, talking over real sockets.
+
+// Each test binary uses a different part of the harness, so unused items are expected here.
+#![allow(dead_code)]
+
+use fake_zai::{FakeConfig, FakeZai};
+use serde_json::{Value, json};
+use zai2api::app::{app, build_state};
+use zai2api::config::Config;
+
+pub struct Gateway {
+    pub fake: FakeZai,
+    pub url: String,
+    pub http: reqwest::Client,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Gateway {
+    /// A gateway in front of a fresh fake-zai; `env` adds settings (BASE is set for you).
+    pub async fn start(fake: FakeConfig, env: &[(&str, &str)]) -> Gateway {
+        let fake = FakeZai::start(fake).await.expect("fake-zai starts");
+        Self::start_with(fake, env).await
+    }
+
+    pub async fn start_with(fake: FakeZai, env: &[(&str, &str)]) -> Gateway {
+        let base = fake.base_url();
+        let mut pairs: Vec<(&str, &str)> = vec![("BASE", base.as_str())];
+        pairs.extend_from_slice(env);
+        let config = Config::from_pairs(&pairs).expect("valid test config");
+        let state = build_state(config).await.expect("state builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app(state)).await;
+        });
+        Gateway {
+            fake,
+            url: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            server,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .await
+            .expect("gateway answers")
+    }
+
+    /// POST /v1/chat/completions, returning status and JSON body.
+    pub async fn chat(&self, body: &Value) -> (u16, Value) {
+        let response = self.post("/v1/chat/completions", body).await;
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body, got {text:?}"));
+        (status, value)
+    }
+
+    /// POST /v1/chat/completions with `stream: true`; returns status and the SSE payloads.
+    pub async fn chat_stream(&self, body: &Value) -> (u16, Vec<String>) {
+        let mut body = body.clone();
+        body["stream"] = json!(true);
+        let response = self.post("/v1/chat/completions", &body).await;
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (status, sse_payloads(&text))
+    }
+}
+
+/// The `data:` payloads of an SSE body.
+pub fn sse_payloads(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .filter_map(|event| event.strip_prefix("data: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Joins the streamed `reasoning_content` and `content` of OpenAI chunks.
+pub fn stream_text(payloads: &[String]) -> (String, String) {
+    let mut reasoning = String::new();
+    let mut content = String::new();
+    for p in payloads {
+        let Ok(v) = serde_json::from_str::<Value>(p) else {
+            continue;
+        };
+        let delta = &v["choices"][0]["delta"];
+        if let Some(r) = delta["reasoning_content"].as_str() {
+            reasoning.push_str(r);
+        }
+        if let Some(c) = delta["content"].as_str() {
+            content.push_str(c);
+        }
+    }
+    (reasoning, content)
+}
+
+pub fn user(text: &str) -> Value {
+    json!({"messages": [{"role": "user", "content": text}]})
+}
+
+pub fn user_with_model(model: &str, text: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": text}]})
+}

@@ -1,0 +1,81 @@
+"""Starts fake-zai and the zai2api gateway as real processes on free loopback ports.
+
+The binaries come from the cargo target directory (built by scripts/test.sh before pytest runs);
+ZAI2API_BIN and FAKE_ZAI_BIN override the paths.
+"""
+
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+GATEWAY_BIN = os.environ.get("ZAI2API_BIN", str(TARGET / "debug" / "zai2api"))
+FAKE_BIN = os.environ.get("FAKE_ZAI_BIN", str(TARGET / "debug" / "fake-zai"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except Exception:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+class Stack:
+    def __init__(self, auth_token: str | None = None):
+        self.fake_port = free_port()
+        self.port = free_port()
+        self.procs: list[subprocess.Popen] = []
+        self.auth_token = auth_token
+        self.fake_url = f"http://127.0.0.1:{self.fake_port}"
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "Stack":
+        fake = subprocess.Popen([FAKE_BIN, "--port", str(self.fake_port)])
+        self.procs.append(fake)
+        wait_for(self.fake_url + "/", fake)
+        env = {k: v for k, v in os.environ.items() if k not in ("TOKEN", "AUTH_TOKEN", "MODEL")}
+        env.update({"BASE": self.fake_url, "PORT": str(self.port), "ANONYMOUS_MODE": "true"})
+        if self.auth_token:
+            env["AUTH_TOKEN"] = self.auth_token
+        gateway = subprocess.Popen([GATEWAY_BIN], env=env, cwd=ROOT / "target")
+        self.procs.append(gateway)
+        wait_for(self.url + "/health", gateway)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for proc in reversed(self.procs):
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture(scope="session")
+def stack():
+    with Stack() as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def guarded_stack():
+    with Stack(auth_token="sdk-test-key") as s:
+        yield s
