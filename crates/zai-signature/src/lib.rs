@@ -125,7 +125,12 @@ impl SignatureScheme {
     ///
     /// `fields` gives the value of each query field by name; a canonical field that `fields` does not
     /// know renders with an empty value (the server would see the same).
-    pub fn string_to_sign(&self, fields: &dyn Fn(&str) -> Option<String>, prompt: &str, tail_ts: u64) -> String {
+    pub fn string_to_sign(
+        &self,
+        fields: &dyn Fn(&str) -> Option<String>,
+        prompt: &str,
+        tail_ts: u64,
+    ) -> String {
         let mut names: Vec<&str> = self.canonical_fields.iter().map(String::as_str).collect();
         names.sort_unstable();
         let canonical = names
@@ -133,10 +138,16 @@ impl SignatureScheme {
             .map(|name| format!("{name},{}", fields(name).unwrap_or_default()))
             .collect::<Vec<_>>()
             .join(",");
-        let prompt = if self.trim_prompt { prompt.trim() } else { prompt };
+        let prompt = if self.trim_prompt {
+            prompt.trim()
+        } else {
+            prompt
+        };
         let prompt = match self.prompt_encoding {
             PromptEncoding::Plain => prompt.to_owned(),
-            PromptEncoding::Base64 => base64::engine::general_purpose::STANDARD.encode(prompt.as_bytes()),
+            PromptEncoding::Base64 => {
+                base64::engine::general_purpose::STANDARD.encode(prompt.as_bytes())
+            }
         };
         format!("{canonical}|{prompt}|{tail_ts}")
     }
@@ -176,7 +187,10 @@ impl SignatureScheme {
     /// comparison is fine.
     pub fn verify(&self, input: &SignInput<'_>, signature: &str) -> bool {
         let candidates = [input.signature_timestamp, input.timestamp];
-        candidates.iter().any(|&tail| self.sign_with_tail(input, tail).eq_ignore_ascii_case(signature))
+        candidates.iter().any(|&tail| {
+            self.sign_with_tail(input, tail)
+                .eq_ignore_ascii_case(signature)
+        })
     }
 }
 
@@ -247,7 +261,12 @@ mod tests {
 
     #[test]
     fn v3_vector_3_empty_prompt() {
-        let i = input("d2b6f0a4-7c1e-4b8a-9f3d-2e5c6a7b8c9d", 1_781_234_567_890, "guest", "");
+        let i = input(
+            "d2b6f0a4-7c1e-4b8a-9f3d-2e5c6a7b8c9d",
+            1_781_234_567_890,
+            "guest",
+            "",
+        );
         let scheme = SignatureScheme::v3();
         let fields = |n: &str| match n {
             "requestId" => Some("d2b6f0a4-7c1e-4b8a-9f3d-2e5c6a7b8c9d".to_owned()),
@@ -273,7 +292,10 @@ mod tests {
             ..input(rid, ts, uid, p)
         };
         let sig = SignatureScheme::v3().sign(&i);
-        assert_eq!(sig, "b4db7d10636e055cda8b92c9153be7c753601da9d741586fbd8fd392b58316c1");
+        assert_eq!(
+            sig,
+            "b4db7d10636e055cda8b92c9153be7c753601da9d741586fbd8fd392b58316c1"
+        );
         assert!(SignatureScheme::v3().verify(&i, &sig));
         // The single-timestamp reading of the same request is accepted as well.
         let single = SignatureScheme {

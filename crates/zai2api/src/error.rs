@@ -87,8 +87,12 @@ impl UpstreamErrorKind {
                 "This model is not available to the account in use (guest sessions get fewer models). \
                  Use a logged-in TOKEN or another model."
             }
-            Self::ConcurrencyLimit => "The upstream account has too many chats in flight. Retry shortly.",
-            Self::TokenInvalid => "chat.z.ai rejected the upstream token. Check TOKEN / the token pool.",
+            Self::ConcurrencyLimit => {
+                "The upstream account has too many chats in flight. Retry shortly."
+            }
+            Self::TokenInvalid => {
+                "chat.z.ai rejected the upstream token. Check TOKEN / the token pool."
+            }
             Self::InternalError => "chat.z.ai reported an internal error.",
             Self::Timeout => "chat.z.ai did not answer in time.",
             Self::Connection => "Could not reach chat.z.ai (connection failed or broke).",
@@ -157,7 +161,10 @@ pub enum AppError {
     #[error("malformed JSON body: {0}")]
     MalformedJson(String),
     #[error("{message}")]
-    InvalidRequest { message: String, param: Option<&'static str> },
+    InvalidRequest {
+        message: String,
+        param: Option<&'static str>,
+    },
     #[error("missing or invalid API key")]
     Unauthorized,
     #[error("model `{0}` does not exist")]
@@ -254,7 +261,9 @@ impl AppError {
             | Self::RouteNotFound
             | Self::ImageUploadNeedsLogin => "invalid_request_error",
             Self::Unauthorized => "authentication_error",
-            Self::Upstream(e) if e.kind == UpstreamErrorKind::ConcurrencyLimit => "rate_limit_error",
+            Self::Upstream(e) if e.kind == UpstreamErrorKind::ConcurrencyLimit => {
+                "rate_limit_error"
+            }
             Self::Upstream(_) => "upstream_error",
             Self::Internal(_) => "server_error",
         }
@@ -299,9 +308,10 @@ impl axum::response::IntoResponse for AppError {
         let mut response = (self.status(), axum::Json(self.openai_body())).into_response();
         if let Self::Upstream(e) = &self {
             if e.kind == UpstreamErrorKind::ConcurrencyLimit {
-                response
-                    .headers_mut()
-                    .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static("5"),
+                );
             }
         }
         response
@@ -314,7 +324,10 @@ mod tests {
 
     #[test]
     fn html_never_survives_into_a_detail() {
-        let e = UpstreamError::new(UpstreamErrorKind::Firewall, "<!doctypehtml><html><title>405</title>");
+        let e = UpstreamError::new(
+            UpstreamErrorKind::Firewall,
+            "<!doctypehtml><html><title>405</title>",
+        );
         assert!(!e.detail.contains('<'));
         let body = AppError::Upstream(e).openai_body().to_string();
         assert!(!body.contains("doctype"));
@@ -330,7 +343,10 @@ mod tests {
 
     #[test]
     fn statuses() {
-        assert_eq!(AppError::ModelNotFound("x".into()).status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            AppError::ModelNotFound("x".into()).status(),
+            StatusCode::NOT_FOUND
+        );
         assert_eq!(
             AppError::upstream(UpstreamErrorKind::Timeout, "").status(),
             StatusCode::GATEWAY_TIMEOUT
