@@ -650,3 +650,56 @@ async fn uploads_users_only() {
     );
     assert_eq!(fake.uploads().len(), 1);
 }
+
+#[tokio::test]
+async fn legacy_path_toggle_guest_post_and_not_found() {
+    let fake = start().await;
+    let v: Value = client()
+        .post(format!("{}/api/v1/auths/guest", fake.base_url()))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["role"], "guest");
+    let s = Session {
+        token: v["token"].as_str().unwrap().to_owned(),
+        id: v["id"].as_str().unwrap().to_owned(),
+    };
+    let chat = new_chat(&fake, &s).await;
+    let legacy = |fake: &FakeZai| format!("{}/api/chat/completions", fake.base_url());
+    // Legacy path is served by default; an unsigned request reaches the signature check.
+    let resp = client()
+        .post(legacy(&fake))
+        .bearer_auth(&s.token)
+        .header("X-FE-Version", FE)
+        .json(&json!({"chat_id": chat}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    fake.update(|c| c.enable_legacy_path = false);
+    let resp = client()
+        .post(legacy(&fake))
+        .bearer_auth(&s.token)
+        .header("X-FE-Version", FE)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"detail": "Not Found"})
+    );
+    let resp = client()
+        .delete(format!("{}/api/v1/chats/", fake.base_url()))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!(true));
+    assert!(fake.chats_of(&s.id).is_empty());
+}
