@@ -478,3 +478,63 @@ async fn a_silent_upstream_times_out_with_504() {
     assert_eq!(status, 504, "{body}");
     assert_eq!(body["error"]["code"], "upstream_timeout");
 }
+
+#[tokio::test]
+async fn a_busy_guest_is_replaced_before_the_first_byte() {
+    let gw = Gateway::start(
+        FakeConfig {
+            max_concurrent_per_user: Some(1),
+            ..FakeConfig::default()
+        },
+        &[],
+    )
+    .await;
+    let slow = gw
+        .http
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .json(&json!({"stream": true, "messages": [{"role": "user", "content": "[[fake:slow:300]]"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(slow.status(), 200);
+    // The shared guest is busy: upstream answers 429, the gateway moves to a fresh guest.
+    let (status, body) = gw.chat(&user("hi [[fake:plain]]")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(gw.fake.guests_created(), 2);
+    let completions = gw.fake.requests_to("/api/v2/chat/completions");
+    assert_eq!(completions.len(), 3, "one slow, one refused, one retried");
+    drop(slow);
+}
+
+/// Chunks reach the client as upstream produces them, not when the reply is complete.
+#[tokio::test]
+async fn slow_streams_are_forwarded_as_they_arrive() {
+    use futures_util::StreamExt;
+    let gw = Gateway::start(FakeConfig::default(), &[]).await;
+    let response = gw
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "GLM-4.6-Thinking", "stream": true,
+                    "messages": [{"role": "user", "content": "hi [[fake:slow:150]]"}]}),
+        )
+        .await;
+    let started = std::time::Instant::now();
+    let mut body = response.bytes_stream();
+    let mut first_reasoning = None;
+    let mut text = String::new();
+    while let Some(chunk) = body.next().await {
+        text.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+        if first_reasoning.is_none() && text.contains("reasoning_content") {
+            first_reasoning = Some(started.elapsed());
+        }
+    }
+    let total = started.elapsed();
+    let first = first_reasoning.expect("reasoning arrived");
+    // The fake pauses 150 ms between its 9 events: the first reasoning must not wait for the rest.
+    assert!(total >= std::time::Duration::from_millis(900), "{total:?}");
+    assert!(
+        first + std::time::Duration::from_millis(600) < total,
+        "first {first:?}, total {total:?}"
+    );
+    assert!(text.ends_with("data: [DONE]\n\n"));
+}
