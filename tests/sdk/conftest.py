@@ -39,7 +39,9 @@ def wait_for(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
 
 
 class Stack:
-    def __init__(self, auth_token: str | None = None):
+    def __init__(self, auth_token: str | None = None, token: str | None = None, log_dir: Path | None = None):
+        self.token = token
+        self.log_dir = log_dir
         self.fake_port = free_port()
         self.port = free_port()
         self.procs: list[subprocess.Popen] = []
@@ -48,14 +50,25 @@ class Stack:
         self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> "Stack":
-        fake = subprocess.Popen([FAKE_BIN, "--port", str(self.fake_port)])
+        fake_args = [FAKE_BIN, "--port", str(self.fake_port)]
+        if self.token:
+            fake_args += ["--user", f"{self.token}:sdk-user"]
+        fake = subprocess.Popen(fake_args)
         self.procs.append(fake)
         wait_for(self.fake_url + "/", fake)
         env = {k: v for k, v in os.environ.items() if k not in ("TOKEN", "AUTH_TOKEN", "MODEL")}
         env.update({"BASE": self.fake_url, "PORT": str(self.port), "ANONYMOUS_MODE": "true"})
         if self.auth_token:
             env["AUTH_TOKEN"] = self.auth_token
-        gateway = subprocess.Popen([GATEWAY_BIN], env=env, cwd=ROOT / "target")
+        output = None
+        if self.token:
+            env.update({"TOKEN": self.token, "ANONYMOUS_MODE": "false", "DEBUG_MODE": "true"})
+        if self.log_dir:
+            self.log_path = self.log_dir / "gateway.log"
+            output = open(self.log_path, "wb")
+        gateway = subprocess.Popen(
+            [GATEWAY_BIN], env=env, cwd=ROOT / "target", stdout=output, stderr=subprocess.STDOUT if output else None
+        )
         self.procs.append(gateway)
         wait_for(self.url + "/health", gateway)
         return self
