@@ -34,6 +34,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub upstream: Arc<UpstreamClient>,
     pub models: Arc<ModelCatalogue>,
+    pub pool: Arc<crate::pool::TokenPool>,
 }
 
 /// Paths served without `AUTH_TOKEN`.
@@ -58,10 +59,12 @@ pub async fn build_state(config: Config) -> Result<AppState, String> {
         upstream.clone(),
         config.models_cache_ttl,
     ));
+    let pool = crate::pool::TokenPool::open(&config).await?;
     Ok(AppState {
         config: Arc::new(config),
         upstream,
         models,
+        pool,
     })
 }
 

@@ -12,6 +12,7 @@ pub mod chat;
 pub mod config;
 pub mod error;
 pub mod models;
+pub mod pool;
 pub mod semantic;
 pub mod service;
 pub mod upstream;

@@ -38,6 +38,7 @@ fn state(pairs: &[(&str, &str)]) -> AppState {
     )
     .unwrap();
     AppState {
+        pool: zai2api::pool::TokenPool::in_memory(&config),
         config: Arc::new(config),
         upstream: Arc::new(upstream),
         models: Arc::new(ModelCatalogue::from_upstream_json(MODELS).unwrap()),

@@ -1,0 +1,1 @@
+//! token_pool.json persistence. OWNER: lead. Stub.
