@@ -477,6 +477,15 @@ mod tests {
             .collect()
     }
 
+    /// The JSON of the first glm_block in `content` after `open` (up to `</glm_block>`).
+    fn glm_block(content: &str, open: &str) -> Value {
+        let block = content
+            .split(open)
+            .nth(1)
+            .and_then(|s| s.split("</glm_block>").next());
+        serde_json::from_str(block.unwrap_or("")).unwrap()
+    }
+
     const A_PRIME: &str = r#"data: {"type": "chat:completion", "data": {"delta_content": "<details type=\"reasoning\" done=\"false\" view=\"\" last_tool_call_name=\"\">\n<summary>Thinking…</summary>\n> The user", "phase": "thinking"}}
 
 data: {"type": "chat:completion", "data": {"delta_content": " says hello.\n> I should greet", "phase": "thinking"}}
@@ -566,12 +575,7 @@ data: {"type": "chat:completion", "data": {"role": "assistant", "usage": {"promp
             ]
         );
         // The glm_block in the rebuilt content is valid JSON.
-        let block = rebuilt
-            .content
-            .split("tool_call_name=\"search\">")
-            .nth(1)
-            .and_then(|s| s.split("</glm_block>").next());
-        let parsed: Value = serde_json::from_str(block.unwrap_or("")).unwrap();
+        let parsed = glm_block(&rebuilt.content, "tool_call_name=\"search\">");
         assert_eq!(parsed["data"]["metadata"]["duration"], "2s");
     }
 
@@ -587,12 +591,7 @@ data: {"type": "chat:completion", "data": {"role": "assistant", "usage": {"promp
             assert!(body.contains(index), "missing {index}");
         }
         assert!(rebuilt.content.starts_with(texts::TOOL_B_PREFIX));
-        let block = rebuilt
-            .content
-            .split("<glm_block >")
-            .nth(1)
-            .and_then(|s| s.split("</glm_block>").next());
-        let parsed: Value = serde_json::from_str(block.unwrap_or("")).unwrap();
+        let parsed = glm_block(&rebuilt.content, "<glm_block >");
         assert_eq!(
             parsed["data"]["metadata"]["name"],
             "playwri-browser_navigate"
@@ -616,12 +615,10 @@ data: {"type": "chat:completion", "data": {"role": "assistant", "usage": {"promp
     }
 
     fn tool_a_block(content: &str, name: &str) -> Value {
-        let open = format!("<glm_block view=\"\" tool_call_name=\"{name}\">");
-        let block = content
-            .split(open.as_str())
-            .nth(1)
-            .and_then(|s| s.split("</glm_block>").next());
-        serde_json::from_str(block.unwrap_or("")).unwrap()
+        glm_block(
+            content,
+            &format!("<glm_block view=\"\" tool_call_name=\"{name}\">"),
+        )
     }
 
     #[test]

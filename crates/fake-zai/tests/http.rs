@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use fake_zai::script::rebuild;
+use fake_zai::script::{Rebuilt, rebuild};
 use fake_zai::{FakeConfig, FakeZai, SignatureScheme, texts};
 use serde_json::{Value, json};
 
@@ -21,19 +21,56 @@ struct Session {
     id: String,
 }
 
-async fn guest(fake: &FakeZai) -> Session {
-    let v: Value = client()
-        .get(format!("{}/api/v1/auths/", fake.base_url()))
+/// The JSON body of a response.
+async fn json(resp: reqwest::Response) -> Value {
+    resp.json().await.unwrap()
+}
+
+/// A bearer token on the request when one is given.
+fn with_token(req: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+    match token {
+        Some(token) => req.bearer_auth(token),
+        None => req,
+    }
+}
+
+/// `GET` a path of the fake, with a bearer token when one is given.
+async fn get(fake: &FakeZai, path: &str, token: Option<&str>) -> reqwest::Response {
+    let req = client().get(format!("{}{path}", fake.base_url()));
+    with_token(req, token).send().await.unwrap()
+}
+
+async fn get_json(fake: &FakeZai, path: &str, token: Option<&str>) -> Value {
+    json(get(fake, path, token).await).await
+}
+
+/// `POST` a JSON body to a path of the fake, with a bearer token when one is given.
+async fn post_json(fake: &FakeZai, path: &str, token: Option<&str>, body: &Value) -> Value {
+    let req = client().post(format!("{}{path}", fake.base_url()));
+    json(with_token(req, token).json(body).send().await.unwrap()).await
+}
+
+/// `DELETE` a path of the fake with a bearer token.
+async fn delete_json(fake: &FakeZai, path: &str, token: &str) -> Value {
+    let resp = client()
+        .delete(format!("{}{path}", fake.base_url()))
+        .bearer_auth(token)
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    json(resp).await
+}
+
+/// The session in a guest answer (`/auths/` or `/auths/guest`).
+fn session(v: &Value) -> Session {
     Session {
         token: v["token"].as_str().unwrap().to_owned(),
         id: v["id"].as_str().unwrap().to_owned(),
     }
+}
+
+async fn guest(fake: &FakeZai) -> Session {
+    session(&get_json(fake, "/api/v1/auths/", None).await)
 }
 
 fn user(fake: &FakeZai) -> Session {
@@ -43,16 +80,8 @@ fn user(fake: &FakeZai) -> Session {
 }
 
 async fn new_chat(fake: &FakeZai, s: &Session) -> String {
-    let v: Value = client()
-        .post(format!("{}/api/v1/chats/new", fake.base_url()))
-        .bearer_auth(&s.token)
-        .json(&json!({"chat": {"title": "New Chat", "models": ["glm-4.7"]}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = json!({"chat": {"title": "New Chat", "models": ["glm-4.7"]}});
+    let v = post_json(fake, "/api/v1/chats/new", Some(&s.token), &body).await;
     v["id"].as_str().unwrap().to_owned()
 }
 
@@ -136,6 +165,16 @@ impl Call {
             .await
             .unwrap()
     }
+
+    /// Sends the call and reads the whole body as text.
+    async fn text(&self, fake: &FakeZai, s: &Session) -> String {
+        self.send(fake, s).await.text().await.unwrap()
+    }
+
+    /// Sends the call and rebuilds the answer from its event stream.
+    async fn rebuilt(&self, fake: &FakeZai, s: &Session) -> Rebuilt {
+        rebuild(&self.text(fake, s).await)
+    }
 }
 
 async fn start() -> FakeZai {
@@ -145,11 +184,7 @@ async fn start() -> FakeZai {
 #[tokio::test]
 async fn landing_guest_and_session_check() {
     let fake = start().await;
-    let resp = client()
-        .get(format!("{}/", fake.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let resp = get(&fake, "/", None).await;
     let cookie = resp
         .headers()
         .get("set-cookie")
@@ -170,15 +205,7 @@ async fn landing_guest_and_session_check() {
     assert_ne!(a.id, b.id, "each anonymous /auths/ creates a new guest");
     assert_eq!(fake.guests_created(), 2);
 
-    let v: Value = client()
-        .get(format!("{}/api/v1/auths/", fake.base_url()))
-        .bearer_auth(&a.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = get_json(&fake, "/api/v1/auths/", Some(&a.token)).await;
     assert_eq!(v["id"], a.id.as_str());
     assert_eq!(v["role"], "guest");
     assert!(
@@ -188,54 +215,21 @@ async fn landing_guest_and_session_check() {
     assert_eq!(v["token_type"], "Bearer");
 
     let u = user(&fake);
-    let v: Value = client()
-        .get(format!("{}/api/v1/auths/", fake.base_url()))
-        .bearer_auth(&u.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = get_json(&fake, "/api/v1/auths/", Some(&u.token)).await;
     assert_eq!(
         (v["id"].as_str(), v["role"].as_str(), v["name"].as_str()),
         (Some(u.id.as_str()), Some("user"), Some("Alice"))
     );
 
-    let resp = client()
-        .get(format!("{}/api/v1/auths/", fake.base_url()))
-        .bearer_auth("nope")
-        .send()
-        .await
-        .unwrap();
+    let resp = get(&fake, "/api/v1/auths/", Some("nope")).await;
     assert_eq!(resp.status(), 401);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["detail"],
-        fake_zai::DETAIL_401
-    );
+    assert_eq!(json(resp).await["detail"], fake_zai::DETAIL_401);
 
-    let resp = client()
-        .get(format!("{}/api/models", fake.base_url()))
-        .bearer_auth(&a.token)
-        .send()
-        .await
-        .unwrap();
-    let models: Value = resp.json().await.unwrap();
+    let models = get_json(&fake, "/api/models", Some(&a.token)).await;
     assert_eq!(models["data"][0]["id"], "glm-5");
-    let resp = client()
-        .get(format!("{}/api/models", fake.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let resp = get(&fake, "/api/models", None).await;
     assert_eq!(resp.status(), 401);
-    let config: Value = client()
-        .get(format!("{}/api/config", fake.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config = get_json(&fake, "/api/config", None).await;
     assert_eq!(config["completion_version"], 2);
 }
 
@@ -258,7 +252,7 @@ async fn happy_path_thinking_and_plain() {
     assert!(rebuilt.done && rebuilt.error.is_none());
 
     let call = Call::new(&s, &chat, "hello again");
-    let rebuilt = rebuild(&call.send(&fake, &s).await.text().await.unwrap());
+    let rebuilt = call.rebuilt(&fake, &s).await;
     assert_eq!(rebuilt.content, texts::HELLO_ANSWER);
     assert_eq!(fake.in_flight(&s.id), 0);
 }
@@ -287,11 +281,7 @@ async fn stale_fe_version_gets_the_waf_page() {
     assert_eq!(call.send(&fake, &s).await.status(), 200);
 
     fake.update(|c| c.firewall_all = true);
-    let resp = client()
-        .get(format!("{}/api/v1/auths/", fake.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let resp = get(&fake, "/api/v1/auths/", None).await;
     assert_eq!(resp.status(), 405);
 }
 
@@ -308,7 +298,7 @@ async fn signature_good_bad_and_user_id() {
     let resp = call.send(&fake, &s).await;
     assert_eq!(resp.status(), 400);
     assert_eq!(
-        resp.json::<Value>().await.unwrap(),
+        json(resp).await,
         json!({"detail": "403: Signature validation failed: 签名验证失败"})
     );
 
@@ -317,10 +307,7 @@ async fn signature_good_bad_and_user_id() {
     call.user_id = "guest".to_owned();
     let resp = call.send(&fake, &s).await;
     assert_eq!(resp.status(), 400);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["detail"],
-        fake_zai::DETAIL_SIGNATURE
-    );
+    assert_eq!(json(resp).await["detail"], fake_zai::DETAIL_SIGNATURE);
 
     fake.update(|c| {
         c.signature = None;
@@ -353,32 +340,27 @@ async fn stream_options_version_captcha_model_level() {
     let resp = call.send(&fake, &s).await;
     assert_eq!(resp.status(), 400);
     assert_eq!(
-        resp.json::<Value>().await.unwrap()["detail"],
+        json(resp).await["detail"],
         "unsupported Z.ai stream usage option"
     );
 
     let mut call = Call::new(&s, &chat, "hi");
     call.version = None;
-    let body = call.send(&fake, &s).await.text().await.unwrap();
+    let body = call.text(&fake, &s).await;
     assert_eq!(body, format!("data: {}\n\n", fake_zai::EVENT_426));
 
     fake.update(|c| c.captcha_required = true);
-    let body = Call::new(&s, &chat, "hi")
-        .send(&fake, &s)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let body = Call::new(&s, &chat, "hi").text(&fake, &s).await;
     assert_eq!(body, format!("data: {}\n\n", fake_zai::EVENT_CAPTCHA));
     let mut call = Call::new(&s, &chat, "hi");
     call.extra = json!({"captcha_verify_param": "eyJjZXJ0aWZ5SWQiOiJ4In0="});
-    assert!(rebuild(&call.send(&fake, &s).await.text().await.unwrap()).done);
+    assert!(call.rebuilt(&fake, &s).await.done);
     fake.update(|c| c.captcha_required = false);
 
     for model in ["glm-5", "GLM-5.1", "GLM-5-Turbo", "glm-5.2"] {
         let mut call = Call::new(&s, &chat, "hi");
         call.model = model.to_owned();
-        let body = call.send(&fake, &s).await.text().await.unwrap();
+        let body = call.text(&fake, &s).await;
         assert_eq!(
             body,
             format!("data: {}\n\n", fake_zai::EVENT_MODEL_LEVEL),
@@ -389,7 +371,7 @@ async fn stream_options_version_captcha_model_level() {
     let chat = new_chat(&fake, &u).await;
     let mut call = Call::new(&u, &chat, "hi");
     call.model = "GLM-5.1".to_owned();
-    let rebuilt = rebuild(&call.send(&fake, &u).await.text().await.unwrap());
+    let rebuilt = call.rebuilt(&fake, &u).await;
     assert!(rebuilt.error.is_none() && rebuilt.done);
 }
 
@@ -408,10 +390,7 @@ async fn concurrency_limit_counts_streams_until_disconnect() {
 
     let resp = Call::new(&s, &chat, "hi").send(&fake, &s).await;
     assert_eq!(resp.status(), 429);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["detail"],
-        fake_zai::DETAIL_CONCURRENCY
-    );
+    assert_eq!(json(resp).await["detail"], fake_zai::DETAIL_CONCURRENCY);
 
     // Another account is not affected.
     let other = user(&fake);
@@ -444,47 +423,21 @@ async fn concurrency_limit_counts_streams_until_disconnect() {
 async fn unknown_chat_ends_with_internal_error() {
     let fake = start().await;
     let s = guest(&fake).await;
-    let rebuilt = rebuild(
-        &Call::new(&s, "not-created", "hi")
-            .send(&fake, &s)
-            .await
-            .text()
-            .await
-            .unwrap(),
-    );
+    let rebuilt = Call::new(&s, "not-created", "hi").rebuilt(&fake, &s).await;
     assert_eq!(rebuilt.content, texts::HELLO_ANSWER);
     assert_eq!(rebuilt.error.unwrap()["code"], "INTERNAL_ERROR");
 
     // A chat of another user is unknown too; a deleted chat as well.
     let other = guest(&fake).await;
     let other_chat = new_chat(&fake, &other).await;
-    let rebuilt = rebuild(
-        &Call::new(&s, &other_chat, "hi")
-            .send(&fake, &s)
-            .await
-            .text()
-            .await
-            .unwrap(),
-    );
+    let rebuilt = Call::new(&s, &other_chat, "hi").rebuilt(&fake, &s).await;
     assert!(rebuilt.error.is_some());
-    let resp = client()
-        .delete(format!("{}/api/v1/chats/{other_chat}", fake.base_url()))
-        .bearer_auth(&other.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.json::<Value>().await.unwrap(), json!(true));
+    let deleted = delete_json(&fake, &format!("/api/v1/chats/{other_chat}"), &other.token).await;
+    assert_eq!(deleted, json!(true));
     assert!(fake.chats_of(&other.id).is_empty());
 
     fake.update(|c| c.require_precreated_chat = false);
-    let rebuilt = rebuild(
-        &Call::new(&s, "not-created", "hi")
-            .send(&fake, &s)
-            .await
-            .text()
-            .await
-            .unwrap(),
-    );
+    let rebuilt = Call::new(&s, "not-created", "hi").rebuilt(&fake, &s).await;
     assert!(rebuilt.error.is_none() && rebuilt.done);
 }
 
@@ -533,11 +486,8 @@ async fn scenarios_over_http() {
     assert_eq!(&body[..], fake_zai::scenarios::CAPTURE_THINKING);
 
     let body = Call::new(&s, "c", "[[fake:echo]] repeat me")
-        .send(&fake, &s)
-        .await
-        .text()
-        .await
-        .unwrap();
+        .text(&fake, &s)
+        .await;
     assert_eq!(rebuild(&body).content, "[[fake:echo]] repeat me");
 
     let resp = Call::new(&s, "c", "[[fake:http_500]]")
@@ -575,21 +525,11 @@ async fn scenarios_over_http() {
     assert!(!partial.done);
 
     fake.update(|c| c.send_done_marker = true);
-    let body = Call::new(&s, "c", "hi")
-        .send(&fake, &s)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let body = Call::new(&s, "c", "hi").text(&fake, &s).await;
     assert!(body.ends_with("data: [DONE]\n\n"));
 
     let started = std::time::Instant::now();
-    let body = Call::new(&s, "c", "[[fake:slow:30]]")
-        .send(&fake, &s)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let body = Call::new(&s, "c", "[[fake:slow:30]]").text(&fake, &s).await;
     assert!(
         started.elapsed() >= Duration::from_millis(270),
         "9 pauses of 30 ms"
@@ -612,32 +552,13 @@ async fn uploads_users_only() {
         )
     };
     let url = format!("{}/api/v1/files/", fake.base_url());
-    let resp = client()
-        .post(&url)
-        .bearer_auth(&g.token)
-        .multipart(form())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 403);
-    let resp = client()
-        .post(&url)
-        .bearer_auth("nope")
-        .multipart(form())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
-    let v: Value = client()
-        .post(&url)
-        .bearer_auth(&u.token)
-        .multipart(form())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let upload = |token: &str| {
+        let req = client().post(&url).bearer_auth(token).multipart(form());
+        async move { req.send().await.unwrap() }
+    };
+    assert_eq!(upload(&g.token).await.status(), 403);
+    assert_eq!(upload("nope").await.status(), 401);
+    let v = json(upload(&u.token).await).await;
     assert_eq!(v["user_id"], u.id.as_str());
     assert_eq!(v["filename"], "a.png");
     assert_eq!(v["meta"]["content_type"], "image/png");
@@ -654,52 +575,26 @@ async fn uploads_users_only() {
 #[tokio::test]
 async fn legacy_path_toggle_guest_post_and_not_found() {
     let fake = start().await;
-    let v: Value = client()
-        .post(format!("{}/api/v1/auths/guest", fake.base_url()))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = post_json(&fake, "/api/v1/auths/guest", None, &json!({})).await;
     assert_eq!(v["role"], "guest");
-    let s = Session {
-        token: v["token"].as_str().unwrap().to_owned(),
-        id: v["id"].as_str().unwrap().to_owned(),
-    };
+    let s = session(&v);
     let chat = new_chat(&fake, &s).await;
-    let legacy = |fake: &FakeZai| format!("{}/api/chat/completions", fake.base_url());
+    let legacy = |body: Value| {
+        let req = client()
+            .post(format!("{}/api/chat/completions", fake.base_url()))
+            .bearer_auth(&s.token)
+            .header("X-FE-Version", FE)
+            .json(&body);
+        async move { req.send().await.unwrap() }
+    };
     // Legacy path is served by default; an unsigned request reaches the signature check.
-    let resp = client()
-        .post(legacy(&fake))
-        .bearer_auth(&s.token)
-        .header("X-FE-Version", FE)
-        .json(&json!({"chat_id": chat}))
-        .send()
-        .await
-        .unwrap();
+    let resp = legacy(json!({"chat_id": chat})).await;
     assert_eq!(resp.status(), 400);
     fake.update(|c| c.enable_legacy_path = false);
-    let resp = client()
-        .post(legacy(&fake))
-        .bearer_auth(&s.token)
-        .header("X-FE-Version", FE)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let resp = legacy(json!({})).await;
     assert_eq!(resp.status(), 404);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap(),
-        json!({"detail": "Not Found"})
-    );
-    let resp = client()
-        .delete(format!("{}/api/v1/chats/", fake.base_url()))
-        .bearer_auth(&s.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.json::<Value>().await.unwrap(), json!(true));
+    assert_eq!(json(resp).await, json!({"detail": "Not Found"}));
+    let deleted = delete_json(&fake, "/api/v1/chats/", &s.token).await;
+    assert_eq!(deleted, json!(true));
     assert!(fake.chats_of(&s.id).is_empty());
 }

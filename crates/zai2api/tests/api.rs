@@ -78,6 +78,15 @@ fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
 }
 
+/// A `GET` with request headers.
+fn get_with(uri: &str, headers: &[(&str, &str)]) -> Request<Body> {
+    let mut request = Request::get(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(Body::empty()).unwrap()
+}
+
 fn post(uri: &str, body: impl Into<Body>) -> Request<Body> {
     Request::post(uri)
         .header("content-type", "application/json")
@@ -240,18 +249,12 @@ async fn one_model_by_id() {
 async fn auth_missing_or_wrong_is_401() {
     let cases = [
         get("/v1/models"),
-        Request::get("/v1/models")
-            .header("authorization", "Bearer wrong")
-            .body(Body::empty())
-            .unwrap(),
-        Request::get("/v1/models")
-            .header("authorization", format!("Basic {SECRET}"))
-            .body(Body::empty())
-            .unwrap(),
-        Request::get("/v1/models")
-            .header("x-auth-token", format!("{SECRET}x"))
-            .body(Body::empty())
-            .unwrap(),
+        get_with("/v1/models", &[("authorization", "Bearer wrong")]),
+        get_with(
+            "/v1/models",
+            &[("authorization", &format!("Basic {SECRET}"))],
+        ),
+        get_with("/v1/models", &[("x-auth-token", &format!("{SECRET}x"))]),
         get("/v1/models?auth_token=nope"),
         get("/v1/models?token="),
         // Chat requests are checked before the body is read.
@@ -274,26 +277,25 @@ async fn auth_missing_or_wrong_is_401() {
 #[tokio::test]
 async fn auth_accepts_every_documented_place() {
     let cases = [
-        Request::get("/v1/models")
-            .header("authorization", format!("Bearer {SECRET}"))
-            .body(Body::empty())
-            .unwrap(),
-        Request::get("/v1/models")
-            .header("authorization", format!("bearer {SECRET}"))
-            .body(Body::empty())
-            .unwrap(),
-        Request::get("/v1/models")
-            .header("x-auth-token", SECRET)
-            .body(Body::empty())
-            .unwrap(),
+        get_with(
+            "/v1/models",
+            &[("authorization", &format!("Bearer {SECRET}"))],
+        ),
+        get_with(
+            "/v1/models",
+            &[("authorization", &format!("bearer {SECRET}"))],
+        ),
+        get_with("/v1/models", &[("x-auth-token", SECRET)]),
         get(&format!("/v1/models?auth_token={SECRET}")),
         get(&format!("/v1/models?foo=1&token={SECRET}")),
         // A wrong bearer (an SDK's default key) does not spoil a right X-Auth-Token.
-        Request::get("/v1/models")
-            .header("authorization", "Bearer sk-placeholder")
-            .header("x-auth-token", SECRET)
-            .body(Body::empty())
-            .unwrap(),
+        get_with(
+            "/v1/models",
+            &[
+                ("authorization", "Bearer sk-placeholder"),
+                ("x-auth-token", SECRET),
+            ],
+        ),
     ];
     for request in cases {
         let uri = request.uri().clone();
@@ -334,10 +336,10 @@ async fn unknown_route_is_404_json() {
     assert_eq!(code, "not_found");
     let (status, _) = send(
         locked(),
-        Request::get("/nothing")
-            .header("authorization", format!("Bearer {SECRET}"))
-            .body(Body::empty())
-            .unwrap(),
+        get_with(
+            "/nothing",
+            &[("authorization", &format!("Bearer {SECRET}"))],
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);

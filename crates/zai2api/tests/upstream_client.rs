@@ -13,7 +13,7 @@ use serde_json::Value;
 use zai_signature::{SignInput, SignatureScheme};
 use zai2api::chat::Role;
 use zai2api::error::{UpstreamError, UpstreamErrorKind};
-use zai2api::upstream::client::{ByteStream, Timeouts, UpstreamClient};
+use zai2api::upstream::client::{ByteStream, Credential, Timeouts, UpstreamClient};
 use zai2api::upstream::profile::UpstreamProfile;
 use zai2api::upstream::{UpstreamChat, UpstreamContent, UpstreamMessage};
 
@@ -48,6 +48,16 @@ fn client_with_timeouts(
     .unwrap()
 }
 
+/// A client in anonymous (guest) mode with the default profile.
+fn guest_client(base: &str) -> UpstreamClient {
+    client_for(base, None, true, UpstreamProfile::default())
+}
+
+/// A client with a user token, anonymous mode off, and the default profile.
+fn user_client(base: &str, token: &str) -> UpstreamClient {
+    client_for(base, Some(token), false, UpstreamProfile::default())
+}
+
 fn chat(model: &str, prompt: &str) -> UpstreamChat {
     UpstreamChat {
         model: model.to_owned(),
@@ -66,6 +76,34 @@ async fn drain(mut stream: ByteStream) -> Result<String, UpstreamError> {
         out.extend_from_slice(&chunk?);
     }
     Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Starts a completion that must succeed and reads its whole body.
+#[expect(
+    clippy::unwrap_used,
+    reason = "test helper: a failure here should fail the test loudly"
+)]
+async fn complete(client: &UpstreamClient, cred: &Credential, chat: &UpstreamChat) -> String {
+    drain(client.start_completion(cred, chat).await.unwrap())
+        .await
+        .unwrap()
+}
+
+/// Starts a completion that must be refused (`why` says why it should) and returns the error.
+#[expect(
+    clippy::panic,
+    reason = "test helper: an accepted completion should fail the test loudly"
+)]
+async fn completion_error(
+    client: &UpstreamClient,
+    cred: &Credential,
+    chat: &UpstreamChat,
+    why: &str,
+) -> UpstreamError {
+    match client.start_completion(cred, chat).await {
+        Ok(_) => panic!("{why}"),
+        Err(e) => e,
+    }
 }
 
 fn count(requests: &[RecordedRequest], method: &str, path: &str) -> usize {
@@ -100,15 +138,11 @@ async fn fake() -> FakeZai {
 #[tokio::test]
 async fn guest_session_is_reused_across_completions() {
     let fake = fake().await;
-    let client = client_for(&fake.base_url(), None, true, UpstreamProfile::default());
+    let client = guest_client(&fake.base_url());
     for _ in 0..2 {
         let cred = client.credential().await.unwrap();
         assert!(cred.guest);
-        let stream = client
-            .start_completion(&cred, &chat("glm-4.7", "hi [[fake:plain]]"))
-            .await
-            .unwrap();
-        let body = drain(stream).await.unwrap();
+        let body = complete(&client, &cred, &chat("glm-4.7", "hi [[fake:plain]]")).await;
         assert!(body.contains("\"done\""), "stream did not finish: {body}");
         assert!(!body.contains("INTERNAL_ERROR"), "{body}");
     }
@@ -124,12 +158,7 @@ async fn guest_session_is_reused_across_completions() {
 #[tokio::test]
 async fn concurrent_callers_share_one_guest() {
     let fake = fake().await;
-    let client = Arc::new(client_for(
-        &fake.base_url(),
-        None,
-        true,
-        UpstreamProfile::default(),
-    ));
+    let client = Arc::new(guest_client(&fake.base_url()));
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let client = client.clone();
@@ -148,7 +177,7 @@ async fn concurrent_callers_share_one_guest() {
 #[tokio::test]
 async fn invalidate_replaces_the_guest() {
     let fake = fake().await;
-    let client = client_for(&fake.base_url(), None, true, UpstreamProfile::default());
+    let client = guest_client(&fake.base_url());
     let first = client.credential().await.unwrap();
     client.invalidate(&first).await;
     let second = client.credential().await.unwrap();
@@ -189,22 +218,13 @@ async fn user_token_chat_is_precreated_and_signature_verifies() {
     let fake = fake().await;
     let token = "zai-user-token-for-tests-0001";
     let user_id = fake.add_user(token, "Alice");
-    let client = client_for(
-        &fake.base_url(),
-        Some(token),
-        false,
-        UpstreamProfile::default(),
-    );
+    let client = user_client(&fake.base_url(), token);
     let cred = client.credential().await.unwrap();
     assert!(!cred.guest);
     assert_eq!(cred.user_id, user_id);
 
     let prompt = "say 你好 back [[fake:echo]]";
-    let stream = client
-        .start_completion(&cred, &chat("glm-4.7", prompt))
-        .await
-        .unwrap();
-    let body = drain(stream).await.unwrap();
+    let body = complete(&client, &cred, &chat("glm-4.7", prompt)).await;
     assert!(
         body.contains("say"),
         "echo scenario returns the signed prompt: {body}"
@@ -284,13 +304,13 @@ async fn stale_fe_version_is_a_firewall_error_without_html() {
     profile.fe_version.override_version = Some("prod-fe-0.0.1".to_owned());
     let client = client_for(&fake.base_url(), None, true, profile);
     let cred = client.credential().await.unwrap();
-    let e = match client
-        .start_completion(&cred, &chat("glm-4.7", "hi [[fake:plain]]"))
-        .await
-    {
-        Ok(_) => panic!("a stale FE version must be refused"),
-        Err(e) => e,
-    };
+    let e = completion_error(
+        &client,
+        &cred,
+        &chat("glm-4.7", "hi [[fake:plain]]"),
+        "a stale FE version must be refused",
+    )
+    .await;
     assert_eq!(e.kind, UpstreamErrorKind::Firewall);
     assert!(
         !e.detail.contains('<') && !e.detail.to_lowercase().contains("doctype"),
@@ -302,15 +322,15 @@ async fn stale_fe_version_is_a_firewall_error_without_html() {
 #[tokio::test]
 async fn firewall_scenario_maps_to_firewall() {
     let fake = fake().await;
-    let client = client_for(&fake.base_url(), None, true, UpstreamProfile::default());
+    let client = guest_client(&fake.base_url());
     let cred = client.credential().await.unwrap();
-    let e = match client
-        .start_completion(&cred, &chat("glm-4.7", "hi [[fake:firewall]]"))
-        .await
-    {
-        Ok(_) => panic!("expected the WAF page"),
-        Err(e) => e,
-    };
+    let e = completion_error(
+        &client,
+        &cred,
+        &chat("glm-4.7", "hi [[fake:firewall]]"),
+        "expected the WAF page",
+    )
+    .await;
     assert_eq!(e.kind, UpstreamErrorKind::Firewall);
     assert!(!e.detail.contains('<'));
     // The version is scraped again after a firewall answer.
@@ -320,15 +340,15 @@ async fn firewall_scenario_maps_to_firewall() {
 #[tokio::test]
 async fn http_500_is_internal_error() {
     let fake = fake().await;
-    let client = client_for(&fake.base_url(), None, true, UpstreamProfile::default());
+    let client = guest_client(&fake.base_url());
     let cred = client.credential().await.unwrap();
-    let e = match client
-        .start_completion(&cred, &chat("glm-4.7", "[[fake:http_500]]"))
-        .await
-    {
-        Ok(_) => panic!("expected a 500"),
-        Err(e) => e,
-    };
+    let e = completion_error(
+        &client,
+        &cred,
+        &chat("glm-4.7", "[[fake:http_500]]"),
+        "expected a 500",
+    )
+    .await;
     assert_eq!(e.kind, UpstreamErrorKind::InternalError);
 }
 
@@ -336,12 +356,7 @@ async fn http_500_is_internal_error() {
 async fn unknown_token_is_token_invalid_and_never_echoed() {
     let fake = fake().await;
     let token = "not-registered-token-xyz";
-    let client = client_for(
-        &fake.base_url(),
-        Some(token),
-        false,
-        UpstreamProfile::default(),
-    );
+    let client = user_client(&fake.base_url(), token);
     let e = client.credential().await.unwrap_err();
     assert_eq!(e.kind, UpstreamErrorKind::TokenInvalid);
     assert!(!e.detail.contains(token));
@@ -380,12 +395,7 @@ async fn upload_works_for_users_and_is_refused_for_guests() {
     fake.add_user(token, "Bob");
     let png = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0];
 
-    let user = client_for(
-        &fake.base_url(),
-        Some(token),
-        false,
-        UpstreamProfile::default(),
-    );
+    let user = user_client(&fake.base_url(), token);
     let cred = user.credential().await.unwrap();
     let file = user
         .upload_image(&cred, "image/png", png.clone())
@@ -401,7 +411,7 @@ async fn upload_works_for_users_and_is_refused_for_guests() {
     );
     assert_eq!(file.entry["file"]["id"], file.id.as_str());
 
-    let guest = client_for(&fake.base_url(), None, true, UpstreamProfile::default());
+    let guest = guest_client(&fake.base_url());
     let gcred = guest.credential().await.unwrap();
     let before = count(&fake.requests(), "POST", "/api/v1/files/");
     assert!(guest.upload_image(&gcred, "image/png", png).await.is_err());
@@ -415,7 +425,7 @@ async fn upload_works_for_users_and_is_refused_for_guests() {
 #[tokio::test]
 async fn list_models_returns_the_catalogue() {
     let fake = fake().await;
-    let client = client_for(&fake.base_url(), None, true, UpstreamProfile::default());
+    let client = guest_client(&fake.base_url());
     let cred = client.credential().await.unwrap();
     let models = client.list_models(&cred).await.unwrap();
     assert_eq!(models.len(), 13);
@@ -428,33 +438,19 @@ async fn list_models_returns_the_catalogue() {
 #[tokio::test]
 async fn fe_version_drift_on_fake_zai_recovers_after_one_firewall() {
     let fake = fake().await;
-    let client = client_for(&fake.base_url(), None, true, UpstreamProfile::default());
+    let client = guest_client(&fake.base_url());
     let cred = client.credential().await.unwrap();
-    drain(
-        client
-            .start_completion(&cred, &chat("glm-4.7", "[[fake:plain]]"))
-            .await
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    complete(&client, &cred, &chat("glm-4.7", "[[fake:plain]]")).await;
     fake.update(|c| c.fe_version = "prod-fe-1.1.100".to_owned());
-    let e = match client
-        .start_completion(&cred, &chat("glm-4.7", "[[fake:plain]]"))
-        .await
-    {
-        Ok(_) => panic!("the cached version is stale now"),
-        Err(e) => e,
-    };
-    assert_eq!(e.kind, UpstreamErrorKind::Firewall);
-    drain(
-        client
-            .start_completion(&cred, &chat("glm-4.7", "[[fake:plain]]"))
-            .await
-            .unwrap(),
+    let e = completion_error(
+        &client,
+        &cred,
+        &chat("glm-4.7", "[[fake:plain]]"),
+        "the cached version is stale now",
     )
-    .await
-    .unwrap();
+    .await;
+    assert_eq!(e.kind, UpstreamErrorKind::Firewall);
+    complete(&client, &cred, &chat("glm-4.7", "[[fake:plain]]")).await;
     assert_eq!(client.fe_version().await, "prod-fe-1.1.100");
     assert_eq!(count(&fake.requests(), "GET", "/"), 2);
 }
@@ -469,13 +465,13 @@ async fn missing_or_wrong_signature_is_signature_rejected() {
         };
         let client = client_for(&fake.base_url(), None, true, profile);
         let cred = client.credential().await.unwrap();
-        let e = match client
-            .start_completion(&cred, &chat("glm-4.7", "[[fake:plain]]"))
-            .await
-        {
-            Ok(_) => panic!("an unsigned/misigned request must be refused"),
-            Err(e) => e,
-        };
+        let e = completion_error(
+            &client,
+            &cred,
+            &chat("glm-4.7", "[[fake:plain]]"),
+            "an unsigned/misigned request must be refused",
+        )
+        .await;
         assert_eq!(e.kind, UpstreamErrorKind::SignatureRejected, "{}", e.detail);
     }
 }
@@ -484,20 +480,20 @@ async fn missing_or_wrong_signature_is_signature_rejected() {
 async fn concurrency_limit_maps_to_its_kind() {
     let fake = fake().await;
     fake.update(|c| c.max_concurrent_per_user = Some(1));
-    let client = client_for(&fake.base_url(), None, true, UpstreamProfile::default());
+    let client = guest_client(&fake.base_url());
     let cred = client.credential().await.unwrap();
     // The first stream stays open (stall) and holds the only slot.
     let held = client
         .start_completion(&cred, &chat("glm-4.7", "[[fake:stall]]"))
         .await
         .unwrap();
-    let e = match client
-        .start_completion(&cred, &chat("glm-4.7", "[[fake:plain]]"))
-        .await
-    {
-        Ok(_) => panic!("the second chat must hit the concurrency limit"),
-        Err(e) => e,
-    };
+    let e = completion_error(
+        &client,
+        &cred,
+        &chat("glm-4.7", "[[fake:plain]]"),
+        "the second chat must hit the concurrency limit",
+    )
+    .await;
     assert_eq!(e.kind, UpstreamErrorKind::ConcurrencyLimit);
     drop(held);
 }
@@ -580,17 +576,10 @@ async fn fe_version_drift_firewall_then_rescrape() {
     let state = Arc::new(stub::State::default());
     *state.version.lock().unwrap() = "prod-fe-1.0.107".to_owned();
     let base = stub::serve(state.clone()).await.unwrap();
-    let client = client_for(&base, None, true, UpstreamProfile::default());
+    let client = guest_client(&base);
     let cred = client.credential().await.unwrap();
     assert_eq!(client.fe_version().await, "prod-fe-1.0.107");
-    drain(
-        client
-            .start_completion(&cred, &chat("glm-4.7", "a"))
-            .await
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    complete(&client, &cred, &chat("glm-4.7", "a")).await;
     assert_eq!(
         state.landing_hits.load(Ordering::SeqCst),
         1,
@@ -599,20 +588,16 @@ async fn fe_version_drift_firewall_then_rescrape() {
 
     // Upstream deploys a new front end: the cached version is now stale.
     *state.version.lock().unwrap() = "prod-fe-1.1.2".to_owned();
-    let e = match client.start_completion(&cred, &chat("glm-4.7", "b")).await {
-        Ok(_) => panic!("the stale version must hit the firewall"),
-        Err(e) => e,
-    };
+    let e = completion_error(
+        &client,
+        &cred,
+        &chat("glm-4.7", "b"),
+        "the stale version must hit the firewall",
+    )
+    .await;
     assert_eq!(e.kind, UpstreamErrorKind::Firewall);
     // The firewall answer marked the version stale: the next request scrapes and succeeds.
-    drain(
-        client
-            .start_completion(&cred, &chat("glm-4.7", "c"))
-            .await
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    complete(&client, &cred, &chat("glm-4.7", "c")).await;
     assert_eq!(client.fe_version().await, "prod-fe-1.1.2");
     assert_eq!(state.landing_hits.load(Ordering::SeqCst), 2);
 }

@@ -117,40 +117,35 @@ mod tests {
         assert_eq!(pick_latest(&re(), "<html>nothing</html>"), None);
     }
 
+    /// `get` without `force`, with a scrape that answers `scraped`.
+    async fn get(
+        cache: &FeVersionCache,
+        ttl: Duration,
+        fallback: &str,
+        scraped: Result<&str, &str>,
+    ) -> String {
+        let scraped = scraped.map(str::to_owned).map_err(str::to_owned);
+        cache.get(ttl, fallback, false, || async { scraped }).await
+    }
+
     #[tokio::test(start_paused = true)]
     async fn caches_for_ttl_and_falls_back() {
         let cache = FeVersionCache::default();
         let ttl = Duration::from_secs(1800);
-        let v = cache
-            .get(ttl, "prod-fe-0.0.1", false, || async {
-                Ok("prod-fe-1.0.1".to_owned())
-            })
-            .await;
+        let v = get(&cache, ttl, "prod-fe-0.0.1", Ok("prod-fe-1.0.1")).await;
         assert_eq!(v, "prod-fe-1.0.1");
         // Fresh: the scraper is not called.
-        let v = cache
-            .get(ttl, "x", false, || async {
-                Err("must not be called".to_owned())
-            })
-            .await;
+        let v = get(&cache, ttl, "x", Err("must not be called")).await;
         assert_eq!(v, "prod-fe-1.0.1");
         tokio::time::advance(ttl + Duration::from_secs(1)).await;
         // Expired and scrape fails: last known value.
-        let v = cache
-            .get(ttl, "x", false, || async { Err("down".to_owned()) })
-            .await;
+        let v = get(&cache, ttl, "x", Err("down")).await;
         assert_eq!(v, "prod-fe-1.0.1");
         cache.mark_stale().await;
-        let v = cache
-            .get(ttl, "x", false, || async { Ok("prod-fe-1.0.2".to_owned()) })
-            .await;
+        let v = get(&cache, ttl, "x", Ok("prod-fe-1.0.2")).await;
         assert_eq!(v, "prod-fe-1.0.2");
         let empty = FeVersionCache::default();
-        let v = empty
-            .get(ttl, "prod-fe-1.1.88", false, || async {
-                Err("down".to_owned())
-            })
-            .await;
+        let v = get(&empty, ttl, "prod-fe-1.1.88", Err("down")).await;
         assert_eq!(v, "prod-fe-1.1.88");
     }
 }

@@ -364,6 +364,17 @@ mod tests {
         assert_eq!(jwt_identity("a.!!!.c"), None);
     }
 
+    /// The completion body with the default profile, user "Ann", at the Unix epoch.
+    fn body(chat: &UpstreamChat, ids: &CompletionIds<'_>) -> Value {
+        completion_body(
+            &UpstreamProfile::default(),
+            chat,
+            ids,
+            "Ann",
+            OffsetDateTime::UNIX_EPOCH,
+        )
+    }
+
     #[test]
     fn completion_body_shape() {
         let chat = UpstreamChat {
@@ -386,13 +397,7 @@ mod tests {
             message_id: "m",
             user_message_id: "u",
         };
-        let b = completion_body(
-            &UpstreamProfile::default(),
-            &chat,
-            &ids,
-            "Ann",
-            OffsetDateTime::UNIX_EPOCH,
-        );
+        let b = body(&chat, &ids);
         assert_eq!(b["stream"], true);
         assert!(b.get("stream_options").is_none());
         assert!(b["features"].get("enable_thinking").is_none());
@@ -405,13 +410,7 @@ mod tests {
             enable_thinking: Some(false),
             ..chat
         };
-        let b = completion_body(
-            &UpstreamProfile::default(),
-            &chat,
-            &ids,
-            "Ann",
-            OffsetDateTime::UNIX_EPOCH,
-        );
+        let b = body(&chat, &ids);
         assert_eq!(b["features"]["enable_thinking"], false);
         let n = chat_new_body(
             &UpstreamProfile::default(),

@@ -730,11 +730,11 @@ mod tests {
     use super::*;
 
     /// Runs payloads through a transcript and collects the events.
-    pub(crate) fn run(payloads: &[&str]) -> (Transcript, Vec<Semantic>) {
+    pub(crate) fn run<S: AsRef<str>>(payloads: &[S]) -> (Transcript, Vec<Semantic>) {
         let mut t = Transcript::new();
         let mut events = Vec::new();
         for p in payloads {
-            events.extend(t.push_payload(p));
+            events.extend(t.push_payload(p.as_ref()));
         }
         events.extend(t.finish());
         (t, events)
@@ -781,8 +781,7 @@ mod tests {
             r#"{"type":"chat:completion","data":{"usage":{"prompt_tokens":9,"completion_tokens":27,"total_tokens":36},"phase":"other"}}"#.to_owned(),
             r#"{"type":"chat:completion","data":{"done":true,"delta_content":"","phase":"done"}}"#.to_owned(),
         ];
-        let refs: Vec<&str> = payloads.iter().map(String::as_str).collect();
-        let (t, events) = run(&refs);
+        let (t, events) = run(&payloads);
         assert_eq!(t.content_chars(), 218);
         let (r, a) = split_views(&events);
         assert_eq!(r, "The user says hello.\nI should greet them back.");
@@ -819,8 +818,7 @@ mod tests {
             ),
             delta(" there", "answer"),
         ];
-        let refs: Vec<&str> = payloads.iter().map(String::as_str).collect();
-        let (_, events) = run(&refs);
+        let (_, events) = run(&payloads);
         assert_eq!(
             split_views(&events),
             ("hm".to_owned(), "Hey there".to_owned())
@@ -836,8 +834,7 @@ mod tests {
             edit(first.chars().count(), block, "tool_call"),
             delta("\n\n\nFound it.", "answer"),
         ];
-        let refs: Vec<&str> = payloads.iter().map(String::as_str).collect();
-        let (_, events) = run(&refs);
+        let (_, events) = run(&payloads);
         let (_, answer) = split_views(&events);
         assert_eq!(answer, "Let me look.Found it.");
         assert!(events.iter().any(|e| matches!(e, Semantic::Tool(b) if b.name == "search" && b.id == "call_1" && b.arguments == "{\"q\":1}")));
@@ -849,41 +846,34 @@ mod tests {
             delta("Hi <det", "answer"),
             delta("ails> not reasoning", "answer"),
         ];
-        let refs: Vec<&str> = payloads.iter().map(String::as_str).collect();
-        let (_, events) = run(&refs);
+        let (_, events) = run(&payloads);
         assert_eq!(split_views(&events).1, "Hi <details> not reasoning");
+    }
+
+    /// Whether `payload` alone yields exactly one error event, of `kind`.
+    fn is_only_error(payload: &str, kind: UpstreamErrorKind) -> bool {
+        let (_, events) = run(&[payload]);
+        matches!(&events[..], [Semantic::Error(e)] if e.kind == kind)
     }
 
     #[test]
     fn in_stream_errors_are_typed() {
         let e426 = r#"{"type": "chat:completion", "data": {"data": {"error": {"detail": "Your client version (unknown) is outdated. Minimum required: 1.0.0. Please refresh the page", "code": 426}, "done": true}, "error": {"detail": "Your client version (unknown) is outdated. Minimum required: 1.0.0. Please refresh the page", "code": 426}, "done": true}}"#;
-        let (_, events) = run(&[e426]);
-        assert!(
-            matches!(&events[..], [Semantic::Error(e)] if e.kind == UpstreamErrorKind::OutdatedClient)
-        );
+        assert!(is_only_error(e426, UpstreamErrorKind::OutdatedClient));
         let captcha = r#"{"data":{"data":{"done":true,"error":{"captcha_error_type":"missing_param","code":"FRONTEND_CAPTCHA_REQUIRED","detail":"Please refresh the page to update the app, then try again.","error_code":"FRONTEND_CAPTCHA_REQUIRED"}},"done":true,"error":{"captcha_error_type":"missing_param","code":"FRONTEND_CAPTCHA_REQUIRED","detail":"Please refresh the page to update the app, then try again.","error_code":"FRONTEND_CAPTCHA_REQUIRED"}},"type":"chat:completion"}"#;
-        let (_, events) = run(&[captcha]);
-        assert!(
-            matches!(&events[..], [Semantic::Error(e)] if e.kind == UpstreamErrorKind::CaptchaRequired)
-        );
+        assert!(is_only_error(captcha, UpstreamErrorKind::CaptchaRequired));
         let level = r#"{"type": "chat:completion", "data": {"data": {"error": {"detail": "Model not available for current user level", "code": 403}, "done": true}, "error": {"detail": "Model not available for current user level", "code": 403}, "done": true}}"#;
-        let (_, events) = run(&[level]);
-        assert!(
-            matches!(&events[..], [Semantic::Error(e)] if e.kind == UpstreamErrorKind::ModelNotAvailable)
-        );
+        assert!(is_only_error(level, UpstreamErrorKind::ModelNotAvailable));
     }
 
     #[test]
     fn internal_error_after_a_complete_answer_is_a_success() {
         let answer = delta("Hello! How can I help you today?", "answer");
         let err = r#"{"type": "chat:completion", "data": {"data": {"error": {"detail": "Oops", "code": "INTERNAL_ERROR"}, "done": true}, "error": {"detail": "Oops", "code": "INTERNAL_ERROR"}, "done": true}}"#;
-        let (_, events) = run(&[&answer, err]);
+        let (_, events) = run(&[answer.as_str(), err]);
         assert_eq!(events.last(), Some(&Semantic::Done));
         assert!(!events.iter().any(|e| matches!(e, Semantic::Error(_))));
-        let (_, events) = run(&[err]);
-        assert!(
-            matches!(&events[..], [Semantic::Error(e)] if e.kind == UpstreamErrorKind::InternalError)
-        );
+        assert!(is_only_error(err, UpstreamErrorKind::InternalError));
     }
 
     #[test]
