@@ -22,8 +22,8 @@ use zai_signature::SignInput;
 use crate::config::Scenario;
 use crate::scenarios::{self, Ctx, Plan};
 use crate::script::Frame;
-use crate::server::{App, LogTag, detail, not_found, require_session, waf_response};
-use crate::state::{InflightGuard, Role};
+use crate::server::{App, DETAIL_401, LogTag, detail, not_found, require_session, waf_response};
+use crate::state::{InflightGuard, Role, TokenFault};
 
 /// Body of the signature (and `user_id` mismatch) rejection (§11.3).
 pub const DETAIL_SIGNATURE: &str = "403: Signature validation failed: 签名验证失败";
@@ -169,6 +169,21 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
             "check=stream_options",
         );
     }
+    match app.fault(&session.token) {
+        Some(TokenFault::Unauthorized) => {
+            return tagged(
+                detail(StatusCode::UNAUTHORIZED, DETAIL_401),
+                "fault=unauthorized",
+            );
+        }
+        Some(TokenFault::Busy) => {
+            return tagged(
+                detail(StatusCode::TOO_MANY_REQUESTS, DETAIL_CONCURRENCY),
+                "fault=busy",
+            );
+        }
+        Some(TokenFault::ModelLevel) | None => {}
+    }
     let directive = last_user_text(&request)
         .or_else(|| request["signature_prompt"].as_str().map(str::to_owned))
         .and_then(|text| Scenario::find_directive(&text));
@@ -205,6 +220,9 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
             .is_none_or(str::is_empty)
     {
         return in_stream(scenarios::EVENT_CAPTCHA, "check=captcha");
+    }
+    if app.fault(&session.token) == Some(TokenFault::ModelLevel) {
+        return in_stream(scenarios::EVENT_MODEL_LEVEL, "fault=model_level");
     }
     if cfg.restrict_guest_models
         && session.role == Role::Guest

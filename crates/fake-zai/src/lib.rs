@@ -26,6 +26,7 @@ pub use completions::{DETAIL_CONCURRENCY, DETAIL_SIGNATURE, DETAIL_STREAM_OPTION
 pub use config::{FakeConfig, Scenario};
 pub use scenarios::{EVENT_426, EVENT_CAPTCHA, EVENT_INTERNAL_ERROR, EVENT_MODEL_LEVEL, texts};
 pub use server::{DETAIL_401, DETAIL_403};
+pub use state::TokenFault;
 pub use zai_signature::SignatureScheme;
 
 /// One request as fake-zai received it.
@@ -191,6 +192,12 @@ impl FakeZai {
         self.shared
             .completions_started
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Forces a failure on every completion made with `token` (`None` clears it): how token-pool
+    /// tests make one account fail on demand.
+    pub fn set_token_fault(&self, token: &str, fault: Option<TokenFault>) {
+        self.shared.set_fault(token, fault);
     }
 
     /// Guests created so far.

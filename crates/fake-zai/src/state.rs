@@ -54,6 +54,7 @@ pub struct Shared {
     chats: Mutex<HashMap<String, HashSet<String>>>,
     uploads: Mutex<HashMap<String, Upload>>,
     inflight: Mutex<HashMap<String, usize>>,
+    faults: Mutex<HashMap<String, TokenFault>>,
     requests: Mutex<Vec<RecordedRequest>>,
     pub completions_started: AtomicU64,
     pub guests_created: AtomicU64,
@@ -63,7 +64,34 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A failure forced on one bearer token's completions, for token-pool tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFault {
+    /// HTTP 401, as for an expired or revoked token.
+    Unauthorized,
+    /// HTTP 429, the account's concurrency limit.
+    Busy,
+    /// The in-stream 403 "Model not available for current user level".
+    ModelLevel,
+}
+
 impl Shared {
+    pub fn set_fault(&self, token: &str, fault: Option<TokenFault>) {
+        let mut faults = lock(&self.faults);
+        match fault {
+            Some(f) => {
+                faults.insert(token.to_owned(), f);
+            }
+            None => {
+                faults.remove(token);
+            }
+        }
+    }
+
+    pub fn fault(&self, token: &str) -> Option<TokenFault> {
+        lock(&self.faults).get(token).copied()
+    }
+
     pub fn new(config: FakeConfig) -> Self {
         Self {
             config: RwLock::new(config),

@@ -70,6 +70,7 @@ pub mod defaults {
     pub const TOKEN_POOL_FAILURE_THRESHOLD: u32 = 3;
     pub const TOKEN_POOL_RESET_FAILURES_SECS: u64 = 1800;
     pub const STATE_DIR: &str = "data";
+    pub const TRUST_FORWARDED_FOR: bool = false;
 }
 
 /// A setting that could not be used. Its `Display` is one line naming the variable; secret values
@@ -145,6 +146,9 @@ pub struct Config {
     pub token_pool_reset_failures: Duration,
     /// `ZAI2API_STATE_DIR`: where persistent state lives.
     pub state_dir: PathBuf,
+    /// `TRUST_FORWARDED_FOR`: take the client IP from the last `X-Forwarded-For` entry (set it only
+    /// behind a reverse proxy that appends it); otherwise the socket peer address is used.
+    pub trust_forwarded_for: bool,
 }
 
 impl fmt::Debug for Config {
@@ -177,6 +181,7 @@ impl fmt::Debug for Config {
             )
             .field("token_pool_reset_failures", &self.token_pool_reset_failures)
             .field("state_dir", &self.state_dir)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
             .finish()
     }
 }
@@ -334,6 +339,8 @@ impl Config {
                 .map(|s| s.trim().to_owned())
                 .unwrap_or_else(|| defaults::STATE_DIR.to_owned()),
         );
+        let trust_forwarded_for =
+            parse_bool(&get, "TRUST_FORWARDED_FOR", defaults::TRUST_FORWARDED_FOR)?;
 
         if !anonymous_mode && token.is_none() && token_pool.is_empty() {
             return Err(ConfigError::bare(
@@ -361,6 +368,7 @@ impl Config {
             token_pool_failure_threshold,
             token_pool_reset_failures,
             state_dir,
+            trust_forwarded_for,
         })
     }
 }
@@ -485,6 +493,7 @@ mod tests {
         assert_eq!(c.token_pool_failure_threshold, 3);
         assert_eq!(c.token_pool_reset_failures, Duration::from_secs(1800));
         assert_eq!(c.state_dir, PathBuf::from("data"));
+        assert!(!c.trust_forwarded_for);
     }
 
     #[test]
@@ -680,6 +689,7 @@ mod tests {
             "TOKEN_POOL_FAILURE_THRESHOLD",
             "TOKEN_POOL_RESET_FAILURES",
             "ZAI2API_STATE_DIR",
+            "TRUST_FORWARDED_FOR",
         ] {
             assert!(
                 pairs.iter().any(|(k, _)| k == name),

@@ -167,6 +167,18 @@ pub enum AppError {
     },
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// Too many wrong dashboard passwords from one client; try again after the pause.
+    #[error("too many failed login attempts; try again in {retry_after_secs} s")]
+    TooManyLoginAttempts { retry_after_secs: u64 },
+    /// AUTH_TOKEN is unset and a non-loopback client tried to change the token pool.
+    #[error(
+        "changing the token pool from another machine needs AUTH_TOKEN: set AUTH_TOKEN in the \
+         environment or .env, restart, and log in to the dashboard (without AUTH_TOKEN only \
+         loopback clients may add or delete tokens)"
+    )]
+    PoolChangeNeedsAuth,
+    #[error("no token with this token_id in the pool")]
+    TokenNotFound,
     #[error("model `{0}` does not exist")]
     ModelNotFound(String),
     #[error("request body too large")]
@@ -175,6 +187,8 @@ pub enum AppError {
     RouteNotFound,
     #[error("image upload needs a logged-in TOKEN; guest sessions cannot upload files")]
     ImageUploadNeedsLogin,
+    #[error("no logged-in upstream token is available right now")]
+    NoUpstreamToken { retry_after_secs: Option<u64> },
     #[error("upstream error: {0}")]
     Upstream(#[from] UpstreamError),
     #[error("internal error")]
@@ -199,8 +213,13 @@ impl AppError {
                 StatusCode::BAD_REQUEST
             }
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::ModelNotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::TooManyLoginAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::PoolChangeNeedsAuth => StatusCode::FORBIDDEN,
+            Self::ModelNotFound(_) | Self::RouteNotFound | Self::TokenNotFound => {
+                StatusCode::NOT_FOUND
+            }
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NoUpstreamToken { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream(e) => e.kind.status(),
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -212,10 +231,14 @@ impl AppError {
             Self::MalformedJson(_) => "invalid_json",
             Self::InvalidRequest { .. } => "invalid_request",
             Self::Unauthorized => "invalid_api_key",
+            Self::TooManyLoginAttempts { .. } => "too_many_login_attempts",
+            Self::PoolChangeNeedsAuth => "pool_change_requires_auth_token",
+            Self::TokenNotFound => "token_not_found",
             Self::ModelNotFound(_) => "model_not_found",
             Self::PayloadTooLarge => "request_too_large",
             Self::RouteNotFound => "not_found",
             Self::ImageUploadNeedsLogin => "image_upload_requires_login",
+            Self::NoUpstreamToken { .. } => "no_upstream_token",
             Self::Upstream(e) => e.kind.code(),
             Self::Internal(_) => "internal_error",
         }
@@ -227,12 +250,25 @@ impl AppError {
             Self::MalformedJson(_)
             | Self::InvalidRequest { .. }
             | Self::Unauthorized
+            | Self::TooManyLoginAttempts { .. }
+            | Self::PoolChangeNeedsAuth
+            | Self::TokenNotFound
             | Self::ModelNotFound(_)
             | Self::PayloadTooLarge
             | Self::RouteNotFound
             | Self::ImageUploadNeedsLogin => "client",
-            Self::Upstream(_) => "upstream",
+            Self::Upstream(_) | Self::NoUpstreamToken { .. } => "upstream",
             Self::Internal(_) => "internal",
+        }
+    }
+
+    /// When a client may usefully try again, for `Retry-After`.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::Upstream(e) if e.kind == UpstreamErrorKind::ConcurrencyLimit => Some(5),
+            Self::NoUpstreamToken { retry_after_secs } => Some(retry_after_secs.unwrap_or(60)),
+            Self::TooManyLoginAttempts { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
         }
     }
 
@@ -245,6 +281,15 @@ impl AppError {
                 } else {
                     format!("{} (upstream said: {})", e.kind.hint(), e.detail)
                 }
+            }
+            Self::NoUpstreamToken { retry_after_secs } => {
+                let when = retry_after_secs.map_or_else(
+                    || "Add a token in the dashboard or set ANONYMOUS_MODE=true to fall back to guest sessions.".to_owned(),
+                    |s| format!("The first token comes back in about {s} s; ANONYMOUS_MODE=true would fall back to guest sessions."),
+                );
+                format!(
+                    "Every logged-in upstream token is resting after failures or was just refused. {when}"
+                )
             }
             // Internal details stay in the log.
             Self::Internal(_) => "The gateway hit an internal error.".to_owned(),
@@ -259,12 +304,15 @@ impl AppError {
             | Self::ModelNotFound(_)
             | Self::PayloadTooLarge
             | Self::RouteNotFound
+            | Self::TokenNotFound
             | Self::ImageUploadNeedsLogin => "invalid_request_error",
             Self::Unauthorized => "authentication_error",
+            Self::PoolChangeNeedsAuth => "permission_error",
+            Self::TooManyLoginAttempts { .. } => "rate_limit_error",
             Self::Upstream(e) if e.kind == UpstreamErrorKind::ConcurrencyLimit => {
                 "rate_limit_error"
             }
-            Self::Upstream(_) => "upstream_error",
+            Self::Upstream(_) | Self::NoUpstreamToken { .. } => "upstream_error",
             Self::Internal(_) => "server_error",
         }
     }
@@ -275,6 +323,7 @@ impl AppError {
             Self::InvalidRequest { param, .. } => param.map(Value::from).unwrap_or(Value::Null),
             Self::ModelNotFound(_) => Value::from("model"),
             Self::ImageUploadNeedsLogin => Value::from("messages"),
+            Self::TokenNotFound => Value::from("token_id"),
             _ => Value::Null,
         };
         json!({
@@ -307,12 +356,16 @@ impl axum::response::IntoResponse for AppError {
     fn into_response(self) -> axum::response::Response {
         let mut response = (self.status(), axum::Json(self.openai_body())).into_response();
         if let Self::Upstream(e) = &self {
-            if e.kind == UpstreamErrorKind::ConcurrencyLimit {
-                response.headers_mut().insert(
-                    axum::http::header::RETRY_AFTER,
-                    axum::http::HeaderValue::from_static("5"),
-                );
-            }
+            // The request log counts failures by kind from this, not from the body.
+            response
+                .extensions_mut()
+                .insert(crate::stats::UpstreamFailure(e.kind));
+        }
+        if let Some(secs) = self.retry_after_secs() {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
         }
         response
     }

@@ -4,7 +4,8 @@
 //! `app` (auth, limits) → `api::*` (wire → [`chat::ChatRequest`]) → `models` (alias → upstream id)
 //! → `upstream::client` (credential, signed request) → `upstream::sse` → `upstream::transcript`
 //! (→ [`semantic::Semantic`]) → `api::*` renderers → client bytes. `service` drives one request
-//! along it.
+//! along it. `stats` counts what passes; `web` serves the status page, the dashboard and the
+//! monitoring JSON.
 
 pub mod api;
 pub mod app;
@@ -15,5 +16,7 @@ pub mod models;
 pub mod pool;
 pub mod semantic;
 pub mod service;
+pub mod stats;
 pub mod upstream;
 pub mod usage;
+pub mod web;

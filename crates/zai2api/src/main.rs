@@ -5,6 +5,7 @@
 //! command line or configuration (one line on stderr, secrets never shown).
 
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use axum::serve::ListenerExt as _;
@@ -101,7 +102,9 @@ async fn serve() -> ExitCode {
         }
     });
 
-    let served = axum::serve(listener, zai2api::app::app(state))
+    // Connect info gives the request log, the login throttle and the loopback rule the peer IP.
+    let app = zai2api::app::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await;
     match served {

@@ -4,8 +4,12 @@
 //! Invariants:
 //! - Retry only before the first byte (ARCHITECTURE rule 7): the service reads upstream until the
 //!   first client-visible event. An error before that point becomes an `Err` (a proper HTTP error
-//!   for the client), and an error that another credential may fix (a rejected or busy guest
-//!   session) is retried once on a fresh one. After that point errors travel in-stream.
+//!   for the client) unless another credential may fix it (see [`fails_over`]): then the request
+//!   moves to the next pool token, or to a fresh guest session, at most [`MAX_ATTEMPTS`] upstream
+//!   calls in all. After that point errors travel in-stream.
+//! - Credentials: pool tokens round-robin; when none is usable (all resting, all tried, or the pool
+//!   is empty) a guest session if ANONYMOUS_MODE allows it, else a 503 that says when a token
+//!   comes back. The pool lease lives as long as the reply stream, so in-flight counts are true.
 //! - The event stream is lazy: upstream bytes are read only when the renderer asks for the next
 //!   event, so a slow client slows its own upstream read and a client that goes away drops the
 //!   upstream connection with it (rule 8).
@@ -20,6 +24,7 @@ use crate::app::AppState;
 use crate::chat::{ChatMessage, ChatRequest, ContentPart, ImageSource, Role};
 use crate::error::{AppError, UpstreamError, UpstreamErrorKind};
 use crate::models::ResolvedModel;
+use crate::pool::{Lease, TokenId};
 use crate::semantic::Semantic;
 use crate::upstream::client::{ByteStream, Credential};
 use crate::upstream::sse::SseParser;
@@ -29,8 +34,8 @@ use crate::upstream::{UpstreamChat, UpstreamContent, UpstreamMessage, UpstreamPa
 /// The rest of a reply's semantic events.
 pub type SemanticStream = Pin<Box<dyn Stream<Item = Semantic> + Send>>;
 
-/// How many times a request may move to a fresh credential before its first byte.
-const CREDENTIAL_RETRIES: usize = 1;
+/// Upstream completion calls one client request may make before its first byte (failover bound).
+pub const MAX_ATTEMPTS: usize = 3;
 
 /// A chat whose upstream has answered and produced its first events (errors before the first
 /// client-visible event have already become an `Err`).
@@ -40,6 +45,29 @@ pub struct StartedChat {
     /// Prompt text for tiktoken fallback counting.
     pub prompt_text: String,
     pub events: SemanticStream,
+    /// The pool token serving the reply (`None`: a guest session).
+    pub token: Option<TokenId>,
+}
+
+/// Whether a failure before the first byte should move the request to another credential: only
+/// failures another account may not have (a rejected or busy token, a model the account level
+/// lacks, an upstream hiccup). A firewall page, a signature or version problem, a captcha or a
+/// timeout would hit every account alike, so they are returned at once.
+pub fn fails_over(kind: UpstreamErrorKind, pool_token: bool) -> bool {
+    match kind {
+        UpstreamErrorKind::TokenInvalid
+        | UpstreamErrorKind::ConcurrencyLimit
+        | UpstreamErrorKind::InternalError => true,
+        // Guests all share one account level; another guest would be refused the same way.
+        UpstreamErrorKind::ModelNotAvailable => pool_token,
+        UpstreamErrorKind::Firewall
+        | UpstreamErrorKind::OutdatedClient
+        | UpstreamErrorKind::SignatureRejected
+        | UpstreamErrorKind::CaptchaRequired
+        | UpstreamErrorKind::Timeout
+        | UpstreamErrorKind::Connection
+        | UpstreamErrorKind::BadResponse => false,
+    }
 }
 
 pub async fn start_chat(state: &AppState, request: &ChatRequest) -> Result<StartedChat, AppError> {
@@ -47,36 +75,91 @@ pub async fn start_chat(state: &AppState, request: &ChatRequest) -> Result<Start
         .models
         .resolve(request.model.as_deref(), &state.config.model)
         .await?;
-    let mut attempt = 0;
-    loop {
-        let credential = state.upstream.credential().await?;
+    let mut tried: Vec<TokenId> = Vec::new();
+    let mut last_error: Option<UpstreamError> = None;
+    for _ in 0..MAX_ATTEMPTS {
+        let (credential, mut lease) = match acquire(state, &mut tried).await {
+            Ok(found) => found,
+            // Nothing left to try: report what went wrong with the last one, if anything did.
+            Err(e) => return Err(last_error.map_or(e, AppError::Upstream)),
+        };
         match start_once(state, request, &model, &credential).await {
             Ok(events) => {
+                let token = lease.as_mut().map(|l| {
+                    l.record_success();
+                    l.id().clone()
+                });
                 return Ok(StartedChat {
                     model: model.public_name.clone(),
                     prompt_text: crate::usage::prompt_text(request),
-                    events,
+                    events: hold_lease(events, lease),
+                    token,
                 });
             }
-            Err(AppError::Upstream(e))
-                if e.kind.retryable_on_other_credential() && attempt < CREDENTIAL_RETRIES =>
-            {
+            Err(AppError::Upstream(e)) => {
+                if matches!(
+                    e.kind,
+                    UpstreamErrorKind::TokenInvalid | UpstreamErrorKind::ConcurrencyLimit
+                ) {
+                    state.upstream.invalidate(&credential).await;
+                }
+                let pool_token = lease.is_some();
+                if let Some(l) = lease.as_mut() {
+                    l.record_failure(e.kind);
+                    tried.push(l.id().clone());
+                }
+                if !fails_over(e.kind, pool_token) {
+                    return Err(AppError::Upstream(e));
+                }
                 tracing::info!(
                     kind = e.kind.code(),
-                    "upstream refused the credential; retrying on a fresh one"
+                    "upstream refused the credential; moving to the next one"
                 );
-                state.upstream.invalidate(&credential).await;
-                attempt += 1;
+                last_error = Some(e);
             }
+            Err(other) => return Err(other),
+        }
+    }
+    Err(last_error.map_or_else(
+        || AppError::Internal("no attempt was made".into()),
+        AppError::Upstream,
+    ))
+}
+
+/// The next credential: a pool token not yet tried, else a guest session if allowed.
+async fn acquire(
+    state: &AppState,
+    tried: &mut Vec<TokenId>,
+) -> Result<(Credential, Option<Lease>), AppError> {
+    while let Some(mut lease) = state.pool.lease(tried) {
+        match state.upstream.user_credential(lease.token()).await {
+            Ok(credential) => return Ok((credential, Some(lease))),
             Err(e) => {
-                if let AppError::Upstream(u) = &e {
-                    if u.kind == UpstreamErrorKind::TokenInvalid {
-                        state.upstream.invalidate(&credential).await;
-                    }
+                // The token could not even be resolved (upstream refused it): next one.
+                lease.record_failure(e.kind);
+                tried.push(lease.id().clone());
+                if !fails_over(e.kind, true) {
+                    return Err(AppError::Upstream(e));
                 }
-                return Err(e);
             }
         }
+    }
+    if state.config.anonymous_mode {
+        return Ok((state.upstream.guest_credential().await?, None));
+    }
+    Err(AppError::NoUpstreamToken {
+        retry_after_secs: state.pool.next_available_in().map(|d| d.as_secs().max(1)),
+    })
+}
+
+/// Keeps the pool lease for as long as the reply streams (dropped with the stream).
+fn hold_lease(events: SemanticStream, lease: Option<Lease>) -> SemanticStream {
+    match lease {
+        None => events,
+        Some(lease) => Box::pin(events.map(move |event| {
+            let _held = &lease;
+            event
+        })),
     }
 }
 

@@ -37,12 +37,13 @@ fn state(pairs: &[(&str, &str)]) -> AppState {
         Timeouts::default(),
     )
     .unwrap();
-    AppState {
-        pool: zai2api::pool::TokenPool::in_memory(&config),
-        config: Arc::new(config),
-        upstream: Arc::new(upstream),
-        models: Arc::new(ModelCatalogue::from_upstream_json(MODELS).unwrap()),
-    }
+    let pool = zai2api::pool::TokenPool::in_memory(&config);
+    AppState::new(
+        Arc::new(config),
+        Arc::new(upstream),
+        Arc::new(ModelCatalogue::from_upstream_json(MODELS).unwrap()),
+        pool,
+    )
 }
 
 fn open() -> AppState {

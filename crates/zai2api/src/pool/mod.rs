@@ -1,15 +1,35 @@
 //! The token pool: logged-in upstream tokens shared round-robin, with health, cooldown and
-//! persistence. OWNER: lead. INTERFACE STUB — signatures are final, bodies are being written.
+//! persistence.
+//!
+//! Invariants:
+//! - A token that fails `failure_threshold` times in a row — counting only failures that are the
+//!   token's fault (rejected 401, account concurrency 429, model not available for the account's
+//!   level) — rests for `cooldown`; afterwards it gets one trial request (half-open): a failure puts
+//!   it back to rest at once, a success resets its count.
+//! - Leases are RAII: a [`Lease`] holds a token's in-flight slot until it is dropped, and its outcome
+//!   is counted once, when recorded. A lease dropped unresolved (the client went away) counts nothing.
+//! - The state is a `std::sync::Mutex` held only for short, non-async sections; the file is written
+//!   outside it. Writes are serialised and each writes a snapshot taken after the previous write, so
+//!   an older state never overwrites a newer one. Additions and removals are on disk before the call
+//!   returns; counters are written by a background task that coalesces bursts.
+//! - Tokens never leave this module except as [`Lease::token`] for the upstream request; everything
+//!   public (snapshots, ids, logs) carries only the keyed hash.
 
 pub mod store;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use secrecy::SecretString;
-use serde::Serialize;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use tokio::time::Instant;
 
+use crate::config::Config;
 use crate::error::UpstreamErrorKind;
+use store::{PoolFile, Store, StoredToken};
 
 /// A token's public identity: a keyed hash (TOKEN_HASH_SECRET), 16 hex digits. Never reversible.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -24,12 +44,12 @@ impl TokenId {
 }
 
 /// Where a token came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
-    /// TOKEN / TOKEN_POOL: re-added at every start.
+    /// TOKEN / TOKEN_POOL: re-added at every start, dropped from the state when no longer set.
     Env,
-    /// Added through the dashboard; lives only in the state file.
+    /// Added through the dashboard; lives in the state file.
     Dashboard,
 }
 
@@ -72,7 +92,7 @@ pub struct AddReport {
     pub added: Vec<TokenId>,
     /// Already in the pool (or repeated within the batch).
     pub duplicates: usize,
-    /// Empty or unusable entries (white space inside, control characters).
+    /// Unusable entries (white space or control characters inside a token).
     pub invalid: usize,
 }
 
@@ -81,14 +101,51 @@ pub struct AddReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsedToken(pub Option<TokenId>);
 
-pub struct TokenPool {}
+struct Entry {
+    token: SecretString,
+    id: TokenId,
+    source: Source,
+    added_at: u64,
+    disabled_until: Option<Instant>,
+    consecutive_failures: u32,
+    successes: u64,
+    failures: u64,
+    in_flight: u32,
+    last_error: Option<&'static str>,
+}
 
-/// One request's use of a token. Report the outcome with [`Lease::succeed`] or [`Lease::fail`];
-/// dropping it unresolved (client went away) releases the token without counting anything.
+struct State {
+    entries: Vec<Entry>,
+    /// Index where the next round-robin search starts.
+    cursor: usize,
+}
+
+pub struct TokenPool {
+    state: Mutex<State>,
+    hash_secret: SecretString,
+    threshold: u32,
+    cooldown: Duration,
+    store: Option<Store>,
+    /// Serialises file writes (held across the blocking write, never across `state`).
+    write_lock: tokio::sync::Mutex<()>,
+    /// Wakes the background writer; shared with it so it can wait without keeping the pool alive.
+    dirty: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for TokenPool {
+    fn drop(&mut self) {
+        // Let the writer wake up, find the pool gone, and end.
+        self.dirty.notify_one();
+    }
+}
+
+/// One request's use of a token. Record the outcome with [`Lease::record_success`] or
+/// [`Lease::record_failure`]; the in-flight slot is released on drop.
 pub struct Lease {
     pool: Arc<TokenPool>,
     id: TokenId,
     token: SecretString,
+    resolved: bool,
 }
 
 impl Lease {
@@ -100,60 +157,636 @@ impl Lease {
         &self.token
     }
 
-    pub fn succeed(self) {}
-
-    /// Counts against the token only for failures that are the token's fault (401, concurrency
-    /// 429, model-level 403); anything else just releases it.
-    pub fn fail(self, _kind: UpstreamErrorKind) {
-        let _ = &self.pool;
+    /// The token answered: its run of failures ends.
+    pub fn record_success(&mut self) {
+        if std::mem::replace(&mut self.resolved, true) {
+            return;
+        }
+        self.pool.with_entry(&self.id, |e, _| {
+            e.successes += 1;
+            e.consecutive_failures = 0;
+        });
     }
+
+    /// The request failed with `kind`; it counts against the token only if the token is to blame.
+    pub fn record_failure(&mut self, kind: UpstreamErrorKind) {
+        if std::mem::replace(&mut self.resolved, true) || !is_token_fault(kind) {
+            return;
+        }
+        self.pool.with_entry(&self.id, |e, pool| {
+            e.failures += 1;
+            e.consecutive_failures += 1;
+            e.last_error = Some(kind.code());
+            if e.consecutive_failures >= pool.threshold && e.disabled_until.is_none() {
+                e.disabled_until = Some(Instant::now() + pool.cooldown);
+                tracing::warn!(
+                    token = %e.id.masked(),
+                    failures = e.consecutive_failures,
+                    cooldown_secs = pool.cooldown.as_secs(),
+                    "token disabled after repeated failures"
+                );
+            }
+        });
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut state = self.pool.lock();
+        if let Some(e) = state.entries.iter_mut().find(|e| e.id == self.id) {
+            e.in_flight = e.in_flight.saturating_sub(1);
+        }
+    }
+}
+
+/// Failures that say something about the token rather than about upstream or the request.
+pub fn is_token_fault(kind: UpstreamErrorKind) -> bool {
+    match kind {
+        UpstreamErrorKind::TokenInvalid
+        | UpstreamErrorKind::ConcurrencyLimit
+        | UpstreamErrorKind::ModelNotAvailable => true,
+        UpstreamErrorKind::Firewall
+        | UpstreamErrorKind::OutdatedClient
+        | UpstreamErrorKind::SignatureRejected
+        | UpstreamErrorKind::CaptchaRequired
+        | UpstreamErrorKind::InternalError
+        | UpstreamErrorKind::Timeout
+        | UpstreamErrorKind::Connection
+        | UpstreamErrorKind::BadResponse => false,
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Splits pasted text on commas and newlines; trims each piece; drops empty ones.
+pub fn split_tokens(text: &str) -> impl Iterator<Item = &str> {
+    text.split([',', '\n', '\r'])
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+fn is_usable(token: &str) -> bool {
+    !token.chars().any(|c| c.is_whitespace() || c.is_control()) && token.len() <= 8192
 }
 
 impl TokenPool {
     /// Opens the pool: loads `token_pool.json` from the state directory (a corrupt or unreadable
-    /// file is an error, and is left untouched), merges TOKEN / TOKEN_POOL, and starts the writer.
-    pub async fn open(_config: &crate::config::Config) -> Result<Arc<TokenPool>, String> {
-        Ok(Arc::new(TokenPool {}))
+    /// file is an error, and is left untouched), merges TOKEN / TOKEN_POOL, writes the merged
+    /// state, and starts the background writer.
+    pub async fn open(config: &Config) -> Result<Arc<TokenPool>, String> {
+        let store = Store::new(&config.state_dir);
+        let file = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || {
+                store.remove_stale_temps();
+                store.load()
+            })
+            .await
+            .map_err(|e| format!("cannot read the token pool state: {e}"))??
+        };
+        let pool = Arc::new(Self::build(config, file, Some(store)));
+        pool.persist().await.map_err(|e| {
+            format!(
+                "cannot write the token pool state in {}: {e}",
+                config.state_dir.display()
+            )
+        })?;
+        let writer = Arc::downgrade(&pool);
+        let dirty = Arc::clone(&pool.dirty);
+        tokio::spawn(async move {
+            loop {
+                dirty.notified().await;
+                // Let a burst of counter updates settle into one write.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let Some(pool) = writer.upgrade() else { return };
+                if let Err(e) = pool.persist().await {
+                    tracing::error!(error = %e, "cannot write the token pool state");
+                }
+            }
+        });
+        Ok(pool)
     }
 
     /// A pool without a state file (tests, and tools that must not write): TOKEN / TOKEN_POOL only.
-    pub fn in_memory(_config: &crate::config::Config) -> Arc<TokenPool> {
-        Arc::new(TokenPool {})
+    pub fn in_memory(config: &Config) -> Arc<TokenPool> {
+        Arc::new(Self::build(config, None, None))
     }
 
-    /// Splits pasted text into tokens (comma or newline separated) and adds them as `Dashboard`
-    /// tokens; persisted before returning.
-    pub async fn add_pasted(&self, _text: &str) -> AddReport {
-        AddReport::default()
+    fn build(config: &Config, file: Option<PoolFile>, store: Option<Store>) -> Self {
+        let hash_secret = config
+            .token_hash_secret
+            .as_ref()
+            .map(|s| s.expose_secret().to_owned())
+            .or_else(|| {
+                file.as_ref()
+                    .map(|f| f.hash_secret.clone())
+                    .filter(|s| !s.is_empty())
+            })
+            .unwrap_or_else(|| {
+                let mut bytes = [0u8; 32];
+                rand::rng().fill_bytes(&mut bytes);
+                hex::encode(bytes)
+            });
+        let mut pool = Self {
+            state: Mutex::new(State {
+                entries: Vec::new(),
+                cursor: 0,
+            }),
+            hash_secret: SecretString::from(hash_secret),
+            threshold: config.token_pool_failure_threshold.max(1),
+            cooldown: config.token_pool_reset_failures,
+            store,
+            write_lock: tokio::sync::Mutex::new(()),
+            dirty: Arc::new(tokio::sync::Notify::new()),
+        };
+        let env_tokens: Vec<&str> = config
+            .token
+            .iter()
+            .chain(config.token_pool.iter())
+            .map(|t| t.expose_secret().trim())
+            .filter(|t| !t.is_empty())
+            .collect();
+        let now_unix = unix_now();
+        let now = Instant::now();
+        let mut entries: Vec<Entry> = Vec::new();
+        // Stored tokens first, keeping their counters; env tokens that are no longer set go.
+        for stored in file.map(|f| f.tokens).unwrap_or_default() {
+            if stored.source == Source::Env && !env_tokens.contains(&stored.token.as_str()) {
+                continue;
+            }
+            let id = pool.token_id(&stored.token);
+            if entries.iter().any(|e| e.id == id) {
+                continue;
+            }
+            let disabled_until = stored
+                .disabled_until
+                .filter(|&until| until > now_unix)
+                .map(|until| now + Duration::from_secs(until - now_unix));
+            entries.push(Entry {
+                token: SecretString::from(stored.token),
+                id,
+                source: stored.source,
+                added_at: stored.added_at,
+                disabled_until,
+                consecutive_failures: stored.consecutive_failures,
+                successes: stored.successes,
+                failures: stored.failures,
+                in_flight: 0,
+                last_error: None,
+            });
+        }
+        for token in env_tokens {
+            let id = pool.token_id(token);
+            match entries.iter_mut().find(|e| e.id == id) {
+                Some(existing) => existing.source = Source::Env,
+                None => entries.push(pool.new_entry(token, Source::Env, now_unix)),
+            }
+        }
+        if let Ok(state) = pool.state.get_mut() {
+            state.entries = entries;
+        }
+        pool
     }
 
-    /// Removes a token by its full `token_id` (or its masked form); persisted before returning.
-    pub async fn remove(&self, _token_id: &str) -> bool {
-        false
-    }
-
-    pub fn snapshot(&self) -> PoolSnapshot {
-        PoolSnapshot {
-            total: 0,
-            enabled: 0,
-            disabled: 0,
-            failure_threshold: 0,
-            cooldown_secs: 0,
-            tokens: Vec::new(),
+    fn new_entry(&self, token: &str, source: Source, added_at: u64) -> Entry {
+        Entry {
+            token: SecretString::from(token.to_owned()),
+            id: self.token_id(token),
+            source,
+            added_at,
+            disabled_until: None,
+            consecutive_failures: 0,
+            successes: 0,
+            failures: 0,
+            in_flight: 0,
+            last_error: None,
         }
     }
 
-    /// The next healthy token round-robin, skipping `tried`; `None` if none is available.
-    pub fn lease(self: &Arc<Self>, _tried: &[TokenId]) -> Option<Lease> {
+    /// The keyed hash of a token: HMAC-SHA256(TOKEN_HASH_SECRET, token), first 16 hex digits.
+    pub fn token_id(&self, token: &str) -> TokenId {
+        let digest =
+            match Hmac::<Sha256>::new_from_slice(self.hash_secret.expose_secret().as_bytes()) {
+                Ok(mut mac) => {
+                    mac.update(token.as_bytes());
+                    hex::encode(mac.finalize().into_bytes())
+                }
+                // HMAC takes keys of any length; this arm cannot run.
+                Err(_) => String::new(),
+            };
+        TokenId(digest.chars().take(16).collect())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn with_entry(&self, id: &TokenId, f: impl FnOnce(&mut Entry, &TokenPool)) {
+        {
+            let mut state = self.lock();
+            if let Some(e) = state.entries.iter_mut().find(|e| &e.id == id) {
+                f(e, self);
+            }
+        }
+        self.dirty.notify_one();
+    }
+
+    /// The next usable token round-robin, skipping `tried`; `None` if none is available. A token
+    /// whose rest is over gets one trial (one more failure sends it back to rest).
+    pub fn lease(self: &Arc<Self>, tried: &[TokenId]) -> Option<Lease> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let n = state.entries.len();
+        for step in 0..n {
+            let index = (state.cursor + step) % n;
+            let threshold = self.threshold;
+            let e = &mut state.entries[index];
+            if tried.contains(&e.id) {
+                continue;
+            }
+            match e.disabled_until {
+                Some(until) if until > now => continue,
+                Some(_) => {
+                    e.disabled_until = None;
+                    e.consecutive_failures = threshold.saturating_sub(1);
+                    tracing::info!(token = %e.id.masked(), "token rested long enough; trying it again");
+                }
+                None => {}
+            }
+            e.in_flight += 1;
+            let lease = Lease {
+                pool: Arc::clone(self),
+                id: e.id.clone(),
+                token: e.token.clone(),
+                resolved: false,
+            };
+            state.cursor = (index + 1) % n;
+            return Some(lease);
+        }
         None
     }
 
     pub fn is_empty(&self) -> bool {
-        true
+        self.lock().entries.is_empty()
     }
 
     /// How long until some resting token is tried again (`None` if none rests).
     pub fn next_available_in(&self) -> Option<Duration> {
-        None
+        let now = Instant::now();
+        self.lock()
+            .entries
+            .iter()
+            .filter_map(|e| e.disabled_until)
+            .map(|until| until.saturating_duration_since(now))
+            .min()
+    }
+
+    pub fn snapshot(&self) -> PoolSnapshot {
+        let now = Instant::now();
+        let state = self.lock();
+        let tokens: Vec<TokenStatus> = state
+            .entries
+            .iter()
+            .map(|e| {
+                let remaining = e.disabled_until.map(|u| u.saturating_duration_since(now));
+                let resting = remaining.is_some_and(|r| !r.is_zero());
+                TokenStatus {
+                    token_id: e.id.clone(),
+                    masked: e.id.masked(),
+                    source: e.source,
+                    enabled: !resting,
+                    cooldown_remaining_secs: remaining.map_or(0, |r| r.as_secs_f64().ceil() as u64),
+                    successes: e.successes,
+                    failures: e.failures,
+                    consecutive_failures: e.consecutive_failures,
+                    in_flight: e.in_flight,
+                    last_error: e.last_error,
+                    added_at: e.added_at,
+                }
+            })
+            .collect();
+        let enabled = tokens.iter().filter(|t| t.enabled).count();
+        PoolSnapshot {
+            total: tokens.len(),
+            enabled,
+            disabled: tokens.len() - enabled,
+            failure_threshold: self.threshold,
+            cooldown_secs: self.cooldown.as_secs(),
+            tokens,
+        }
+    }
+
+    /// Splits pasted text into tokens (comma or newline separated) and adds them as `Dashboard`
+    /// tokens; persisted before returning.
+    pub async fn add_pasted(&self, text: &str) -> AddReport {
+        let mut report = AddReport::default();
+        {
+            let now = unix_now();
+            let mut state = self.lock();
+            for token in split_tokens(text) {
+                if !is_usable(token) {
+                    report.invalid += 1;
+                    continue;
+                }
+                let entry = self.new_entry(token, Source::Dashboard, now);
+                if state.entries.iter().any(|e| e.id == entry.id) {
+                    report.duplicates += 1;
+                    continue;
+                }
+                tracing::info!(token = %entry.id.masked(), "token added to the pool");
+                report.added.push(entry.id.clone());
+                state.entries.push(entry);
+            }
+        }
+        if !report.added.is_empty() {
+            self.persist_logged().await;
+        }
+        report
+    }
+
+    /// Removes a token by its `token_id` (full, or the masked `token:xxxxxxxx` form when that is
+    /// unambiguous); persisted before returning. Requests already using it finish normally.
+    pub async fn remove(&self, token_id: &str) -> bool {
+        let wanted = token_id.trim().trim_start_matches("token:");
+        let removed = {
+            let mut state = self.lock();
+            let matches: Vec<usize> = state
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| {
+                    e.id.0 == wanted || (wanted.len() >= 8 && e.id.0.starts_with(wanted))
+                })
+                .map(|(i, _)| i)
+                .collect();
+            match matches.as_slice() {
+                [index] => {
+                    let e = state.entries.remove(*index);
+                    if e.source == Source::Env {
+                        tracing::warn!(
+                            token = %e.id.masked(),
+                            "removed a token that comes from TOKEN/TOKEN_POOL; it returns at the next start unless removed there"
+                        );
+                    } else {
+                        tracing::info!(token = %e.id.masked(), "token removed from the pool");
+                    }
+                    if state.cursor > *index {
+                        state.cursor -= 1;
+                    }
+                    true
+                }
+                _ => false,
+            }
+        };
+        if removed {
+            self.persist_logged().await;
+        }
+        removed
+    }
+
+    async fn persist_logged(&self) {
+        if let Err(e) = self.persist().await {
+            tracing::error!(error = %e, "cannot write the token pool state");
+        }
+    }
+
+    /// Writes the current state to the file (no-op without a store).
+    pub async fn persist(&self) -> std::io::Result<()> {
+        let Some(store) = self.store.clone() else {
+            return Ok(());
+        };
+        let _writing = self.write_lock.lock().await;
+        let file = self.to_file();
+        tokio::task::spawn_blocking(move || store.save(&file))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
+    fn to_file(&self) -> PoolFile {
+        let now = Instant::now();
+        let now_unix = unix_now();
+        let state = self.lock();
+        let tokens = state
+            .entries
+            .iter()
+            .map(|e| StoredToken {
+                token: e.token.expose_secret().to_owned(),
+                source: e.source,
+                added_at: e.added_at,
+                disabled_until: e.disabled_until.filter(|&u| u > now).map(|u| {
+                    now_unix + u.saturating_duration_since(now).as_secs_f64().ceil() as u64
+                }),
+                successes: e.successes,
+                failures: e.failures,
+                consecutive_failures: e.consecutive_failures,
+            })
+            .collect();
+        PoolFile::new(self.hash_secret.expose_secret().to_owned(), tokens)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        Config::from_pairs(pairs).unwrap()
+    }
+
+    fn pool(tokens: &str) -> Arc<TokenPool> {
+        TokenPool::in_memory(&config(&[
+            ("TOKEN_POOL", tokens),
+            ("TOKEN_HASH_SECRET", "k"),
+            ("TOKEN_POOL_FAILURE_THRESHOLD", "2"),
+            ("TOKEN_POOL_RESET_FAILURES", "60"),
+        ]))
+    }
+
+    fn lease_token(pool: &Arc<TokenPool>) -> String {
+        pool.lease(&[]).unwrap().token().expose_secret().to_owned()
+    }
+
+    #[test]
+    fn round_robin_over_all_tokens() {
+        let p = pool("a,b\nc");
+        let got: Vec<String> = (0..6).map(|_| lease_token(&p)).collect();
+        assert_eq!(got, ["a", "b", "c", "a", "b", "c"]);
+    }
+
+    #[test]
+    fn tried_tokens_are_skipped() {
+        let p = pool("a,b");
+        let first = p.lease(&[]).unwrap();
+        let second = p.lease(&[first.id().clone()]).unwrap();
+        assert_ne!(first.id(), second.id());
+        assert!(
+            p.lease(&[first.id().clone(), second.id().clone()])
+                .is_none()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn threshold_cooldown_and_half_open_trial() {
+        let p = pool("a,b");
+        for _ in 0..2 {
+            let mut l = p.lease(&[p.token_id("b")]).unwrap();
+            assert_eq!(l.token().expose_secret(), "a");
+            l.record_failure(UpstreamErrorKind::TokenInvalid);
+        }
+        // `a` rests: only `b` is handed out.
+        for _ in 0..3 {
+            assert_eq!(lease_token(&p), "b");
+        }
+        let snap = p.snapshot();
+        assert_eq!((snap.enabled, snap.disabled), (1, 1));
+        assert_eq!(snap.tokens[0].cooldown_remaining_secs, 60);
+        assert_eq!(snap.tokens[0].last_error, Some("upstream_token_invalid"));
+        assert_eq!(p.next_available_in(), Some(Duration::from_secs(60)));
+        tokio::time::advance(Duration::from_secs(61)).await;
+        // After the rest, one failure sends it straight back; a success would reset it.
+        let mut trial = p.lease(&[p.token_id("b")]).unwrap();
+        assert_eq!(trial.token().expose_secret(), "a");
+        trial.record_failure(UpstreamErrorKind::ConcurrencyLimit);
+        drop(trial);
+        assert!(p.lease(&[p.token_id("b")]).is_none());
+        tokio::time::advance(Duration::from_secs(61)).await;
+        let mut trial = p.lease(&[p.token_id("b")]).unwrap();
+        trial.record_success();
+        drop(trial);
+        assert_eq!(p.snapshot().tokens[0].consecutive_failures, 0);
+    }
+
+    #[test]
+    fn only_the_tokens_own_failures_count_and_success_resets() {
+        let p = pool("a");
+        let mut l = p.lease(&[]).unwrap();
+        l.record_failure(UpstreamErrorKind::Firewall);
+        drop(l);
+        let mut l = p.lease(&[]).unwrap();
+        l.record_failure(UpstreamErrorKind::Timeout);
+        drop(l);
+        assert_eq!(p.snapshot().tokens[0].failures, 0);
+        let mut l = p.lease(&[]).unwrap();
+        l.record_failure(UpstreamErrorKind::ModelNotAvailable);
+        drop(l);
+        let mut l = p.lease(&[]).unwrap();
+        l.record_success();
+        // A lease records one outcome only.
+        l.record_failure(UpstreamErrorKind::TokenInvalid);
+        drop(l);
+        let t = &p.snapshot().tokens[0];
+        assert_eq!(
+            (t.successes, t.failures, t.consecutive_failures, t.enabled),
+            (1, 1, 0, true)
+        );
+    }
+
+    #[test]
+    fn in_flight_is_released_on_drop() {
+        let p = pool("a");
+        let l1 = p.lease(&[]).unwrap();
+        let l2 = p.lease(&[]).unwrap();
+        assert_eq!(p.snapshot().tokens[0].in_flight, 2);
+        drop(l1);
+        drop(l2);
+        assert_eq!(p.snapshot().tokens[0].in_flight, 0);
+    }
+
+    #[tokio::test]
+    async fn add_pasted_and_remove() {
+        let p = pool("a");
+        let report = p.add_pasted("b, c\nb\n\n a ,bad token,\u{7}x").await;
+        assert_eq!(report.added.len(), 2);
+        assert_eq!(report.duplicates, 2);
+        assert_eq!(report.invalid, 2);
+        assert_eq!(p.snapshot().total, 3);
+        let id = p.token_id("b");
+        assert!(p.remove(&id.masked()).await);
+        assert!(!p.remove(&id.0).await);
+        assert!(!p.remove("").await);
+        assert_eq!(p.snapshot().total, 2);
+        // A lease of a removed token resolves harmlessly.
+        let mut l = p.lease(&[]).unwrap();
+        let gone = l.id().0.clone();
+        assert!(p.remove(&gone).await);
+        l.record_failure(UpstreamErrorKind::TokenInvalid);
+        drop(l);
+        assert_eq!(p.snapshot().total, 1);
+    }
+
+    #[test]
+    fn ids_are_keyed_hashes() {
+        let a = pool("x");
+        let b = TokenPool::in_memory(&config(&[
+            ("TOKEN_POOL", "x"),
+            ("TOKEN_HASH_SECRET", "other"),
+        ]));
+        assert_eq!(a.token_id("x"), a.snapshot().tokens[0].token_id);
+        assert_ne!(a.token_id("x"), b.token_id("x"));
+        assert_eq!(a.token_id("x").0.len(), 16);
+        assert!(
+            !serde_json::to_string(&a.snapshot())
+                .unwrap()
+                .contains("\"x\"")
+        );
+        assert_eq!(a.token_id("x").masked().len(), "token:".len() + 8);
+    }
+
+    #[tokio::test]
+    async fn state_survives_a_restart_and_env_rules_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().to_str().unwrap().to_owned();
+        let first = TokenPool::open(&config(&[
+            ("TOKEN", "env-1"),
+            ("ZAI2API_STATE_DIR", &state_dir),
+        ]))
+        .await
+        .unwrap();
+        first.add_pasted("dash-1,dash-2").await;
+        let mut l = first
+            .lease(&[first.token_id("dash-1"), first.token_id("dash-2")])
+            .unwrap();
+        l.record_success();
+        drop(l);
+        first.persist().await.unwrap();
+        let id_before = first.token_id("dash-1");
+        drop(first);
+        // Restart without TOKEN: the dashboard tokens and the hash secret survive, the env one goes.
+        let second = TokenPool::open(&config(&[
+            ("TOKEN", "env-2"),
+            ("ZAI2API_STATE_DIR", &state_dir),
+        ]))
+        .await
+        .unwrap();
+        let snap = second.snapshot();
+        let ids: Vec<&TokenId> = snap.tokens.iter().map(|t| &t.token_id).collect();
+        assert_eq!(second.token_id("dash-1"), id_before);
+        assert!(ids.contains(&&second.token_id("dash-1")));
+        assert!(ids.contains(&&second.token_id("dash-2")));
+        assert!(ids.contains(&&second.token_id("env-2")));
+        assert!(!ids.contains(&&second.token_id("env-1")));
+        assert_eq!(snap.total, 3);
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_state_stops_the_start_and_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(store::FILE_NAME);
+        std::fs::write(&path, "not json").unwrap();
+        let err = TokenPool::open(&config(&[(
+            "ZAI2API_STATE_DIR",
+            dir.path().to_str().unwrap(),
+        )]))
+        .await
+        .err()
+        .unwrap();
+        assert!(err.contains("token_pool.json"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "not json");
     }
 }

@@ -12,6 +12,7 @@
 //! - Timeouts run on `tokio::time`: `first_byte` until response headers, `idle` between body chunks.
 //!   There is no overall deadline: a long answer may stream for minutes.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use time::OffsetDateTime;
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::Mutex;
 use tokio::time::Instant;
 use zai_signature::SignInput;
 
@@ -100,8 +101,8 @@ pub struct UpstreamClient {
     timeouts: Timeouts,
     fe_regex: regex_lite::Regex,
     fe: FeVersionCache,
-    /// The configured TOKEN's credential, resolved once.
-    user: OnceCell<Credential>,
+    /// Resolved logged-in credentials, keyed by the SHA-256 of the token (never the token itself).
+    users: std::sync::Mutex<HashMap<[u8; 32], Credential>>,
     /// The shared guest session. The lock is held while a guest is created (stampede guard).
     guest: Mutex<Option<GuestSlot>>,
 }
@@ -260,7 +261,7 @@ impl UpstreamClient {
             timeouts,
             fe_regex,
             fe: FeVersionCache::default(),
-            user: OnceCell::new(),
+            users: std::sync::Mutex::new(HashMap::new()),
             guest: Mutex::new(None),
         })
     }
@@ -476,14 +477,11 @@ impl UpstreamClient {
 
     // ---- credentials -------------------------------------------------------------------------
 
-    /// A credential for the next request: the configured TOKEN, else a (cached) guest session.
+    /// A credential for requests outside the token pool (the model list, the doctor): the
+    /// configured TOKEN, else a (cached) guest session.
     pub async fn credential(&self) -> Result<Credential, UpstreamError> {
         if let Some(token) = &self.token {
-            return self
-                .user
-                .get_or_try_init(|| self.resolve_user(token))
-                .await
-                .cloned();
+            return self.user_credential(token).await;
         }
         if !self.anonymous_mode {
             return Err(err(
@@ -491,6 +489,34 @@ impl UpstreamClient {
                 "no upstream credential configured: set TOKEN to a chat.z.ai token or ANONYMOUS_MODE=true",
             ));
         }
+        self.guest_credential().await
+    }
+
+    /// The credential of a logged-in token, resolved once per token (its user id comes from the
+    /// JWT, or from upstream when the token is not a readable JWT) and then cached.
+    pub async fn user_credential(&self, token: &SecretString) -> Result<Credential, UpstreamError> {
+        let key = token_key(token);
+        if let Some(found) = self.users_cache().get(&key) {
+            return Ok(found.clone());
+        }
+        let credential = self.resolve_user(token).await?;
+        let mut users = self.users_cache();
+        // Bounded: a pool is small, but tokens come and go through the dashboard.
+        if users.len() >= 1024 {
+            users.clear();
+        }
+        users.insert(key, credential.clone());
+        Ok(credential)
+    }
+
+    fn users_cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Credential>> {
+        self.users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The shared guest session, created on first use and replaced when too old or rejected.
+    pub async fn guest_credential(&self) -> Result<Credential, UpstreamError> {
         let max_age = Duration::from_secs(self.profile.guest_max_age_secs);
         // Held across creation: concurrent callers wait here and then reuse the new guest.
         let mut slot = self.guest.lock().await;
@@ -580,7 +606,8 @@ impl UpstreamClient {
                 *slot = None;
             }
         } else {
-            tracing::warn!(user_id = %credential.user_id, "upstream rejected the configured TOKEN");
+            tracing::warn!(user_id = %credential.user_id, "upstream rejected a logged-in token");
+            self.users_cache().remove(&token_key(&credential.token));
         }
     }
 
@@ -779,6 +806,12 @@ impl UpstreamClient {
         let resp = self.check(resp, &path, Some(&credential.token)).await?;
         Ok(body_stream(resp, self.timeouts.idle, path))
     }
+}
+
+/// The cache key of a token: its SHA-256, so the cache holds no second copy of the secret.
+fn token_key(token: &SecretString) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.expose_secret().as_bytes()).into()
 }
 
 /// The response body as a stream with the idle deadline between chunks. The first error ends it.

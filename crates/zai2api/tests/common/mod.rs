@@ -12,12 +12,17 @@ pub struct Gateway {
     pub fake: FakeZai,
     pub url: String,
     pub http: reqwest::Client,
-    server: tokio::task::JoinHandle<()>,
+    pub server: Server,
+    /// The gateway's own state directory (unless the test set ZAI2API_STATE_DIR).
+    pub state_dir: tempfile::TempDir,
 }
 
-impl Drop for Gateway {
+/// The gateway's serving task; stopped when dropped.
+pub struct Server(tokio::task::JoinHandle<()>);
+
+impl Drop for Server {
     fn drop(&mut self) {
-        self.server.abort();
+        self.0.abort();
     }
 }
 
@@ -30,22 +35,37 @@ impl Gateway {
 
     pub async fn start_with(fake: FakeZai, env: &[(&str, &str)]) -> Gateway {
         let base = fake.base_url();
-        let mut pairs: Vec<(&str, &str)> = vec![("BASE", base.as_str())];
-        pairs.extend_from_slice(env);
+        let state_dir = tempfile::tempdir().expect("temp dir");
+        let state_path = state_dir
+            .path()
+            .to_str()
+            .expect("utf-8 temp path")
+            .to_owned();
+        // The test's own settings come first: the first value given for a name wins.
+        let mut pairs: Vec<(&str, &str)> = env.to_vec();
+        pairs.extend_from_slice(&[
+            ("BASE", base.as_str()),
+            ("ZAI2API_STATE_DIR", state_path.as_str()),
+        ]);
         let config = Config::from_pairs(&pairs).expect("valid test config");
         let state = build_state(config).await.expect("state builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app(state)).await;
-        });
+        let server = Server(tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await;
+        }));
         Gateway {
             fake,
             url: format!("http://{addr}"),
             http: reqwest::Client::new(),
             server,
+            state_dir,
         }
     }
 

@@ -15,6 +15,7 @@ use super::wire::{ModelList, ModelObject};
 use super::{request, stream};
 use crate::app::AppState;
 use crate::error::AppError;
+use crate::pool::UsedToken;
 use crate::service;
 
 /// `GET /v1/models`.
@@ -49,13 +50,16 @@ pub async fn chat_completions(
     let body = body.map_err(body_error)?;
     let request = request::parse_body(&body)?;
     let chat = service::start_chat(&state, &request).await?;
-    Ok(stream::respond(
+    let used = UsedToken(chat.token.clone());
+    let mut response = stream::respond(
         chat,
         request.stream,
         request.include_usage,
         state.config.think_mode,
     )
-    .await)
+    .await;
+    response.extensions_mut().insert(used);
+    Ok(response)
 }
 
 fn body_error(rejection: BytesRejection) -> AppError {

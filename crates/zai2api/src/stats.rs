@@ -1,0 +1,445 @@
+//! Request statistics: counters, per-upstream-error-kind counts, the outcome of the most recent
+//! upstream call, and a ring of the last [`RECENT_CAPACITY`] API requests.
+//!
+//! Invariants:
+//! - Only API requests (`/v1/...`) are recorded; dashboard polling and static assets are not, so
+//!   watching the dashboard does not change what it shows.
+//! - Recording is constant work per request: a few atomic adds and one push/pop on a bounded ring
+//!   under a mutex that is never held across an `.await`.
+//! - A record holds the path without its query string (clients may put `auth_token` there), the
+//!   client IP as decided by [`crate::web::ClientIp`], and at most a masked token id
+//!   (`token:xxxxxxxx`) or `guest`: never a secret.
+//! - A request is recorded when its response body finishes or is dropped (client gone), so the
+//!   duration of a streamed reply covers the whole stream, not just the headers.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::error::UpstreamErrorKind;
+use crate::pool::UsedToken;
+use crate::web::ClientIp;
+
+/// How many recent requests are kept.
+pub const RECENT_CAPACITY: usize = 100;
+
+/// Longest path kept in a record; longer ones are cut (a client could send a huge URL).
+const MAX_PATH_CHARS: usize = 200;
+
+/// Put into a response's extensions by [`crate::error::AppError`] when an upstream failure is
+/// answered, so the request log can count it by kind without parsing bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamFailure(pub UpstreamErrorKind);
+
+/// One finished API request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequestRecord {
+    /// When the request arrived, Unix milliseconds.
+    pub time_ms: u64,
+    pub method: String,
+    /// Path only, never the query string.
+    pub path: String,
+    pub status: u16,
+    pub duration_ms: u64,
+    /// `None` when the peer address is unknown (in-process tests).
+    pub client_ip: Option<String>,
+    /// `token:xxxxxxxx`, `guest`, or `None` when no upstream credential was used.
+    pub token: Option<String>,
+    /// Stable code of the upstream failure, if the request ended with one.
+    pub upstream_error: Option<&'static str>,
+}
+
+/// The outcome of the most recent upstream call seen by the request log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct UpstreamContact {
+    /// Unix milliseconds.
+    pub at_ms: u64,
+    /// `None`: upstream answered a chat normally.
+    pub error: Option<UpstreamErrorKind>,
+}
+
+impl UpstreamContact {
+    /// Whether chat.z.ai could be reached: an error answer (firewall, bad token, …) still proves
+    /// the network path works; a timeout or a failed connection does not.
+    pub fn reachable(&self) -> bool {
+        !matches!(
+            self.error,
+            Some(UpstreamErrorKind::Timeout | UpstreamErrorKind::Connection)
+        )
+    }
+}
+
+/// Shared counters. Cheap to update from many tasks at once.
+pub struct Stats {
+    started: Instant,
+    started_ms: u64,
+    total: AtomicU64,
+    successes: AtomicU64,
+    failures: AtomicU64,
+    duration_sum_ms: AtomicU64,
+    /// Indexed like [`UpstreamErrorKind::ALL`].
+    upstream_errors: [AtomicU64; UpstreamErrorKind::ALL.len()],
+    last_upstream: Mutex<Option<UpstreamContact>>,
+    recent: Mutex<VecDeque<RequestRecord>>,
+}
+
+/// Everything the dashboard shows about requests.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatsSnapshot {
+    pub started_at_ms: u64,
+    pub uptime_secs: u64,
+    pub total: u64,
+    pub successes: u64,
+    pub failures: u64,
+    /// Mean duration over all recorded requests, in milliseconds (0 when there are none).
+    pub average_ms: f64,
+    /// Every upstream error kind with its count, in [`UpstreamErrorKind::ALL`] order.
+    pub upstream_errors: Vec<KindCount>,
+    pub last_upstream: Option<UpstreamContact>,
+    /// Newest first.
+    pub recent: Vec<RequestRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KindCount {
+    pub kind: &'static str,
+    pub count: u64,
+}
+
+impl Serialize for UpstreamErrorKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.code())
+    }
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stats {
+    pub fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            started_ms: unix_ms(),
+            total: AtomicU64::new(0),
+            successes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            duration_sum_ms: AtomicU64::new(0),
+            upstream_errors: std::array::from_fn(|_| AtomicU64::new(0)),
+            last_upstream: Mutex::new(None),
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_CAPACITY)),
+        }
+    }
+
+    /// Time since start-up (tokio time, so tests can advance it).
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    pub fn started_at_ms(&self) -> u64 {
+        self.started_ms
+    }
+
+    /// Counts one finished request and keeps it in the ring.
+    pub fn record(&self, record: RequestRecord, upstream: Option<UpstreamContact>) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        if record.status < 400 {
+            self.successes.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        self.duration_sum_ms
+            .fetch_add(record.duration_ms, Ordering::Relaxed);
+        if let Some(contact) = upstream {
+            if let Some(kind) = contact.error {
+                if let Some(i) = UpstreamErrorKind::ALL.iter().position(|k| *k == kind) {
+                    self.upstream_errors[i].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            *self
+                .last_upstream
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(contact);
+        }
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        if recent.len() == RECENT_CAPACITY {
+            recent.pop_front();
+        }
+        recent.push_back(record);
+    }
+
+    pub fn last_upstream(&self) -> Option<UpstreamContact> {
+        *self
+            .last_upstream
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let total = self.total.load(Ordering::Relaxed);
+        let sum = self.duration_sum_ms.load(Ordering::Relaxed);
+        let recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .rev()
+            .cloned()
+            .collect();
+        StatsSnapshot {
+            started_at_ms: self.started_ms,
+            uptime_secs: self.uptime().as_secs(),
+            total,
+            successes: self.successes.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            // An average for display: u64 → f64 rounding is irrelevant.
+            average_ms: if total == 0 {
+                0.0
+            } else {
+                sum as f64 / total as f64
+            },
+            upstream_errors: UpstreamErrorKind::ALL
+                .iter()
+                .zip(&self.upstream_errors)
+                .map(|(kind, count)| KindCount {
+                    kind: kind.code(),
+                    count: count.load(Ordering::Relaxed),
+                })
+                .collect(),
+            last_upstream: self.last_upstream(),
+            recent,
+        }
+    }
+}
+
+/// Whether a path is an API request the log records.
+pub fn is_recorded(path: &str) -> bool {
+    path == "/v1" || path.starts_with("/v1/")
+}
+
+/// Middleware: records `/v1/...` requests once their response body has been sent or dropped.
+pub async fn record_requests(
+    State(stats): State<Arc<Stats>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if !is_recorded(path) {
+        return next.run(request).await;
+    }
+    let started = Instant::now();
+    let time_ms = unix_ms();
+    let method = request.method().as_str().to_owned();
+    let path: String = path.chars().take(MAX_PATH_CHARS).collect();
+    let is_chat = path.ends_with("/chat/completions");
+    let client_ip = request
+        .extensions()
+        .get::<ClientIp>()
+        .and_then(|ip| ip.0)
+        .map(|ip| ip.to_string());
+
+    let response = next.run(request).await;
+
+    let status = response.status().as_u16();
+    let failure = response.extensions().get::<UpstreamFailure>().map(|f| f.0);
+    let token = response
+        .extensions()
+        .get::<UsedToken>()
+        .map(|used| match &used.0 {
+            Some(id) => id.masked(),
+            None => "guest".to_owned(),
+        });
+    // A failure answer names its kind; a successful chat proves upstream answered. Other
+    // successes (a cached model list) say nothing about upstream.
+    let upstream = match failure {
+        Some(kind) => Some(UpstreamContact {
+            at_ms: unix_ms(),
+            error: Some(kind),
+        }),
+        None if is_chat && status < 400 => Some(UpstreamContact {
+            at_ms: unix_ms(),
+            error: None,
+        }),
+        None => None,
+    };
+    let pending = Pending {
+        stats,
+        started,
+        record: RequestRecord {
+            time_ms,
+            method,
+            path,
+            status,
+            duration_ms: 0,
+            client_ip,
+            token,
+            upstream_error: failure.map(UpstreamErrorKind::code),
+        },
+        upstream,
+    };
+    let (parts, body) = response.into_parts();
+    Response::from_parts(
+        parts,
+        Body::new(RecordedBody {
+            inner: body,
+            pending: Some(pending),
+        }),
+    )
+}
+
+/// A request waiting for its body to finish.
+struct Pending {
+    stats: Arc<Stats>,
+    started: Instant,
+    record: RequestRecord,
+    upstream: Option<UpstreamContact>,
+}
+
+impl Pending {
+    fn finish(mut self) {
+        self.record.duration_ms =
+            u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.stats.record(self.record, self.upstream);
+    }
+}
+
+/// The response body, unchanged (same frames, same size hint), plus a record that is written
+/// when the body ends or is dropped, whichever comes first.
+struct RecordedBody {
+    inner: Body,
+    pending: Option<Pending>,
+}
+
+impl HttpBody for RecordedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        // `Body` is `Unpin`, so no pin projection is needed.
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            if let Some(pending) = this.pending.take() {
+                pending.finish();
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for RecordedBody {
+    fn drop(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            pending.finish();
+        }
+    }
+}
+
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(status: u16, duration_ms: u64) -> RequestRecord {
+        RequestRecord {
+            time_ms: 0,
+            method: "GET".into(),
+            path: "/v1/models".into(),
+            status,
+            duration_ms,
+            client_ip: None,
+            token: None,
+            upstream_error: None,
+        }
+    }
+
+    #[test]
+    fn counts_and_average() {
+        let stats = Stats::new();
+        stats.record(record(200, 10), None);
+        stats.record(record(404, 30), None);
+        stats.record(
+            record(502, 20),
+            Some(UpstreamContact {
+                at_ms: 1,
+                error: Some(UpstreamErrorKind::Firewall),
+            }),
+        );
+        let s = stats.snapshot();
+        assert_eq!((s.total, s.successes, s.failures), (3, 1, 2));
+        assert!((s.average_ms - 20.0).abs() < f64::EPSILON);
+        let firewall = s
+            .upstream_errors
+            .iter()
+            .find(|k| k.kind == "upstream_firewall")
+            .unwrap();
+        assert_eq!(firewall.count, 1);
+        assert_eq!(s.upstream_errors.len(), UpstreamErrorKind::ALL.len());
+        assert!(s.last_upstream.unwrap().reachable());
+        assert_eq!(s.recent[0].status, 502, "newest first");
+    }
+
+    #[test]
+    fn ring_keeps_the_last_hundred() {
+        let stats = Stats::new();
+        for i in 0..250 {
+            stats.record(record(200, i), None);
+        }
+        let s = stats.snapshot();
+        assert_eq!(s.total, 250);
+        assert_eq!(s.recent.len(), RECENT_CAPACITY);
+        assert_eq!(s.recent[0].duration_ms, 249);
+        assert_eq!(s.recent[99].duration_ms, 150);
+    }
+
+    #[test]
+    fn timeouts_mean_unreachable() {
+        let contact = |error| UpstreamContact { at_ms: 0, error };
+        assert!(contact(None).reachable());
+        assert!(contact(Some(UpstreamErrorKind::TokenInvalid)).reachable());
+        assert!(!contact(Some(UpstreamErrorKind::Timeout)).reachable());
+        assert!(!contact(Some(UpstreamErrorKind::Connection)).reachable());
+    }
+
+    #[test]
+    fn only_api_paths_are_recorded() {
+        assert!(is_recorded("/v1/models"));
+        assert!(is_recorded("/v1"));
+        assert!(!is_recorded("/v1x"));
+        assert!(!is_recorded("/dashboard/api/stats"));
+        assert!(!is_recorded("/"));
+    }
+}

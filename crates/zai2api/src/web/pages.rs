@@ -1,0 +1,337 @@
+//! HTML pages and embedded assets: the status page, the login page and the dashboard shell.
+//!
+//! Invariants:
+//! - Every value placed into HTML on the server goes through [`escape`]; the dashboard itself is a
+//!   static shell whose script renders data with `textContent` only.
+//! - Pages are sent with a strict Content-Security-Policy (no inline script or style, nothing from
+//!   other origins), `no-store` caching and `no-referrer`, so a `?token=` URL never leaks onward.
+//! - `/dashboard?token=…` never renders with the secret still in the address bar: it answers with
+//!   a 303 to `/dashboard` (or the login page with an error).
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::CookieJar;
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::ClientIp;
+use super::auth;
+use crate::app::AppState;
+use crate::error::AppError;
+
+const LOGIN_HTML: &str = include_str!("assets/login.html");
+const DASHBOARD_HTML: &str = include_str!("assets/dashboard.html");
+const STATUS_HTML: &str = include_str!("assets/status.html");
+const APP_CSS: &str = include_str!("assets/app.css");
+const DASHBOARD_JS: &str = include_str!("assets/dashboard.js");
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// An HTML response with the page security headers.
+fn html(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+/// Minimal HTML escaping for text and double-quoted attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The login page, optionally with an error line.
+fn login_page(status: StatusCode, error: Option<&str>) -> Response {
+    let error = error.map_or_else(String::new, |e| {
+        format!(
+            r#"<p class="form-error" id="login-error" role="alert">{}</p>"#,
+            escape(e)
+        )
+    });
+    html(status, LOGIN_HTML.replace("{{error}}", &error))
+}
+
+/// The login page after a failed attempt: 401 for a wrong password, 429 while throttled.
+pub fn login_page_for_error(error: &AppError) -> Response {
+    match error {
+        AppError::TooManyLoginAttempts { retry_after_secs } => {
+            let mut response = login_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(&format!(
+                    "Too many wrong passwords. Try again in {retry_after_secs} s."
+                )),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            response
+        }
+        _ => login_page(StatusCode::UNAUTHORIZED, Some("Wrong password.")),
+    }
+}
+
+/// `GET /dashboard`: the dashboard, the login page, or a one-time `?token=` login.
+pub async fn dashboard(
+    State(state): State<AppState>,
+    axum::Extension(ip): axum::Extension<ClientIp>,
+    jar: CookieJar,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let secrets = query
+        .as_deref()
+        .map(auth::query_secrets)
+        .unwrap_or_default();
+    if let Some(secret) = secrets.first() {
+        // Whatever happens, the secret must not stay in the address bar.
+        if state.config.auth_token.is_none() {
+            return Redirect::to("/dashboard").into_response();
+        }
+        return match auth::attempt_login(&state, ip, secret) {
+            Ok(()) => (
+                auth::with_session(&state.config, jar),
+                Redirect::to("/dashboard"),
+            )
+                .into_response(),
+            Err(e) => login_page_for_error(&e),
+        };
+    }
+    if state.config.auth_token.is_some() && !auth::session_ok(&state.config, &jar) {
+        return login_page(StatusCode::OK, None);
+    }
+    html(StatusCode::OK, DASHBOARD_HTML.to_owned())
+}
+
+/// `GET /dashboard/`: the canonical address has no trailing slash.
+pub async fn dashboard_slash() -> Redirect {
+    Redirect::permanent("/dashboard")
+}
+
+/// `GET /dashboard/assets/{name}`.
+pub async fn asset(Path(name): Path<String>) -> Result<Response, AppError> {
+    let (content_type, body) = match name.as_str() {
+        "app.css" => ("text/css; charset=utf-8", APP_CSS),
+        "dashboard.js" => ("text/javascript; charset=utf-8", DASHBOARD_JS),
+        _ => return Err(AppError::RouteNotFound),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            // Revalidate, so an upgraded binary's assets are picked up at once.
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// What `/` reports, as JSON and as the page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusReport {
+    /// Always `ok`: if this answers, the gateway is up.
+    pub status: &'static str,
+    pub version: &'static str,
+    pub uptime_secs: u64,
+    pub started_at: String,
+    pub upstream: UpstreamReport,
+    pub pool: PoolSummary,
+    pub requests: RequestSummary,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UpstreamReport {
+    /// `reachable`, `unreachable` or `unknown` (no chat has been served yet).
+    pub state: &'static str,
+    /// When the last upstream outcome was seen (RFC 3339), if any.
+    pub last_checked: Option<String>,
+    /// Stable code of the last outcome if it was a failure.
+    pub last_error: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PoolSummary {
+    pub total: usize,
+    pub enabled: usize,
+    pub disabled: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RequestSummary {
+    pub total: u64,
+}
+
+pub fn status_report(state: &AppState) -> StatusReport {
+    let pool = state.pool.snapshot();
+    let last = state.stats.last_upstream();
+    StatusReport {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_secs: state.stats.uptime().as_secs(),
+        started_at: rfc3339_ms(state.stats.started_at_ms()),
+        upstream: UpstreamReport {
+            state: match last {
+                None => "unknown",
+                Some(c) if c.reachable() => "reachable",
+                Some(_) => "unreachable",
+            },
+            last_checked: last.map(|c| rfc3339_ms(c.at_ms)),
+            last_error: last.and_then(|c| c.error).map(|k| k.code()),
+        },
+        pool: PoolSummary {
+            total: pool.total,
+            enabled: pool.enabled,
+            disabled: pool.disabled,
+        },
+        requests: RequestSummary {
+            total: state.stats.total(),
+        },
+    }
+}
+
+/// `GET /`: the status page; JSON with `?format=json` or `Accept: application/json`.
+pub async fn status_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let report = status_report(&state);
+    let asked_json = query.as_deref().is_some_and(|q| {
+        url::form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "format" && v == "json")
+    }) || headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json") && !v.contains("text/html"));
+    if asked_json {
+        return axum::Json(report).into_response();
+    }
+    html(StatusCode::OK, render_status(&report))
+}
+
+fn render_status(report: &StatusReport) -> String {
+    let (upstream_class, upstream_text) = match report.upstream.state {
+        "reachable" => ("ok", "Reachable"),
+        "unreachable" => ("bad", "Unreachable"),
+        _ => ("unknown", "Unknown"),
+    };
+    let upstream_detail = match (&report.upstream.last_checked, report.upstream.last_error) {
+        (Some(at), Some(code)) => format!("last answer {at} · {code}"),
+        (Some(at), None) => format!("last answer {at}"),
+        (None, _) => "no chat served yet".to_owned(),
+    };
+    let pool = &report.pool;
+    let pool_text = if pool.total == 0 {
+        "no logged-in tokens (guest sessions)".to_owned()
+    } else {
+        format!(
+            "{} tokens · {} enabled · {} resting",
+            pool.total, pool.enabled, pool.disabled
+        )
+    };
+    STATUS_HTML
+        .replace("{{version}}", &escape(report.version))
+        .replace("{{uptime}}", &escape(&human_duration(report.uptime_secs)))
+        .replace("{{started_at}}", &escape(&report.started_at))
+        .replace("{{upstream_class}}", upstream_class)
+        .replace("{{upstream_text}}", upstream_text)
+        .replace("{{upstream_detail}}", &escape(&upstream_detail))
+        .replace("{{pool}}", &escape(&pool_text))
+        .replace("{{requests}}", &report.requests.total.to_string())
+}
+
+/// `3 d 4 h`, `5 h 12 min`, `7 min 3 s`, `42 s`.
+fn human_duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d} d {h} h")
+    } else if h > 0 {
+        format!("{h} h {m} min")
+    } else if m > 0 {
+        format!("{m} min {s} s")
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// Unix milliseconds as RFC 3339 UTC (seconds precision).
+pub fn rfc3339_ms(ms: u64) -> String {
+    i64::try_from(ms / 1000)
+        .ok()
+        .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            escape(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(42), "42 s");
+        assert_eq!(human_duration(423), "7 min 3 s");
+        assert_eq!(human_duration(5 * 3600 + 12 * 60), "5 h 12 min");
+        assert_eq!(human_duration(3 * 86_400 + 4 * 3600 + 5), "3 d 4 h");
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_ms(1_700_000_000_999), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn templates_have_their_placeholders() {
+        for key in [
+            "{{version}}",
+            "{{uptime}}",
+            "{{upstream_class}}",
+            "{{upstream_text}}",
+            "{{upstream_detail}}",
+            "{{pool}}",
+            "{{requests}}",
+            "{{started_at}}",
+        ] {
+            assert!(STATUS_HTML.contains(key), "{key}");
+        }
+        assert!(LOGIN_HTML.contains("{{error}}"));
+    }
+}
