@@ -1,7 +1,7 @@
 //! The client-neutral chat request that both API adapters produce.
 
 /// A chat request after the client's wire format has been read.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChatRequest {
     /// The model as the client named it (`None`: use the configured default).
     pub model: Option<String>,
@@ -12,6 +12,39 @@ pub struct ChatRequest {
     pub sampling: Sampling,
     /// A client-side thinking switch (`thinking`, `reasoning_effort` …); overrides the model variant.
     pub thinking: Option<bool>,
+    /// Functions the client declares (OpenAI `tools`, Anthropic `tools`).
+    pub tools: Vec<ToolSpec>,
+    pub tool_choice: ToolChoice,
+}
+
+/// A function the client can run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: Option<String>,
+    /// JSON Schema of the arguments object.
+    pub parameters: serde_json::Value,
+}
+
+/// Whether and which tool the model must call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ToolChoice {
+    #[default]
+    Auto,
+    None,
+    /// Some tool must be called (OpenAI `required`, Anthropic `any`).
+    Required,
+    /// This tool must be called.
+    Named(String),
+}
+
+/// A tool call made by the assistant in an earlier turn, or just now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// The arguments as JSON text (an object).
+    pub arguments: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -45,9 +78,23 @@ impl Role {
 pub struct ChatMessage {
     pub role: Role,
     pub parts: Vec<ContentPart>,
+    /// Assistant turns: the tool calls it made.
+    pub tool_calls: Vec<ToolCall>,
+    /// Tool turns: which call this is the result of.
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
+    /// A message of plain parts, without tool calls.
+    pub fn new(role: Role, parts: Vec<ContentPart>) -> Self {
+        Self {
+            role,
+            parts,
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+
     /// The text parts joined by newlines.
     pub fn text(&self) -> String {
         let mut out = String::new();

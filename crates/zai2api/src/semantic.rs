@@ -16,8 +16,12 @@ pub enum Semantic {
     ThinkingEnd { duration_secs: Option<u64> },
     /// Answer text appended.
     Answer(String),
-    /// An upstream tool invocation (`<glm_block>`), complete. Never rendered as raw JSON.
+    /// An upstream tool invocation (`<glm_block>`), complete. Never rendered as raw JSON. Upstream's
+    /// own tools (search, MCP) stay hidden; blocks naming a client tool become `ToolCall`.
     Tool(ToolBlock),
+    /// A call of a client-declared function, arguments checked against its schema: render it as
+    /// the client's tool call (OpenAI `tool_calls`, Anthropic `tool_use`).
+    ToolCall(crate::chat::ToolCall),
     /// Token usage as upstream counted it.
     Usage(Usage),
     /// The upstream reported an error inside the stream.

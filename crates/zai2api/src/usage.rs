@@ -59,7 +59,7 @@ pub fn prompt_text(request: &ChatRequest) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::{ChatMessage, ContentPart, Role, Sampling};
+    use crate::chat::{ChatMessage, ContentPart, Role};
 
     #[test]
     fn counts_known_strings() {
@@ -80,20 +80,15 @@ mod tests {
 
     #[test]
     fn prompt_counts_all_messages() {
-        let msg = |role, text: &str| ChatMessage {
-            role,
-            parts: vec![ContentPart::Text(text.to_owned())],
-        };
+        let msg =
+            |role, text: &str| ChatMessage::new(role, vec![ContentPart::Text(text.to_owned())]);
         let req = ChatRequest {
             model: None,
             messages: vec![
                 msg(Role::System, "be brief"),
                 msg(Role::User, "hello world"),
             ],
-            stream: false,
-            include_usage: false,
-            sampling: Sampling::default(),
-            thinking: None,
+            ..ChatRequest::default()
         };
         assert_eq!(prompt_text(&req), "be brief\nhello world");
         assert_eq!(prompt_tokens(&req), count_tokens("be brief\nhello world"));

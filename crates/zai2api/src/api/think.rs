@@ -107,7 +107,7 @@ impl ThinkRenderer {
                 self.interrupted = false;
                 self.content(delta, text);
             }
-            Semantic::Tool(_) => self.interrupted = true,
+            Semantic::Tool(_) | Semantic::ToolCall(_) => self.interrupted = true,
             Semantic::Reasoning(_)
             | Semantic::Answer(_)
             | Semantic::Usage(_)

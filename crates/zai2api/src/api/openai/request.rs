@@ -131,6 +131,8 @@ pub fn to_chat_request(wire: ChatCompletionRequest) -> Result<ChatRequest, AppEr
             stop,
         },
         thinking,
+        tools: Vec::new(),
+        tool_choice: crate::chat::ToolChoice::Auto,
     })
 }
 
@@ -170,7 +172,7 @@ fn convert_message(index: usize, message: RequestMessage) -> Result<ChatMessage,
             .map(|(j, part)| convert_part(index, j, part))
             .collect::<Result<_, _>>()?,
     };
-    Ok(ChatMessage { role, parts })
+    Ok(ChatMessage::new(role, parts))
 }
 
 fn convert_part(
