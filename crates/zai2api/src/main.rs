@@ -17,6 +17,8 @@ zai2api — OpenAI-compatible gateway in front of chat.z.ai
 
 Usage:
   zai2api [serve]    run the server (settings from the environment and ./.env)
+  zai2api healthcheck
+                     exit 0 if the server on this machine's PORT answers /health (for Docker)
   zai2api --help     show this help
   zai2api --version  show the version
 
@@ -34,6 +36,7 @@ async fn main() -> ExitCode {
         .as_slice()
     {
         [] | ["serve"] => serve().await,
+        ["healthcheck"] => healthcheck().await,
         ["-h" | "--help" | "help"] => {
             let _ = std::io::stdout().write_all(USAGE.as_bytes());
             ExitCode::SUCCESS
@@ -114,6 +117,37 @@ async fn serve() -> ExitCode {
         }
         Err(e) => {
             tracing::error!(error = %e, "server failed");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Asks the local server for `/health`. Reads only PORT (default 8080) so that it works even where
+/// the rest of the configuration is not readable, as in a container health check.
+async fn healthcheck() -> ExitCode {
+    let port = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.trim().parse::<u16>().ok())
+        .unwrap_or(zai2api::config::defaults::PORT);
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+    {
+        Ok(client) => client,
+        Err(_) => return ExitCode::from(1),
+    };
+    match client
+        .get(format!("http://127.0.0.1:{port}/health"))
+        .send()
+        .await
+    {
+        Ok(response) if response.status().is_success() => ExitCode::SUCCESS,
+        Ok(response) => {
+            eprintln!("zai2api: /health answered {}", response.status());
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("zai2api: /health unreachable on port {port}: {e}");
             ExitCode::from(1)
         }
     }
