@@ -20,6 +20,7 @@ pub mod pages;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::Router;
+use axum::extract::connect_info::MockConnectInfo;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
@@ -39,10 +40,16 @@ pub async fn identify_client(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let peer = request
-        .extensions()
+    // Same lookup as axum's `ConnectInfo` extractor: the real connection, else a test's mock.
+    let extensions = request.extensions();
+    let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
+        .map(|info| info.0.ip())
+        .or_else(|| {
+            extensions
+                .get::<MockConnectInfo<SocketAddr>>()
+                .map(|mock| mock.0.ip())
+        });
     let ip = if state.config.trust_forwarded_for {
         last_forwarded_for(request.headers()).or(peer)
     } else {

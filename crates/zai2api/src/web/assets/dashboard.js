@@ -1,1 +1,325 @@
-{{error}}
+// zai2api dashboard. Renders everything with textContent (never innerHTML with data), so nothing
+// the server or a client sent can become markup. Full tokens never reach this page: the API only
+// returns hashed token_ids and their masked `token:xxxxxxxx` form.
+'use strict';
+
+(() => {
+  const REFRESH_MS = 5000;
+  const STORAGE_KEY = 'zai2api.dashboard.autoRefresh';
+  const $ = (id) => document.getElementById(id);
+
+  let timer = null;
+  let lastUpdated = 0;
+  let armedId = null;
+  let armedTimer = null;
+  let canManage = false;
+  let busy = false;
+
+  /** Builds an element: h('td', {className: 'num'}, 'text', child, ...). */
+  function h(tag, props, ...children) {
+    const el = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (key === 'className') el.className = value;
+      else if (key === 'text') el.textContent = value;
+      else if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
+      else if (key === 'dataset') Object.assign(el.dataset, value);
+      else if (value === true) el.setAttribute(key, '');
+      else if (value !== false && value != null) el.setAttribute(key, String(value));
+    }
+    for (const child of children) {
+      if (child == null) continue;
+      el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return el;
+  }
+
+  async function api(path, options = {}) {
+    const response = await fetch(path, {
+      credentials: 'same-origin',
+      headers: { 'Accept': 'application/json', ...(options.body ? { 'Content-Type': 'application/json' } : {}) },
+      ...options,
+    });
+    if (response.status === 401) {
+      // Session expired or password changed: the dashboard URL shows the login form.
+      window.location.assign('/dashboard');
+      throw new Error('Signed out');
+    }
+    let body = null;
+    try { body = await response.json(); } catch (_) { /* not JSON */ }
+    if (!response.ok) {
+      const message = body && body.error && body.error.message ? body.error.message : `HTTP ${response.status}`;
+      const error = new Error(message);
+      error.status = response.status;
+      error.body = body;
+      throw error;
+    }
+    return body;
+  }
+
+  const number = new Intl.NumberFormat();
+  const fmt = (n) => number.format(n);
+
+  function formatMs(ms) {
+    if (ms >= 10000) return `${(ms / 1000).toFixed(1)} s`;
+    if (ms >= 1000) return `${(ms / 1000).toFixed(2)} s`;
+    return `${Math.round(ms)} ms`;
+  }
+
+  function formatDuration(secs) {
+    secs = Math.max(0, Math.round(secs));
+    const d = Math.floor(secs / 86400), hh = Math.floor(secs / 3600) % 24, m = Math.floor(secs / 60) % 60, s = secs % 60;
+    if (d) return `${d} d ${hh} h`;
+    if (hh) return `${hh} h ${m} min`;
+    if (m) return `${m} min ${String(s).padStart(2, '0')} s`;
+    return `${s} s`;
+  }
+
+  function ago(ms) {
+    const secs = Math.max(0, Math.round((Date.now() - ms) / 1000));
+    if (secs < 5) return 'just now';
+    return `${formatDuration(secs)} ago`;
+  }
+
+  function clock(ms) {
+    return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // Rendering
+
+  function renderStats(s) {
+    $('version').textContent = `v${s.version}`;
+    $('stat-total').textContent = fmt(s.total);
+    $('stat-uptime').textContent = `up ${formatDuration(s.uptime_secs)}`;
+    $('stat-successes').textContent = fmt(s.successes);
+    $('stat-rate').textContent = s.total ? `${((s.successes / s.total) * 100).toFixed(1)}% success rate` : 'no requests yet';
+    $('stat-failures').textContent = fmt(s.failures);
+    const upstreamFailures = s.upstream_errors.reduce((sum, k) => sum + k.count, 0);
+    $('stat-upstream-failures').textContent = `${fmt(upstreamFailures)} from upstream`;
+    const avg = $('stat-average');
+    avg.replaceChildren();
+    if (s.total) {
+      const text = formatMs(s.average_ms);
+      const [value, unit] = text.split(' ');
+      avg.append(value, h('span', { className: 'unit', text: unit }));
+    } else {
+      avg.textContent = '–';
+    }
+
+    const up = $('stat-upstream');
+    const detail = $('stat-upstream-detail');
+    const last = s.last_upstream;
+    if (!last) {
+      up.replaceChildren(h('span', { className: 'pill unknown', text: 'Unknown' }));
+      detail.textContent = 'no chat served yet';
+    } else {
+      const reachable = !last.error || !['upstream_timeout', 'upstream_connection_failed'].includes(last.error);
+      const healthy = !last.error;
+      up.replaceChildren(h('span', {
+        className: `pill ${healthy ? 'ok' : reachable ? 'warn' : 'bad'}`,
+        text: healthy ? 'Healthy' : reachable ? 'Answering with errors' : 'Unreachable',
+      }));
+      detail.textContent = `${last.error ? last.error + ' · ' : ''}${ago(last.at_ms)}`;
+      detail.dataset.at = String(last.at_ms);
+      detail.dataset.prefix = last.error ? `${last.error} · ` : '';
+    }
+
+    $('error-kinds').replaceChildren(...s.upstream_errors.map((k) =>
+      h('span', { className: `chip${k.count ? ' hot' : ''}`, title: k.kind },
+        k.kind.replace(/^upstream_/, '').replace(/_/g, ' '),
+        h('span', { className: 'count', text: fmt(k.count) }))));
+
+    const rows = s.recent.map((r) => {
+      const cls = `status s${String(r.status)[0]}`;
+      return h('tr', {},
+        h('td', { className: 'mono', title: new Date(r.time_ms).toLocaleString(), text: clock(r.time_ms) }),
+        h('td', {}, h('span', { className: 'method', text: r.method })),
+        h('td', { className: 'mono path', title: r.path, text: r.path }),
+        h('td', {}, h('span', { className: cls, title: r.upstream_error || '', text: String(r.status) })),
+        h('td', { className: 'num', text: formatMs(r.duration_ms) }),
+        h('td', { className: 'mono', text: r.client_ip || '—' }),
+        h('td', { className: 'mono', text: r.token || '—' }));
+    });
+    if (!rows.length) {
+      rows.push(h('tr', {}, h('td', { className: 'empty', colspan: 7, text: 'No API requests yet. Calls to /v1/… show up here.' })));
+    }
+    $('recent-rows').replaceChildren(...rows);
+
+    applyViewer(s.viewer);
+  }
+
+  function applyViewer(viewer) {
+    canManage = viewer.can_manage_pool;
+    $('logout-form').hidden = !viewer.auth_required;
+    const banner = $('banner');
+    if (!viewer.auth_required) {
+      banner.hidden = false;
+      banner.className = 'banner';
+      banner.textContent = canManage
+        ? 'Open mode: AUTH_TOKEN is not set, so anyone who can reach this port can view this dashboard and use the API. Pool changes are accepted from this machine only.'
+        : 'Open mode: AUTH_TOKEN is not set. You can look, but adding or deleting tokens is only possible from the gateway machine itself — or set AUTH_TOKEN and log in.';
+    } else if (banner.className === 'banner') {
+      banner.hidden = true;
+    }
+    $('add-tokens').disabled = !canManage;
+    $('add-submit').disabled = !canManage;
+  }
+
+  function renderPool(p) {
+    $('pool-summary').textContent = p.total
+      ? `${fmt(p.total)} tokens · ${fmt(p.enabled)} enabled · ${fmt(p.disabled)} resting · rests ${formatDuration(p.cooldown_secs)} after ${p.failure_threshold} failures in a row`
+      : 'empty — requests use guest sessions if ANONYMOUS_MODE allows';
+    const now = Date.now();
+    const rows = p.tokens.map((t) => {
+      const armed = armedId === t.token_id;
+      const del = h('button', {
+        type: 'button',
+        className: `btn small danger${armed ? ' armed' : ''}`,
+        disabled: !canManage,
+        title: canManage ? 'Remove this token from the pool' : 'Not allowed from this client',
+        'aria-label': `Delete ${t.masked}`,
+        dataset: { tokenId: t.token_id },
+        text: armed ? 'Confirm delete' : 'Delete',
+        onclick: () => onDelete(t.token_id),
+      });
+      const cooldown = h('td', { className: 'num cooldown' });
+      if (!t.enabled && t.cooldown_remaining_secs > 0) {
+        cooldown.dataset.until = String(now + t.cooldown_remaining_secs * 1000);
+        cooldown.textContent = formatDuration(t.cooldown_remaining_secs);
+      } else {
+        cooldown.textContent = '—';
+      }
+      return h('tr', { dataset: { tokenId: t.token_id } },
+        h('td', { className: 'mono', title: `token_id ${t.token_id}`, text: t.masked }),
+        h('td', {}, h('span', { className: `pill ${t.enabled ? 'ok' : 'bad'}`, text: t.enabled ? 'Enabled' : 'Disabled' })),
+        cooldown,
+        h('td', { className: 'num', text: fmt(t.successes) }),
+        h('td', { className: 'num', text: t.consecutive_failures ? `${fmt(t.failures)} (${t.consecutive_failures} in a row)` : fmt(t.failures) }),
+        h('td', { className: 'mono muted', text: t.last_error || '—' }),
+        h('td', { className: 'muted', text: t.source === 'env' ? 'environment' : 'dashboard' }),
+        h('td', {}, del));
+    });
+    if (!rows.length) {
+      rows.push(h('tr', {}, h('td', { className: 'empty', colspan: 8, text: 'No tokens in the pool yet. Paste some below.' })));
+    }
+    $('pool-rows').replaceChildren(...rows);
+  }
+
+  function tick() {
+    const now = Date.now();
+    for (const cell of document.querySelectorAll('td.cooldown[data-until]')) {
+      const left = (Number(cell.dataset.until) - now) / 1000;
+      cell.textContent = left > 0 ? formatDuration(left) : 'retrying';
+    }
+    const detail = $('stat-upstream-detail');
+    if (detail.dataset.at) detail.textContent = `${detail.dataset.prefix || ''}${ago(Number(detail.dataset.at))}`;
+    if (lastUpdated) $('updated').textContent = `Updated ${ago(lastUpdated)}`;
+  }
+
+  function showError(message) {
+    const banner = $('banner');
+    banner.hidden = false;
+    banner.className = 'banner error';
+    banner.textContent = message;
+  }
+
+  function clearError() {
+    const banner = $('banner');
+    if (banner.className.includes('error')) {
+      banner.hidden = true;
+      banner.className = 'banner';
+    }
+  }
+
+  async function refresh() {
+    if (busy) return;
+    busy = true;
+    try {
+      const [stats, pool] = await Promise.all([api('/dashboard/api/stats'), api('/dashboard/api/tokens')]);
+      clearError();
+      renderStats(stats);
+      renderPool(pool);
+      lastUpdated = Date.now();
+      tick();
+    } catch (e) {
+      showError(`Could not refresh: ${e.message}`);
+    } finally {
+      busy = false;
+    }
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // Actions
+
+  async function onDelete(tokenId) {
+    if (armedId !== tokenId) {
+      // First click arms the button; a second click within 4 s deletes.
+      armedId = tokenId;
+      clearTimeout(armedTimer);
+      armedTimer = setTimeout(() => { armedId = null; refresh(); }, 4000);
+      await refresh();
+      return;
+    }
+    armedId = null;
+    clearTimeout(armedTimer);
+    const result = $('add-result');
+    try {
+      await api(`/dashboard/api/tokens/${encodeURIComponent(tokenId)}`, { method: 'DELETE' });
+      result.className = 'result ok';
+      result.textContent = 'Token deleted.';
+    } catch (e) {
+      result.className = 'result error';
+      result.textContent = `Delete failed: ${e.message}`;
+    }
+    await refresh();
+  }
+
+  async function onAdd(event) {
+    event.preventDefault();
+    const box = $('add-tokens');
+    const result = $('add-result');
+    const text = box.value;
+    if (!text.trim()) {
+      result.className = 'result error';
+      result.textContent = 'Paste at least one token.';
+      return;
+    }
+    $('add-submit').disabled = true;
+    try {
+      const report = await api('/dashboard/api/tokens', { method: 'POST', body: JSON.stringify({ tokens: text }) });
+      const parts = [`Added ${report.added.length}`];
+      if (report.duplicates) parts.push(`${report.duplicates} already in the pool`);
+      if (report.invalid) parts.push(`${report.invalid} not usable`);
+      result.className = report.added.length ? 'result ok' : 'result error';
+      result.textContent = `${parts.join(' · ')}.`;
+      box.value = '';
+    } catch (e) {
+      result.className = 'result error';
+      result.textContent = `Could not add: ${e.message}`;
+    } finally {
+      $('add-submit').disabled = !canManage;
+    }
+    await refresh();
+  }
+
+  function setAutoRefresh(on) {
+    clearInterval(timer);
+    timer = on ? setInterval(refresh, REFRESH_MS) : null;
+    try { localStorage.setItem(STORAGE_KEY, on ? 'on' : 'off'); } catch (_) { /* private mode */ }
+  }
+
+  function start() {
+    const toggle = $('auto-refresh');
+    let stored = null;
+    try { stored = localStorage.getItem(STORAGE_KEY); } catch (_) { /* private mode */ }
+    toggle.checked = stored !== 'off';
+    toggle.addEventListener('change', () => setAutoRefresh(toggle.checked));
+    setAutoRefresh(toggle.checked);
+    $('refresh-now').addEventListener('click', refresh);
+    $('add-form').addEventListener('submit', onAdd);
+    setInterval(tick, 1000);
+    refresh();
+  }
+
+  start();
+})();
