@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, Rust tests (unit, property, integration
-# over real sockets against fake-zai), then the official OpenAI Python SDK against the built binaries.
-# Works on a fresh machine: it installs the Python packages the SDK tests need.
+# over real sockets against fake-zai), then the official OpenAI Python SDK against the built binaries,
+# then the dashboard in headless Chromium. Works on a fresh machine: it installs the Python packages,
+# Debian's chromium and the npm packages those tests need.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,3 +23,15 @@ cargo test --workspace --locked
 
 echo "== SDK tests (openai Python SDK)"
 python3 -m pytest -q tests/sdk
+
+echo "== Browser test (headless Chromium + playwright-core)"
+# Debian's chromium and playwright-core from npm: no browser download is needed or attempted.
+if ! command -v chromium >/dev/null; then
+    if [ "$(id -u)" -eq 0 ]; then
+        apt-get update && apt-get install -y --no-install-recommends chromium
+    else
+        sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium
+    fi
+fi
+npm ci --prefix tests/browser --no-audit --no-fund
+node --test tests/browser/

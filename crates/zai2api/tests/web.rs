@@ -625,6 +625,25 @@ async fn tokens_are_added_and_deleted_and_only_ever_shown_masked() {
 }
 
 #[tokio::test]
+async fn adding_needs_a_json_content_type() {
+    // What a cross-site `<form enctype="text/plain">` could send from a loopback browser.
+    let s = open();
+    let reply = send_from(
+        &s,
+        LOCAL,
+        req(
+            Method::POST,
+            "/dashboard/api/tokens",
+            &[("content-type", "text/plain")],
+            json!({"tokens": RAW_TOKENS[0]}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(s.pool.snapshot().total, 0);
+}
+
+#[tokio::test]
 async fn bad_add_bodies_are_400() {
     let s = locked();
     let auth = bearer();

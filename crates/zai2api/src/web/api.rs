@@ -3,14 +3,17 @@
 //!
 //! Invariants: thin handlers (extract, call the pool or the stats, answer); every token leaves
 //! as its hashed `token_id` and masked form, never as the secret itself; changes to the pool are
-//! persisted by the pool before these handlers answer.
+//! persisted by the pool before these handlers answer. Adding tokens requires a JSON content type:
+//! a cross-site HTML form cannot send one, and a cross-site `fetch` that does needs a CORS
+//! preflight this server never grants, so another web page cannot add tokens through a visitor's
+//! browser (which matters in open mode, where loopback browsers may change the pool).
 
 use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
@@ -94,8 +97,19 @@ pub struct AddResult {
 /// `POST /dashboard/api/tokens`.
 pub async fn add_tokens(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<AddResult>, AppError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if !json {
+        return Err(AppError::invalid(
+            "send the tokens as JSON with Content-Type: application/json",
+            Some("tokens"),
+        ));
+    }
     let body = body.map_err(body_error)?;
     let parsed: AddBody = serde_json::from_slice(&body).map_err(|_| {
         AppError::invalid(

@@ -26,6 +26,7 @@ const DASHBOARD_HTML: &str = include_str!("assets/dashboard.html");
 const STATUS_HTML: &str = include_str!("assets/status.html");
 const APP_CSS: &str = include_str!("assets/app.css");
 const DASHBOARD_JS: &str = include_str!("assets/dashboard.js");
+const FAVICON_SVG: &str = include_str!("assets/favicon.svg");
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
@@ -142,6 +143,7 @@ pub async fn asset(Path(name): Path<String>) -> Result<Response, AppError> {
     let (content_type, body) = match name.as_str() {
         "app.css" => ("text/css; charset=utf-8", APP_CSS),
         "dashboard.js" => ("text/javascript; charset=utf-8", DASHBOARD_JS),
+        "favicon.svg" => ("image/svg+xml", FAVICON_SVG),
         _ => return Err(AppError::RouteNotFound),
     };
     Ok((
@@ -244,9 +246,11 @@ fn render_status(report: &StatusReport) -> String {
         "unreachable" => ("bad", "Unreachable"),
         _ => ("unknown", "Unknown"),
     };
+    // `2026-01-02T03:04:05Z` → `2026-01-02 03:04:05 UTC`, easier on the eye.
+    let readable = |t: &str| t.replacen('T', " ", 1).replace('Z', " UTC");
     let upstream_detail = match (&report.upstream.last_checked, report.upstream.last_error) {
-        (Some(at), Some(code)) => format!("last answer {at} · {code}"),
-        (Some(at), None) => format!("last answer {at}"),
+        (Some(at), Some(code)) => format!("last answer {} · {code}", readable(at)),
+        (Some(at), None) => format!("last answer {}", readable(at)),
         (None, _) => "no chat served yet".to_owned(),
     };
     let pool = &report.pool;
@@ -261,7 +265,7 @@ fn render_status(report: &StatusReport) -> String {
     STATUS_HTML
         .replace("{{version}}", &escape(report.version))
         .replace("{{uptime}}", &escape(&human_duration(report.uptime_secs)))
-        .replace("{{started_at}}", &escape(&report.started_at))
+        .replace("{{started_at}}", &escape(&readable(&report.started_at)))
         .replace("{{upstream_class}}", upstream_class)
         .replace("{{upstream_text}}", upstream_text)
         .replace("{{upstream_detail}}", &escape(&upstream_detail))

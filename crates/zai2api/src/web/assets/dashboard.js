@@ -70,7 +70,7 @@
     const d = Math.floor(secs / 86400), hh = Math.floor(secs / 3600) % 24, m = Math.floor(secs / 60) % 60, s = secs % 60;
     if (d) return `${d} d ${hh} h`;
     if (hh) return `${hh} h ${m} min`;
-    if (m) return `${m} min ${String(s).padStart(2, '0')} s`;
+    if (m) return s ? `${m} min ${String(s).padStart(2, '0')} s` : `${m} min`;
     return `${s} s`;
   }
 
