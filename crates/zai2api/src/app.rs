@@ -4,8 +4,8 @@
 //! - Every route requires `AUTH_TOKEN` (when set) except the explicit allowlist
 //!   [`crate::web::auth::PUBLIC_PATHS`] / `PUBLIC_PREFIXES`; `/dashboard/api/*` also accepts a
 //!   dashboard session. [`crate::web::auth::access_for`] is the single table.
-//! - Every error response is OpenAI-shaped JSON, including unknown routes (404), wrong methods
-//!   (405), oversized bodies (413) and auth failures (401).
+//! - Every error response is OpenAI-shaped JSON (Anthropic-shaped on `/v1/messages*`), including
+//!   unknown routes (404), wrong methods (405), oversized bodies (413) and auth failures (401).
 //! - Request logs carry method, path, status and latency, never the query string (clients may put
 //!   `auth_token` there) and never headers.
 
@@ -91,12 +91,14 @@ pub async fn build_state(config: Config) -> Result<AppState, String> {
 /// 2. `identify_client`: decides the client IP once ([`crate::web::ClientIp`]).
 /// 3. `record_requests`: the request log and counters for `/v1/*`, outside auth so rejected
 ///    requests are counted too.
-/// 4. Access (`require_access`): rejects with 401/403 before any body is read; see
+/// 4. `error_shape`: error responses on `/v1/messages*` (auth failures included) get Anthropic's
+///    body instead of OpenAI's.
+/// 5. Access (`require_access`): rejects with 401/403 before any body is read; see
 ///    [`crate::web::auth::access_for`].
-/// 5. `DefaultBodyLimit` (`MAX_BODY_BYTES`): enforced while a handler reads the body; the handler
+/// 6. `DefaultBodyLimit` (`MAX_BODY_BYTES`): enforced while a handler reads the body; the handler
 ///    turns the overrun into a 413 in OpenAI shape.
-/// 6. Routes (API and [`crate::web::routes`]), with JSON fallbacks for unknown paths (404) and
-///    wrong methods (405).
+/// 7. Routes (OpenAI, Anthropic and [`crate::web::routes`]), with JSON fallbacks for unknown paths
+///    (404) and wrong methods (405).
 ///
 /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so client IPs are known;
 /// without connect info every client counts as remote.
@@ -118,6 +120,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models", get(handlers::list_models))
         .route("/v1/models/{model}", get(handlers::get_model))
         .route("/v1/chat/completions", post(handlers::chat_completions))
+        .merge(crate::api::anthropic::routes())
         .merge(crate::web::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -126,6 +129,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             crate::web::auth::require_access,
         ))
+        .layer(middleware::from_fn(crate::api::anthropic::error_shape))
         .layer(middleware::from_fn_with_state(
             state.stats.clone(),
             crate::stats::record_requests,

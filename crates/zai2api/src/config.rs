@@ -71,6 +71,11 @@ pub mod defaults {
     pub const TOKEN_POOL_RESET_FAILURES_SECS: u64 = 1800;
     pub const STATE_DIR: &str = "data";
     pub const TRUST_FORWARDED_FOR: bool = false;
+    /// Claude model names → GLM models for `/v1/messages`; first matching pattern wins.
+    pub const ANTHROPIC_MODEL_MAP: &str =
+        "claude-*opus*=GLM-4.6-Thinking,claude-*sonnet*=GLM-4.6,claude-*haiku*=GLM-4.5-Air";
+    /// For `claude-*` names that no pattern of the map matches.
+    pub const ANTHROPIC_DEFAULT_MODEL: &str = "GLM-4.6";
 }
 
 /// A setting that could not be used. Its `Display` is one line naming the variable; secret values
@@ -149,6 +154,10 @@ pub struct Config {
     /// `TRUST_FORWARDED_FOR`: take the client IP from the last `X-Forwarded-For` entry (set it only
     /// behind a reverse proxy that appends it); otherwise the socket peer address is used.
     pub trust_forwarded_for: bool,
+    /// `ANTHROPIC_MODEL_MAP`: `pattern=model` pairs (comma- or newline-separated, `*` globs).
+    pub anthropic_model_map: ModelMap,
+    /// `ANTHROPIC_DEFAULT_MODEL`: model for `claude-*` names the map does not match.
+    pub anthropic_default_model: String,
 }
 
 impl fmt::Debug for Config {
@@ -182,6 +191,8 @@ impl fmt::Debug for Config {
             .field("token_pool_reset_failures", &self.token_pool_reset_failures)
             .field("state_dir", &self.state_dir)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("anthropic_model_map", &self.anthropic_model_map)
+            .field("anthropic_default_model", &self.anthropic_default_model)
             .finish()
     }
 }
@@ -342,6 +353,16 @@ impl Config {
         let trust_forwarded_for =
             parse_bool(&get, "TRUST_FORWARDED_FOR", defaults::TRUST_FORWARDED_FOR)?;
 
+        let anthropic_model_map = {
+            let raw = get("ANTHROPIC_MODEL_MAP")
+                .unwrap_or_else(|| defaults::ANTHROPIC_MODEL_MAP.to_owned());
+            ModelMap::parse(&raw)
+                .map_err(|why| ConfigError::value("ANTHROPIC_MODEL_MAP", &raw, why))?
+        };
+        let anthropic_default_model = get("ANTHROPIC_DEFAULT_MODEL")
+            .map(|m| m.trim().to_owned())
+            .unwrap_or_else(|| defaults::ANTHROPIC_DEFAULT_MODEL.to_owned());
+
         if !anonymous_mode && token.is_none() && token_pool.is_empty() {
             return Err(ConfigError::bare(
                 "ANONYMOUS_MODE",
@@ -369,8 +390,76 @@ impl Config {
             token_pool_reset_failures,
             state_dir,
             trust_forwarded_for,
+            anthropic_model_map,
+            anthropic_default_model,
         })
     }
+}
+
+/// An ordered list of `pattern=model` rules, where `*` in a pattern matches any run of characters
+/// (including none) and matching ignores ASCII case. The first rule that matches wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelMap {
+    /// (pattern, model), patterns lower-cased once here so lookups need not.
+    rules: Vec<(String, String)>,
+}
+
+impl ModelMap {
+    /// Parses `pattern=model` pairs separated by commas or newlines; blank entries are skipped.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut rules = Vec::new();
+        for entry in raw.split([',', '\n', '\r']).map(str::trim) {
+            if entry.is_empty() {
+                continue;
+            }
+            let Some((pattern, model)) = entry.split_once('=') else {
+                return Err(format!("entry `{entry}` is not `pattern=model`"));
+            };
+            let (pattern, model) = (pattern.trim(), model.trim());
+            if pattern.is_empty() || model.is_empty() {
+                return Err(format!("entry `{entry}` needs both a pattern and a model"));
+            }
+            if model.contains('*') {
+                return Err(format!("entry `{entry}`: the model must be a plain name"));
+            }
+            rules.push((pattern.to_ascii_lowercase(), model.to_owned()));
+        }
+        Ok(Self { rules })
+    }
+
+    /// The model of the first rule whose pattern matches `name`.
+    pub fn lookup(&self, name: &str) -> Option<&str> {
+        let name = name.trim().to_ascii_lowercase();
+        self.rules
+            .iter()
+            .find(|(pattern, _)| glob_matches(pattern, &name))
+            .map(|(_, model)| model.as_str())
+    }
+}
+
+/// `*`-only glob over already lower-cased strings. Greedy with backtracking to the last star, so
+/// it runs in O(pattern × name) at worst and never recurses.
+fn glob_matches(pattern: &str, name: &str) -> bool {
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == n[ni] {
+            pi += 1;
+            ni += 1;
+        } else if let Some((sp, sn)) = star {
+            // Let the last star swallow one more byte and retry from there.
+            pi = sp + 1;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&b| b == b'*')
 }
 
 /// Reads `path` as a dotenv file into pairs; a missing file is an empty list.
@@ -690,11 +779,71 @@ mod tests {
             "TOKEN_POOL_RESET_FAILURES",
             "ZAI2API_STATE_DIR",
             "TRUST_FORWARDED_FOR",
+            "ANTHROPIC_MODEL_MAP",
+            "ANTHROPIC_DEFAULT_MODEL",
         ] {
             assert!(
                 pairs.iter().any(|(k, _)| k == name),
                 "{name} missing from .env.example"
             );
+        }
+    }
+
+    #[test]
+    fn anthropic_model_map_default_and_lookup() {
+        let c = cfg(&[]).unwrap();
+        let map = &c.anthropic_model_map;
+        assert_eq!(
+            map.lookup("claude-opus-4-1-20250805"),
+            Some("GLM-4.6-Thinking")
+        );
+        assert_eq!(map.lookup("claude-sonnet-4-5"), Some("GLM-4.6"));
+        assert_eq!(map.lookup("claude-3-5-sonnet-20241022"), Some("GLM-4.6"));
+        assert_eq!(map.lookup("Claude-3-5-Haiku-Latest"), Some("GLM-4.5-Air"));
+        assert_eq!(map.lookup("claude-instant-1.2"), None);
+        assert_eq!(map.lookup("GLM-4.6"), None);
+        assert_eq!(c.anthropic_default_model, "GLM-4.6");
+    }
+
+    #[test]
+    fn anthropic_model_map_is_ordered_and_validated() {
+        let c = cfg(&[
+            (
+                "ANTHROPIC_MODEL_MAP",
+                " claude-sonnet-4*=GLM-4.5 ,\nclaude-*=GLM-4.6\n, exact=GLM-5",
+            ),
+            ("ANTHROPIC_DEFAULT_MODEL", " GLM-4.5-Air "),
+        ])
+        .unwrap();
+        let map = &c.anthropic_model_map;
+        assert_eq!(map.lookup("claude-sonnet-4-5"), Some("GLM-4.5"));
+        assert_eq!(map.lookup("claude-opus-4"), Some("GLM-4.6"));
+        assert_eq!(map.lookup("EXACT"), Some("GLM-5"));
+        assert_eq!(map.lookup("exact-not"), None);
+        assert_eq!(c.anthropic_default_model, "GLM-4.5-Air");
+        for bad in ["claude", "=GLM-4.6", "claude-*=", "a=b,c", "claude-*=GLM-*"] {
+            let e = cfg(&[("ANTHROPIC_MODEL_MAP", bad)]).unwrap_err();
+            assert_eq!(e.variable, "ANTHROPIC_MODEL_MAP", "{bad}");
+            assert!(!e.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn globs() {
+        for (pattern, name, want) in [
+            ("*", "", true),
+            ("*", "anything", true),
+            ("a*c", "abc", true),
+            ("a*c", "ac", true),
+            ("a*c", "acb", false),
+            ("*a*b*", "xxaxxbxx", true),
+            ("a**b", "ab", true),
+            ("abc", "abcd", false),
+            ("", "", true),
+            ("claude-*sonnet*", "claude-3-7-sonnet-latest", true),
+            ("ü*", "über", true),
+        ] {
+            assert_eq!(glob_matches(pattern, name), want, "{pattern} vs {name}");
         }
     }
 

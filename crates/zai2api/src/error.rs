@@ -336,19 +336,24 @@ impl AppError {
         })
     }
 
-    /// Anthropic's error body: `{"type":"error","error":{"type","message"}}`.
-    pub fn anthropic_body(&self) -> Value {
-        let kind = match self.status().as_u16() {
-            400 | 413 => "invalid_request_error",
+    /// Anthropic's error `type`, from the status as Anthropic's own API pairs them (its SDKs pick
+    /// the exception class from the status, clients read the type).
+    pub fn anthropic_type(&self) -> &'static str {
+        match self.status().as_u16() {
+            400 => "invalid_request_error",
             401 => "authentication_error",
             403 => "permission_error",
             404 => "not_found_error",
+            413 => "request_too_large",
             429 => "rate_limit_error",
             504 => "timeout_error",
-            500 => "api_error",
             _ => "api_error",
-        };
-        json!({"type": "error", "error": {"type": kind, "message": self.client_message()}})
+        }
+    }
+
+    /// Anthropic's error body: `{"type":"error","error":{"type","message"}}`.
+    pub fn anthropic_body(&self) -> Value {
+        json!({"type": "error", "error": {"type": self.anthropic_type(), "message": self.client_message()}})
     }
 }
 
@@ -367,6 +372,9 @@ impl axum::response::IntoResponse for AppError {
                 axum::http::HeaderValue::from(secs),
             );
         }
+        // The error itself rides along, so routes of another wire (Anthropic) can re-render the
+        // body in their shape: `crate::api::anthropic::error_shape`.
+        response.extensions_mut().insert(self);
         response
     }
 }

@@ -173,8 +173,8 @@ fn digest(value: &str) -> [u8; 32] {
     Sha256::digest(value.as_bytes()).into()
 }
 
-/// Every token the client presented: `Authorization: Bearer`, `X-Auth-Token`, `?auth_token=`,
-/// `?token=`.
+/// Every token the client presented: `Authorization: Bearer`, `X-Auth-Token`, `x-api-key`,
+/// `?auth_token=`, `?token=`.
 pub fn presented_tokens(headers: &HeaderMap, query: Option<&str>) -> Vec<String> {
     let mut out = Vec::new();
     for value in headers.get_all(header::AUTHORIZATION) {
@@ -186,9 +186,12 @@ pub fn presented_tokens(headers: &HeaderMap, query: Option<&str>) -> Vec<String>
             }
         }
     }
-    for value in headers.get_all("x-auth-token") {
-        if let Ok(value) = value.to_str() {
-            out.push(value.trim().to_owned());
+    // `x-api-key` is where Anthropic clients put their key.
+    for name in ["x-auth-token", "x-api-key"] {
+        for value in headers.get_all(name) {
+            if let Ok(value) = value.to_str() {
+                out.push(value.trim().to_owned());
+            }
         }
     }
     if let Some(query) = query {

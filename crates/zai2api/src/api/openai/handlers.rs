@@ -49,7 +49,9 @@ pub async fn chat_completions(
 ) -> Result<Response, AppError> {
     let body = body.map_err(body_error)?;
     let request = request::parse_body(&body)?;
-    let chat = service::start_chat(&state, &request).await?;
+    let mut chat = service::start_chat(&state, &request).await?;
+    // Upstream ignores `stop`; the gateway enforces it (finish_reason stays "stop").
+    chat.events = crate::api::stop::apply(chat.events, &request.sampling.stop);
     let used = UsedToken(chat.token.clone());
     let mut response = stream::respond(
         chat,

@@ -1,0 +1,75 @@
+//! Thin HTTP handlers for the Anthropic Messages API: extract, convert, call the service, render.
+//!
+//! Invariants: no business logic lives here. Every failure is an `AppError`; the router's
+//! [`super::error_shape`] layer gives it Anthropic's body. The body is read as bytes and parsed
+//! here so that malformed JSON gets our message rather than the extractor's.
+//! `anthropic-version` and `anthropic-beta` headers are accepted with any value and ignored.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::request::{self, ModelNames, Purpose};
+use super::stream::{self, RenderOptions};
+use super::wire::CountTokens;
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::pool::UsedToken;
+use crate::service;
+
+fn model_names(state: &AppState) -> ModelNames<'_> {
+    ModelNames {
+        map: &state.config.anthropic_model_map,
+        default_claude: &state.config.anthropic_default_model,
+    }
+}
+
+/// `POST /v1/messages`.
+pub async fn messages(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AppError> {
+    let body = body.map_err(body_error)?;
+    let request = request::parse_body(&body, model_names(&state), Purpose::Messages)?;
+    let input_tokens = request::input_tokens(&request);
+    let chat = service::start_chat(&state, &request).await?;
+    let used = UsedToken(chat.token.clone());
+    let options = RenderOptions {
+        id: stream::message_id(),
+        model: chat.model.clone(),
+        input_tokens,
+        show_thinking: request.thinking != Some(false),
+        max_tokens: request.sampling.max_tokens,
+        stop_sequences: request.sampling.stop.clone(),
+    };
+    let mut response = stream::respond(chat, request.stream, options).await;
+    response.extensions_mut().insert(used);
+    Ok(response)
+}
+
+/// `POST /v1/messages/count_tokens`: tiktoken over system, messages and tools; upstream is not
+/// asked, and the model name is not checked against the catalogue.
+pub async fn count_tokens(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<CountTokens>, AppError> {
+    let body = body.map_err(body_error)?;
+    let request = request::parse_body(&body, model_names(&state), Purpose::CountTokens)?;
+    Ok(Json(CountTokens {
+        input_tokens: request::input_tokens(&request),
+    }))
+}
+
+fn body_error(rejection: BytesRejection) -> AppError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::PayloadTooLarge
+    } else {
+        AppError::invalid(
+            format!("cannot read the request body: {}", rejection.body_text()),
+            None,
+        )
+    }
+}
