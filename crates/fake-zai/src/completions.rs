@@ -61,13 +61,15 @@ fn tagged(mut response: Response, tag: &str) -> Response {
     response
 }
 
-/// Text of the last user message: a string content, or its text parts joined by `\n`.
+/// Text of the last user message: a string content, or its text parts joined by `\n`. User turns
+/// that only carry tool results (prompt protocol) are skipped: the directive is in the user's own
+/// message before them.
 fn last_user_text(body: &Value) -> Option<String> {
     let message = body["messages"]
         .as_array()?
         .iter()
         .rev()
-        .find(|m| m["role"] == "user")?;
+        .find(|m| m["role"] == "user" && !crate::tools::is_result_turn(m))?;
     match &message["content"] {
         Value::String(s) => Some(s.clone()),
         Value::Array(parts) => Some(
@@ -248,6 +250,7 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
         delay: cfg.event_delay,
         stall: cfg.stall_duration,
         internal_error_at_done: cfg.require_precreated_chat && !chat_known,
+        tool: crate::tools::ToolContext::read(&request),
     };
     let tag = format!(
         "scenario={scenario:?}{}",

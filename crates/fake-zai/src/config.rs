@@ -123,6 +123,17 @@ pub enum Scenario {
     NoUsage,
     /// Answers with the `signature_prompt` it received.
     Echo,
+    /// One call in zai2api's prompt protocol (needs the tool instruction); the argument overrides
+    /// the tool name.
+    ToolPrompt(Option<String>),
+    /// A call with malformed arguments: `fixable` (default) or `broken`.
+    ToolMalformed(Option<String>),
+    /// Two calls in one reply.
+    ToolParallel,
+    /// Thinking, text and a call in one reply.
+    ToolThinkText,
+    /// Calls a tool while the history holds fewer than two tool results, then answers.
+    Agent,
 }
 
 impl Scenario {
@@ -161,8 +172,34 @@ impl Scenario {
             "huge" => Self::Huge,
             "no_usage" => Self::NoUsage,
             "echo" => Self::Echo,
+            "tool_prompt" => Self::ToolPrompt(arg),
+            "tool_malformed" => match arg.as_deref() {
+                None | Some("fixable" | "broken") => Self::ToolMalformed(arg),
+                Some(other) => {
+                    return Err(format!(
+                        "tool_malformed takes fixable or broken, got {other:?}"
+                    ));
+                }
+            },
+            "tool_parallel" => Self::ToolParallel,
+            "tool_think_text" => Self::ToolThinkText,
+            "agent" => Self::Agent,
             other => return Err(format!("unknown fake-zai scenario {other:?}")),
         })
+    }
+
+    /// Whether the scenario is about tool calls (a turn after a tool result is answered with the
+    /// result instead of calling again).
+    pub fn is_tool_call(&self) -> bool {
+        matches!(
+            self,
+            Self::ToolA(_)
+                | Self::ToolB(_)
+                | Self::ToolPrompt(_)
+                | Self::ToolMalformed(_)
+                | Self::ToolParallel
+                | Self::ToolThinkText
+        )
     }
 
     /// Finds the last `[[fake:…]]` directive in `text` (the last one wins, so flattened histories
@@ -199,5 +236,11 @@ mod tests {
         ));
         assert_eq!(Scenario::find_directive("no directive"), None);
         assert_eq!(Scenario::find_directive("[[fake:plain"), None);
+        assert_eq!(
+            Scenario::parse("tool_malformed:broken"),
+            Ok(Scenario::ToolMalformed(Some("broken".into())))
+        );
+        assert!(Scenario::parse("tool_malformed:odd").is_err());
+        assert_eq!(Scenario::parse("agent"), Ok(Scenario::Agent));
     }
 }

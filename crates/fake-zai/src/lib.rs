@@ -21,6 +21,7 @@ pub mod scenarios;
 pub mod script;
 mod server;
 mod state;
+pub mod tools;
 
 pub use completions::{DETAIL_CONCURRENCY, DETAIL_SIGNATURE, DETAIL_STREAM_OPTIONS};
 pub use config::{FakeConfig, Scenario};

@@ -56,6 +56,8 @@ pub struct Ctx {
     pub stall: Duration,
     /// End with INTERNAL_ERROR instead of `done` (chat not pre-created).
     pub internal_error_at_done: bool,
+    /// How the request offers tools, and the tool results in its history.
+    pub tool: crate::tools::ToolContext,
 }
 
 /// What the completion endpoint answers.
@@ -366,7 +368,55 @@ fn single_event(payload: &str) -> Plan {
 /// `internal_error_at_done` (replays are byte for byte; the others have no `done` to replace).
 pub fn plan(scenario: &Scenario, ctx: &Ctx) -> Plan {
     let delay = ctx.delay;
+    // The client ran the call and sent the result: answer with it rather than calling again.
+    if ctx.tool.after_result && scenario.is_tool_call() {
+        return stream(
+            Style::Python,
+            crate::tools::result_answer_ops(&ctx.tool),
+            ctx,
+            delay,
+        );
+    }
     match scenario {
+        Scenario::ToolPrompt(arg) => stream(
+            Style::Python,
+            crate::tools::prompt_ops(&ctx.tool, arg.as_deref()),
+            ctx,
+            delay,
+        ),
+        Scenario::ToolMalformed(arg) => stream(
+            Style::Compact,
+            crate::tools::malformed_ops(&ctx.tool, arg.as_deref()),
+            ctx,
+            delay,
+        ),
+        Scenario::ToolParallel => stream(
+            Style::Compact,
+            crate::tools::parallel_ops(&ctx.tool),
+            ctx,
+            delay,
+        ),
+        Scenario::ToolThinkText => {
+            let thinking = thinking_block(
+                "",
+                "",
+                &["The user needs live data.", "\n> I will call the tool."],
+                1,
+                "\n",
+            );
+            stream(
+                Style::Compact,
+                crate::tools::think_text_ops(&ctx.tool, thinking),
+                ctx,
+                delay,
+            )
+        }
+        Scenario::Agent => stream(
+            Style::Compact,
+            crate::tools::agent_ops(&ctx.tool),
+            ctx,
+            delay,
+        ),
         Scenario::Thinking => stream(Style::Python, thinking_ops(), ctx, delay),
         Scenario::Slow(ms) => stream(
             Style::Python,

@@ -76,6 +76,9 @@ pub mod defaults {
         "claude-*opus*=GLM-4.6-Thinking,claude-*sonnet*=GLM-4.6,claude-*haiku*=GLM-4.5-Air";
     /// For `claude-*` names that no pattern of the map matches.
     pub const ANTHROPIC_DEFAULT_MODEL: &str = "GLM-4.6";
+    /// See [`crate::tools::ToolStrategy::Prompt`] for why prompting is the default.
+    pub const TOOL_STRATEGY: &str = "prompt";
+    pub const TOOL_STRATEGY_OVERRIDES: &str = "";
 }
 
 /// A setting that could not be used. Its `Display` is one line naming the variable; secret values
@@ -158,6 +161,23 @@ pub struct Config {
     pub anthropic_model_map: ModelMap,
     /// `ANTHROPIC_DEFAULT_MODEL`: model for `claude-*` names the map does not match.
     pub anthropic_default_model: String,
+    /// `TOOL_STRATEGY`: how models are asked for tool calls unless overridden.
+    pub tool_strategy: crate::tools::ToolStrategy,
+    /// `TOOL_STRATEGY_OVERRIDES`: `model=strategy` pairs, matched on upstream id or public name.
+    pub tool_strategy_overrides: crate::tools::StrategyOverrides,
+}
+
+impl Config {
+    /// The tool strategy for a resolved model: its override if any, else `TOOL_STRATEGY`.
+    pub fn tool_strategy_for(
+        &self,
+        upstream_id: &str,
+        public_name: &str,
+    ) -> crate::tools::ToolStrategy {
+        self.tool_strategy_overrides
+            .find(upstream_id, public_name)
+            .unwrap_or(self.tool_strategy)
+    }
 }
 
 impl fmt::Debug for Config {
@@ -193,6 +213,8 @@ impl fmt::Debug for Config {
             .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("anthropic_model_map", &self.anthropic_model_map)
             .field("anthropic_default_model", &self.anthropic_default_model)
+            .field("tool_strategy", &self.tool_strategy)
+            .field("tool_strategy_overrides", &self.tool_strategy_overrides)
             .finish()
     }
 }
@@ -352,6 +374,18 @@ impl Config {
         );
         let trust_forwarded_for =
             parse_bool(&get, "TRUST_FORWARDED_FOR", defaults::TRUST_FORWARDED_FOR)?;
+        let tool_strategy = {
+            let raw = get("TOOL_STRATEGY").unwrap_or_else(|| defaults::TOOL_STRATEGY.to_owned());
+            crate::tools::ToolStrategy::parse(&raw).ok_or_else(|| {
+                ConfigError::value("TOOL_STRATEGY", &raw, "expected native or prompt")
+            })?
+        };
+        let tool_strategy_overrides = {
+            let raw = get("TOOL_STRATEGY_OVERRIDES")
+                .unwrap_or_else(|| defaults::TOOL_STRATEGY_OVERRIDES.to_owned());
+            crate::tools::StrategyOverrides::parse(&raw)
+                .map_err(|why| ConfigError::value("TOOL_STRATEGY_OVERRIDES", &raw, why))?
+        };
 
         let anthropic_model_map = {
             let raw = get("ANTHROPIC_MODEL_MAP")
@@ -392,6 +426,8 @@ impl Config {
             trust_forwarded_for,
             anthropic_model_map,
             anthropic_default_model,
+            tool_strategy,
+            tool_strategy_overrides,
         })
     }
 }
@@ -583,6 +619,41 @@ mod tests {
         assert_eq!(c.token_pool_reset_failures, Duration::from_secs(1800));
         assert_eq!(c.state_dir, PathBuf::from("data"));
         assert!(!c.trust_forwarded_for);
+        assert_eq!(c.tool_strategy, crate::tools::ToolStrategy::Prompt);
+        assert!(c.tool_strategy_overrides.is_empty());
+    }
+
+    #[test]
+    fn tool_strategies() {
+        use crate::tools::ToolStrategy;
+        let c = cfg(&[
+            ("TOOL_STRATEGY", "Native"),
+            ("TOOL_STRATEGY_OVERRIDES", "glm-4.6v=native, GLM-4.5=prompt"),
+        ])
+        .unwrap();
+        assert_eq!(c.tool_strategy, ToolStrategy::Native);
+        assert_eq!(c.tool_strategy_for("GLM-4.6V", "x"), ToolStrategy::Native);
+        assert_eq!(
+            c.tool_strategy_for("0727-360B-API", "glm-4.5-thinking"),
+            ToolStrategy::Prompt
+        );
+        assert_eq!(
+            c.tool_strategy_for("glm-4.7", "GLM-4.7"),
+            ToolStrategy::Native
+        );
+        let c = cfg(&[("TOOL_STRATEGY_OVERRIDES", "GLM-4.7=native")]).unwrap();
+        assert_eq!(
+            c.tool_strategy_for("glm-4.7", "GLM-4.7"),
+            ToolStrategy::Native
+        );
+        assert_eq!(c.tool_strategy_for("glm-5", "GLM-5"), ToolStrategy::Prompt);
+        let e = cfg(&[("TOOL_STRATEGY", "xml")]).unwrap_err();
+        assert_eq!(e.variable, "TOOL_STRATEGY");
+        for bad in ["glm-4.6v", "glm-4.6v=fast", "=native"] {
+            let e = cfg(&[("TOOL_STRATEGY_OVERRIDES", bad)]).unwrap_err();
+            assert_eq!(e.variable, "TOOL_STRATEGY_OVERRIDES", "{bad}");
+            assert!(!e.to_string().contains('\n'));
+        }
     }
 
     #[test]
@@ -781,6 +852,8 @@ mod tests {
             "TRUST_FORWARDED_FOR",
             "ANTHROPIC_MODEL_MAP",
             "ANTHROPIC_DEFAULT_MODEL",
+            "TOOL_STRATEGY",
+            "TOOL_STRATEGY_OVERRIDES",
         ] {
             assert!(
                 pairs.iter().any(|(k, _)| k == name),

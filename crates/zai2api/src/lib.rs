@@ -17,6 +17,7 @@ pub mod pool;
 pub mod semantic;
 pub mod service;
 pub mod stats;
+pub mod tools;
 pub mod upstream;
 pub mod usage;
 pub mod web;

@@ -14,6 +14,9 @@
 //!   event, so a slow client slows its own upstream read and a client that goes away drops the
 //!   upstream connection with it (rule 8).
 //! - Every stream ends with exactly one `Done` or `Error`.
+//! - Tools: the model's strategy (`tools::ToolStrategy`) shapes the history of every request; when
+//!   the request may call tools, the tool transform sits between the transcript and the renderers,
+//!   so both client formats receive `Semantic::ToolCall` and never tool markup.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -26,6 +29,7 @@ use crate::error::{AppError, UpstreamError, UpstreamErrorKind};
 use crate::models::ResolvedModel;
 use crate::pool::{Lease, TokenId};
 use crate::semantic::Semantic;
+use crate::tools::{self, ToolSetup, ToolStrategy};
 use crate::upstream::client::{ByteStream, Credential};
 use crate::upstream::sse::SseParser;
 use crate::upstream::transcript::Transcript;
@@ -75,6 +79,12 @@ pub async fn start_chat(state: &AppState, request: &ChatRequest) -> Result<Start
         .models
         .resolve(request.model.as_deref(), &state.config.model)
         .await?;
+    let tools = ToolSetup::new(
+        request,
+        state
+            .config
+            .tool_strategy_for(&model.upstream_id, &model.public_name),
+    );
     let mut tried: Vec<TokenId> = Vec::new();
     let mut last_error: Option<UpstreamError> = None;
     for _ in 0..MAX_ATTEMPTS {
@@ -83,7 +93,7 @@ pub async fn start_chat(state: &AppState, request: &ChatRequest) -> Result<Start
             // Nothing left to try: report what went wrong with the last one, if anything did.
             Err(e) => return Err(last_error.map_or(e, AppError::Upstream)),
         };
-        match start_once(state, request, &model, &credential).await {
+        match start_once(state, request, &model, &tools, &credential).await {
             Ok(events) => {
                 let token = lease.as_mut().map(|l| {
                     l.record_success();
@@ -168,11 +178,17 @@ async fn start_once(
     state: &AppState,
     request: &ChatRequest,
     model: &ResolvedModel,
+    tools: &ToolSetup,
     credential: &Credential,
 ) -> Result<SemanticStream, AppError> {
-    let chat = build_upstream_chat(state, request, model, credential).await?;
+    let chat = build_upstream_chat(state, request, model, tools, credential).await?;
     let bytes = state.upstream.start_completion(credential, &chat).await?;
-    let mut events = semantic_stream(bytes);
+    // The transform runs before the first-event peek, so held-back tool markup does not count as
+    // the first client-visible event.
+    let mut events = match tools.transform() {
+        Some(transform) => tools::apply(semantic_stream(bytes), transform),
+        None => semantic_stream(bytes),
+    };
     let mut head = Vec::new();
     while let Some(event) = events.next().await {
         match event {
@@ -262,6 +278,7 @@ async fn build_upstream_chat(
     state: &AppState,
     request: &ChatRequest,
     model: &ResolvedModel,
+    tools: &ToolSetup,
     credential: &Credential,
 ) -> Result<UpstreamChat, AppError> {
     let mut messages = Vec::with_capacity(request.messages.len());
@@ -273,13 +290,40 @@ async fn build_upstream_chat(
             content,
         });
     }
-    let prompt = request
+    let shaped = tools::history::shape(
+        tools.strategy,
+        &request.messages,
+        messages,
+        tools.active.as_deref(),
+    );
+    let messages = shaped.messages;
+    let last_turn_is_result = request
         .messages
         .iter()
         .rev()
-        .find(|m| m.role == Role::User)
-        .map(ChatMessage::text)
-        .unwrap_or_default();
+        .find(|m| matches!(m.role, Role::User | Role::Tool))
+        .is_some_and(|m| m.role == Role::Tool);
+    let prompt = if tools.strategy == ToolStrategy::Prompt && last_turn_is_result {
+        // Tool results became the last user turn; that turn is what upstream sees as the prompt.
+        messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::User)
+            .map(upstream_text)
+            .unwrap_or_default()
+    } else {
+        request
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::User)
+            .map(ChatMessage::text)
+            .unwrap_or_default()
+    };
+    let (tool_specs, tool_choice) = match (&tools.active, tools.strategy) {
+        (Some(set), ToolStrategy::Native) => (set.specs.clone(), set.choice.clone()),
+        _ => (Vec::new(), crate::chat::ToolChoice::Auto),
+    };
     let mut params = serde_json::Map::new();
     let sampling = &request.sampling;
     if let Some(t) = sampling.temperature {
@@ -308,7 +352,25 @@ async fn build_upstream_chat(
         vision: model.capabilities.vision,
         files,
         params,
+        tools: tool_specs,
+        tool_choice,
+        message_tools: shaped.message_tools,
     })
+}
+
+/// The text parts of an upstream message, joined by newlines.
+fn upstream_text(message: &UpstreamMessage) -> String {
+    match &message.content {
+        UpstreamContent::Text(t) => t.clone(),
+        UpstreamContent::Parts(parts) => parts
+            .iter()
+            .filter_map(|p| match p {
+                UpstreamPart::Text(t) => Some(t.as_str()),
+                UpstreamPart::ImageUrl(_) => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
 }
 
 async fn upstream_content(

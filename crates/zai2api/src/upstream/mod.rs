@@ -13,7 +13,9 @@ pub mod status;
 pub mod transcript;
 pub mod wire;
 
-use crate::chat::Role;
+use std::collections::BTreeMap;
+
+use crate::chat::{Role, ToolCall, ToolChoice, ToolSpec};
 
 /// A chat turn as the upstream client sends it, built by the service from a `ChatRequest` and the
 /// resolved model.
@@ -36,6 +38,22 @@ pub struct UpstreamChat {
     pub files: Vec<serde_json::Value>,
     /// `params` (temperature, top_p, max_tokens, stop).
     pub params: serde_json::Map<String, serde_json::Value>,
+    /// Native tool calling: the client's functions, sent as OpenAI `tools` (empty: omitted).
+    pub tools: Vec<ToolSpec>,
+    /// Native tool calling: sent as OpenAI `tool_choice` when `tools` is not empty.
+    pub tool_choice: ToolChoice,
+    /// Native tool history: the OpenAI tool fields of `messages[index]` (assistant `tool_calls`,
+    /// tool `tool_call_id`). Kept beside the messages so a plain message stays two fields.
+    pub message_tools: BTreeMap<usize, MessageTools>,
+}
+
+/// OpenAI tool fields of one history message (native strategy).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageTools {
+    /// Assistant turns: the calls it made.
+    pub tool_calls: Vec<ToolCall>,
+    /// Tool turns: the call this result answers.
+    pub tool_call_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -14,8 +14,8 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use super::profile::{QueryValue, UpstreamProfile};
-use super::{UpstreamChat, UpstreamContent, UpstreamMessage, UpstreamPart};
-use crate::chat::Role;
+use super::{MessageTools, UpstreamChat, UpstreamContent, UpstreamMessage, UpstreamPart};
+use crate::chat::{Role, ToolChoice, ToolSpec};
 
 /// Everything a query value source can draw from, for one completion.
 #[derive(Debug, Clone)]
@@ -109,15 +109,17 @@ pub fn variables(profile: &UpstreamProfile, user_name: &str, now: OffsetDateTime
     })
 }
 
-fn wire_role(role: Role) -> &'static str {
+fn wire_role(role: Role, tools: Option<&MessageTools>) -> &'static str {
     match role {
-        // Upstream's web client knows only these three; a tool result reaches it as user text.
+        // Upstream's web client knows only these three; a tool result reaches it as user text,
+        // unless the native tool strategy sends it OpenAI-shaped (with its `tool_call_id`).
+        Role::Tool if tools.is_some() => "tool",
         Role::Tool => "user",
         other => other.as_str(),
     }
 }
 
-fn wire_message(m: &UpstreamMessage) -> Value {
+fn wire_message(m: &UpstreamMessage, tools: Option<&MessageTools>) -> Value {
     let content = match &m.content {
         UpstreamContent::Text(t) => Value::String(t.clone()),
         UpstreamContent::Parts(parts) => Value::Array(
@@ -132,7 +134,51 @@ fn wire_message(m: &UpstreamMessage) -> Value {
                 .collect(),
         ),
     };
-    json!({"role": wire_role(m.role), "content": content})
+    let mut message = json!({"role": wire_role(m.role, tools), "content": content});
+    if let Some(tools) = tools {
+        if !tools.tool_calls.is_empty() {
+            message["tool_calls"] = Value::Array(
+                tools
+                    .tool_calls
+                    .iter()
+                    .map(|c| {
+                        json!({"id": c.id, "type": "function",
+                               "function": {"name": c.name, "arguments": c.arguments}})
+                    })
+                    .collect(),
+            );
+        }
+        if let Some(id) = &tools.tool_call_id {
+            message["tool_call_id"] = Value::String(id.clone());
+        }
+    }
+    message
+}
+
+/// OpenAI `tools` for the native strategy.
+fn wire_tools(tools: &[ToolSpec]) -> Value {
+    Value::Array(
+        tools
+            .iter()
+            .map(|t| {
+                let mut function = json!({"name": t.name, "parameters": t.parameters});
+                if let Some(d) = &t.description {
+                    function["description"] = Value::String(d.clone());
+                }
+                json!({"type": "function", "function": function})
+            })
+            .collect(),
+    )
+}
+
+/// OpenAI `tool_choice` for the native strategy.
+fn wire_tool_choice(choice: &ToolChoice) -> Value {
+    match choice {
+        ToolChoice::Auto => json!("auto"),
+        ToolChoice::None => json!("none"),
+        ToolChoice::Required => json!("required"),
+        ToolChoice::Named(name) => json!({"type": "function", "function": {"name": name}}),
+    }
 }
 
 fn vlm_flags(vision: bool) -> [(&'static str, bool); 3] {
@@ -242,7 +288,12 @@ pub fn completion_body(
     let mut body = json!({
         "stream": true,
         "model": chat.model,
-        "messages": chat.messages.iter().map(wire_message).collect::<Vec<_>>(),
+        "messages": chat
+            .messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| wire_message(m, chat.message_tools.get(&i)))
+            .collect::<Vec<_>>(),
         "signature_prompt": chat.prompt,
         "params": Value::Object(chat.params.clone()),
         "extra": vlm_object(chat.vision),
@@ -260,6 +311,10 @@ pub fn completion_body(
     });
     if !files.is_empty() {
         body["files"] = Value::Array(files);
+    }
+    if !chat.tools.is_empty() {
+        body["tools"] = wire_tools(&chat.tools);
+        body["tool_choice"] = wire_tool_choice(&chat.tool_choice);
     }
     body
 }
@@ -421,5 +476,78 @@ mod tests {
         assert_eq!(n["chat"]["history"]["currentId"], "u");
         assert_eq!(n["chat"]["history"]["messages"]["u"]["content"], "hi");
         assert_eq!(n["chat"]["title"], "New Chat");
+        assert!(b.get("tools").is_none() && b.get("tool_choice").is_none());
+    }
+
+    #[test]
+    fn native_tools_and_their_history_are_openai_shaped() {
+        let text = |role, t: &str| UpstreamMessage {
+            role,
+            content: UpstreamContent::Text(t.into()),
+        };
+        let mut message_tools = std::collections::BTreeMap::new();
+        message_tools.insert(
+            1,
+            MessageTools {
+                tool_calls: vec![crate::chat::ToolCall {
+                    id: "call_1".into(),
+                    name: "get_weather".into(),
+                    arguments: "{\"city\":\"Paris\"}".into(),
+                }],
+                tool_call_id: None,
+            },
+        );
+        message_tools.insert(
+            2,
+            MessageTools {
+                tool_calls: Vec::new(),
+                tool_call_id: Some("call_1".into()),
+            },
+        );
+        let chat = UpstreamChat {
+            model: "glm-4.6v".into(),
+            messages: vec![
+                text(Role::User, "weather?"),
+                text(Role::Assistant, ""),
+                text(Role::Tool, "18C"),
+                text(Role::Tool, "plain"),
+            ],
+            prompt: "weather?".into(),
+            tools: vec![ToolSpec {
+                name: "get_weather".into(),
+                description: Some("Weather".into()),
+                parameters: json!({"type": "object"}),
+            }],
+            tool_choice: ToolChoice::Named("get_weather".into()),
+            message_tools,
+            ..Default::default()
+        };
+        let ids = CompletionIds {
+            chat_id: "c",
+            message_id: "m",
+            user_message_id: "u",
+        };
+        let b = body(&chat, &ids);
+        assert_eq!(
+            b["tools"],
+            json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object"}}}])
+        );
+        assert_eq!(
+            b["tool_choice"],
+            json!({"type": "function", "function": {"name": "get_weather"}})
+        );
+        assert_eq!(
+            b["messages"][1]["tool_calls"],
+            json!([{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}])
+        );
+        assert_eq!(
+            b["messages"][2],
+            json!({"role": "tool", "content": "18C", "tool_call_id": "call_1"})
+        );
+        // A tool message without native fields is still plain user text.
+        assert_eq!(
+            b["messages"][3],
+            json!({"role": "user", "content": "plain"})
+        );
     }
 }

@@ -7,12 +7,21 @@
 //!   `InvalidRequest` with serde's message, so both are 400 but clients can tell them apart.
 //! - Client-side thinking switches resolve to one `Option<bool>`: `thinking` beats `enable_thinking`
 //!   beats `reasoning_effort`.
+//! - Tools that leave here are functions with unique names of 1–64 characters from
+//!   `[A-Za-z0-9_-]` (OpenAI's rule; it also keeps names safe inside the prompt protocol's markup)
+//!   and an object schema; a named `tool_choice` names one of them, and `required`/named choices
+//!   come with tools.
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
-use super::wire::{ChatCompletionRequest, MessageContent, RequestMessage, RequestPart, Stop};
-use crate::chat::{ChatMessage, ChatRequest, ContentPart, ImageSource, Role, Sampling};
+use super::wire::{
+    self, ChatCompletionRequest, MessageContent, RequestMessage, RequestPart, RequestToolCall, Stop,
+};
+use crate::chat::{
+    ChatMessage, ChatRequest, ContentPart, ImageSource, Role, Sampling, ToolCall, ToolChoice,
+    ToolSpec,
+};
 use crate::error::AppError;
 
 /// Parses and converts a request body.
@@ -95,6 +104,9 @@ pub fn to_chat_request(wire: ChatCompletionRequest) -> Result<ChatRequest, AppEr
         Some(Stop::Many(v)) => v,
     };
 
+    let tools = convert_tools(wire.tools)?;
+    let tool_choice = convert_tool_choice(wire.tool_choice, &tools)?;
+
     let thinking = match wire.thinking.and_then(|t| t.kind) {
         Some(kind) => Some(match kind.to_ascii_lowercase().as_str() {
             "enabled" | "auto" => true,
@@ -131,9 +143,112 @@ pub fn to_chat_request(wire: ChatCompletionRequest) -> Result<ChatRequest, AppEr
             stop,
         },
         thinking,
-        tools: Vec::new(),
-        tool_choice: crate::chat::ToolChoice::Auto,
+        tools,
+        tool_choice,
     })
+}
+
+/// `tools` → the domain's functions, validated.
+fn convert_tools(tools: Option<Vec<wire::Tool>>) -> Result<Vec<ToolSpec>, AppError> {
+    let bad = |message: String| AppError::invalid(message, Some("tools"));
+    let mut out: Vec<ToolSpec> = Vec::new();
+    for (i, tool) in tools.unwrap_or_default().into_iter().enumerate() {
+        if let Some(kind) = tool.kind.as_deref().filter(|k| *k != "function") {
+            return Err(bad(format!(
+                "tools[{i}].type `{}` is not supported (only `function`)",
+                kind.chars().take(40).collect::<String>()
+            )));
+        }
+        let Some(function) = tool.function else {
+            return Err(bad(format!("tools[{i}] has no `function`")));
+        };
+        let name = function.name;
+        let valid_name = (1..=64).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid_name {
+            return Err(bad(format!(
+                "tools[{i}].function.name must be 1 to 64 characters of a-z, A-Z, 0-9, _ and -"
+            )));
+        }
+        if out.iter().any(|t| t.name == name) {
+            return Err(bad(format!(
+                "tools[{i}]: the function `{name}` is declared twice"
+            )));
+        }
+        let parameters = match function.parameters {
+            None | Some(serde_json::Value::Null) => {
+                serde_json::json!({"type": "object", "properties": {}})
+            }
+            Some(schema @ serde_json::Value::Object(_)) => schema,
+            Some(_) => {
+                return Err(bad(format!(
+                    "tools[{i}].function.parameters must be a JSON Schema object"
+                )));
+            }
+        };
+        out.push(ToolSpec {
+            name,
+            description: function.description.filter(|d| !d.trim().is_empty()),
+            parameters,
+        });
+    }
+    Ok(out)
+}
+
+/// `tool_choice` → the domain's choice, checked against the declared tools.
+fn convert_tool_choice(
+    choice: Option<wire::ToolChoice>,
+    tools: &[ToolSpec],
+) -> Result<ToolChoice, AppError> {
+    let bad = |message: String| AppError::invalid(message, Some("tool_choice"));
+    let choice = match choice {
+        None => ToolChoice::Auto,
+        Some(wire::ToolChoice::Mode(mode)) => match mode.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            other => {
+                return Err(bad(format!(
+                    "`tool_choice` `{}` is not one of none, auto, required",
+                    other.chars().take(40).collect::<String>()
+                )));
+            }
+        },
+        Some(wire::ToolChoice::Function { kind, function }) => {
+            if kind.as_deref().is_some_and(|k| k != "function") {
+                return Err(bad("`tool_choice.type` must be `function`".to_owned()));
+            }
+            if !tools.iter().any(|t| t.name == function.name) {
+                return Err(bad(format!(
+                    "`tool_choice` names `{}`, which is not in `tools`",
+                    function.name.chars().take(64).collect::<String>()
+                )));
+            }
+            ToolChoice::Named(function.name)
+        }
+    };
+    if tools.is_empty() && matches!(choice, ToolChoice::Required | ToolChoice::Named(_)) {
+        return Err(bad(
+            "`tool_choice` requires a tool call but `tools` is empty".to_owned(),
+        ));
+    }
+    Ok(choice)
+}
+
+/// An earlier assistant call; arguments are kept as the client sent them (JSON text).
+fn convert_tool_call(call: RequestToolCall) -> ToolCall {
+    let arguments = match call.function.arguments {
+        None | Some(serde_json::Value::Null) => "{}".to_owned(),
+        Some(serde_json::Value::String(text)) => text,
+        Some(other) => other.to_string(),
+    };
+    ToolCall {
+        id: call.id,
+        name: call.function.name,
+        arguments,
+    }
 }
 
 fn reasoning_effort(value: &str) -> Result<bool, AppError> {
@@ -148,6 +263,8 @@ fn reasoning_effort(value: &str) -> Result<bool, AppError> {
 }
 
 fn convert_message(index: usize, message: RequestMessage) -> Result<ChatMessage, AppError> {
+    let message_calls = message.tool_calls;
+    let tool_call_id = message.tool_call_id;
     let role = match message.role.as_str() {
         "system" | "developer" => Role::System,
         "user" => Role::User,
@@ -172,7 +289,22 @@ fn convert_message(index: usize, message: RequestMessage) -> Result<ChatMessage,
             .map(|(j, part)| convert_part(index, j, part))
             .collect::<Result<_, _>>()?,
     };
-    Ok(ChatMessage::new(role, parts))
+    let mut message = ChatMessage::new(role, parts);
+    if role == Role::Assistant {
+        message.tool_calls = message_tool_calls(message_calls)
+    }
+    if role == Role::Tool {
+        message.tool_call_id = tool_call_id.filter(|id| !id.is_empty());
+    }
+    Ok(message)
+}
+
+fn message_tool_calls(calls: Option<Vec<RequestToolCall>>) -> Vec<ToolCall> {
+    calls
+        .unwrap_or_default()
+        .into_iter()
+        .map(convert_tool_call)
+        .collect()
 }
 
 fn convert_part(
@@ -444,6 +576,120 @@ mod tests {
         );
         assert!(t(json!({"thinking": {"type": "sometimes"}})).is_err());
         assert!(t(json!({"reasoning_effort": "extreme"})).is_err());
+    }
+
+    fn with(extra: serde_json::Value) -> Result<ChatRequest, AppError> {
+        let mut body = json!({"messages": [{"role": "user", "content": "x"}]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        parse(body)
+    }
+
+    fn weather_tool() -> serde_json::Value {
+        json!({"type": "function", "function": {"name": "get_weather", "description": "Weather",
+               "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}})
+    }
+
+    #[test]
+    fn tools_and_choices() {
+        let r = with(
+            json!({"tools": [weather_tool(), {"type": "function", "function": {"name": "now"}}]}),
+        )
+        .unwrap();
+        assert_eq!(r.tools.len(), 2);
+        assert_eq!(r.tools[0].name, "get_weather");
+        assert_eq!(r.tools[0].description.as_deref(), Some("Weather"));
+        assert_eq!(
+            r.tools[1].parameters,
+            json!({"type": "object", "properties": {}})
+        );
+        assert_eq!(r.tool_choice, ToolChoice::Auto);
+        for (choice, want) in [
+            (json!("none"), ToolChoice::None),
+            (json!("auto"), ToolChoice::Auto),
+            (json!("required"), ToolChoice::Required),
+            (
+                json!({"type": "function", "function": {"name": "get_weather"}}),
+                ToolChoice::Named("get_weather".into()),
+            ),
+        ] {
+            let r = with(json!({"tools": [weather_tool()], "tool_choice": choice, "parallel_tool_calls": false})).unwrap();
+            assert_eq!(r.tool_choice, want);
+        }
+        // No tools: none/auto are harmless, a forced call is not.
+        assert_eq!(
+            with(json!({"tool_choice": "none"})).unwrap().tool_choice,
+            ToolChoice::None
+        );
+        assert!(with(json!({"tools": [], "tool_choice": "required"})).is_err());
+    }
+
+    #[test]
+    fn bad_tools() {
+        for (extra, field) in [
+            (json!({"tools": [{"type": "code_interpreter"}]}), "tools"),
+            (json!({"tools": [{"type": "function"}]}), "tools"),
+            (
+                json!({"tools": [{"type": "function", "function": {"name": "has space"}}]}),
+                "tools",
+            ),
+            (
+                json!({"tools": [{"type": "function", "function": {"name": ""}}]}),
+                "tools",
+            ),
+            (json!({"tools": [weather_tool(), weather_tool()]}), "tools"),
+            (
+                json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": "x"}}]}),
+                "tools",
+            ),
+            (
+                json!({"tools": [weather_tool()], "tool_choice": "always"}),
+                "tool_choice",
+            ),
+            (
+                json!({"tools": [weather_tool()], "tool_choice": {"type": "function", "function": {"name": "nope"}}}),
+                "tool_choice",
+            ),
+        ] {
+            let e = with(extra.clone()).unwrap_err();
+            assert_eq!(param(&e), Some(field), "{extra}: {e:?}");
+        }
+        assert!(with(json!({"tools": "x"})).is_err());
+        assert!(with(json!({"tool_choice": 5})).is_err());
+    }
+
+    #[test]
+    fn tool_history() {
+        let r = parse(json!({"messages": [
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                {"id": "call_2", "type": "function", "function": {"name": "now", "arguments": {"tz": "UTC"}}}
+            ]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
+            {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "noon"}]}
+        ]}))
+        .unwrap();
+        let a = &r.messages[1];
+        assert!(a.parts.is_empty());
+        assert_eq!(
+            a.tool_calls,
+            vec![
+                ToolCall {
+                    id: "call_1".into(),
+                    name: "get_weather".into(),
+                    arguments: "{\"city\":\"Paris\"}".into()
+                },
+                ToolCall {
+                    id: "call_2".into(),
+                    name: "now".into(),
+                    arguments: "{\"tz\":\"UTC\"}".into()
+                },
+            ]
+        );
+        assert_eq!(r.messages[2].tool_call_id.as_deref(), Some("call_1"));
+        assert_eq!(r.messages[3].text(), "noon");
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! - The body is a lazy stream with no channel: a chunk is rendered only when hyper can take it.
 //! - Usage is upstream's when it sent one; otherwise tiktoken counts the prompt and the completion
 //!   (content and reasoning) once, at the end, never per chunk.
+//! - Tool calls (`Semantic::ToolCall`) are streamed as OpenAI does: a first `tool_calls` delta with
+//!   the call's `index`, `id`, `type` and `function.name` and empty `arguments`, then a delta with
+//!   the argument text; indices count from 0 in order. A reply with a call ends with
+//!   `finish_reason: "tool_calls"`; non-streamed, the calls are in `message.tool_calls` and
+//!   `content` is `null` when there is no text. Replies without calls are rendered as before.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -20,7 +25,8 @@ use futures_util::StreamExt;
 
 use super::wire::{
     ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice, Delta as WireDelta, FinishReason,
-    ROLE_ASSISTANT, ResponseMessage, Usage,
+    FunctionCall, FunctionCallDelta, ROLE_ASSISTANT, ResponseMessage, ToolCall as WireToolCall,
+    ToolCallDelta, Usage,
 };
 use crate::api::think::{Delta, ThinkRenderer};
 use crate::config::ThinkMode;
@@ -78,7 +84,18 @@ pub struct ChunkRenderer {
     /// Text sent so far, only kept when usage may have to be counted locally.
     completion_text: String,
     usage: Option<semantic::Usage>,
+    /// Tool calls streamed so far (the next call's index).
+    tool_calls: u32,
     finished: bool,
+}
+
+/// How a reply ended, from what it contained.
+fn finish_reason(tool_calls: usize) -> FinishReason {
+    if tool_calls > 0 {
+        FinishReason::ToolCalls
+    } else {
+        FinishReason::Stop
+    }
 }
 
 impl ChunkRenderer {
@@ -99,6 +116,7 @@ impl ChunkRenderer {
             prompt_text,
             completion_text: String::new(),
             usage: None,
+            tool_calls: 0,
             finished: false,
         }
     }
@@ -136,7 +154,8 @@ impl ChunkRenderer {
                 let mut delta = Delta::default();
                 self.think.finish(&mut delta);
                 self.emit(delta, out);
-                out.push(self.chunk(WireDelta::default(), Some(FinishReason::Stop)));
+                let reason = finish_reason(self.tool_calls as usize);
+                out.push(self.chunk(WireDelta::default(), Some(reason)));
                 if self.include_usage {
                     let usage = self.usage.unwrap_or_else(|| {
                         fallback_usage(&self.prompt_text, &self.completion_text)
@@ -158,11 +177,52 @@ impl ChunkRenderer {
                 out.push(Bytes::from_static(b"data: [DONE]\n\n"));
                 self.finished = true;
             }
+            Semantic::ToolCall(call) => {
+                let mut delta = Delta::default();
+                self.think.push(event, &mut delta);
+                self.emit(delta, out);
+                self.tool_call(call, out);
+            }
             other => {
                 let mut delta = Delta::default();
                 self.think.push(other, &mut delta);
                 self.emit(delta, out);
             }
+        }
+    }
+
+    /// The two deltas of one call: its head, then its arguments.
+    fn tool_call(&mut self, call: &crate::chat::ToolCall, out: &mut Vec<Bytes>) {
+        let index = self.tool_calls;
+        self.tool_calls += 1;
+        if self.include_usage && self.usage.is_none() {
+            self.completion_text.push_str(&call.name);
+            self.completion_text.push_str(&call.arguments);
+        }
+        let head = ToolCallDelta {
+            index,
+            id: Some(call.id.clone()),
+            kind: Some("function"),
+            function: FunctionCallDelta {
+                name: Some(call.name.clone()),
+                arguments: String::new(),
+            },
+        };
+        let body = ToolCallDelta {
+            index,
+            id: None,
+            kind: None,
+            function: FunctionCallDelta {
+                name: None,
+                arguments: call.arguments.clone(),
+            },
+        };
+        for piece in [head, body] {
+            let delta = WireDelta {
+                tool_calls: Some(vec![piece]),
+                ..WireDelta::default()
+            };
+            out.push(self.chunk(delta, None));
         }
     }
 
@@ -263,11 +323,23 @@ async fn collect(mut chat: StartedChat, mode: ThinkMode) -> Result<ChatCompletio
     let mut think = ThinkRenderer::new(mode);
     let mut text = Delta::default();
     let mut usage = None;
+    let mut calls: Vec<WireToolCall> = Vec::new();
     while let Some(event) = chat.events.next().await {
         match event {
             Semantic::Usage(u) => usage = Some(u),
             Semantic::Error(e) => return Err(AppError::Upstream(e)),
             Semantic::Done => break,
+            Semantic::ToolCall(call) => {
+                think.push(&Semantic::ToolCall(call.clone()), &mut text);
+                calls.push(WireToolCall {
+                    id: call.id,
+                    kind: "function",
+                    function: FunctionCall {
+                        name: call.name,
+                        arguments: call.arguments,
+                    },
+                });
+            }
             other => think.push(&other, &mut text),
         }
     }
@@ -275,13 +347,19 @@ async fn collect(mut chat: StartedChat, mode: ThinkMode) -> Result<ChatCompletio
     let usage = usage.unwrap_or_else(|| {
         let mut completion = text.reasoning.clone();
         completion.push_str(&text.content);
+        for call in &calls {
+            completion.push_str(&call.function.name);
+            completion.push_str(&call.function.arguments);
+        }
         fallback_usage(&chat.prompt_text, &completion)
     });
+    let reason = finish_reason(calls.len());
     let message = ResponseMessage {
         role: ROLE_ASSISTANT,
-        content: Some(text.content),
+        // OpenAI sends `null` content beside tool calls when there is no text.
+        content: (!text.content.is_empty() || calls.is_empty()).then_some(text.content),
         reasoning_content: (!text.reasoning.is_empty()).then_some(text.reasoning),
-        tool_calls: None,
+        tool_calls: (!calls.is_empty()).then_some(calls),
     };
     let mut completion = ChatCompletion::new(
         completion_id(),
@@ -290,7 +368,7 @@ async fn collect(mut chat: StartedChat, mode: ThinkMode) -> Result<ChatCompletio
         vec![Choice {
             index: 0,
             message,
-            finish_reason: Some(FinishReason::Stop),
+            finish_reason: Some(reason),
             logprobs: None,
         }],
     );
@@ -354,6 +432,45 @@ mod tests {
         assert!(f[4]["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
         assert_eq!(f[5], "[DONE]");
         assert_eq!(f.len(), 6);
+    }
+
+    #[test]
+    fn tool_calls_stream_as_openai_deltas() {
+        let call = |id: &str, name: &str, args: &str| {
+            Semantic::ToolCall(crate::chat::ToolCall {
+                id: id.into(),
+                name: name.into(),
+                arguments: args.into(),
+            })
+        };
+        let events = [
+            Semantic::Answer("Checking.".into()),
+            call("call_1", "get_weather", "{\"city\":\"Paris\"}"),
+            call("call_2", "get_time", "{}"),
+            Semantic::Done,
+        ];
+        let f = frames(ThinkMode::Reasoning, false, &events);
+        assert_eq!(f.len(), 8, "{f:#?}");
+        assert_eq!(
+            f[1]["choices"][0]["delta"],
+            serde_json::json!({"content": "Checking."})
+        );
+        assert_eq!(
+            f[2]["choices"][0]["delta"],
+            serde_json::json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                "function": {"name": "get_weather", "arguments": ""}}]})
+        );
+        assert_eq!(
+            f[3]["choices"][0]["delta"],
+            serde_json::json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":\"Paris\"}"}}]})
+        );
+        assert_eq!(f[4]["choices"][0]["delta"]["tool_calls"][0]["index"], 1);
+        assert_eq!(
+            f[5]["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"],
+            "{}"
+        );
+        assert_eq!(f[6]["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(f[7], "[DONE]");
     }
 
     #[test]

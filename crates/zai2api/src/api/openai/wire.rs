@@ -45,6 +45,70 @@ pub struct ChatCompletionRequest {
     /// Qwen/GLM-style switch.
     #[serde(default)]
     pub enable_thinking: Option<bool>,
+    /// Functions the model may call; only `type: function` is supported (checked in `request.rs`).
+    #[serde(default)]
+    pub tools: Option<Vec<Tool>>,
+    #[serde(default)]
+    pub tool_choice: Option<ToolChoice>,
+    /// Accepted for compatibility; the model decides how many calls it makes.
+    #[serde(default)]
+    pub parallel_tool_calls: Option<bool>,
+}
+
+/// One entry of `tools`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tool {
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub function: Option<FunctionDefinition>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FunctionDefinition {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// JSON Schema of the arguments; absent means "no arguments".
+    #[serde(default)]
+    pub parameters: Option<serde_json::Value>,
+}
+
+/// `tool_choice`: `none` | `auto` | `required`, or `{"type": "function", "function": {"name"}}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "`tool_choice` must be `none`, `auto`, `required` or {\"type\": \"function\", \"function\": {\"name\": …}}"
+)]
+pub enum ToolChoice {
+    Mode(String),
+    Function {
+        #[serde(rename = "type", default)]
+        kind: Option<String>,
+        function: NamedFunction,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NamedFunction {
+    pub name: String,
+}
+
+/// A tool call of an earlier assistant turn (`messages[].tool_calls[]`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RequestToolCall {
+    pub id: String,
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    pub function: RequestFunctionCall,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RequestFunctionCall {
+    pub name: String,
+    /// JSON text; some clients send an object, which is accepted too.
+    #[serde(default)]
+    pub arguments: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -76,6 +140,12 @@ pub struct RequestMessage {
     /// `null` is allowed (assistant turns that only carried tool calls).
     #[serde(default)]
     pub content: Option<MessageContent>,
+    /// Assistant turns: the calls it made.
+    #[serde(default)]
+    pub tool_calls: Option<Vec<RequestToolCall>>,
+    /// Tool turns: which call this is the result of.
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
 }
 
 /// Message content: a string or a list of parts.
@@ -272,15 +342,25 @@ pub struct Delta {
     pub tool_calls: Option<Vec<ToolCallDelta>>,
 }
 
-/// A streamed tool call (sent whole, in one chunk, since upstream's blocks arrive complete).
+/// A piece of a streamed tool call. The first piece of a call carries its `id`, `type` and
+/// `function.name` (with empty `arguments`); the following pieces only `index` and argument text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ToolCallDelta {
     pub index: u32,
-    pub id: String,
-    /// Always `function`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub function: FunctionCall,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `function` on the first piece.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    pub function: FunctionCallDelta,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FunctionCallDelta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A fragment of the arguments' JSON text.
+    pub arguments: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
