@@ -367,21 +367,27 @@ async fn wrong_method_is_405_json() {
 // Through the real upstream client, against fake-zai (in-process router, real upstream sockets).
 // ------------------------------------------------------------------------------------------------
 
-async fn against_fake(pairs: &[(&str, &str)]) -> (fake_zai::FakeZai, AppState) {
+/// fake-zai and a state built against it; the temp dir holds the pool state and must outlive it.
+async fn against_fake(pairs: &[(&str, &str)]) -> (fake_zai::FakeZai, AppState, tempfile::TempDir) {
     let fake = fake_zai::FakeZai::start(fake_zai::FakeConfig::default())
         .await
         .unwrap();
     let base = fake.base_url();
-    let mut all = vec![("BASE", base.as_str())];
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().to_str().unwrap().to_owned();
+    let mut all = vec![
+        ("BASE", base.as_str()),
+        ("ZAI2API_STATE_DIR", state_dir.as_str()),
+    ];
     all.extend_from_slice(pairs);
     let config = Config::from_pairs(&all).unwrap();
     let state = zai2api::app::build_state(config).await.unwrap();
-    (fake, state)
+    (fake, state, dir)
 }
 
 #[tokio::test]
 async fn models_come_from_upstream() {
-    let (fake, state) = against_fake(&[]).await;
+    let (fake, state, _dir) = against_fake(&[]).await;
     let (status, body) = send(state.clone(), get("/v1/models")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(!body["data"].as_array().unwrap().is_empty(), "{body}");
@@ -394,7 +400,7 @@ async fn models_come_from_upstream() {
 
 #[tokio::test]
 async fn chat_round_trip_through_fake_upstream() {
-    let (_fake, state) = against_fake(&[]).await;
+    let (_fake, state, _dir) = against_fake(&[]).await;
     let (status, body) = send(
         state.clone(),
         chat(json!({"model": "GLM-4.6", "messages": [{"role": "user", "content": "hi"}]})),
