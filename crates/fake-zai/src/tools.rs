@@ -237,7 +237,10 @@ fn calls_ops(ctx: &ToolContext, before: &str, calls: &[(String, String)]) -> Vec
     match &ctx.offer {
         Offer::None => vec![append(texts::NO_TOOLS, "answer")],
         Offer::Native(_) => {
-            let mut ops = vec![append(before, "answer")];
+            let mut ops = Vec::new();
+            if !before.is_empty() {
+                ops.push(append(before, "answer"));
+            }
             for (i, (name, args)) in calls.iter().enumerate() {
                 let id = format!("call_{:024x}", 0xfa11_u64 + i as u64);
                 ops.push(edit(
@@ -354,8 +357,8 @@ pub fn result_answer_ops(ctx: &ToolContext) -> Vec<Op> {
     ])
 }
 
-/// `agent`: calls the first tool while the history holds fewer than two results, then answers
-/// with the last result.
+/// `agent`: calls the first tool while the history holds fewer than two results (saying `Step 1.`
+/// before the first call, nothing before the second), then answers with the last result.
 pub fn agent_ops(ctx: &ToolContext) -> Vec<Op> {
     if ctx.results.len() >= 2 {
         let last = ctx.results.last().cloned().unwrap_or_default();
@@ -366,8 +369,12 @@ pub fn agent_ops(ctx: &ToolContext) -> Vec<Op> {
     }
     let (name, schema) = nth_tool(ctx, None, 0);
     let args = arguments_for(schema.as_ref()).to_string();
-    let before = format!("Step {}.", ctx.results.len() + 1);
-    finish(calls_ops(ctx, &before, &[(name, args)]))
+    let before = if ctx.results.is_empty() {
+        "Step 1."
+    } else {
+        ""
+    };
+    finish(calls_ops(ctx, before, &[(name, args)]))
 }
 
 #[cfg(test)]
@@ -484,6 +491,8 @@ mod tests {
         assert!(text.contains("tool_call_name=\"get_time\""));
         let mut ctx = ToolContext::read(&prompt_request(vec![]));
         assert!(content(&agent_ops(&ctx)).starts_with("Step 1.\n\n<zai_tool_call>"));
+        ctx.results = vec!["a".into()];
+        assert!(content(&agent_ops(&ctx)).starts_with("\n\n<zai_tool_call>"));
         ctx.results = vec!["a".into(), "b".into()];
         assert_eq!(content(&agent_ops(&ctx)), format!("{}b", texts::AGENT_DONE));
     }
