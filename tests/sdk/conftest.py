@@ -39,8 +39,15 @@ def wait_for(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
 
 
 class Stack:
-    def __init__(self, auth_token: str | None = None, token: str | None = None, log_dir: Path | None = None):
+    def __init__(
+        self,
+        auth_token: str | None = None,
+        token: str | None = None,
+        log_dir: Path | None = None,
+        extra_users: tuple[str, ...] = (),
+    ):
         self.token = token
+        self.extra_users = extra_users
         self.log_dir = log_dir
         self.fake_port = free_port()
         self.port = free_port()
@@ -51,8 +58,8 @@ class Stack:
 
     def __enter__(self) -> "Stack":
         fake_args = [FAKE_BIN, "--port", str(self.fake_port)]
-        if self.token:
-            fake_args += ["--user", f"{self.token}:sdk-user"]
+        for i, user in enumerate(([self.token] if self.token else []) + list(self.extra_users)):
+            fake_args += ["--user", f"{user}:sdk-user-{i}"]
         fake = subprocess.Popen(fake_args)
         self.procs.append(fake)
         wait_for(self.fake_url + "/", fake)

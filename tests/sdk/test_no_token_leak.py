@@ -1,46 +1,96 @@
-"""A known upstream TOKEN and AUTH_TOKEN never show up in responses or in debug logs."""
+"""Known raw tokens — the upstream TOKEN, tokens pasted into the dashboard, and AUTH_TOKEN — never
+appear in any response body, response header or log line, whatever route is driven."""
 
+import json
 import urllib.error
 import urllib.request
 
 import openai
-import pytest
 
 from conftest import Stack
 
 UPSTREAM_TOKEN = "eyJhbGciOiJFUzI1NiJ9.leak-canary-upstream-0123456789.sig"
+PASTED = ("leak-canary-pasted-aaaa1111", "leak-canary-pasted-bbbb2222")
 GATEWAY_KEY = "leak-canary-gateway-key-9876"
+SECRETS = [UPSTREAM_TOKEN, GATEWAY_KEY, *PASTED, "leak-canary"]
 
 
-def fetch(url: str) -> str:
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+OPENER = urllib.request.build_opener(NoRedirect)
+
+
+def call(seen: list, base: str, method: str, path: str, body=None, headers=None) -> tuple[int, dict, str]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers or {})
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return r.read().decode()
+        with OPENER.open(request, timeout=30) as r:
+            status, head, text = r.status, {k.lower(): v for k, v in r.headers.items()}, r.read().decode(errors="replace")
     except urllib.error.HTTPError as e:
-        return e.read().decode()
+        status, head, text = e.code, {k.lower(): v for k, v in e.headers.items()}, e.read().decode(errors="replace")
+    # Only what came back is checked; the request line carries secrets on purpose.
+    seen.append(f"{method} {path.split('?')[0]} -> {status}\n{json.dumps(head)}\n{text}")
+    return status, head, text
 
 
-def test_secrets_stay_out_of_logs_and_responses(tmp_path):
-    seen = []
-    with Stack(auth_token=GATEWAY_KEY, token=UPSTREAM_TOKEN, log_dir=tmp_path) as stack:
-        client = openai.OpenAI(base_url=stack.url + "/v1", api_key=GATEWAY_KEY, max_retries=0, timeout=30)
-        for prompt in ["hi [[fake:plain]]", "hi [[fake:firewall]]", "hi [[fake:http_500]]", "hi [[fake:error_426]]"]:
+def test_every_route_keeps_tokens_secret(tmp_path):
+    seen: list[str] = []
+    with Stack(auth_token=GATEWAY_KEY, token=UPSTREAM_TOKEN, log_dir=tmp_path, extra_users=PASTED) as stack:
+        base = stack.url
+        bearer = {"Authorization": f"Bearer {GATEWAY_KEY}"}
+        # Public pages and monitoring.
+        for path in ["/", "/?format=json", "/health", "/token-pool/status", "/dashboard", "/dashboard/assets/app.css"]:
+            call(seen, base, "GET", path)
+        # Logging in: wrong and right passwords, and the one-time ?token= link.
+        call(seen, base, "POST", "/dashboard/login", {"password": "wrong"})
+        status, head, _ = call(seen, base, "POST", "/dashboard/login", {"password": GATEWAY_KEY})
+        assert status == 200
+        cookie = head.get("set-cookie", "").split(";")[0]
+        assert cookie.startswith("zai2api_session=")
+        status, head, _ = call(seen, base, "GET", f"/dashboard?token={GATEWAY_KEY}")
+        assert status in (302, 303, 307) and head.get("location") == "/dashboard"
+        call(seen, base, "GET", "/dashboard?auth_token=wrong-key")
+        session = {"Cookie": cookie}
+        call(seen, base, "GET", "/dashboard", headers=session)
+        # The pool: paste two raw tokens, list, use them, delete one.
+        status, _, text = call(seen, base, "POST", "/dashboard/api/tokens", {"tokens": "\n".join(PASTED)}, session)
+        assert status == 200, text
+        status, _, text = call(seen, base, "GET", "/dashboard/api/tokens", headers=bearer)
+        ids = [t["token_id"] for t in json.loads(text)["tokens"]]
+        assert len(ids) == 3
+        client = openai.OpenAI(base_url=base + "/v1", api_key=GATEWAY_KEY, max_retries=0, timeout=30)
+        for prompt in ["hi [[fake:plain]]"] * 3 + ["hi [[fake:firewall]]", "hi [[fake:http_500]]", "hi [[fake:error_426]]"]:
             try:
-                reply = client.chat.completions.create(model="GLM-4.6", messages=[{"role": "user", "content": prompt}])
-                seen.append(reply.model_dump_json())
+                seen.append(client.chat.completions.create(
+                    model="GLM-4.6", messages=[{"role": "user", "content": prompt}]
+                ).model_dump_json())
             except openai.APIError as e:
                 seen.append(str(e.body))
         for chunk in client.chat.completions.create(
             model="GLM-4.6-Thinking", messages=[{"role": "user", "content": "hi"}], stream=True
         ):
             seen.append(chunk.model_dump_json())
-        # Query-string authentication: the key must not be logged either.
-        seen.append(fetch(f"{stack.url}/v1/models?auth_token={GATEWAY_KEY}"))
-        seen.append(fetch(f"{stack.url}/v1/models?auth_token=wrong-key"))
+        call(seen, base, "POST", "/v1/messages", {"model": "GLM-4.6", "max_tokens": 64,
+             "messages": [{"role": "user", "content": "hi [[fake:plain]]"}]}, {"x-api-key": GATEWAY_KEY})
+        call(seen, base, "GET", "/v1/models", headers=bearer)
+        call(seen, base, "GET", f"/v1/models?auth_token={GATEWAY_KEY}")
+        call(seen, base, "GET", "/v1/models?token=wrong-key")
+        call(seen, base, "GET", "/dashboard/api/stats", headers=session)
+        call(seen, base, "GET", "/token-pool/status")
+        status, _, _ = call(seen, base, "DELETE", f"/dashboard/api/tokens/{ids[-1]}", headers=bearer)
+        assert status == 200
+        call(seen, base, "DELETE", "/dashboard/api/tokens/unknown", headers=bearer)
+        call(seen, base, "POST", "/dashboard/logout", headers=session)
+        call(seen, base, "GET", "/dashboard/api/tokens", headers=session)
         log_path = stack.log_path
     log = log_path.read_text(errors="replace")
-    assert "upstream completion" in log or "request" in log, "debug logging was on and wrote something"
-    for secret in [UPSTREAM_TOKEN, GATEWAY_KEY, "leak-canary"]:
+    assert "token added to the pool" in log, "debug logging was on and saw the pool change"
+    for secret in SECRETS:
         assert secret not in log, f"{secret!r} leaked into the log"
-        for body in seen:
-            assert secret not in body, f"{secret!r} leaked into a response"
+        for entry in seen:
+            assert secret not in entry, f"{secret!r} leaked into a response:\n{entry[:400]}"
