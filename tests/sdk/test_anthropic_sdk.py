@@ -21,17 +21,6 @@ def client(stack, key: str = "unused") -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=stack.url, api_key=key, max_retries=0, timeout=30)
 
 
-def create_or_skip(c: anthropic.Anthropic, **request):
-    """`messages.create`, skipping the test when this fake-zai lacks the requested scenario (the tool
-    scenarios arrive with the tools work)."""
-    try:
-        return c.messages.create(**request)
-    except anthropic.APIStatusError as err:
-        if "unknown fake-zai scenario" in str(err.message):
-            pytest.skip("fake-zai has no such scenario yet (needs the tools work)")
-        raise
-
-
 def blocks(message) -> list[dict]:
     """Content blocks as plain dicts, for comparing two replies."""
     return [block.model_dump(exclude_none=True) for block in message.content]
@@ -89,7 +78,7 @@ def test_stream_with_thinking_text_and_tool_use(stack):
         tools=[WEATHER_TOOL],
         messages=[{"role": "user", "content": "weather in Paris? [[fake:tool_think_text]]"}],
     )
-    whole = create_or_skip(c, **request)
+    whole = c.messages.create(**request)
     with c.messages.stream(**request) as stream:
         for _ in stream:
             pass
@@ -175,7 +164,7 @@ def test_three_turn_agent_loop(stack):
     messages = [{"role": "user", "content": "Check the weather twice. [[fake:agent]]"}]
     results = ["sunny", "rainy"]
     for turn in range(3):
-        reply = create_or_skip(c, model="GLM-4.6", max_tokens=1024, tools=[WEATHER_TOOL], messages=messages)
+        reply = c.messages.create(model="GLM-4.6", max_tokens=1024, tools=[WEATHER_TOOL], messages=messages)
         if turn < 2:
             assert reply.stop_reason == "tool_use", reply
             calls = [b for b in reply.content if b.type == "tool_use"]

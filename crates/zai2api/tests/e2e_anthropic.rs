@@ -487,7 +487,8 @@ async fn count_tokens_matches_message_start() {
                    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}],
         "messages": [{"role": "user", "content": "What is the weather in Paris? [[fake:plain]]"}]
     });
-    let response = send(&gw, "/v1/messages/count_tokens", &req).await;
+    // Claude Code adds `?beta=true`.
+    let response = send(&gw, "/v1/messages/count_tokens?beta=true", &req).await;
     assert_eq!(response.status(), 200);
     let counted: Value = response.json().await.unwrap();
     let n = counted["input_tokens"].as_u64().unwrap();
@@ -581,7 +582,6 @@ async fn native_tools_gateway() -> Gateway {
 }
 
 #[tokio::test]
-#[ignore = "needs the tools transform"]
 async fn thinking_text_and_tool_use_in_one_reply() {
     let gw = native_tools_gateway().await;
     let req = with(
@@ -612,8 +612,41 @@ async fn thinking_text_and_tool_use_in_one_reply() {
     assert_eq!(without_id(accumulate(&events)), without_id(body));
 }
 
+/// The default (prompt) strategy: the model's text protocol becomes a tool_use block, with the
+/// reasoning and the text around it in their own blocks.
 #[tokio::test]
-#[ignore = "needs the tools transform"]
+async fn prompt_strategy_tool_use_with_thinking_and_text() {
+    let gw = Gateway::start(FakeConfig::default(), &[]).await;
+    let req = with(
+        request("GLM-4.6", "weather in Paris? [[fake:tool_think_text]]"),
+        json!({"tools": weather_tools(), "tool_choice": {"type": "any"}}),
+    );
+    let (status, events) = stream(&gw, &req).await;
+    assert_eq!(status, 200);
+    let streamed = accumulate(&events);
+    let kinds: Vec<&str> = streamed["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["thinking", "text", "tool_use"], "{streamed}");
+    assert_eq!(streamed["content"][2]["name"], "get_weather");
+    assert_eq!(streamed["stop_reason"], "tool_use");
+    let text = streamed["content"][1]["text"].as_str().unwrap();
+    assert!(
+        !text.contains('<'),
+        "no protocol markup in the text: {text:?}"
+    );
+    let (_, whole) = message(&gw, &req).await;
+    let strip_ids = |mut m: Value| {
+        m["content"][2]["id"] = json!("toolu_x");
+        without_id(m)
+    };
+    assert_eq!(strip_ids(whole), strip_ids(streamed));
+}
+
+#[tokio::test]
 async fn tool_results_go_back_upstream() {
     let gw = native_tools_gateway().await;
     let req = json!({"model": "GLM-4.6", "max_tokens": 100, "tools": weather_tools(),
@@ -684,7 +717,6 @@ async fn snapshot_dropped_stream() {
 }
 
 #[tokio::test]
-#[ignore = "needs the tools transform"]
 async fn snapshot_thinking_text_and_tool_use() {
     let gw = native_tools_gateway().await;
     let req = with(
