@@ -27,7 +27,6 @@ use crate::error::AppError;
 use crate::models::ModelCatalogue;
 use crate::stats::Stats;
 use crate::upstream::client::UpstreamClient;
-use crate::upstream::profile::UpstreamProfile;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -60,21 +59,12 @@ impl AppState {
     }
 }
 
-/// Builds the shared state: the upstream client (built-in profile) and a catalogue backed by it.
-/// Nothing touches the network here; the model list is fetched on first use.
+/// Builds the shared state: the upstream client (the `UPSTREAM_PROFILE` file, else the built-in
+/// profile, watched for changes) and a catalogue backed by it. Nothing touches the network here;
+/// the model list is fetched on first use. An invalid profile file is an error.
 pub async fn build_state(config: Config) -> Result<AppState, String> {
-    // Until the token pool exists, a pool-only setup uses its first token.
-    let token = config
-        .token
-        .clone()
-        .or_else(|| config.token_pool.first().cloned());
-    let upstream = Arc::new(UpstreamClient::new(
-        config.base.clone(),
-        token,
-        config.anonymous_mode,
-        UpstreamProfile::default(),
-        config.upstream_timeouts,
-    )?);
+    let upstream = Arc::new(crate::upstream::live::client_from_config(&config)?);
+    crate::upstream::live::watch(&upstream, &config);
     let models = Arc::new(ModelCatalogue::new(
         upstream.clone(),
         config.models_cache_ttl,

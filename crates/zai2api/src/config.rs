@@ -165,6 +165,9 @@ pub struct Config {
     pub tool_strategy: crate::tools::ToolStrategy,
     /// `TOOL_STRATEGY_OVERRIDES`: `model=strategy` pairs, matched on upstream id or public name.
     pub tool_strategy_overrides: crate::tools::StrategyOverrides,
+    /// `UPSTREAM_PROFILE`: a TOML file overriding parts of the built-in upstream profile; `None`
+    /// uses the built-in profile. Read (and validated) when the state is built, then watched.
+    pub upstream_profile: Option<PathBuf>,
 }
 
 impl Config {
@@ -215,6 +218,7 @@ impl fmt::Debug for Config {
             .field("anthropic_default_model", &self.anthropic_default_model)
             .field("tool_strategy", &self.tool_strategy)
             .field("tool_strategy_overrides", &self.tool_strategy_overrides)
+            .field("upstream_profile", &self.upstream_profile)
             .finish()
     }
 }
@@ -397,6 +401,8 @@ impl Config {
             .map(|m| m.trim().to_owned())
             .unwrap_or_else(|| defaults::ANTHROPIC_DEFAULT_MODEL.to_owned());
 
+        let upstream_profile = get("UPSTREAM_PROFILE").map(|p| PathBuf::from(p.trim()));
+
         if !anonymous_mode && token.is_none() && token_pool.is_empty() {
             return Err(ConfigError::bare(
                 "ANONYMOUS_MODE",
@@ -428,6 +434,7 @@ impl Config {
             anthropic_default_model,
             tool_strategy,
             tool_strategy_overrides,
+            upstream_profile,
         })
     }
 }

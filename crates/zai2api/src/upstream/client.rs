@@ -11,11 +11,18 @@
 //!   `Firewall` and also marks the FE version stale, because a stale version is its usual cause.
 //! - Timeouts run on `tokio::time`: `first_byte` until response headers, `idle` between body chunks.
 //!   There is no overall deadline: a long answer may stream for minutes.
+//! - The profile is live: it sits in an `ArcSwap`, and every operation loads one snapshot at its
+//!   start and uses only that snapshot (a completion's chat creation, query, headers and signature
+//!   all come from one profile). A reload swaps the pointer; in-flight requests and streams keep
+//!   the profile they started with, and a body stream holds no profile at all.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -27,7 +34,7 @@ use tokio::time::Instant;
 use zai_signature::SignInput;
 
 use super::fe_version::{FeVersionCache, pick_latest};
-use super::profile::UpstreamProfile;
+use super::profile::{ModelRule, UpstreamProfile};
 use super::request::{self, CompletionIds, QueryContext, epoch_ms};
 use super::status;
 use super::{ModelCapabilities, UpstreamChat, UpstreamModel};
@@ -97,10 +104,17 @@ pub struct UpstreamClient {
     hostname: String,
     token: Option<SecretString>,
     anonymous_mode: bool,
-    profile: UpstreamProfile,
+    /// The live profile; load one snapshot per operation (see the module invariants).
+    profile: ArcSwap<UpstreamProfile>,
+    /// Where the profile came from (`built-in` or a file path), for logs, the doctor and the
+    /// dashboard.
+    profile_source: std::sync::Mutex<String>,
     timeouts: Timeouts,
-    fe_regex: regex_lite::Regex,
     fe: FeVersionCache,
+    /// Where the device id is persisted; `None` keeps it in memory only (tests).
+    state_dir: Option<PathBuf>,
+    /// The stable device id, created the first time a profile uses `{device_id}`.
+    device_id: std::sync::Mutex<Option<String>>,
     /// Resolved logged-in credentials, keyed by the SHA-256 of the token (never the token itself).
     users: std::sync::Mutex<HashMap<[u8; 32], Credential>>,
     /// The shared guest session. The lock is held while a guest is created (stampede guard).
@@ -241,8 +255,6 @@ impl UpstreamClient {
             Some(port) => format!("{hostname}:{port}"),
             None => hostname.clone(),
         };
-        let fe_regex = regex_lite::Regex::new(&profile.fe_version.scrape_regex)
-            .map_err(|e| format!("fe_version.scrape_regex: {e}"))?;
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .connect_timeout(timeouts.connect)
@@ -250,25 +262,95 @@ impl UpstreamClient {
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let token = token.filter(|t| !t.expose_secret().trim().is_empty());
-        Ok(Self {
+        let client = Self {
             http,
             origin: base.as_str().trim_end_matches('/').to_owned(),
             host,
             hostname,
             token,
             anonymous_mode,
-            profile,
+            profile: ArcSwap::from_pointee(profile),
+            profile_source: std::sync::Mutex::new("built-in".to_owned()),
             timeouts,
-            fe_regex,
             fe: FeVersionCache::default(),
+            state_dir: None,
+            device_id: std::sync::Mutex::new(None),
             users: std::sync::Mutex::new(HashMap::new()),
             guest: Mutex::new(None),
-        })
+        };
+        client.ensure_device_id(&client.profile());
+        Ok(client)
     }
 
-    /// The profile in use.
-    pub fn profile(&self) -> &UpstreamProfile {
-        &self.profile
+    /// Persists the device id in `dir` (loaded from there if it exists). Call before serving.
+    pub fn with_state_dir(mut self, dir: PathBuf) -> Self {
+        self.state_dir = Some(dir);
+        *self.device_id_slot() = None;
+        self.ensure_device_id(&self.profile());
+        self
+    }
+
+    /// Names where the profile came from (a file path), for logs and the doctor.
+    pub fn with_profile_source(self, source: impl Into<String>) -> Self {
+        *self.source_slot() = source.into();
+        self
+    }
+
+    /// A snapshot of the profile in use. Keep it for the whole operation: a reload does not
+    /// change a snapshot.
+    pub fn profile(&self) -> Arc<UpstreamProfile> {
+        self.profile.load_full()
+    }
+
+    /// Where the profile in use came from: `built-in` or the file path.
+    pub fn profile_source(&self) -> String {
+        self.source_slot().clone()
+    }
+
+    /// Swaps in a new profile (validated first; an invalid one is refused and the old one stays).
+    /// Requests already under way finish with the profile they started with. The FE-version cache
+    /// is cleared, since the new profile may scrape differently or pin a version.
+    pub async fn replace_profile(
+        &self,
+        profile: UpstreamProfile,
+        source: impl Into<String>,
+    ) -> Result<(), String> {
+        profile.validate()?;
+        self.ensure_device_id(&profile);
+        self.profile.store(Arc::new(profile));
+        *self.source_slot() = source.into();
+        self.fe.clear().await;
+        Ok(())
+    }
+
+    fn source_slot(&self) -> std::sync::MutexGuard<'_, String> {
+        self.profile_source
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn device_id_slot(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.device_id
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Creates (or loads) the device id if `profile` sends it and it does not exist yet.
+    fn ensure_device_id(&self, profile: &UpstreamProfile) {
+        if !profile.uses_device_id() {
+            return;
+        }
+        let mut slot = self.device_id_slot();
+        if slot.is_none() {
+            *slot = Some(super::live::load_or_create_device_id(
+                self.state_dir.as_deref(),
+            ));
+        }
+    }
+
+    /// The device id, if a profile has used it.
+    pub fn device_id(&self) -> Option<String> {
+        self.device_id_slot().clone()
     }
 
     fn url(&self, path: &str) -> Result<url::Url, UpstreamError> {
@@ -281,14 +363,22 @@ impl UpstreamClient {
     }
 
     /// The browser headers from the profile, plus the FE version and (when given) the bearer token.
-    fn headers(&self, fe_version: &str, referer: &str, bearer: Option<&SecretString>) -> HeaderMap {
+    fn headers(
+        &self,
+        profile: &UpstreamProfile,
+        fe_version: &str,
+        referer: &str,
+        bearer: Option<&SecretString>,
+    ) -> HeaderMap {
         let mut map = HeaderMap::new();
-        for h in &self.profile.headers {
+        let device_id = self.device_id().unwrap_or_default();
+        for h in profile.effective_headers() {
             let value = h
                 .value
-                .replace("{user_agent}", &self.profile.user_agent)
+                .replace("{user_agent}", &profile.user_agent)
                 .replace("{origin}", &self.origin)
-                .replace("{referer}", referer);
+                .replace("{referer}", referer)
+                .replace("{device_id}", &device_id);
             match (
                 HeaderName::from_bytes(h.name.as_bytes()),
                 HeaderValue::from_str(&value),
@@ -300,7 +390,7 @@ impl UpstreamClient {
             }
         }
         if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(self.profile.fe_version_header.as_bytes()),
+            HeaderName::from_bytes(profile.fe_version_header.as_bytes()),
             HeaderValue::from_str(fe_version),
         ) {
             map.insert(name, value);
@@ -412,11 +502,13 @@ impl UpstreamClient {
 
     async fn get_json(
         &self,
+        profile: &UpstreamProfile,
         path: &str,
         bearer: Option<&SecretString>,
         fe_version: &str,
     ) -> Result<Value, UpstreamError> {
         let req = self.http.get(self.url(path)?).headers(self.headers(
+            profile,
             fe_version,
             &self.root_referer(),
             bearer,
@@ -429,50 +521,80 @@ impl UpstreamClient {
 
     // ---- front-end version -------------------------------------------------------------------
 
-    async fn scrape_fe_version(&self) -> Result<String, String> {
-        let path = self.profile.endpoints.landing.as_str();
-        let req = self
-            .http
-            .get(self.url(path).map_err(|e| e.detail)?)
-            .headers(self.headers(
-                &self.profile.fe_version.fallback,
-                &self.root_referer(),
+    /// Fetches the landing page and picks the FE version from it. Typed errors, so the doctor can
+    /// say why (a firewall page on `/` is `Firewall`).
+    async fn scrape_fe_version(&self, profile: &UpstreamProfile) -> Result<String, UpstreamError> {
+        let path = profile.endpoints.landing.as_str();
+        let regex = regex_lite::Regex::new(&profile.fe_version.scrape_regex).map_err(|e| {
+            err(
+                UpstreamErrorKind::BadResponse,
+                format!("fe_version.scrape_regex: {e}"),
+            )
+        })?;
+        let req = self.http.get(self.url(path)?).headers(self.headers(
+            profile,
+            &profile.fe_version.fallback,
+            &self.root_referer(),
+            None,
+        ));
+        let resp = self.send(req, path).await?;
+        let code = resp.status().as_u16();
+        // The landing page is HTML by nature, so `check` (which treats HTML as a firewall page)
+        // does not apply; a WAF block shows as its status.
+        if code == 405 {
+            return Err(status::classify(code, Some("text/html"), "", path, None));
+        }
+        if !resp.status().is_success() {
+            let body = self
+                .read_body(resp, path, MAX_ERROR_BODY)
+                .await
+                .unwrap_or_default();
+            return Err(status::classify(
+                code,
+                None,
+                &String::from_utf8_lossy(&body),
+                path,
                 None,
             ));
-        let resp = self.send(req, path).await.map_err(|e| e.to_string())?;
-        if !resp.status().is_success() {
-            return Err(format!(
-                "landing page answered HTTP {}",
-                resp.status().as_u16()
-            ));
         }
-        let body = self
-            .read_body(resp, path, 4 * 1024 * 1024)
-            .await
-            .map_err(|e| e.to_string())?;
-        pick_latest(&self.fe_regex, &String::from_utf8_lossy(&body))
-            .ok_or_else(|| "no front-end version on the landing page".to_owned())
+        let body = self.read_body(resp, path, 4 * 1024 * 1024).await?;
+        pick_latest(&regex, &String::from_utf8_lossy(&body)).ok_or_else(|| {
+            err(
+                UpstreamErrorKind::BadResponse,
+                format!("no front-end version on the landing page {path} (check fe_version.scrape_regex)"),
+            )
+        })
     }
 
-    async fn fe_version_with(&self, force: bool) -> String {
-        let policy = &self.profile.fe_version;
+    async fn fe_version_with(&self, profile: &UpstreamProfile, force: bool) -> String {
+        let policy = &profile.fe_version;
         if let Some(v) = &policy.override_version {
             return v.clone();
         }
         let ttl = Duration::from_secs(policy.ttl_secs);
         self.fe
-            .get(ttl, &policy.fallback, force, || self.scrape_fe_version())
+            .get(ttl, &policy.fallback, force, || async {
+                self.scrape_fe_version(profile)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
             .await
     }
 
     /// The `X-FE-Version` to send: cached, scraped when stale, else the fallback.
     pub async fn fe_version(&self) -> String {
-        self.fe_version_with(false).await
+        self.fe_version_with(&self.profile(), false).await
     }
 
     /// Scrapes the landing page now (e.g. after a firewall answer) and returns the value in use.
     pub async fn refresh_fe_version(&self) -> String {
-        self.fe_version_with(true).await
+        self.fe_version_with(&self.profile(), true).await
+    }
+
+    /// The doctor's first step: fetch the landing page and scrape it, without the cache and
+    /// without falling back. Returns the scraped version.
+    pub async fn probe_landing(&self) -> Result<String, UpstreamError> {
+        self.scrape_fe_version(&self.profile()).await
     }
 
     // ---- credentials -------------------------------------------------------------------------
@@ -517,7 +639,8 @@ impl UpstreamClient {
 
     /// The shared guest session, created on first use and replaced when too old or rejected.
     pub async fn guest_credential(&self) -> Result<Credential, UpstreamError> {
-        let max_age = Duration::from_secs(self.profile.guest_max_age_secs);
+        let profile = self.profile();
+        let max_age = Duration::from_secs(profile.guest_max_age_secs);
         // Held across creation: concurrent callers wait here and then reuse the new guest.
         let mut slot = self.guest.lock().await;
         if let Some(g) = slot.as_ref() {
@@ -526,7 +649,7 @@ impl UpstreamClient {
             }
             tracing::debug!("guest session reached its maximum age; replacing it");
         }
-        let credential = self.create_guest().await?;
+        let credential = self.create_guest(&profile).await?;
         *slot = Some(GuestSlot {
             credential: credential.clone(),
             created: Instant::now(),
@@ -535,18 +658,19 @@ impl UpstreamClient {
     }
 
     async fn resolve_user(&self, token: &SecretString) -> Result<Credential, UpstreamError> {
+        let profile = self.profile();
         if let Some((user_id, name)) = request::jwt_identity(token.expose_secret()) {
             return Ok(Credential {
                 token: token.clone(),
                 user_id,
-                user_name: name.unwrap_or_else(|| self.profile.default_user_name.clone()),
+                user_name: name.unwrap_or_else(|| profile.default_user_name.clone()),
                 guest: false,
             });
         }
         // Not a JWT we can read: ask upstream who this is.
-        let fe = self.fe_version().await;
-        let path = self.profile.endpoints.auths.clone();
-        let v = self.get_json(&path, Some(token), &fe).await?;
+        let fe = self.fe_version_with(&profile, false).await;
+        let path = profile.endpoints.auths.clone();
+        let v = self.get_json(&profile, &path, Some(token), &fe).await?;
         let user_id = v
             .get("id")
             .and_then(Value::as_str)
@@ -555,7 +679,7 @@ impl UpstreamClient {
         let user_name = v
             .get("name")
             .and_then(Value::as_str)
-            .map_or_else(|| self.profile.default_user_name.clone(), str::to_owned);
+            .map_or_else(|| profile.default_user_name.clone(), str::to_owned);
         Ok(Credential {
             token: token.clone(),
             user_id,
@@ -564,10 +688,10 @@ impl UpstreamClient {
         })
     }
 
-    async fn create_guest(&self) -> Result<Credential, UpstreamError> {
-        let fe = self.fe_version().await;
-        let path = self.profile.endpoints.auths.clone();
-        let v = self.get_json(&path, None, &fe).await?;
+    async fn create_guest(&self, profile: &UpstreamProfile) -> Result<Credential, UpstreamError> {
+        let fe = self.fe_version_with(profile, false).await;
+        let path = profile.endpoints.auths.clone();
+        let v = self.get_json(profile, &path, None, &fe).await?;
         let token = v
             .get("token")
             .and_then(Value::as_str)
@@ -617,13 +741,36 @@ impl UpstreamClient {
         &self,
         credential: &Credential,
     ) -> Result<Vec<UpstreamModel>, UpstreamError> {
-        let fe = self.fe_version().await;
-        let path = self.profile.endpoints.models.clone();
-        let v = self.get_json(&path, Some(&credential.token), &fe).await?;
+        let profile = self.profile();
+        let fe = self.fe_version_with(&profile, false).await;
+        let path = profile.endpoints.models.clone();
+        let v = self
+            .get_json(&profile, &path, Some(&credential.token), &fe)
+            .await?;
         if v.get("data").and_then(Value::as_array).is_none() && !v.is_array() {
             return Err(bad_json(&path, "no `data` list"));
         }
-        Ok(parse_models(&v))
+        Ok(apply_model_rules(parse_models(&v), &profile.model_rules))
+    }
+
+    /// Checks a session upstream (`GET auths` with the bearer token) and returns its JSON; the
+    /// doctor's proof that a logged-in token is still accepted.
+    pub async fn check_session(&self, credential: &Credential) -> Result<Value, UpstreamError> {
+        let profile = self.profile();
+        let fe = self.fe_version_with(&profile, false).await;
+        let path = profile.endpoints.auths.clone();
+        self.get_json(&profile, &path, Some(&credential.token), &fe)
+            .await
+    }
+
+    /// `GET config`: upstream's app config (its `completion_version` says which completion
+    /// endpoint generation the site uses).
+    pub async fn app_config(&self, credential: &Credential) -> Result<Value, UpstreamError> {
+        let profile = self.profile();
+        let fe = self.fe_version_with(&profile, false).await;
+        let path = profile.endpoints.config.clone();
+        self.get_json(&profile, &path, Some(&credential.token), &fe)
+            .await
     }
 
     /// Uploads an image for a logged-in credential. Guests are refused before any request with
@@ -641,8 +788,9 @@ impl UpstreamClient {
                 GUEST_UPLOAD_REFUSED,
             ));
         }
-        let fe = self.fe_version().await;
-        let path = self.profile.endpoints.files.clone();
+        let profile = self.profile();
+        let fe = self.fe_version_with(&profile, false).await;
+        let path = profile.endpoints.files.clone();
         let size = data.len();
         let filename = format!("{}.{}", uuid::Uuid::new_v4(), extension_for(media_type));
         let part = reqwest::multipart::Part::bytes(data)
@@ -658,7 +806,7 @@ impl UpstreamClient {
         let req = self
             .http
             .post(self.url(&path)?)
-            .headers(self.headers(&fe, &self.root_referer(), Some(&credential.token)))
+            .headers(self.headers(&profile, &fe, &self.root_referer(), Some(&credential.token)))
             .multipart(form);
         let resp = self.send(req, &path).await?;
         let resp = self.check(resp, &path, Some(&credential.token)).await?;
@@ -702,25 +850,35 @@ impl UpstreamClient {
 
     // ---- completions -------------------------------------------------------------------------
 
+    /// `POST chats/new` on its own (the doctor's chat-creation step); returns the chat id.
+    pub async fn precreate_chat(
+        &self,
+        credential: &Credential,
+        chat: &UpstreamChat,
+    ) -> Result<String, UpstreamError> {
+        let profile = self.profile();
+        let fe = self.fe_version_with(&profile, false).await;
+        let user_message_id = uuid::Uuid::new_v4().to_string();
+        self.create_chat(&profile, credential, chat, &user_message_id, &fe)
+            .await
+    }
+
     /// `POST chats/new`; returns the chat id.
     async fn create_chat(
         &self,
+        profile: &UpstreamProfile,
         credential: &Credential,
         chat: &UpstreamChat,
         user_message_id: &str,
         fe: &str,
     ) -> Result<String, UpstreamError> {
-        let path = self.profile.endpoints.chats_new.clone();
-        let body = request::chat_new_body(
-            &self.profile,
-            chat,
-            user_message_id,
-            OffsetDateTime::now_utc(),
-        );
+        let path = profile.endpoints.chats_new.clone();
+        let body =
+            request::chat_new_body(profile, chat, user_message_id, OffsetDateTime::now_utc());
         let req = self
             .http
             .post(self.url(&path)?)
-            .headers(self.headers(fe, &self.root_referer(), Some(&credential.token)))
+            .headers(self.headers(profile, fe, &self.root_referer(), Some(&credential.token)))
             .json(&body);
         let resp = self.send(req, &path).await?;
         let resp = self.check(resp, &path, Some(&credential.token)).await?;
@@ -742,10 +900,12 @@ impl UpstreamClient {
         credential: &Credential,
         chat: &UpstreamChat,
     ) -> Result<ByteStream, UpstreamError> {
-        let fe = self.fe_version().await;
+        // One snapshot for the whole completion: chat creation, query, headers and signature.
+        let profile = self.profile();
+        let fe = self.fe_version_with(&profile, false).await;
         let user_message_id = uuid::Uuid::new_v4().to_string();
-        let chat_id = if self.profile.precreate_chat {
-            self.create_chat(credential, chat, &user_message_id, &fe)
+        let chat_id = if profile.precreate_chat {
+            self.create_chat(&profile, credential, chat, &user_message_id, &fe)
                 .await?
         } else {
             uuid::Uuid::new_v4().to_string()
@@ -758,28 +918,30 @@ impl UpstreamClient {
         // The browser reads the clock again just before signing (§11.3); never earlier than `timestamp`.
         let signature_timestamp = epoch_ms(OffsetDateTime::now_utc()).max(timestamp);
         let token = credential.token.expose_secret();
+        let device_id = self.device_id().unwrap_or_default();
         let ctx = QueryContext {
             timestamp,
             signature_timestamp,
             request_id: &request_id,
             user_id: &credential.user_id,
             token,
-            user_agent: &self.profile.user_agent,
+            user_agent: &profile.user_agent,
             origin: &self.origin,
             host: &self.host,
             hostname: &self.hostname,
             chat_id: &chat_id,
-            client_version: &self.profile.client_version,
+            client_version: &profile.client_version,
+            device_id: &device_id,
             now,
         };
-        let path = self.profile.endpoints.completions.clone();
+        let path = profile.endpoints.completions.clone();
         let mut url = self.url(&path)?;
         url.query_pairs_mut()
-            .extend_pairs(request::build_query(&self.profile, &ctx));
+            .extend_pairs(request::build_query(&profile, &ctx));
 
         let referer = format!("{}/c/{chat_id}", self.origin);
-        let mut headers = self.headers(&fe, &referer, Some(&credential.token));
-        if let Some(scheme) = &self.profile.signature {
+        let mut headers = self.headers(&profile, &fe, &referer, Some(&credential.token));
+        if let Some(scheme) = &profile.signature {
             let signature = scheme.sign(&SignInput {
                 request_id: &request_id,
                 timestamp,
@@ -788,7 +950,7 @@ impl UpstreamClient {
                 prompt: &chat.prompt,
             });
             if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(self.profile.signature_header.as_bytes()),
+                HeaderName::from_bytes(profile.signature_header.as_bytes()),
                 HeaderValue::from_str(&signature),
             ) {
                 headers.insert(name, value);
@@ -799,13 +961,40 @@ impl UpstreamClient {
             message_id: &message_id,
             user_message_id: &user_message_id,
         };
-        let body = request::completion_body(&self.profile, chat, &ids, &credential.user_name, now);
+        let body = request::completion_body(&profile, chat, &ids, &credential.user_name, now);
         let req = self.http.post(url).headers(headers).json(&body);
         tracing::debug!(path = %path, chat_id = %chat_id, model = %chat.model, "starting upstream completion");
         let resp = self.send(req, &path).await?;
         let resp = self.check(resp, &path, Some(&credential.token)).await?;
         Ok(body_stream(resp, self.timeouts.idle, path))
     }
+}
+
+/// Applies the profile's capability corrections, in order (a later rule wins).
+pub fn apply_model_rules(
+    mut models: Vec<UpstreamModel>,
+    rules: &[ModelRule],
+) -> Vec<UpstreamModel> {
+    if rules.is_empty() {
+        return models;
+    }
+    for model in &mut models {
+        for rule in rules.iter().filter(|r| r.matches(&model.id)) {
+            let caps = &mut model.capabilities;
+            let set = |flag: &mut bool, value: Option<bool>| {
+                if let Some(v) = value {
+                    *flag = v;
+                }
+            };
+            set(&mut caps.think, rule.think);
+            set(&mut caps.web_search, rule.web_search);
+            set(&mut caps.vision, rule.vision);
+            set(&mut caps.mcp, rule.mcp);
+            set(&mut model.hidden, rule.hidden);
+            set(&mut model.is_active, rule.active);
+        }
+    }
+    models
 }
 
 /// The cache key of a token: its SHA-256, so the cache holds no second copy of the secret.

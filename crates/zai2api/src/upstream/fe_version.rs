@@ -8,7 +8,8 @@
 //! - A failed scrape never fails a request: the last known value, or else the profile fallback, is
 //!   used, and the failure is remembered for a short while so an outage does not scrape on every
 //!   request.
-//! - `mark_stale` (after a firewall answer) makes the next `get` scrape again.
+//! - `mark_stale` (after a firewall answer) makes the next `get` scrape again; `clear` (after a
+//!   profile reload) also forgets the value, since the new profile may scrape another way.
 
 use std::time::Duration;
 
@@ -87,6 +88,11 @@ impl FeVersionCache {
                 value
             }
         }
+    }
+
+    /// Forgets everything: the next `get` scrapes, and a failed scrape uses the fallback.
+    pub async fn clear(&self) {
+        *self.inner.lock().await = None;
     }
 
     /// Forces a scrape on the next `get` (the value is kept as the failure fallback).

@@ -2,10 +2,12 @@
 //!
 //! `profile` is the data that describes the current protocol (paths, headers, query set, signature,
 //! FE-version policy); `client` does the HTTP; `sse` and `transcript` turn the reply bytes into
-//! [`crate::semantic::Semantic`] events. Nothing below this module knows upstream's wire.
+//! [`crate::semantic::Semantic`] events; `live` loads the operator's profile file and reloads it
+//! while serving. Nothing below this module knows upstream's wire.
 
 pub mod client;
 pub mod fe_version;
+pub mod live;
 pub mod profile;
 pub mod request;
 pub mod sse;

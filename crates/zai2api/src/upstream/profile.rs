@@ -4,34 +4,49 @@
 //! changed before, or is likely to, lives here so an operator can adapt with a config edit instead of
 //! a release. Invariants:
 //! - `UpstreamProfile::default()` is today's protocol (upstream-protocol.md §2–§11) and validates.
-//! - Every struct is `#[serde(default)]`: a partial override file only names what it changes.
+//! - Every struct is `#[serde(default, deny_unknown_fields)]`: a partial override file only names
+//!   what it changes (tables merge key by key into the built-in value, lists replace the built-in
+//!   list), and a misspelt key is an error instead of a silently ignored line.
 //! - Nothing here does I/O or reads the clock; the client renders templates and value sources.
+//!   (`crate::upstream::live` reads the file and swaps profiles.)
 //! - The query list is ordered: the browser's parameter order is part of its fingerprint (§11.1).
+//! - `profile.example.toml` at the repository root parses to exactly `default()` (a test pins it),
+//!   so the documented values are the built-in ones.
 
 use serde::{Deserialize, Serialize};
 use zai_signature::SignatureScheme;
 
 /// Everything that describes today's upstream protocol. `Default` is the built-in profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct UpstreamProfile {
     pub endpoints: Endpoints,
     pub fe_version: FeVersionPolicy,
-    /// `None` sends no `X-Signature` (the pre-October-2025 protocol).
+    /// `None` sends no `X-Signature` (the pre-October-2025 protocol). In a file: `signature =
+    /// "none" | "v1" | "v2" | "v3"`, or a `[signature]` table whose missing keys come from v3.
+    #[serde(with = "signature_repr")]
     pub signature: Option<SignatureScheme>,
     /// The User-Agent; also the value of the `user_agent` query parameter, which must match it.
     pub user_agent: String,
     /// Browser headers sent on every request, in order. Values are templates: `{origin}` (base URL
     /// without trailing slash), `{referer}` (`{origin}/` or `{origin}/c/<chat_id>` on completions) and
     /// `{user_agent}` are replaced. `Authorization`, `X-FE-Version`, `X-Signature` and `Content-Type`
-    /// are protocol headers the client sets itself.
+    /// are protocol headers the client sets itself. `{device_id}` is the gateway's stable device id
+    /// (generated once, kept in ZAI2API_STATE_DIR); it is created only if a profile uses it.
     pub headers: Vec<HeaderTemplate>,
+    /// Applied after `headers`: an entry replaces the header of the same name (case-insensitive)
+    /// or is appended; an empty value removes the header. Lets a file add one header (say
+    /// `X-Device-Id`) without restating the whole list.
+    pub extra_headers: Vec<HeaderTemplate>,
     /// Name of the front-end version header.
     pub fe_version_header: String,
     /// Name of the signature header.
     pub signature_header: String,
     /// Query parameters of the completion URL, in order (§11.1).
     pub completion_query: Vec<QueryParam>,
+    /// Applied after `completion_query`, like `extra_headers`: an entry replaces the parameter of
+    /// the same name or is appended; the value `"remove"` drops it.
+    pub extra_query: Vec<QueryParam>,
     /// Create the chat with `POST chats/new` before the completion (§8); without it upstream ends
     /// every stream with INTERNAL_ERROR.
     pub precreate_chat: bool,
@@ -55,11 +70,66 @@ pub struct UpstreamProfile {
     pub guest_max_age_secs: u64,
     /// Name used for `{{USER_NAME}}` when a logged-in token does not reveal one.
     pub default_user_name: String,
+    /// Corrections to the capabilities upstream's model list reports, applied in order (a later
+    /// rule wins). Empty by default: upstream's own flags are trusted.
+    pub model_rules: Vec<ModelRule>,
+}
+
+/// One capability correction: models whose id matches `model` (`*` globs, ASCII case ignored) get
+/// the flags that are set here; unset flags keep upstream's value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelRule {
+    pub model: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub think: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub web_search: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vision: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<bool>,
+    /// Hide the model from `/v1/models` (it still resolves by name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<bool>,
+    /// `false` drops the model from the catalogue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+}
+
+impl ModelRule {
+    /// Whether `id` matches the rule's glob.
+    pub fn matches(&self, id: &str) -> bool {
+        glob_match(&self.model.to_ascii_lowercase(), &id.to_ascii_lowercase())
+    }
+}
+
+/// `*` matches any run of characters (including none); everything else matches itself.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let Some(first) = parts.next() else {
+        return text.is_empty();
+    };
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        // No `*` at all: the whole text must have been the prefix.
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// Endpoint paths, relative to the base URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Endpoints {
     /// Landing page; source of the FE version.
     pub landing: String,
@@ -88,7 +158,7 @@ impl Default for Endpoints {
 
 /// How the `X-FE-Version` value is found (§4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct FeVersionPolicy {
     /// Regex run over the landing page; every match is a candidate, the numerically largest wins
     /// (capture groups are the numeric components; the whole match is the version string).
@@ -114,6 +184,7 @@ impl Default for FeVersionPolicy {
 
 /// One header: name and value template.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HeaderTemplate {
     pub name: String,
     pub value: String,
@@ -121,6 +192,7 @@ pub struct HeaderTemplate {
 
 /// One query parameter: name and where its value comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct QueryParam {
     pub name: String,
     pub value: QueryValue,
@@ -156,6 +228,10 @@ pub enum QueryValue {
     Hostname,
     /// The profile's `client_version`.
     ClientVersion,
+    /// The gateway's stable device id (see `headers`).
+    DeviceId,
+    /// Only in `extra_query`: drops the parameter of this name.
+    Remove,
     Literal(String),
 }
 
@@ -255,9 +331,11 @@ impl Default for UpstreamProfile {
             signature: Some(SignatureScheme::v3()),
             user_agent: CHROME_UA.into(),
             headers: default_headers(),
+            extra_headers: Vec::new(),
             fe_version_header: "X-FE-Version".into(),
             signature_header: "X-Signature".into(),
             completion_query: default_query(),
+            extra_query: Vec::new(),
             precreate_chat: true,
             chat_title: "New Chat".into(),
             client_version: "0.0.1".into(),
@@ -269,15 +347,76 @@ impl Default for UpstreamProfile {
             user_location: "Unknown".into(),
             guest_max_age_secs: 480,
             default_user_name: "User".into(),
+            model_rules: Vec::new(),
         }
     }
 }
 
 impl UpstreamProfile {
-    /// Checks the profile once at start so a bad override fails loudly, not on the first request.
+    /// Parses a profile file: every key it sets overrides the built-in value, everything else stays
+    /// built-in. The error is one line naming the line, the field and what is wrong; the caller
+    /// adds the file name.
+    pub fn from_toml_str(text: &str) -> Result<Self, String> {
+        let profile: Self = toml::from_str(text).map_err(|e| describe_toml_error(text, &e))?;
+        profile.validate()?;
+        Ok(profile)
+    }
+
+    /// The headers to send, in order: `headers` with `extra_headers` applied.
+    pub fn effective_headers(&self) -> Vec<&HeaderTemplate> {
+        let mut out: Vec<&HeaderTemplate> = self.headers.iter().collect();
+        for extra in &self.extra_headers {
+            let at = out
+                .iter()
+                .position(|h| h.name.eq_ignore_ascii_case(&extra.name));
+            match (at, extra.value.is_empty()) {
+                (Some(i), true) => {
+                    out.remove(i);
+                }
+                (Some(i), false) => out[i] = extra,
+                (None, true) => {}
+                (None, false) => out.push(extra),
+            }
+        }
+        out
+    }
+
+    /// The completion query, in order: `completion_query` with `extra_query` applied.
+    pub fn effective_query(&self) -> Vec<&QueryParam> {
+        let mut out: Vec<&QueryParam> = self.completion_query.iter().collect();
+        for extra in &self.extra_query {
+            let at = out.iter().position(|q| q.name == extra.name);
+            match (at, &extra.value) {
+                (Some(i), QueryValue::Remove) => {
+                    out.remove(i);
+                }
+                (None, QueryValue::Remove) => {}
+                (Some(i), _) => out[i] = extra,
+                (None, _) => out.push(extra),
+            }
+        }
+        out.retain(|q| q.value != QueryValue::Remove);
+        out
+    }
+
+    /// Whether any header or query parameter sends the device id (only then is one created).
+    pub fn uses_device_id(&self) -> bool {
+        self.effective_headers()
+            .iter()
+            .any(|h| h.value.contains("{device_id}"))
+            || self
+                .effective_query()
+                .iter()
+                .any(|q| q.value == QueryValue::DeviceId)
+    }
+
+    /// Checks the profile once at start (and at every reload) so a bad override fails loudly, not
+    /// on the first request. Messages name the field.
     pub fn validate(&self) -> Result<(), String> {
         if let Some(scheme) = &self.signature {
-            scheme.validate()?;
+            scheme
+                .validate()
+                .map_err(|e| format!("field `signature`: {e}"))?;
         }
         let e = &self.endpoints;
         for (name, path) in [
@@ -291,37 +430,182 @@ impl UpstreamProfile {
         ] {
             if !path.starts_with('/') {
                 return Err(format!(
-                    "endpoint `{name}` must start with `/`, got `{path}`"
+                    "field `endpoints.{name}` must start with `/`, got `{path}`"
                 ));
             }
         }
         let fe = &self.fe_version;
         regex_lite::Regex::new(&fe.scrape_regex)
-            .map_err(|e| format!("fe_version.scrape_regex does not compile: {e}"))?;
+            .map_err(|e| format!("field `fe_version.scrape_regex` does not compile: {e}"))?;
         if fe.fallback.trim().is_empty() {
-            return Err("fe_version.fallback is empty".into());
+            return Err("field `fe_version.fallback` is empty".into());
         }
         if fe.ttl_secs == 0 {
-            return Err("fe_version.ttl_secs must be positive".into());
+            return Err("field `fe_version.ttl_secs` must be positive".into());
+        }
+        if fe
+            .override_version
+            .as_deref()
+            .is_some_and(|v| v.trim().is_empty())
+        {
+            return Err(
+                "field `fe_version.override_version` is empty (leave it out to scrape)".into(),
+            );
         }
         if self.user_agent.trim().is_empty() {
-            return Err("user_agent is empty".into());
+            return Err("field `user_agent` is empty".into());
         }
-        for h in &self.headers {
-            reqwest::header::HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|_| format!("header name `{}` is invalid", h.name))?;
+        for (field, list) in [
+            ("headers", &self.headers),
+            ("extra_headers", &self.extra_headers),
+        ] {
+            for h in list {
+                reqwest::header::HeaderName::from_bytes(h.name.as_bytes())
+                    .map_err(|_| format!("field `{field}`: header name `{}` is invalid", h.name))?;
+                // Templates are filled in later; a value that cannot be a header even before that
+                // (a newline, a control character) is an error now.
+                reqwest::header::HeaderValue::from_str(&h.value).map_err(|_| {
+                    format!(
+                        "field `{field}`: the value of header `{}` is invalid",
+                        h.name
+                    )
+                })?;
+            }
         }
-        for name in [&self.fe_version_header, &self.signature_header] {
+        for (field, name) in [
+            ("fe_version_header", &self.fe_version_header),
+            ("signature_header", &self.signature_header),
+        ] {
             reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("header name `{name}` is invalid"))?;
+                .map_err(|_| format!("field `{field}`: header name `{name}` is invalid"))?;
+        }
+        for q in &self.completion_query {
+            if q.name.is_empty() {
+                return Err("field `completion_query`: a parameter has an empty name".into());
+            }
+            if q.value == QueryValue::Remove {
+                return Err(format!(
+                    "field `completion_query`: `remove` is only meaningful in `extra_query` (parameter `{}`)",
+                    q.name
+                ));
+            }
+        }
+        if self.extra_query.iter().any(|q| q.name.is_empty()) {
+            return Err("field `extra_query`: a parameter has an empty name".into());
+        }
+        if let Some(scheme) = &self.signature {
+            // A signed field the query never sends would be signed over a value upstream never
+            // sees; the completion would be refused on every request.
+            let query = self.effective_query();
+            for field in &scheme.canonical_fields {
+                if !query.iter().any(|q| &q.name == field) {
+                    return Err(format!(
+                        "field `signature.canonical_fields`: `{field}` is signed but not in the completion query"
+                    ));
+                }
+            }
         }
         if !(-24 * 60..=24 * 60).contains(&self.utc_offset_minutes) {
-            return Err("utc_offset_minutes out of range".into());
+            return Err("field `utc_offset_minutes` is out of range (-1440..=1440)".into());
         }
         if self.guest_max_age_secs == 0 {
-            return Err("guest_max_age_secs must be positive".into());
+            return Err("field `guest_max_age_secs` must be positive".into());
+        }
+        if let Some(i) = self
+            .model_rules
+            .iter()
+            .position(|r| r.model.trim().is_empty())
+        {
+            return Err(format!("field `model_rules[{i}].model` is empty"));
         }
         Ok(())
+    }
+}
+
+/// One line for a TOML error: where it is (line, and the dotted key when it can be told), and why.
+fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim().replace('\n', " ");
+    let Some(span) = error.span() else {
+        return message;
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line_no = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("").trim();
+    // The table the line belongs to: the last `[header]` above it.
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_owned())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let field = match (table, key) {
+        (Some(t), Some(k)) => format!(", field `{t}.{k}`"),
+        (None, Some(k)) => format!(", field `{k}`"),
+        (Some(t), None) => format!(", table `{t}`"),
+        (None, None) => String::new(),
+    };
+    format!("line {line_no}{field}: {message}")
+}
+
+/// `signature` in a file: `"none"`, a dated variant's name, or a table (a [`SignatureScheme`]
+/// whose missing keys are v3's). TOML has no null, hence the names.
+mod signature_repr {
+    use std::fmt;
+
+    use serde::de::{self, MapAccess, Visitor};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use zai_signature::SignatureScheme;
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<SignatureScheme>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            None => serializer.serialize_str("none"),
+            Some(scheme) => scheme.serialize(serializer),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<SignatureScheme>, D::Error> {
+        struct Repr;
+        impl<'de> Visitor<'de> for Repr {
+            type Value = Option<SignatureScheme>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#""none", "v1", "v2", "v3" or a signature table"#)
+            }
+
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
+                match name {
+                    "none" | "off" => Ok(None),
+                    other => SignatureScheme::named(other).map(Some).ok_or_else(|| {
+                        E::custom(format!(
+                            "unknown signature scheme `{other}`, expected none, v1, v2, v3 or a table"
+                        ))
+                    }),
+                }
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                SignatureScheme::deserialize(de::value::MapAccessDeserializer::new(map)).map(Some)
+            }
+        }
+        deserializer.deserialize_any(Repr)
     }
 }
 
@@ -377,5 +661,115 @@ mod tests {
             s.root_key.clear();
         }
         assert!(p.validate().is_err());
+    }
+    #[test]
+    fn a_file_that_sets_one_key_keeps_everything_else() {
+        let p = UpstreamProfile::from_toml_str("[signature]\nroot_key = \"junjie\"\n").unwrap();
+        let mut want = UpstreamProfile::default();
+        if let Some(s) = want.signature.as_mut() {
+            s.root_key = "junjie".into();
+        }
+        assert_eq!(p, want);
+        assert_eq!(
+            UpstreamProfile::from_toml_str("").unwrap(),
+            UpstreamProfile::default()
+        );
+    }
+
+    #[test]
+    fn signature_by_name_or_none() {
+        let p = UpstreamProfile::from_toml_str("signature = \"none\"").unwrap();
+        assert_eq!(p.signature, None);
+        let p = UpstreamProfile::from_toml_str("signature = \"v1\"").unwrap();
+        assert_eq!(p.signature, Some(SignatureScheme::v1()));
+        let e = UpstreamProfile::from_toml_str("signature = \"v9\"").unwrap_err();
+        assert!(
+            e.contains("line 1") && e.contains("`signature`") && e.contains("v9"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_field() {
+        let e = UpstreamProfile::from_toml_str(
+            "precreate_chat = true\n[signature]\nbucket_ms = \"five\"\n",
+        )
+        .unwrap_err();
+        assert!(e.starts_with("line 3, field `signature.bucket_ms`"), "{e}");
+        let e = UpstreamProfile::from_toml_str("[endpoints]\ncompletion = \"/x\"\n").unwrap_err();
+        assert!(e.contains("unknown field `completion`"), "{e}");
+        assert!(!e.contains('\n'));
+        let e =
+            UpstreamProfile::from_toml_str("[endpoints]\ncompletions = \"api/v2\"\n").unwrap_err();
+        assert!(e.contains("`endpoints.completions`"), "{e}");
+        let e = UpstreamProfile::from_toml_str("[signature]\nbucket_ms = 0\n").unwrap_err();
+        assert!(e.contains("bucket_ms"), "{e}");
+        let e = UpstreamProfile::from_toml_str(
+            "[[extra_query]]\nname = \"requestId\"\nvalue = \"remove\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("requestId") && e.contains("canonical_fields"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn extra_headers_and_query_patch_the_lists() {
+        let p = UpstreamProfile::from_toml_str(
+            r#"
+            [[extra_headers]]
+            name = "X-Device-Id"
+            value = "{device_id}"
+            [[extra_headers]]
+            name = "x-region"
+            value = ""
+            [[extra_query]]
+            name = "platform"
+            value = { literal = "desktop" }
+            [[extra_query]]
+            name = "hash"
+            value = "remove"
+            [[extra_query]]
+            name = "device_id"
+            value = "device_id"
+            "#,
+        )
+        .unwrap();
+        let headers = p.effective_headers();
+        assert!(headers.iter().all(|h| h.name != "X-Region"));
+        assert_eq!(headers.last().unwrap().name, "X-Device-Id");
+        let query = p.effective_query();
+        assert_eq!(query.len(), 37);
+        assert!(query.iter().all(|q| q.name != "hash"));
+        assert!(
+            query
+                .iter()
+                .any(|q| q.name == "platform" && q.value == lit("desktop"))
+        );
+        assert!(p.uses_device_id());
+        assert!(!UpstreamProfile::default().uses_device_id());
+    }
+
+    #[test]
+    fn model_rule_globs() {
+        let rule = ModelRule {
+            model: "glm-5*".into(),
+            ..ModelRule::default()
+        };
+        assert!(rule.matches("GLM-5.1") && rule.matches("glm-5") && !rule.matches("glm-4.7"));
+        assert!(glob_match("a*b*c", "a-b-c") && !glob_match("a*b*c", "a-c"));
+        assert!(glob_match("exact", "exact") && !glob_match("exact", "exactly"));
+        assert!(glob_match("*", "") && glob_match("*v", "4.6v") && !glob_match("*v*x", "v"));
+    }
+
+    #[test]
+    fn the_example_file_is_the_built_in_profile() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../profile.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        assert_eq!(
+            UpstreamProfile::from_toml_str(&text).unwrap(),
+            UpstreamProfile::default()
+        );
     }
 }

@@ -32,6 +32,8 @@ pub struct QueryContext<'a> {
     pub hostname: &'a str,
     pub chat_id: &'a str,
     pub client_version: &'a str,
+    /// The gateway's stable device id (empty when no profile uses it).
+    pub device_id: &'a str,
     pub now: OffsetDateTime,
 }
 
@@ -40,11 +42,11 @@ pub fn epoch_ms(t: OffsetDateTime) -> u64 {
     u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
-/// The query pairs in the profile's order.
+/// The query pairs in the profile's order (`completion_query` with `extra_query` applied).
 pub fn build_query(profile: &UpstreamProfile, ctx: &QueryContext<'_>) -> Vec<(String, String)> {
     profile
-        .completion_query
-        .iter()
+        .effective_query()
+        .into_iter()
         .map(|p| (p.name.clone(), query_value(&p.value, ctx)))
         .collect()
 }
@@ -64,6 +66,9 @@ fn query_value(source: &QueryValue, ctx: &QueryContext<'_>) -> String {
         QueryValue::Host => ctx.host.to_owned(),
         QueryValue::Hostname => ctx.hostname.to_owned(),
         QueryValue::ClientVersion => ctx.client_version.to_owned(),
+        QueryValue::DeviceId => ctx.device_id.to_owned(),
+        // `effective_query` has already dropped these.
+        QueryValue::Remove => String::new(),
         QueryValue::Literal(v) => v.clone(),
     }
 }
@@ -355,6 +360,7 @@ mod tests {
             hostname: "chat.z.ai",
             chat_id: "c1",
             client_version: "0.0.1",
+            device_id: "",
             now,
         }
     }

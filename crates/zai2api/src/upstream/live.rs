@@ -1,0 +1,240 @@
+//! The upstream profile as live data: the operator's file (`UPSTREAM_PROFILE`), loading it at
+//! start, reloading it while serving, and the persisted device id some profiles send.
+//!
+//! Invariants:
+//! - A profile is either valid and in use, or rejected with one log line that names the file, the
+//!   line and the field; a rejected file never replaces the profile in use. At start an invalid
+//!   file is an error, and the binary stops with exit status 2.
+//! - Reloads are noticed by polling the file's (mtime, length) every [`POLL_INTERVAL`] on tokio
+//!   time (no file-watcher dependency; a poll is one `stat`), and on SIGHUP. A changed stamp leads
+//!   to reading the file; content equal to the last content seen is ignored, so `touch` does not
+//!   reload and a rejected edit is logged once, not on every poll. SIGHUP always re-reads.
+//! - The watcher holds only a `Weak` reference to the client: it ends with the server's state.
+//! - In-flight requests are never disturbed: see the client's snapshot rule.
+//! - The device id is created once per state directory, written atomically (temporary file, then
+//!   rename) and read back on later starts, so upstream sees one stable device across restarts.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+use super::client::UpstreamClient;
+use super::profile::UpstreamProfile;
+use crate::config::Config;
+
+/// How often the profile file's stamp is checked.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// File name of the device id inside ZAI2API_STATE_DIR.
+pub const DEVICE_ID_FILE: &str = "device_id";
+
+/// Reads and validates a profile file. The error is one line starting with the file name.
+pub fn load_file(path: &Path) -> Result<UpstreamProfile, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("upstream profile {}: cannot read it: {e}", path.display()))?;
+    parse(path, &text)
+}
+
+fn parse(path: &Path, text: &str) -> Result<UpstreamProfile, String> {
+    UpstreamProfile::from_toml_str(text)
+        .map_err(|e| format!("upstream profile {}: {e}", path.display()))
+}
+
+/// The upstream client for a configuration: the profile file (or the built-in profile), the
+/// configured token (TOKEN, else the first pool token) and the state directory for the device id.
+pub fn client_from_config(config: &Config) -> Result<UpstreamClient, String> {
+    let profile = match &config.upstream_profile {
+        Some(path) => load_file(path)?,
+        None => UpstreamProfile::default(),
+    };
+    let token = config
+        .token
+        .clone()
+        .or_else(|| config.token_pool.first().cloned());
+    let client = UpstreamClient::new(
+        config.base.clone(),
+        token,
+        config.anonymous_mode,
+        profile,
+        config.upstream_timeouts,
+    )?
+    .with_state_dir(config.state_dir.clone());
+    Ok(match &config.upstream_profile {
+        Some(path) => {
+            tracing::info!(file = %path.display(), "using the upstream profile file");
+            client.with_profile_source(path.display().to_string())
+        }
+        None => client,
+    })
+}
+
+/// Starts the reload watcher when a profile file is configured. Must run inside a tokio runtime.
+pub fn watch(client: &Arc<UpstreamClient>, config: &Config) -> Option<tokio::task::JoinHandle<()>> {
+    let path = config.upstream_profile.clone()?;
+    Some(tokio::spawn(watch_loop(Arc::downgrade(client), path)))
+}
+
+/// Reads the file now and swaps the profile in if it is valid. `Ok(false)`: the content is the
+/// one already in use, nothing changed.
+pub async fn reload(
+    client: &UpstreamClient,
+    path: &Path,
+    last_text: &mut Option<String>,
+) -> Result<bool, String> {
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| format!("upstream profile {}: cannot read it: {e}", path.display()))?;
+    if last_text.as_deref() == Some(text.as_str()) {
+        return Ok(false);
+    }
+    *last_text = Some(text.clone());
+    let profile = parse(path, &text)?;
+    client
+        .replace_profile(profile, path.display().to_string())
+        .await
+        .map_err(|e| format!("upstream profile {}: {e}", path.display()))?;
+    Ok(true)
+}
+
+/// What a poll compares: modification time and length.
+type Stamp = Option<(Option<SystemTime>, u64)>;
+
+async fn stamp(path: &Path) -> Stamp {
+    tokio::fs::metadata(path)
+        .await
+        .ok()
+        .map(|m| (m.modified().ok(), m.len()))
+}
+
+async fn watch_loop(client: Weak<UpstreamClient>, path: PathBuf) {
+    // The content loaded at start counts as seen.
+    let mut last_text = tokio::fs::read_to_string(&path).await.ok();
+    let mut last_stamp = stamp(&path).await;
+    let mut hangup = hangup_signal();
+    let mut tick = tokio::time::interval(POLL_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        let forced = tokio::select! {
+            _ = tick.tick() => false,
+            () = next_hangup(&mut hangup) => true,
+        };
+        let Some(client) = client.upgrade() else {
+            return;
+        };
+        let now = stamp(&path).await;
+        if !forced && now == last_stamp {
+            continue;
+        }
+        last_stamp = now;
+        if forced {
+            // SIGHUP means "read it again", even if it looks unchanged.
+            last_text = None;
+            tracing::info!(file = %path.display(), "SIGHUP: re-reading the upstream profile");
+        }
+        match reload(&client, &path, &mut last_text).await {
+            Ok(true) => tracing::info!(
+                file = %path.display(),
+                "upstream profile reloaded; new requests use it, requests under way finish with the old one"
+            ),
+            Ok(false) => {}
+            Err(e) => tracing::error!("{e}; keeping the profile in use"),
+        }
+    }
+}
+
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = ();
+
+#[cfg(unix)]
+fn hangup_signal() -> Hangup {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; the profile reloads on file changes only");
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn hangup_signal() -> Hangup {}
+
+#[cfg(unix)]
+async fn next_hangup(signal: &mut Hangup) {
+    match signal {
+        Some(s) => {
+            if s.recv().await.is_none() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn next_hangup(_: &mut Hangup) {
+    std::future::pending::<()>().await;
+}
+
+/// The device id kept in `dir`, created (and persisted) on first use. Without a directory, or
+/// when it cannot be written, the id lives in memory for this process only (logged).
+pub fn load_or_create_device_id(dir: Option<&Path>) -> String {
+    let fresh = || uuid::Uuid::new_v4().to_string();
+    let Some(dir) = dir else {
+        return fresh();
+    };
+    let path = dir.join(DEVICE_ID_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let id = text.trim();
+        if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()) {
+            return id.to_owned();
+        }
+        tracing::warn!(file = %path.display(), "the stored device id is unusable; creating a new one");
+    }
+    let id = fresh();
+    let tmp = dir.join(format!("{DEVICE_ID_FILE}.tmp"));
+    let written = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&tmp, format!("{id}\n")))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    match written {
+        Ok(()) => tracing::info!(file = %path.display(), "created the upstream device id"),
+        Err(e) => tracing::warn!(
+            file = %path.display(),
+            error = %e,
+            "cannot persist the device id; it will change at the next start"
+        ),
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_id_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_create_device_id(Some(dir.path()));
+        let second = load_or_create_device_id(Some(dir.path()));
+        assert_eq!(first, second);
+        assert_eq!(uuid::Uuid::parse_str(&first).unwrap().get_version_num(), 4);
+        assert_ne!(load_or_create_device_id(None), first);
+    }
+
+    #[test]
+    fn load_file_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "[fe_version]\nttl_secs = -1\n").unwrap();
+        let e = load_file(&path).unwrap_err();
+        assert!(e.starts_with("upstream profile "), "{e}");
+        assert!(
+            e.contains("p.toml: line 2, field `fe_version.ttl_secs`"),
+            "{e}"
+        );
+        let e = load_file(&dir.path().join("missing.toml")).unwrap_err();
+        assert!(e.contains("cannot read it"), "{e}");
+    }
+}
