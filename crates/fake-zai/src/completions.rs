@@ -4,7 +4,9 @@
 //! - Checks run in a fixed order, each behind its own config switch: FE version (405 WAF page) →
 //!   token (401) → JSON body (422) → signature and `user_id` (400) → `stream_options` (400) →
 //!   directive syntax (400) → `version` (in-stream 426) → captcha (in-stream) → guest model level
-//!   (in-stream 403) → concurrency (429) → chat pre-creation (INTERNAL_ERROR at `done`).
+//!   (in-stream 403) → chat pre-creation when `unknown_chat_fails_fast` (INTERNAL_ERROR as the only
+//!   event) → concurrency (429) → chat pre-creation (INTERNAL_ERROR at `done`).
+//!   `required_headers` are checked earlier, for every `/api/…` route (`server::observe`).
 //! - In-stream errors are HTTP 200 `text/event-stream` with the §12.10 event as the only event.
 //! - A completion holds an in-flight slot from the moment it passes the concurrency check until its
 //!   body stream ends or is dropped by a disconnecting client.
@@ -232,15 +234,18 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
     {
         return in_stream(scenarios::EVENT_MODEL_LEVEL, "check=model_level");
     }
+    let chat_known = request["chat_id"]
+        .as_str()
+        .is_some_and(|chat| app.has_chat(&session.id, chat));
+    if cfg.require_precreated_chat && cfg.unknown_chat_fails_fast && !chat_known {
+        return in_stream(scenarios::EVENT_INTERNAL_ERROR, "check=precreated_chat");
+    }
     let Some(guard) = app.try_acquire(&session.id, cfg.max_concurrent_per_user) else {
         return tagged(
             detail(StatusCode::TOO_MANY_REQUESTS, DETAIL_CONCURRENCY),
             "check=concurrency",
         );
     };
-    let chat_known = request["chat_id"]
-        .as_str()
-        .is_some_and(|chat| app.has_chat(&session.id, chat));
     let ctx = Ctx {
         signature_prompt: request["signature_prompt"]
             .as_str()

@@ -4,6 +4,9 @@
 //! where the protocol is uncertain (legacy completion path on, neighbouring timestamp readings accepted).
 //! Every check can be switched off; the running server reads the config afresh for every request, so
 //! changes through `FakeZai::update` take effect on the next request.
+//!
+//! Eras: [`FakeConfig::era`] returns the dated protocol states of upstream-protocol.md §1 (see
+//! [`ERAS`]), each a `FakeConfig` like any other, so a test can start from an era and change more.
 
 use std::time::Duration;
 
@@ -55,6 +58,162 @@ pub struct FakeConfig {
     pub guests_can_upload: bool,
     /// Maximum request body the fake accepts (and records). Default 64 MiB.
     pub max_body_bytes: usize,
+    /// `completion_version` in `GET /api/config`: 2 for the `/api/v2` endpoint, 1 before. Default 2.
+    pub completion_version: u32,
+    /// Headers every `/api/…` request must carry (checked after recording, before routing), like a
+    /// WAF rule or a gateway in front of the app. Default none.
+    pub required_headers: Vec<RequiredHeader>,
+    /// How a request missing a required header is answered. Default the 405 WAF page.
+    pub missing_header_answer: MissingHeaderAnswer,
+    /// With `require_precreated_chat`: answer an unknown `chat_id` with INTERNAL_ERROR as the only
+    /// event (no content at all) instead of normal content with INTERNAL_ERROR at `done`. Default
+    /// off (today's observed behaviour); the `2026-03-precreate` era turns it on.
+    pub unknown_chat_fails_fast: bool,
+}
+
+/// A header the fake requires on `/api/…` routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequiredHeader {
+    /// Matched case-insensitively.
+    pub name: String,
+    /// `None`: any non-empty value; `Some(v)`: exactly `v`.
+    pub value: Option<String>,
+}
+
+impl RequiredHeader {
+    /// Any non-empty value.
+    pub fn any(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            value: None,
+        }
+    }
+
+    /// Exactly `value`.
+    pub fn exact(name: &str, value: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            value: Some(value.to_owned()),
+        }
+    }
+
+    /// Parses `NAME` or `NAME=VALUE` (the `--require-header` flag).
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let (name, value) = match spec.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim().to_owned())),
+            None => (spec.trim(), None),
+        };
+        if name.is_empty() {
+            return Err(format!("expected NAME or NAME=VALUE, got {spec:?}"));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            value,
+        })
+    }
+}
+
+/// The answer to a request that lacks a required header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MissingHeaderAnswer {
+    /// The Aliyun WAF's 405 HTML page (what the real site does to requests it distrusts).
+    #[default]
+    Firewall,
+    /// HTTP 400 `{"detail": "Missing required header: <name>"}`.
+    BadRequest,
+}
+
+impl MissingHeaderAnswer {
+    /// `waf` / `firewall` or `400` / `bad_request`.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name.trim() {
+            "waf" | "firewall" | "405" => Ok(Self::Firewall),
+            "400" | "bad_request" => Ok(Self::BadRequest),
+            other => Err(format!("expected waf or 400, got {other:?}")),
+        }
+    }
+}
+
+/// The dated protocol states [`FakeConfig::era`] knows, oldest first.
+pub const ERAS: [&str; 7] = [
+    "2025-09-legacy",
+    "2025-10-v1",
+    "2025-10-v2",
+    "2025-10-v3",
+    "2025-11-v2-endpoint",
+    "2026-03-precreate",
+    "2026-08-extra-header",
+];
+
+impl FakeConfig {
+    /// The protocol as it stood in a dated era (upstream-protocol.md §1), or `None` for an
+    /// unknown name. Each era differs from the previous one by what broke proxies at the time:
+    ///
+    /// | era | completion path | signature | other |
+    /// |---|---|---|---|
+    /// | `2025-09-legacy` | legacy only | none | FE `prod-fe-1.0.70` not checked, no `version` check, `completion_version` 1 |
+    /// | `2025-10-v1` | legacy only | v1 | FE `prod-fe-1.0.95` checked |
+    /// | `2025-10-v2` | legacy only | v2 | FE `prod-fe-1.0.98` |
+    /// | `2025-10-v3` | legacy only | v3 | FE `prod-fe-1.0.111`, `version` query checked |
+    /// | `2025-11-v2-endpoint` | `/api/v2` only | v3 | `completion_version` 2 |
+    /// | `2026-03-precreate` | `/api/v2` only | v3 | unknown `chat_id` → INTERNAL_ERROR, no content |
+    /// | `2026-08-extra-header` | `/api/v2` only | v3 | today's site plus a required `X-Device-Id` (405 WAF page without it) |
+    pub fn era(name: &str) -> Option<FakeConfig> {
+        let today = FakeConfig::default();
+        let v3_legacy = FakeConfig {
+            fe_version: "prod-fe-1.0.111".to_owned(),
+            signature: Some(SignatureScheme::v3()),
+            enable_v2_path: false,
+            enable_legacy_path: true,
+            require_precreated_chat: false,
+            completion_version: 1,
+            ..today.clone()
+        };
+        let v2_endpoint = FakeConfig {
+            fe_version: "prod-fe-1.0.185".to_owned(),
+            enable_v2_path: true,
+            enable_legacy_path: false,
+            completion_version: 2,
+            ..v3_legacy.clone()
+        };
+        Some(match name {
+            "2025-09-legacy" => FakeConfig {
+                fe_version: "prod-fe-1.0.70".to_owned(),
+                check_fe_version: false,
+                signature: None,
+                check_user_id: false,
+                check_client_version: false,
+                ..v3_legacy
+            },
+            "2025-10-v1" => FakeConfig {
+                fe_version: "prod-fe-1.0.95".to_owned(),
+                signature: Some(SignatureScheme::v1()),
+                check_client_version: false,
+                ..v3_legacy
+            },
+            "2025-10-v2" => FakeConfig {
+                fe_version: "prod-fe-1.0.98".to_owned(),
+                signature: Some(SignatureScheme::v2()),
+                check_client_version: false,
+                ..v3_legacy
+            },
+            "2025-10-v3" => v3_legacy,
+            "2025-11-v2-endpoint" => v2_endpoint,
+            "2026-03-precreate" => FakeConfig {
+                fe_version: "prod-fe-1.0.272".to_owned(),
+                require_precreated_chat: true,
+                unknown_chat_fails_fast: true,
+                ..v2_endpoint
+            },
+            "2026-08-extra-header" => FakeConfig {
+                required_headers: vec![RequiredHeader::any("X-Device-Id")],
+                enable_legacy_path: false,
+                unknown_chat_fails_fast: true,
+                ..today
+            },
+            _ => return None,
+        })
+    }
 }
 
 impl Default for FakeConfig {
@@ -80,6 +239,10 @@ impl Default for FakeConfig {
             stall_duration: Duration::from_secs(600),
             guests_can_upload: false,
             max_body_bytes: 64 * 1024 * 1024,
+            completion_version: 2,
+            required_headers: Vec::new(),
+            missing_header_answer: MissingHeaderAnswer::Firewall,
+            unknown_chat_fails_fast: false,
         }
     }
 }
@@ -215,6 +378,33 @@ impl Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_era_exists_and_differs() {
+        let eras: Vec<FakeConfig> = ERAS.iter().map(|n| FakeConfig::era(n).unwrap()).collect();
+        assert!(FakeConfig::era("1999-01").is_none());
+        let legacy = &eras[0];
+        assert!(legacy.signature.is_none() && !legacy.enable_v2_path && legacy.enable_legacy_path);
+        assert_eq!(legacy.fe_version, "prod-fe-1.0.70");
+        assert!(!legacy.check_fe_version && !legacy.require_precreated_chat);
+        assert_eq!(eras[1].signature, Some(SignatureScheme::v1()));
+        assert_eq!(eras[2].signature, Some(SignatureScheme::v2()));
+        assert!(eras[3].enable_legacy_path && !eras[3].enable_v2_path);
+        assert!(eras[4].enable_v2_path && !eras[4].enable_legacy_path);
+        assert!(eras[5].require_precreated_chat && eras[5].unknown_chat_fails_fast);
+        assert_eq!(
+            eras[6].required_headers,
+            vec![RequiredHeader::any("X-Device-Id")]
+        );
+        assert_eq!(
+            RequiredHeader::parse("X-Region=overseas"),
+            Ok(RequiredHeader::exact("X-Region", "overseas"))
+        );
+        assert_eq!(
+            MissingHeaderAnswer::parse("400"),
+            Ok(MissingHeaderAnswer::BadRequest)
+        );
+    }
 
     #[test]
     fn directive_parsing() {

@@ -24,7 +24,7 @@ mod state;
 pub mod tools;
 
 pub use completions::{DETAIL_CONCURRENCY, DETAIL_SIGNATURE, DETAIL_STREAM_OPTIONS};
-pub use config::{FakeConfig, Scenario};
+pub use config::{ERAS, FakeConfig, MissingHeaderAnswer, RequiredHeader, Scenario};
 pub use scenarios::{EVENT_426, EVENT_CAPTCHA, EVENT_INTERNAL_ERROR, EVENT_MODEL_LEVEL, texts};
 pub use server::{DETAIL_401, DETAIL_403};
 pub use state::TokenFault;

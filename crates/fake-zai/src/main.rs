@@ -1,13 +1,16 @@
 //! The `fake-zai` binary: serves the fake chat.z.ai on a fixed address for humans and benchmarks.
 //!
-//! Invariants: every flag maps onto one `FakeConfig` field (defaults are the library's); the process
-//! logs one line per request and stops gracefully on Ctrl-C (open streams get a few seconds).
+//! Invariants: every flag maps onto one `FakeConfig` field (defaults are the library's, or the
+//! `--era` preset's when one is given); the process logs one line per request and stops gracefully
+//! on Ctrl-C (open streams get a few seconds).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use fake_zai::{FakeConfig, FakeZai, Scenario, SignatureScheme};
+use fake_zai::{
+    ERAS, FakeConfig, FakeZai, MissingHeaderAnswer, RequiredHeader, Scenario, SignatureScheme,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -15,21 +18,32 @@ use fake_zai::{FakeConfig, FakeZai, Scenario, SignatureScheme};
     about = "A faithful fake of chat.z.ai for tests, benchmarks and offline use"
 )]
 struct Args {
+    /// Start from a dated protocol state instead of today's: 2025-09-legacy, 2025-10-v1,
+    /// 2025-10-v2, 2025-10-v3, 2025-11-v2-endpoint, 2026-03-precreate, 2026-08-extra-header.
+    /// Other flags change the preset further.
+    #[arg(long, value_name = "NAME")]
+    era: Option<String>,
+    /// Require a header on /api/ routes: NAME (any value) or NAME=VALUE (repeatable).
+    #[arg(long = "require-header", value_name = "NAME[=VALUE]")]
+    require_headers: Vec<String>,
+    /// Answer a missing required header with the WAF page (`waf`) or HTTP 400 (`400`).
+    #[arg(long, value_name = "waf|400")]
+    missing_header_answer: Option<String>,
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1", env = "FAKE_ZAI_HOST")]
     host: std::net::IpAddr,
     /// Port to bind (0 = any free port).
     #[arg(long, default_value_t = 9090, env = "FAKE_ZAI_PORT")]
     port: u16,
-    /// Current front-end version (`1.1.88` or `prod-fe-1.1.88`).
-    #[arg(long, default_value = "prod-fe-1.1.88")]
-    fe_version: String,
+    /// Current front-end version (`1.1.88` or `prod-fe-1.1.88`); default today's or the era's.
+    #[arg(long)]
+    fe_version: Option<String>,
     /// Accept completions without a valid X-Signature.
     #[arg(long)]
     no_signature_check: bool,
-    /// Signature scheme to verify: v1, v2 or v3.
-    #[arg(long, default_value = "v3")]
-    signature: String,
+    /// Signature scheme to verify: v1, v2 or v3 (default v3, or the era's).
+    #[arg(long)]
+    signature: Option<String>,
     /// Accept any X-FE-Version on completions.
     #[arg(long)]
     no_fe_check: bool,
@@ -60,32 +74,50 @@ struct Args {
 }
 
 fn config_from(args: &Args) -> Result<FakeConfig, String> {
-    let fe_version = if args.fe_version.starts_with("prod-fe-") {
-        args.fe_version.clone()
-    } else {
-        format!("prod-fe-{}", args.fe_version)
+    let base = match &args.era {
+        Some(name) => FakeConfig::era(name)
+            .ok_or_else(|| format!("unknown era {name:?}; known eras: {}", ERAS.join(", ")))?,
+        None => FakeConfig::default(),
+    };
+    let fe_version = match &args.fe_version {
+        Some(v) if v.starts_with("prod-fe-") => v.clone(),
+        Some(v) => format!("prod-fe-{v}"),
+        None => base.fe_version.clone(),
     };
     let signature = if args.no_signature_check {
         None
     } else {
-        Some(
-            SignatureScheme::named(&args.signature)
-                .ok_or_else(|| format!("unknown signature scheme {:?}", args.signature))?,
-        )
+        match &args.signature {
+            Some(name) => Some(
+                SignatureScheme::named(name)
+                    .ok_or_else(|| format!("unknown signature scheme {name:?}"))?,
+            ),
+            None => base.signature.clone(),
+        }
     };
     let default_scenario = args.scenario.as_deref().map(Scenario::parse).transpose()?;
+    let mut required_headers = base.required_headers.clone();
+    for spec in &args.require_headers {
+        required_headers.push(RequiredHeader::parse(spec)?);
+    }
+    let missing_header_answer = match &args.missing_header_answer {
+        Some(name) => MissingHeaderAnswer::parse(name)?,
+        None => base.missing_header_answer,
+    };
     Ok(FakeConfig {
         fe_version,
-        check_fe_version: !args.no_fe_check,
+        check_fe_version: base.check_fe_version && !args.no_fe_check,
         signature,
-        check_user_id: !args.no_user_id_check,
-        captcha_required: args.captcha,
-        max_concurrent_per_user: args.max_concurrent,
-        require_precreated_chat: !args.no_precreate_check,
-        send_done_marker: args.done_marker,
+        check_user_id: base.check_user_id && !args.no_user_id_check,
+        captcha_required: base.captcha_required || args.captcha,
+        max_concurrent_per_user: args.max_concurrent.or(base.max_concurrent_per_user),
+        require_precreated_chat: base.require_precreated_chat && !args.no_precreate_check,
+        send_done_marker: base.send_done_marker || args.done_marker,
         event_delay: Duration::from_millis(args.event_delay_ms),
         default_scenario,
-        ..FakeConfig::default()
+        required_headers,
+        missing_header_answer,
+        ..base
     })
 }
 
@@ -122,8 +154,9 @@ async fn main() -> std::process::ExitCode {
         tracing::info!("registered user {name} id={id}");
     }
     tracing::info!(
-        "fake-zai listening on {} (X-FE-Version {fe_version})",
-        fake.base_url()
+        "fake-zai listening on {} (era {}, X-FE-Version {fe_version})",
+        fake.base_url(),
+        args.era.as_deref().unwrap_or("today")
     );
     if let Err(e) = tokio::signal::ctrl_c().await {
         tracing::error!("cannot listen for Ctrl-C: {e}");

@@ -10,9 +10,17 @@ use rand::Rng as _;
 /// The real `GET /api/models` response of 2026-03 (13 models).
 pub const MODELS_JSON: &str = include_str!("../fixtures/models-2026-03.json");
 
-/// `GET /api/config` (§7).
+/// `GET /api/config` (§7) as today's site answers it.
 pub const CONFIG_JSON: &str =
     r#"{"status":true,"name":"Z.ai","version":"0.0.1","completion_version":2,"features":{}}"#;
+
+/// `GET /api/config` with the given `completion_version` (1 before the `/api/v2` endpoint).
+pub fn config_json(completion_version: u32) -> String {
+    CONFIG_JSON.replace(
+        "\"completion_version\":2",
+        &format!("\"completion_version\":{completion_version}"),
+    )
+}
 
 pub fn landing_page(fe_version: &str) -> String {
     let cdn = format!("https://z-cdn.chatglm.cn/z-ai/frontend/{fe_version}/assets");

@@ -4,6 +4,8 @@
 //! - Every request is recorded (method, path, decoded query, lower-cased headers, full body) *before*
 //!   any check runs, so rejected requests are visible to assertions too.
 //! - `firewall_all` is applied after recording and before routing: every route answers the WAF page.
+//!   `required_headers` are checked right after it, on `/api/…` routes only (the landing page stays
+//!   reachable, as the real WAF lets browsers load it).
 //! - Error bodies are FastAPI-style `{"detail": …}` JSON, as the real Open WebUI backend answers.
 //! - Logs carry one line per request and never a full token.
 
@@ -21,6 +23,7 @@ use axum_extra::extract::Multipart;
 use serde_json::{Value, json};
 
 use crate::RecordedRequest;
+use crate::config::{MissingHeaderAnswer, RequiredHeader};
 use crate::pages;
 use crate::state::{Role, Session, Shared, Upload};
 
@@ -125,8 +128,26 @@ async fn observe(State(app): State<App>, request: Request, next: Next) -> Respon
     let path = parts.uri.path().to_owned();
     let auth = bearer(&parts.headers).map_or_else(|| "-".to_owned(), pages::mask);
 
-    let response = if app.config().firewall_all {
+    let cfg = app.config();
+    let missing = if path.starts_with("/api/") {
+        missing_header(&cfg.required_headers, &parts.headers)
+    } else {
+        None
+    };
+    let response = if cfg.firewall_all {
         waf_response()
+    } else if let Some(name) = missing {
+        let mut response = match cfg.missing_header_answer {
+            MissingHeaderAnswer::Firewall => waf_response(),
+            MissingHeaderAnswer::BadRequest => detail(
+                StatusCode::BAD_REQUEST,
+                &format!("Missing required header: {name}"),
+            ),
+        };
+        response
+            .extensions_mut()
+            .insert(LogTag(format!("check=header:{name}")));
+        response
     } else {
         next.run(Request::from_parts(parts, Body::from(bytes)))
             .await
@@ -142,6 +163,25 @@ async fn observe(State(app): State<App>, request: Request, next: Next) -> Respon
         started.elapsed().as_millis()
     );
     response
+}
+
+/// The first required header `headers` lacks (or carries with the wrong value).
+fn missing_header<'a>(required: &'a [RequiredHeader], headers: &HeaderMap) -> Option<&'a str> {
+    required
+        .iter()
+        .find(|r| {
+            let value = headers
+                .get(r.name.as_str())
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty());
+            match (&r.value, value) {
+                (_, None) => true,
+                (Some(want), Some(got)) => want != got,
+                (None, Some(_)) => false,
+            }
+        })
+        .map(|r| r.name.as_str())
 }
 
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -248,7 +288,7 @@ async fn config(State(app): State<App>, headers: HeaderMap) -> Response {
     }
     (
         [(header::CONTENT_TYPE, "application/json")],
-        pages::CONFIG_JSON,
+        pages::config_json(app.config().completion_version),
     )
         .into_response()
 }
