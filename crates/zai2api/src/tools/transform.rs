@@ -19,6 +19,11 @@
 //!   markup.
 //! - Work per event is constant apart from the text it holds back: the held tail in text mode is a
 //!   few bytes, and a block being collected is searched only in its new part.
+//! - A call ends the turn, as it does for the models agents are written against: once a call has
+//!   been emitted, the next reasoning or non-blank text ends the reply with `Done` and everything
+//!   upstream sends after that is dropped (in native mode upstream cannot run the client's function
+//!   and goes on thinking and writing as if it had). Text before a call and further calls in the
+//!   same batch are kept.
 
 use std::sync::Arc;
 
@@ -57,6 +62,8 @@ pub struct ToolTransform {
     scanned: usize,
     /// The current blocks were opened inside a code fence, whose closing line is to be dropped.
     fenced: bool,
+    /// The turn ended after its calls; the rest of upstream's reply is dropped.
+    turn_over: bool,
 }
 
 impl ToolTransform {
@@ -70,6 +77,7 @@ impl ToolTransform {
             pending: String::new(),
             scanned: 0,
             fenced: false,
+            turn_over: false,
         }
     }
 
@@ -79,6 +87,53 @@ impl ToolTransform {
     }
 
     pub fn push(&mut self, event: Semantic) -> Events {
+        if self.turn_over {
+            return Events::new();
+        }
+        let out = self.transform(event);
+        self.end_turn_after_calls(out)
+    }
+
+    /// Cuts the reply at the first reasoning or text that follows a call (see the module invariants).
+    fn end_turn_after_calls(&mut self, out: Events) -> Events {
+        if self.ids.is_empty() {
+            return out;
+        }
+        // Calls emitted before this batch (the batch's own are counted in `ids` already).
+        let in_batch = out
+            .iter()
+            .filter(|e| matches!(e, Semantic::ToolCall(_)))
+            .count();
+        let mut called = self.ids.len() > in_batch;
+        let mut kept = Events::new();
+        for event in out {
+            let continues = match &event {
+                Semantic::ThinkingStart | Semantic::Reasoning(_) => true,
+                Semantic::Answer(text) => !text.trim().is_empty(),
+                _ => false,
+            };
+            if called && matches!(&event, Semantic::Answer(text) if text.trim().is_empty()) {
+                // Blank text between or after calls is not part of the reply.
+                continue;
+            }
+            if continues && called {
+                tracing::debug!("upstream went on after a tool call; ending the turn there");
+                kept.push(Semantic::Done);
+                self.turn_over = true;
+                return kept;
+            }
+            if matches!(event, Semantic::ToolCall(_)) {
+                called = true;
+            }
+            if matches!(event, Semantic::Done | Semantic::Error(_)) {
+                self.turn_over = true;
+            }
+            kept.push(event);
+        }
+        kept
+    }
+
+    fn transform(&mut self, event: Semantic) -> Events {
         let mut out = Events::new();
         match event {
             Semantic::Answer(text) => match self.strategy {
@@ -106,9 +161,12 @@ impl ToolTransform {
 
     /// The end of the stream without `Done`: releases whatever is held.
     pub fn finish(&mut self) -> Events {
+        if self.turn_over {
+            return Events::new();
+        }
         let mut out = Events::new();
         self.flush(&mut out);
-        out
+        self.end_turn_after_calls(out)
     }
 
     fn emit_text(&mut self, text: String, out: &mut Events) {
@@ -456,12 +514,8 @@ mod tests {
             ));
             assert_eq!(
                 out,
-                vec![
-                    answer("Sure:"),
-                    call("get_time", "{}"),
-                    answer("Done."),
-                    Semantic::Done
-                ],
+                // The text after the call is dropped: a call ends the turn.
+                vec![answer("Sure:"), call("get_time", "{}"), Semantic::Done],
                 "split at {i}"
             );
         }
@@ -611,17 +665,22 @@ mod tests {
             ToolStrategy::Native,
             vec![
                 answer("Checking."),
+                answer("<zai_tool_call>{\"name\":\"get_time\"}</zai_tool_call>"),
                 search.clone(),
                 block("call_abc", "get_weather", "{\"city\":\"Paris\"}"),
                 // The same id again (the fake reuses one): a fresh id.
                 block("call_abc", "get_time", ""),
                 block("fyh97", "get_time", "{\"tz\":\"UTC\",}"),
-                answer("<zai_tool_call>{\"name\":\"get_time\"}</zai_tool_call>"),
                 Semantic::Done,
             ],
         );
         assert_eq!(out[0], answer("Checking."));
-        assert_eq!(out[1], search, "upstream's own tools pass through");
+        // Native mode does not read the prompt protocol.
+        assert_eq!(
+            out[1],
+            answer("<zai_tool_call>{\"name\":\"get_time\"}</zai_tool_call>")
+        );
+        assert_eq!(out[2], search, "upstream's own tools pass through");
         let calls: Vec<&ToolCall> = out
             .iter()
             .filter_map(|e| match e {
@@ -636,11 +695,6 @@ mod tests {
         assert_eq!(calls[1].arguments, "{}");
         assert_eq!(calls[2].arguments, r#"{"tz":"UTC"}"#);
         assert!(calls[2].id.starts_with("call_") && calls[2].id.len() == 29);
-        // Native mode does not read the prompt protocol.
-        assert_eq!(
-            out[5],
-            answer("<zai_tool_call>{\"name\":\"get_time\"}</zai_tool_call>")
-        );
         let note = only_note(run(
             ToolStrategy::Native,
             vec![
@@ -669,5 +723,58 @@ mod tests {
         assert_eq!(hold_from("é<"), "é".len());
         assert_eq!(partial_suffix("<zai_tool_call", prompt::CALL_OPEN), 14);
         assert_eq!(partial_suffix("<zai_tool_call>", prompt::CALL_OPEN), 0);
+    }
+
+    #[test]
+    fn a_call_ends_the_turn() {
+        for strategy in [ToolStrategy::Native, ToolStrategy::Prompt] {
+            let call_event = match strategy {
+                ToolStrategy::Native => block("call_1", "get_weather", "{\"city\":\"Paris\"}"),
+                ToolStrategy::Prompt => answer(
+                    "<zai_tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</zai_tool_call>",
+                ),
+            };
+            let out = run(
+                strategy,
+                vec![
+                    answer("Let me check. "),
+                    call_event,
+                    answer("\n\n"),
+                    Semantic::ThinkingStart,
+                    Semantic::Reasoning("The tool said nothing yet".into()),
+                    answer("It is sunny (made up)."),
+                    Semantic::Done,
+                ],
+            );
+            let mut kinds: Vec<&str> = out
+                .iter()
+                .map(|e| match e {
+                    Semantic::Answer(_) => "answer",
+                    Semantic::ToolCall(_) => "call",
+                    Semantic::Done => "done",
+                    _ => "other",
+                })
+                .collect();
+            kinds.dedup();
+            assert_eq!(kinds, ["answer", "call", "done"], "{strategy:?}: {out:?}");
+        }
+        // Parallel calls in a row are all kept.
+        let out = run(
+            ToolStrategy::Native,
+            vec![
+                block("call_1", "get_weather", "{\"city\":\"Paris\"}"),
+                block("call_2", "get_weather", "{\"city\":\"Rome\"}"),
+                answer("Done."),
+                Semantic::Done,
+            ],
+        );
+        assert_eq!(
+            out.iter()
+                .filter(|e| matches!(e, Semantic::ToolCall(_)))
+                .count(),
+            2
+        );
+        assert_eq!(out.last(), Some(&Semantic::Done));
+        assert!(!out.contains(&answer("Done.")));
     }
 }
