@@ -15,6 +15,9 @@ pub struct ChatRequest {
     /// Functions the client declares (OpenAI `tools`, Anthropic `tools`).
     pub tools: Vec<ToolSpec>,
     pub tool_choice: ToolChoice,
+    /// At most one tool call per turn (OpenAI `parallel_tool_calls: false`, Anthropic
+    /// `disable_parallel_tool_use: true`).
+    pub single_tool_call: bool,
 }
 
 /// A function the client can run.

@@ -159,8 +159,12 @@ pub struct ToolSetup {
 impl ToolSetup {
     /// Decides the strategy for a model and compiles the request's tools.
     pub fn new(request: &ChatRequest, strategy: ToolStrategy) -> Self {
-        let active = (!request.tools.is_empty() && request.tool_choice != ToolChoice::None)
-            .then(|| Arc::new(ToolSet::new(&request.tools, request.tool_choice.clone())));
+        let active =
+            (!request.tools.is_empty() && request.tool_choice != ToolChoice::None).then(|| {
+                let mut set = ToolSet::new(&request.tools, request.tool_choice.clone());
+                set.single_call = request.single_tool_call;
+                Arc::new(set)
+            });
         Self { strategy, active }
     }
 
@@ -176,6 +180,8 @@ impl ToolSetup {
 pub struct ToolSet {
     pub specs: Vec<ToolSpec>,
     pub choice: ToolChoice,
+    /// Only the first call of a turn is kept.
+    pub single_call: bool,
     validators: Vec<Option<jsonschema::Validator>>,
 }
 
@@ -205,6 +211,7 @@ impl ToolSet {
         Self {
             specs: specs.to_vec(),
             choice,
+            single_call: false,
             validators,
         }
     }

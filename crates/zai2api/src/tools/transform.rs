@@ -110,6 +110,8 @@ impl ToolTransform {
             let continues = match &event {
                 Semantic::ThinkingStart | Semantic::Reasoning(_) => true,
                 Semantic::Answer(text) => !text.trim().is_empty(),
+                // A second call when the client asked for one at a time.
+                Semantic::ToolCall(_) => self.set.single_call,
                 _ => false,
             };
             if called && matches!(&event, Semantic::Answer(text) if text.trim().is_empty()) {
@@ -776,5 +778,23 @@ mod tests {
         );
         assert_eq!(out.last(), Some(&Semantic::Done));
         assert!(!out.contains(&answer("Done.")));
+        // Unless the client asked for one call at a time.
+        let mut single = ToolSet::new(&set().specs, ToolChoice::Auto);
+        single.single_call = true;
+        let mut t = ToolTransform::new(ToolStrategy::Native, Arc::new(single));
+        let mut out = Vec::new();
+        for e in [
+            block("call_1", "get_weather", "{\"city\":\"Paris\"}"),
+            block("call_2", "get_weather", "{\"city\":\"Rome\"}"),
+            Semantic::Done,
+        ] {
+            out.extend(t.push(e));
+        }
+        let calls = out
+            .iter()
+            .filter(|e| matches!(e, Semantic::ToolCall(_)))
+            .count();
+        assert_eq!(calls, 1);
+        assert_eq!(out.last(), Some(&Semantic::Done));
     }
 }

@@ -121,6 +121,10 @@ pub fn to_chat_request(
         .enumerate()
         .map(|(i, t)| convert_tool(i, t))
         .collect::<Result<Vec<_>, _>>()?;
+    let single_tool_call = wire
+        .tool_choice
+        .as_ref()
+        .is_some_and(|c| c.disable_parallel_tool_use);
     let tool_choice = match wire.tool_choice {
         None => ToolChoice::Auto,
         Some(choice) => convert_tool_choice(choice, &tools)?,
@@ -151,6 +155,7 @@ pub fn to_chat_request(
         thinking,
         tools,
         tool_choice,
+        single_tool_call,
     })
 }
 
@@ -686,6 +691,11 @@ mod tests {
             choice(json!({"type": "auto", "disable_parallel_tool_use": true})).unwrap(),
             ToolChoice::Auto
         );
+        let single = |c: serde_json::Value| {
+            parse(with(json!({"tools": tools, "tool_choice": c}))).map(|r| r.single_tool_call)
+        };
+        assert!(single(json!({"type": "auto", "disable_parallel_tool_use": true})).unwrap());
+        assert!(!single(json!({"type": "auto"})).unwrap());
         for bad in [
             json!({"type": "tool", "name": "other"}),
             json!({"type": "tool"}),

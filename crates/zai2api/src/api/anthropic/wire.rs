@@ -109,6 +109,8 @@ pub struct ToolChoiceParam {
     #[serde(rename = "type")]
     pub kind: String,
     pub name: Option<String>,
+    #[serde(default)]
+    pub disable_parallel_tool_use: bool,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -145,6 +145,7 @@ pub fn to_chat_request(wire: ChatCompletionRequest) -> Result<ChatRequest, AppEr
         thinking,
         tools,
         tool_choice,
+        single_tool_call: wire.parallel_tool_calls == Some(false),
     })
 }
 
@@ -616,7 +617,13 @@ mod tests {
         ] {
             let r = with(json!({"tools": [weather_tool()], "tool_choice": choice, "parallel_tool_calls": false})).unwrap();
             assert_eq!(r.tool_choice, want);
+            assert!(r.single_tool_call, "parallel_tool_calls: false");
         }
+        assert!(
+            !with(json!({"tools": [weather_tool()]}))
+                .unwrap()
+                .single_tool_call
+        );
         // No tools: none/auto are harmless, a forced call is not.
         assert_eq!(
             with(json!({"tool_choice": "none"})).unwrap().tool_choice,
