@@ -198,26 +198,6 @@ fn pick_tool(arg: Option<&str>, tools: Option<&Value>, default: &str) -> (String
     (name, schema)
 }
 
-/// Arguments valid for `schema`: every required property gets a placeholder of its type.
-fn arguments_for(schema: Option<&Value>) -> Value {
-    let mut args = serde_json::Map::new();
-    if let Some(schema) = schema {
-        let required = schema["required"].as_array().cloned().unwrap_or_default();
-        for key in required.iter().filter_map(Value::as_str) {
-            let value = match schema["properties"][key]["type"].as_str() {
-                Some("integer" | "number") => json!(1),
-                Some("boolean") => json!(true),
-                Some("array") => json!([]),
-                Some("object") => json!({}),
-                Some("null") => Value::Null,
-                _ => json!("test"),
-            };
-            args.insert(key.to_owned(), value);
-        }
-    }
-    Value::Object(args)
-}
-
 fn glm_block_json(name: &str, arguments: &str, duration: &str, result: Value) -> String {
     // serde_json's map sorts keys, which is exactly the Format A order (§12.6).
     json!({
@@ -242,7 +222,7 @@ fn tool_a_ops(arg: Option<&str>, tools: Option<&Value>) -> Vec<Op> {
     let arguments = if tools.is_none() && name == "draw_boxes" {
         json!({"boxes": "[[450,100,620,300]]", "color": "red"}).to_string()
     } else {
-        arguments_for(schema.as_ref()).to_string()
+        crate::tools::arguments_for(schema.as_ref()).to_string()
     };
     let before = glm_block_json(&name, &arguments, "0s", json!(""));
     let after = glm_block_json(

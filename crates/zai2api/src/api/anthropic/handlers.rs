@@ -9,7 +9,6 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::request::{self, ModelNames, Purpose};
@@ -32,7 +31,7 @@ pub async fn messages(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
-    let body = body.map_err(body_error)?;
+    let body = body.map_err(crate::api::body_error)?;
     let request = request::parse_body(&body, model_names(&state), Purpose::Messages)?;
     let input_tokens = request::input_tokens(&request);
     let chat = service::start_chat(&state, &request).await?;
@@ -56,20 +55,9 @@ pub async fn count_tokens(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<CountTokens>, AppError> {
-    let body = body.map_err(body_error)?;
+    let body = body.map_err(crate::api::body_error)?;
     let request = request::parse_body(&body, model_names(&state), Purpose::CountTokens)?;
     Ok(Json(CountTokens {
         input_tokens: request::input_tokens(&request),
     }))
-}
-
-fn body_error(rejection: BytesRejection) -> AppError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        AppError::PayloadTooLarge
-    } else {
-        AppError::invalid(
-            format!("cannot read the request body: {}", rejection.body_text()),
-            None,
-        )
-    }
 }

@@ -22,8 +22,6 @@
 //!   ([`MessageBuilder`]), so the two cannot disagree.
 //! - The body is a lazy stream with no channel: events are rendered only when hyper can take them.
 
-use axum::body::Body;
-use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -502,16 +500,7 @@ fn sse_response(renderer: MessageRenderer, events: SemanticStream) -> Response {
             ))
         },
     );
-    let body = futures_util::stream::once(async move { Ok(first) }).chain(rest);
-    let mut response = Response::new(Body::from_stream(body));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
+    crate::api::sse_response(first, rest)
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::{Json, body::Bytes};
 
@@ -47,7 +46,7 @@ pub async fn chat_completions(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
-    let body = body.map_err(body_error)?;
+    let body = body.map_err(crate::api::body_error)?;
     let request = request::parse_body(&body)?;
     let mut chat = service::start_chat(&state, &request).await?;
     // Upstream ignores `stop`; the gateway enforces it (finish_reason stays "stop").
@@ -62,15 +61,4 @@ pub async fn chat_completions(
     .await;
     response.extensions_mut().insert(used);
     Ok(response)
-}
-
-fn body_error(rejection: BytesRejection) -> AppError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        AppError::PayloadTooLarge
-    } else {
-        AppError::invalid(
-            format!("cannot read the request body: {}", rejection.body_text()),
-            None,
-        )
-    }
 }

@@ -17,8 +17,6 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::body::Body;
-use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -271,18 +269,7 @@ fn sse_response(chat: StartedChat, include_usage: bool, mode: ThinkMode) -> Resp
         mode,
     );
     let first = renderer.start();
-    let body = render_stream(renderer, chat.events);
-    let body = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(first) })
-        .chain(body);
-    let mut response = Response::new(Body::from_stream(body));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
+    crate::api::sse_response(first, render_stream(renderer, chat.events))
 }
 
 /// The body after the first chunk: each upstream event becomes its frames, lazily.
