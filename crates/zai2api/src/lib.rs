@@ -11,6 +11,7 @@ pub mod api;
 pub mod app;
 pub mod chat;
 pub mod config;
+pub mod doctor;
 pub mod error;
 pub mod models;
 pub mod pool;

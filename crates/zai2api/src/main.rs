@@ -2,7 +2,8 @@
 //! Ctrl-C / SIGTERM. All behaviour lives in the library.
 //!
 //! Exit codes: 0 after a clean shutdown, 1 when the server cannot start or fails, 2 for a bad
-//! command line or configuration (one line on stderr, secrets never shown).
+//! command line or configuration (one line on stderr, secrets never shown). `doctor` exits 0 when
+//! every step passed (warnings allowed), 1 when a step failed, 2 for a bad configuration.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -19,11 +20,15 @@ Usage:
   zai2api [serve]    run the server (settings from the environment and ./.env)
   zai2api healthcheck
                      exit 0 if the server on this machine's PORT answers /health (for Docker)
+  zai2api doctor [--json]
+                     check the upstream handshake step by step (landing page, session, models,
+                     config, chat creation, a signed completion, an upload when logged in) and
+                     print what failed and what to do; exit 1 if a step failed
   zai2api --help     show this help
   zai2api --version  show the version
 
 Settings: see README.md or .env.example (BASE, PORT, MODEL, TOKEN, AUTH_TOKEN, ANONYMOUS_MODE,
-THINK_TAGS_MODE, DEBUG_MODE, ...). RUST_LOG overrides the log filter.
+THINK_TAGS_MODE, DEBUG_MODE, UPSTREAM_PROFILE, ...). RUST_LOG overrides the log filter.
 ";
 
 #[tokio::main]
@@ -37,6 +42,8 @@ async fn main() -> ExitCode {
     {
         [] | ["serve"] => serve().await,
         ["healthcheck"] => healthcheck().await,
+        ["doctor"] => doctor(false).await,
+        ["doctor", "--json"] => doctor(true).await,
         ["-h" | "--help" | "help"] => {
             let _ = std::io::stdout().write_all(USAGE.as_bytes());
             ExitCode::SUCCESS
@@ -119,6 +126,49 @@ async fn serve() -> ExitCode {
             tracing::error!(error = %e, "server failed");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Runs the doctor with the configured client and prints its report.
+async fn doctor(json: bool) -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("zai2api: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Logs would repeat the report; they go to stderr only when asked for.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let client = match zai2api::upstream::live::client_from_config(&config) {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("zai2api: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = zai2api::doctor::run(&client, &config.model).await;
+    let text = if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => text + "\n",
+            Err(e) => {
+                eprintln!("zai2api: cannot render the report: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        report.render_text()
+    };
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

@@ -296,6 +296,11 @@ impl UpstreamClient {
         self
     }
 
+    /// The upstream base URL, without trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.origin
+    }
+
     /// A snapshot of the profile in use. Keep it for the whole operation: a reload does not
     /// change a snapshot.
     pub fn profile(&self) -> Arc<UpstreamProfile> {

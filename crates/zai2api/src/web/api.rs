@@ -7,6 +7,9 @@
 //! a cross-site HTML form cannot send one, and a cross-site `fetch` that does needs a CORS
 //! preflight this server never grants, so another web page cannot add tokens through a visitor's
 //! browser (which matters in open mode, where loopback browsers may change the pool).
+//! `POST /dashboard/api/doctor` runs [`crate::doctor`] (it creates upstream sessions and chats, so
+//! it is a POST and follows the same rules as the other changing routes); one run at a time, a
+//! second caller waits for the first run to finish instead of doubling the upstream traffic.
 
 use axum::Extension;
 use axum::Json;
@@ -69,6 +72,15 @@ pub async fn stats(
         viewer,
         stats: state.stats.snapshot(),
     })
+}
+
+/// Serialises doctor runs: each one opens a session, a chat and a completion upstream.
+static DOCTOR_RUN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// `POST /dashboard/api/doctor`: the upstream handshake, step by step.
+pub async fn doctor(State(state): State<AppState>) -> Json<crate::doctor::DoctorReport> {
+    let _running = DOCTOR_RUN.lock().await;
+    Json(crate::doctor::run(&state.upstream, &state.config.model).await)
 }
 
 /// `{"tokens": "a,b\nc"}`, `{"tokens": ["a", "b"]}` or a bare `["a", "b"]`.

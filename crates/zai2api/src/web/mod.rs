@@ -99,6 +99,7 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/logout", post(auth::logout))
         .route("/dashboard/assets/{name}", get(pages::asset))
         .route("/dashboard/api/stats", get(api::stats))
+        .route("/dashboard/api/doctor", post(api::doctor))
         .route(
             "/dashboard/api/tokens",
             get(api::list_tokens)

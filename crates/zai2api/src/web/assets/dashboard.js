@@ -302,6 +302,39 @@
     await refresh();
   }
 
+  const DOCTOR_PILL = { pass: 'ok', warn: 'warn', fail: 'bad', skip: 'unknown' };
+
+  function renderDoctor(report) {
+    const rows = report.steps.map((step) => {
+      const detail = h('td', {}, h('div', { text: step.detail }));
+      if (step.code) detail.append(h('div', { className: 'muted', text: `code: ${step.code}` }));
+      if (step.hint) detail.append(h('div', { className: 'doctor-hint', text: step.hint }));
+      return h('tr', { dataset: { step: step.id, status: step.status } },
+        h('td', { text: step.title }),
+        h('td', {}, h('span', { className: `pill ${DOCTOR_PILL[step.status] || 'unknown'}`, text: step.status.toUpperCase() })),
+        h('td', { className: 'num', text: step.status === 'skip' ? '–' : formatMs(step.duration_ms) }),
+        detail);
+    });
+    $('doctor-rows').replaceChildren(...rows);
+    $('doctor-wrap').hidden = false;
+    $('doctor-summary').textContent = report.ok
+      ? `All steps passed in ${formatMs(report.total_ms)} (upstream ${report.upstream}, profile ${report.profile}).`
+      : `Failed at step "${report.failed_step}" (upstream ${report.upstream}, profile ${report.profile}).`;
+  }
+
+  async function onDoctor() {
+    const button = $('doctor-run');
+    button.disabled = true;
+    $('doctor-summary').textContent = 'Running… (a completion can take a few seconds)';
+    try {
+      renderDoctor(await api('/dashboard/api/doctor', { method: 'POST' }));
+    } catch (error) {
+      $('doctor-summary').textContent = `Could not run the diagnostics: ${error.message}`;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
   function setAutoRefresh(on) {
     clearInterval(timer);
     timer = on ? setInterval(refresh, REFRESH_MS) : null;
@@ -317,6 +350,7 @@
     setAutoRefresh(toggle.checked);
     $('refresh-now').addEventListener('click', refresh);
     $('add-form').addEventListener('submit', onAdd);
+    $('doctor-run').addEventListener('click', onDoctor);
     setInterval(tick, 1000);
     refresh();
   }
