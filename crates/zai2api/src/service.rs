@@ -270,7 +270,13 @@ pub fn semantic_stream(bytes: ByteStream) -> SemanticStream {
             }
         }
     });
-    Box::pin(stream)
+    // An error after the first byte cannot become an HTTP error any more; the request log still
+    // counts it by kind (a no-op when this stream is read before the response exists).
+    Box::pin(stream.inspect(|event| {
+        if let Semantic::Error(e) = event {
+            crate::stats::note_stream_failure(e.kind);
+        }
+    }))
 }
 
 /// Converts the client's conversation into upstream's shape, uploading inline images.

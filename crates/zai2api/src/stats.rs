@@ -11,11 +11,15 @@
 //!   (`token:xxxxxxxx`) or `guest`: never a secret.
 //! - A request is recorded when its response body finishes or is dropped (client gone), so the
 //!   duration of a streamed reply covers the whole stream, not just the headers.
+//! - Every upstream failure kind is counted once per request, whether it was answered as an HTTP
+//!   error (the response carries [`UpstreamFailure`]) or arrived in the middle of a stream that had
+//!   already started: while the response body is polled, a task-local slot is in scope, and the
+//!   semantic stream reports its error into it with [`note_stream_failure`].
 
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -40,6 +44,18 @@ const MAX_PATH_CHARS: usize = 200;
 /// answered, so the request log can count it by kind without parsing bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UpstreamFailure(pub UpstreamErrorKind);
+
+tokio::task_local! {
+    /// The failure slot of the response body being polled right now (see the module invariants).
+    static STREAM_FAILURE: Arc<OnceLock<UpstreamErrorKind>>;
+}
+
+/// Reports an upstream error that ends a stream already under way. Outside a recorded body (an
+/// error before the first byte, which becomes an HTTP error and is counted from the response) it
+/// does nothing, so nothing is counted twice. The first error of a stream wins.
+pub fn note_stream_failure(kind: UpstreamErrorKind) {
+    let _ = STREAM_FAILURE.try_with(|slot| slot.set(kind));
+}
 
 /// One finished API request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -281,6 +297,7 @@ pub async fn record_requests(
     let pending = Pending {
         stats,
         started,
+        stream_failure: Arc::new(OnceLock::new()),
         record: RequestRecord {
             time_ms,
             method,
@@ -307,6 +324,8 @@ pub async fn record_requests(
 struct Pending {
     stats: Arc<Stats>,
     started: Instant,
+    /// Set by [`note_stream_failure`] while the body is polled.
+    stream_failure: Arc<OnceLock<UpstreamErrorKind>>,
     record: RequestRecord,
     upstream: Option<UpstreamContact>,
 }
@@ -315,6 +334,15 @@ impl Pending {
     fn finish(mut self) {
         self.record.duration_ms =
             u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if self.record.upstream_error.is_none() {
+            if let Some(kind) = self.stream_failure.get().copied() {
+                self.record.upstream_error = Some(kind.code());
+                self.upstream = Some(UpstreamContact {
+                    at_ms: unix_ms(),
+                    error: Some(kind),
+                });
+            }
+        }
         self.stats.record(self.record, self.upstream);
     }
 }
@@ -336,7 +364,13 @@ impl HttpBody for RecordedBody {
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
         // `Body` is `Unpin`, so no pin projection is needed.
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let polled = match &this.pending {
+            // The stream behind the body runs inside this poll: give it the failure slot.
+            Some(pending) => STREAM_FAILURE.sync_scope(Arc::clone(&pending.stream_failure), || {
+                Pin::new(&mut this.inner).poll_frame(cx)
+            }),
+            None => Pin::new(&mut this.inner).poll_frame(cx),
+        };
         if let Poll::Ready(None) = polled {
             if let Some(pending) = this.pending.take() {
                 pending.finish();
