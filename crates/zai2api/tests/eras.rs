@@ -355,3 +355,35 @@ fn an_invalid_profile_stops_the_binary_with_one_line() {
         "{stderr}"
     );
 }
+
+/// SIGHUP re-reads the file even when the poll cannot see a change (same size, same mtime).
+#[cfg(unix)]
+#[tokio::test]
+async fn sighup_reloads_the_profile() {
+    let right = LEGACY.replace("\"none\"", "\"v1\"");
+    let profile = ProfileFile::new(&right);
+    let gw = gateway("2025-10-v1", &profile).await;
+    assert_eq!(ask(&gw).await, (200, HELLO.to_owned()));
+    let before = std::fs::metadata(&profile.path)
+        .unwrap()
+        .modified()
+        .unwrap();
+    let wrong = right.replace("\"v1\"", "\"v3\"");
+    assert_eq!(wrong.len(), right.len());
+    profile.write(&wrong);
+    std::fs::File::options()
+        .write(true)
+        .open(&profile.path)
+        .unwrap()
+        .set_modified(before)
+        .unwrap();
+    // The poll sees the same stamp: nothing changes.
+    tokio::time::sleep(zai2api::upstream::live::POLL_INTERVAL * 2).await;
+    assert_eq!(ask(&gw).await, (200, HELLO.to_owned()));
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    until(&gw, (502, "upstream_signature_rejected")).await;
+}
