@@ -352,10 +352,21 @@ impl AppError {
     }
 
     /// Anthropic's error body: `{"type":"error","error":{"type","message"}}`.
+    /// Anthropic's error body: `{"type":"error","error":{"type","message"}}`. Anthropic's shape
+    /// has no code field, so the stable code leads the message (`upstream_firewall: …`), where it
+    /// survives in HTTP errors and in-stream `event: error` alike.
     pub fn anthropic_body(&self) -> Value {
-        json!({"type": "error", "error": {"type": self.anthropic_type(), "message": self.client_message()}})
+        json!({"type": "error", "error": {"type": self.anthropic_type(), "message": self.anthropic_message()}})
+    }
+
+    /// The message of an Anthropic error: the stable code, then what the client should know.
+    pub fn anthropic_message(&self) -> String {
+        format!("{}: {}", self.code(), self.client_message())
     }
 }
+
+/// Response header carrying [`AppError::code`] on every error response.
+pub const ERROR_CODE_HEADER: &str = "x-zai2api-error-code";
 
 impl axum::response::IntoResponse for AppError {
     fn into_response(self) -> axum::response::Response {
@@ -366,6 +377,11 @@ impl axum::response::IntoResponse for AppError {
                 .extensions_mut()
                 .insert(crate::stats::UpstreamFailure(e.kind));
         }
+        // The stable code for programs, whatever the body's shape.
+        response.headers_mut().insert(
+            ERROR_CODE_HEADER,
+            axum::http::HeaderValue::from_static(self.code()),
+        );
         if let Some(secs) = self.retry_after_secs() {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

@@ -75,6 +75,28 @@ async fn send(state: AppState, request: Request<Body>) -> (StatusCode, Value) {
     (status, body)
 }
 
+/// Every error response names its stable code in a header, whatever the body's shape.
+#[tokio::test]
+async fn errors_carry_their_code_in_a_header() {
+    for (state, uri, code) in [
+        (open(), "/v1/nope", "not_found"),
+        (locked(), "/v1/models", "invalid_api_key"),
+    ] {
+        let response = app(state).oneshot(get(uri)).await.unwrap();
+        assert_eq!(
+            response.headers()[zai2api::error::ERROR_CODE_HEADER],
+            code,
+            "{uri}"
+        );
+    }
+    let ok = app(open()).oneshot(get("/health")).await.unwrap();
+    assert!(
+        ok.headers()
+            .get(zai2api::error::ERROR_CODE_HEADER)
+            .is_none()
+    );
+}
+
 fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
 }

@@ -121,8 +121,12 @@ fn every_kind_maps_to_a_stable_code_in_both_formats() {
             assert_eq!(anthropic["type"], "error");
             assert_eq!(anthropic["error"]["type"], anthropic_type, "{kind:?}");
 
-            for message in [&openai["error"]["message"], &anthropic["error"]["message"]] {
-                let message = message.as_str().unwrap();
+            // Anthropic's shape has no code field: the stable code leads its message.
+            let anthropic_message = anthropic["error"]["message"].as_str().unwrap();
+            let after_code = anthropic_message
+                .strip_prefix(&format!("{code}: "))
+                .unwrap_or_else(|| panic!("stable code first: {anthropic_message}"));
+            for message in [openai["error"]["message"].as_str().unwrap(), after_code] {
                 assert!(message.starts_with(kind.hint()), "actionable: {message}");
                 assert!(
                     !message.contains('<') && !message.contains("renderData"),
@@ -307,7 +311,11 @@ async fn every_kind_for_real_in_both_formats_and_counted() {
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["type"], "error");
         assert_eq!(body["error"]["type"], anthropic_type, "{body}");
-        check_message(body["error"]["message"].as_str().unwrap(), c.kind);
+        let message = body["error"]["message"].as_str().unwrap();
+        let message = message
+            .strip_prefix(&format!("{code}: "))
+            .unwrap_or_else(|| panic!("stable code first: {message}"));
+        check_message(message, c.kind);
 
         let counts = dashboard_counts(&gw).await;
         assert_eq!(count_of(&counts, code), 2, "{:?}: {counts}", c.kind);

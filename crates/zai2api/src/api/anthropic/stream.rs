@@ -195,7 +195,7 @@ impl MessageRenderer {
                 out.push(StreamEvent::Error {
                     error: ErrorDetail {
                         kind: error.anthropic_type().to_owned(),
-                        message: error.client_message(),
+                        message: error.anthropic_message(),
                     },
                 });
                 self.finished = true;
