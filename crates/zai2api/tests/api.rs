@@ -5,11 +5,12 @@
 //! instead of touching the network.
 #![expect(
     clippy::unwrap_used,
+    clippy::expect_used,
     clippy::panic,
     reason = "test helpers outside #[test] fns: a failed unwrap is a failed test"
 )]
 
-use std::sync::Arc;
+mod common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
@@ -18,32 +19,11 @@ use serde_json::{Value, json};
 use tower::ServiceExt as _;
 use zai2api::app::{AppState, app};
 use zai2api::config::Config;
-use zai2api::models::ModelCatalogue;
-use zai2api::upstream::client::{Timeouts, UpstreamClient};
-use zai2api::upstream::profile::UpstreamProfile;
 
-const MODELS: &[u8] = include_bytes!("data/models-2026-03.json");
 const SECRET: &str = "s3cret-pass";
 
 fn state(pairs: &[(&str, &str)]) -> AppState {
-    let mut all = vec![("BASE", "http://127.0.0.1:9"), ("MAX_BODY_BYTES", "4096")];
-    all.extend_from_slice(pairs);
-    let config = Config::from_pairs(&all).unwrap();
-    let upstream = UpstreamClient::new(
-        config.base.clone(),
-        None,
-        true,
-        UpstreamProfile::default(),
-        Timeouts::default(),
-    )
-    .unwrap();
-    let pool = zai2api::pool::TokenPool::in_memory(&config);
-    AppState::new(
-        Arc::new(config),
-        Arc::new(upstream),
-        Arc::new(ModelCatalogue::from_upstream_json(MODELS).unwrap()),
-        pool,
-    )
+    common::offline_state("4096", pairs)
 }
 
 fn open() -> AppState {

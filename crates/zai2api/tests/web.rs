@@ -5,12 +5,14 @@
 //! model dump, so nothing here touches the network.
 #![expect(
     clippy::unwrap_used,
+    clippy::expect_used,
     clippy::panic,
     reason = "test helpers outside #[test] fns: a failed unwrap is a failed test"
 )]
 
+mod common;
+
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -20,12 +22,7 @@ use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 use zai2api::app::{AppState, app};
-use zai2api::config::Config;
-use zai2api::models::ModelCatalogue;
-use zai2api::upstream::client::{Timeouts, UpstreamClient};
-use zai2api::upstream::profile::UpstreamProfile;
 
-const MODELS: &[u8] = include_bytes!("data/models-2026-03.json");
 const SECRET: &str = "dash-Secret-42";
 const REMOTE: &str = "203.0.113.5:40000";
 const LOCAL: &str = "127.0.0.1:40000";
@@ -36,24 +33,7 @@ const RAW_TOKENS: [&str; 3] = [
 ];
 
 fn state(pairs: &[(&str, &str)]) -> AppState {
-    let mut all = vec![("BASE", "http://127.0.0.1:9"), ("MAX_BODY_BYTES", "65536")];
-    all.extend_from_slice(pairs);
-    let config = Config::from_pairs(&all).unwrap();
-    let upstream = UpstreamClient::new(
-        config.base.clone(),
-        None,
-        true,
-        UpstreamProfile::default(),
-        Timeouts::default(),
-    )
-    .unwrap();
-    let pool = zai2api::pool::TokenPool::in_memory(&config);
-    AppState::new(
-        Arc::new(config),
-        Arc::new(upstream),
-        Arc::new(ModelCatalogue::from_upstream_json(MODELS).unwrap()),
-        pool,
-    )
+    common::offline_state("65536", pairs)
 }
 
 fn locked() -> AppState {

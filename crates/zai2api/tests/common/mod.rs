@@ -5,8 +5,43 @@
 
 use fake_zai::{FakeConfig, FakeZai};
 use serde_json::{Value, json};
-use zai2api::app::{app, build_state};
+use std::sync::Arc;
+
+use zai2api::app::{AppState, app, build_state};
 use zai2api::config::Config;
+use zai2api::models::ModelCatalogue;
+use zai2api::upstream::client::{Timeouts, UpstreamClient};
+use zai2api::upstream::profile::UpstreamProfile;
+
+/// The saved 2026-03 `/api/models` dump.
+pub const MODELS: &[u8] = include_bytes!("../data/models-2026-03.json");
+
+/// A state for in-process router tests: the upstream client points at a port nothing listens on
+/// and the catalogue comes from the saved model dump, so a test that reached upstream by accident
+/// fails loudly instead of touching the network. The pool lives in memory.
+pub fn offline_state(max_body_bytes: &str, pairs: &[(&str, &str)]) -> AppState {
+    let mut all = vec![
+        ("BASE", "http://127.0.0.1:9"),
+        ("MAX_BODY_BYTES", max_body_bytes),
+    ];
+    all.extend_from_slice(pairs);
+    let config = Config::from_pairs(&all).expect("valid test config");
+    let upstream = UpstreamClient::new(
+        config.base.clone(),
+        None,
+        true,
+        UpstreamProfile::default(),
+        Timeouts::default(),
+    )
+    .expect("upstream client");
+    let pool = zai2api::pool::TokenPool::in_memory(&config);
+    AppState::new(
+        Arc::new(config),
+        Arc::new(upstream),
+        Arc::new(ModelCatalogue::from_upstream_json(MODELS).expect("model dump parses")),
+        pool,
+    )
+}
 
 pub struct Gateway {
     pub fake: FakeZai,
