@@ -362,15 +362,7 @@ async fn unknown_model_is_404_and_missing_model_uses_the_default() {
 #[tokio::test]
 async fn models_list_comes_from_upstream() {
     let gw = Gateway::start(FakeConfig::default(), &[]).await;
-    let body: Value = gw
-        .http
-        .get(format!("{}/v1/models", gw.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = gw.get_json("/v1/models").await;
     assert_eq!(body["object"], "list");
     let ids: Vec<&str> = body["data"]
         .as_array()

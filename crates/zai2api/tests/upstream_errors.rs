@@ -195,15 +195,7 @@ fn case(kind: UpstreamErrorKind, prompt: &'static str) -> Case {
 }
 
 async fn dashboard_counts(gw: &Gateway) -> Value {
-    let stats: Value = gw
-        .http
-        .get(format!("{}/dashboard/api/stats", gw.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = gw.get_json("/dashboard/api/stats").await;
     stats["upstream_errors"].clone()
 }
 
@@ -344,15 +336,7 @@ async fn an_error_in_the_middle_of_a_stream_is_counted_too() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(counted, 1);
-    let stats: Value = gw
-        .http
-        .get(format!("{}/dashboard/api/stats", gw.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = gw.get_json("/dashboard/api/stats").await;
     assert_eq!(
         stats["recent"][0]["upstream_error"],
         "upstream_connection_failed"

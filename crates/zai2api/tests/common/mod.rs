@@ -113,6 +113,18 @@ impl Gateway {
             .expect("gateway answers")
     }
 
+    /// GET `path` and parse the JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("gateway answers")
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
     /// POST /v1/chat/completions, returning status and JSON body.
     pub async fn chat(&self, body: &Value) -> (u16, Value) {
         let response = self.post("/v1/chat/completions", body).await;
