@@ -39,6 +39,16 @@ fn step<'a>(report: &'a DoctorReport, id: &str) -> &'a zai2api::doctor::DoctorSt
 
 use StepStatus::{Fail, Pass, Skip, Warn};
 
+/// A fake that answers every route with the firewall page.
+async fn firewalled_fake() -> FakeZai {
+    FakeZai::start(FakeConfig {
+        firewall_all: true,
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_healthy_guest_setup_passes() {
     let fake = FakeZai::start(FakeConfig::default()).await.unwrap();
@@ -102,12 +112,7 @@ async fn a_logged_in_token_also_checks_the_session_and_uploads() {
 
 #[tokio::test]
 async fn a_firewall_fails_the_first_step_and_skips_the_rest() {
-    let fake = FakeZai::start(FakeConfig {
-        firewall_all: true,
-        ..FakeConfig::default()
-    })
-    .await
-    .unwrap();
+    let fake = firewalled_fake().await;
     let report = doctor(&fake, &[]).await;
     assert!(!report.ok);
     assert_eq!(report.failed_step, Some("landing"));
@@ -205,12 +210,7 @@ async fn a_moved_endpoint_shows_in_config_and_completion() {
 
 #[tokio::test]
 async fn the_json_report_has_a_stable_shape() {
-    let fake = FakeZai::start(FakeConfig {
-        firewall_all: true,
-        ..FakeConfig::default()
-    })
-    .await
-    .unwrap();
+    let fake = firewalled_fake().await;
     let report = doctor(&fake, &[]).await;
     let v = serde_json::to_value(&report).unwrap();
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
@@ -295,12 +295,7 @@ async fn the_cli_exit_status_follows_the_result() {
     assert!(out.contains("Result: OK"), "{out}");
     assert!(out.contains("SKIP  File upload"), "{out}");
 
-    let blocked = FakeZai::start(FakeConfig {
-        firewall_all: true,
-        ..FakeConfig::default()
-    })
-    .await
-    .unwrap();
+    let blocked = firewalled_fake().await;
     let (code, out) = cli(&blocked, &[]).await;
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("FAIL  Landing page and FE version"), "{out}");

@@ -344,6 +344,12 @@ fn assert_anthropic_error(status: u16, body: &Value, want_status: u16, kind: &st
     assert!(body.get("choices").is_none() && body["error"].get("code").is_none());
 }
 
+/// [`assert_anthropic_error`] on a whole response.
+async fn assert_anthropic_response(response: reqwest::Response, want_status: u16, kind: &str) {
+    let status = response.status().as_u16();
+    assert_anthropic_error(status, &response.json().await.unwrap(), want_status, kind);
+}
+
 #[tokio::test]
 async fn errors_are_anthropic_shaped() {
     let gw = Gateway::start(FakeConfig::default(), &[]).await;
@@ -369,13 +375,7 @@ async fn errors_are_anthropic_shaped() {
         .send()
         .await
         .unwrap();
-    let s = response.status().as_u16();
-    assert_anthropic_error(
-        s,
-        &response.json().await.unwrap(),
-        400,
-        "invalid_request_error",
-    );
+    assert_anthropic_response(response, 400, "invalid_request_error").await;
     // Errors the router makes itself are Anthropic-shaped on these paths too.
     let response = gw
         .http
@@ -383,13 +383,7 @@ async fn errors_are_anthropic_shaped() {
         .send()
         .await
         .unwrap();
-    let s = response.status().as_u16();
-    assert_anthropic_error(
-        s,
-        &response.json().await.unwrap(),
-        405,
-        "invalid_request_error",
-    );
+    assert_anthropic_response(response, 405, "invalid_request_error").await;
     let (s, b) = {
         let r = send(&gw, "/v1/messages/nope", &json!({})).await;
         (r.status().as_u16(), r.json::<Value>().await.unwrap())
