@@ -7,6 +7,7 @@ ZAI2API_BIN and FAKE_ZAI_BIN override the paths.
 import os
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -17,6 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 GATEWAY_BIN = os.environ.get("ZAI2API_BIN", str(TARGET / "debug" / "zai2api"))
 FAKE_BIN = os.environ.get("FAKE_ZAI_BIN", str(TARGET / "debug" / "fake-zai"))
+# The gateway runs in a scratch directory: no stray `.env` is read and its state (default `./data`)
+# never lands in the repository, wherever the cargo target directory is.
+WORKDIR = tempfile.mkdtemp(prefix="zai2api-sdk-")
 
 
 def free_port() -> int:
@@ -64,7 +68,13 @@ class Stack:
         self.procs.append(fake)
         wait_for(self.fake_url + "/", fake)
         env = {k: v for k, v in os.environ.items() if k not in ("TOKEN", "AUTH_TOKEN", "MODEL")}
-        env.update({"BASE": self.fake_url, "PORT": str(self.port), "ANONYMOUS_MODE": "true"})
+        env.update({
+            "BASE": self.fake_url,
+            "PORT": str(self.port),
+            "ANONYMOUS_MODE": "true",
+            # Each stack keeps its own pool state; two may run at once.
+            "ZAI2API_STATE_DIR": tempfile.mkdtemp(prefix="state-", dir=WORKDIR),
+        })
         if self.auth_token:
             env["AUTH_TOKEN"] = self.auth_token
         output = None
@@ -74,7 +84,7 @@ class Stack:
             self.log_path = self.log_dir / "gateway.log"
             output = open(self.log_path, "wb")
         gateway = subprocess.Popen(
-            [GATEWAY_BIN], env=env, cwd=ROOT / "target", stdout=output, stderr=subprocess.STDOUT if output else None
+            [GATEWAY_BIN], env=env, cwd=WORKDIR, stdout=output, stderr=subprocess.STDOUT if output else None
         )
         self.procs.append(gateway)
         wait_for(self.url + "/health", gateway)
