@@ -61,6 +61,14 @@ class Stack:
         self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> "Stack":
+        try:
+            return self._start()
+        except BaseException:
+            # A failed start must not leave the processes it already launched running.
+            self.__exit__(None, None, None)
+            raise
+
+    def _start(self) -> "Stack":
         fake_args = [FAKE_BIN, "--port", str(self.fake_port)]
         for i, user in enumerate(([self.token] if self.token else []) + list(self.extra_users)):
             fake_args += ["--user", f"{user}:sdk-user-{i}"]
