@@ -361,6 +361,9 @@ async fn build_upstream_chat(
         tools: tool_specs,
         tool_choice,
         message_tools: shaped.message_tools,
+        reasoning_effort: None,
+        captcha_verify_param: None,
+        agent_mode: model.capabilities.agent_mode,
     })
 }
 

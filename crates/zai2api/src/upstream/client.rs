@@ -220,6 +220,9 @@ pub fn parse_models(v: &Value) -> Vec<UpstreamModel> {
                     web_search: flag("web_search"),
                     vision: flag("vision"),
                     mcp: flag("mcp"),
+                    reasoning_effort: flag("reasoning_effort"),
+                    skip_think: flag("skip_think"),
+                    agent_mode: flag("agent_mode"),
                 },
                 mcp_server_ids: meta
                     .and_then(|m| m.get("mcpServerIds"))

@@ -47,6 +47,48 @@ pub struct UpstreamChat {
     /// Native tool history: the OpenAI tool fields of `messages[index]` (assistant `tool_calls`,
     /// tool `tool_call_id`). Kept beside the messages so a plain message stays two fields.
     pub message_tools: BTreeMap<usize, MessageTools>,
+    /// `features.reasoning_effort` and the chats/new field (protocol §19.2), already checked
+    /// against the model's `reasoning_effort` capability; `None` omits the field.
+    pub reasoning_effort: Option<ReasoningEffort>,
+    /// `captcha_verify_param` (protocol §19.4), passed through when a client supplies one.
+    pub captcha_verify_param: Option<String>,
+    /// The model has `capabilities.agent_mode` (chats/new `type` may differ, protocol §19.2).
+    pub agent_mode: bool,
+}
+
+/// How hard the model should think (OpenAI `reasoning_effort`, Anthropic `thinking.budget_tokens`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ReasoningEffort {
+    Minimal,
+    Low,
+    Medium,
+    High,
+    Max,
+}
+
+impl ReasoningEffort {
+    /// The lowercase name clients use (`minimal` … `max`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Minimal => "minimal",
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Max => "max",
+        }
+    }
+
+    /// Parses a client's value, case-insensitively.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "minimal" => Some(Self::Minimal),
+            "low" => Some(Self::Low),
+            "medium" => Some(Self::Medium),
+            "high" => Some(Self::High),
+            "max" => Some(Self::Max),
+            _ => None,
+        }
+    }
 }
 
 /// OpenAI tool fields of one history message (native strategy).
@@ -94,4 +136,11 @@ pub struct ModelCapabilities {
     pub web_search: bool,
     pub vision: bool,
     pub mcp: bool,
+    /// `reasoning_effort`: the model takes `features.reasoning_effort` (2026-09).
+    pub reasoning_effort: bool,
+    /// `skip_think`: thinking can be switched off (`enable_thinking: false`). Models that think but
+    /// lack it always think.
+    pub skip_think: bool,
+    /// `agent_mode`.
+    pub agent_mode: bool,
 }
