@@ -18,6 +18,12 @@ pub struct ChatRequest {
     /// At most one tool call per turn (OpenAI `parallel_tool_calls: false`, Anthropic
     /// `disable_parallel_tool_use: true`).
     pub single_tool_call: bool,
+    /// How hard to think (OpenAI `reasoning_effort`, Anthropic `thinking.budget_tokens`); the
+    /// service sends it only to models that take it.
+    pub reasoning_effort: Option<crate::upstream::ReasoningEffort>,
+    /// An Aliyun captcha attestation the client obtained itself (`captcha_verify_param`), passed
+    /// through to upstream as is.
+    pub captcha_verify_param: Option<String>,
 }
 
 /// A function the client can run.

@@ -168,6 +168,9 @@ pub struct Config {
     /// `UPSTREAM_PROFILE`: a TOML file overriding parts of the built-in upstream profile; `None`
     /// uses the built-in profile. Read (and validated) when the state is built, then watched.
     pub upstream_profile: Option<PathBuf>,
+    /// `REASONING_EFFORT`: effort sent to models that take one when the request names none
+    /// (`minimal`…`max`); unset leaves upstream's default.
+    pub reasoning_effort: Option<crate::upstream::ReasoningEffort>,
 }
 
 impl Config {
@@ -219,6 +222,7 @@ impl fmt::Debug for Config {
             .field("tool_strategy", &self.tool_strategy)
             .field("tool_strategy_overrides", &self.tool_strategy_overrides)
             .field("upstream_profile", &self.upstream_profile)
+            .field("reasoning_effort", &self.reasoning_effort)
             .finish()
     }
 }
@@ -384,6 +388,18 @@ impl Config {
                 ConfigError::value("TOOL_STRATEGY", &raw, "expected native or prompt")
             })?
         };
+        let reasoning_effort = match get("REASONING_EFFORT").filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(raw) => Some(
+                crate::upstream::ReasoningEffort::parse(&raw).ok_or_else(|| {
+                    ConfigError::value(
+                        "REASONING_EFFORT",
+                        &raw,
+                        "expected minimal, low, medium, high or max",
+                    )
+                })?,
+            ),
+        };
         let tool_strategy_overrides = {
             let raw = get("TOOL_STRATEGY_OVERRIDES")
                 .unwrap_or_else(|| defaults::TOOL_STRATEGY_OVERRIDES.to_owned());
@@ -435,6 +451,7 @@ impl Config {
             tool_strategy,
             tool_strategy_overrides,
             upstream_profile,
+            reasoning_effort,
         })
     }
 }
@@ -861,6 +878,7 @@ mod tests {
             "ANTHROPIC_DEFAULT_MODEL",
             "TOOL_STRATEGY",
             "TOOL_STRATEGY_OVERRIDES",
+            "REASONING_EFFORT",
         ] {
             assert!(
                 pairs.iter().any(|(k, _)| k == name),

@@ -466,7 +466,7 @@ async fn completion(
 ) -> Result<String, UpstreamError> {
     use futures_util::StreamExt as _;
     let bytes = client.start_completion(credential, chat).await?;
-    let mut events = crate::service::semantic_stream(bytes);
+    let mut events = crate::service::semantic_stream(bytes, client.profile().stream.clone());
     let mut answer = String::new();
     while let Some(event) = events.next().await {
         match event {

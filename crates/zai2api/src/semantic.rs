@@ -16,11 +16,24 @@ pub enum Semantic {
     ThinkingEnd { duration_secs: Option<u64> },
     /// Answer text appended.
     Answer(String),
-    /// An upstream tool invocation (`<glm_block>`), complete. Never rendered as raw JSON. Upstream's
-    /// own tools (search, MCP) stay hidden; blocks naming a client tool become `ToolCall`.
+    /// An upstream tool invocation began streaming (phase format, protocol §19.1): `ToolArgs`
+    /// pieces follow and `Tool` closes it with the whole call. Hidden like `Tool`.
+    ToolStart { id: String, name: String },
+    /// A piece of the open upstream tool invocation's JSON arguments, split anywhere.
+    ToolArgs(String),
+    /// An upstream tool invocation (`<glm_block>`, or the end of a streamed one), complete. Never
+    /// rendered as raw JSON. Upstream's own tools (search, MCP) stay hidden; calls naming a client
+    /// tool become `ToolCall`.
     Tool(ToolBlock),
+    /// A client-function call began streaming: `ToolCallArgs` pieces follow, and `ToolCall` closes
+    /// it. The closing call's arguments always start with the pieces streamed before it, so a
+    /// renderer sends only what is left.
+    ToolCallStart { id: String, name: String },
+    /// A piece of the open client call's JSON arguments.
+    ToolCallArgs(String),
     /// A call of a client-declared function, arguments checked against its schema: render it as
-    /// the client's tool call (OpenAI `tool_calls`, Anthropic `tool_use`).
+    /// the client's tool call (OpenAI `tool_calls`, Anthropic `tool_use`). After `ToolCallStart`
+    /// it completes that call instead of opening a new one.
     ToolCall(crate::chat::ToolCall),
     /// Token usage as upstream counted it.
     Usage(Usage),

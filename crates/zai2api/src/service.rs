@@ -31,6 +31,7 @@ use crate::pool::{Lease, TokenId};
 use crate::semantic::Semantic;
 use crate::tools::{self, ToolSetup, ToolStrategy};
 use crate::upstream::client::{ByteStream, Credential};
+use crate::upstream::phase::StreamProfile;
 use crate::upstream::sse::SseParser;
 use crate::upstream::transcript::Transcript;
 use crate::upstream::{UpstreamChat, UpstreamContent, UpstreamMessage, UpstreamPart};
@@ -182,13 +183,19 @@ async fn start_once(
     credential: &Credential,
 ) -> Result<SemanticStream, AppError> {
     let chat = build_upstream_chat(state, request, model, tools, credential).await?;
+    let stream_profile = state.upstream.profile().stream.clone();
     let bytes = state.upstream.start_completion(credential, &chat).await?;
+    let mut events = semantic_stream(bytes, stream_profile);
+    if request.thinking == Some(false) {
+        // The client asked for no thinking; a model that always thinks (or ignores the switch)
+        // still must not show it any.
+        events = drop_reasoning(events);
+    }
     // The transform runs before the first-event peek, so held-back tool markup does not count as
     // the first client-visible event.
-    let mut events = match tools.transform() {
-        Some(transform) => tools::apply(semantic_stream(bytes), transform),
-        None => semantic_stream(bytes),
-    };
+    if let Some(transform) = tools.transform() {
+        events = tools::apply(events, transform);
+    }
     let mut head = Vec::new();
     while let Some(event) = events.next().await {
         match event {
@@ -203,8 +210,22 @@ async fn start_once(
     Ok(Box::pin(futures_util::stream::iter(head).chain(events)))
 }
 
-/// Turns upstream bytes into semantic events, lazily.
-pub fn semantic_stream(bytes: ByteStream) -> SemanticStream {
+/// Removes reasoning from a reply (the client turned thinking off).
+fn drop_reasoning(events: SemanticStream) -> SemanticStream {
+    Box::pin(events.filter(|event| {
+        let keep = !matches!(
+            event,
+            Semantic::ThinkingStart | Semantic::Reasoning(_) | Semantic::ThinkingEnd { .. }
+        );
+        std::future::ready(keep)
+    }))
+}
+
+/// Turns upstream bytes into semantic events, lazily; `stream` is the profile's phase table.
+///
+/// A reasoning block whose end carries no duration (the phase format has none) gets the time it
+/// took to stream, in whole seconds: this is the one clock the pipeline reads.
+pub fn semantic_stream(bytes: ByteStream, stream: StreamProfile) -> SemanticStream {
     struct State {
         bytes: ByteStream,
         parser: SseParser,
@@ -212,18 +233,29 @@ pub fn semantic_stream(bytes: ByteStream) -> SemanticStream {
         pending: VecDeque<Semantic>,
         payloads: Vec<String>,
         ended: bool,
+        thinking_since: Option<tokio::time::Instant>,
     }
     let state = State {
         bytes,
         parser: SseParser::default(),
-        transcript: Transcript::new(),
+        transcript: Transcript::with_stream_profile(stream),
         pending: VecDeque::new(),
         payloads: Vec::new(),
         ended: false,
+        thinking_since: None,
     };
     let stream = futures_util::stream::unfold(state, |mut s| async move {
         loop {
-            if let Some(event) = s.pending.pop_front() {
+            if let Some(mut event) = s.pending.pop_front() {
+                match &mut event {
+                    Semantic::ThinkingStart => s.thinking_since = Some(tokio::time::Instant::now()),
+                    Semantic::ThinkingEnd { duration_secs } => {
+                        if let Some(since) = s.thinking_since.take() {
+                            duration_secs.get_or_insert(since.elapsed().as_secs());
+                        }
+                    }
+                    _ => {}
+                }
                 return Some((event, s));
             }
             if s.ended {
@@ -344,11 +376,16 @@ async fn build_upstream_chat(
     if !sampling.stop.is_empty() {
         params.insert("stop".into(), sampling.stop.clone().into());
     }
+    let (enable_thinking, reasoning_effort) = thinking_fields(
+        request.thinking.or(model.thinking),
+        request.reasoning_effort.or(state.config.reasoning_effort),
+        &model.capabilities,
+    );
     Ok(UpstreamChat {
         model: model.upstream_id.clone(),
         messages,
         prompt,
-        enable_thinking: request.thinking.or(model.thinking),
+        enable_thinking,
         web_search: model.search,
         mcp_servers: if model.search {
             model.mcp_server_ids.clone()
@@ -361,10 +398,28 @@ async fn build_upstream_chat(
         tools: tool_specs,
         tool_choice,
         message_tools: shaped.message_tools,
-        reasoning_effort: None,
-        captcha_verify_param: None,
+        reasoning_effort,
+        captcha_verify_param: request.captcha_verify_param.clone(),
         agent_mode: model.capabilities.agent_mode,
     })
+}
+
+/// `features.enable_thinking` and `features.reasoning_effort` for a model (protocol §19.2).
+///
+/// Thinking is switched off upstream only where the model allows it (`skip_think`); elsewhere the
+/// field is left out and the reply's reasoning is dropped by the service instead. An effort goes
+/// only to models that take one, and never beside thinking switched off.
+pub fn thinking_fields(
+    thinking: Option<bool>,
+    effort: Option<crate::upstream::ReasoningEffort>,
+    caps: &crate::upstream::ModelCapabilities,
+) -> (Option<bool>, Option<crate::upstream::ReasoningEffort>) {
+    let enable = match thinking {
+        Some(false) if !caps.skip_think => None,
+        other => other,
+    };
+    let effort = effort.filter(|_| caps.reasoning_effort && thinking != Some(false));
+    (enable, effort)
 }
 
 /// The text parts of an upstream message, joined by newlines.
@@ -471,6 +526,39 @@ mod tests {
         );
     }
 
+    #[test]
+    fn thinking_fields_follow_the_capabilities() {
+        use crate::upstream::{ModelCapabilities, ReasoningEffort};
+        let always = ModelCapabilities {
+            think: true,
+            reasoning_effort: true,
+            ..Default::default()
+        };
+        let skippable = ModelCapabilities {
+            skip_think: true,
+            ..always.clone()
+        };
+        let old = ModelCapabilities {
+            think: true,
+            skip_think: true,
+            ..Default::default()
+        };
+        let high = Some(ReasoningEffort::High);
+        // Off only where the model can skip thinking; no effort beside thinking off.
+        assert_eq!(thinking_fields(Some(false), high, &always), (None, None));
+        assert_eq!(
+            thinking_fields(Some(false), high, &skippable),
+            (Some(false), None)
+        );
+        // An effort only for models that take one.
+        assert_eq!(
+            thinking_fields(Some(true), high, &always),
+            (Some(true), high)
+        );
+        assert_eq!(thinking_fields(None, high, &old), (None, None));
+        assert_eq!(thinking_fields(None, None, &always), (None, None));
+    }
+
     #[tokio::test]
     async fn semantic_stream_reports_a_broken_body_once() {
         let chunks: Vec<Result<bytes::Bytes, UpstreamError>> = vec![
@@ -479,9 +567,12 @@ mod tests {
             )),
             Err(UpstreamError::new(UpstreamErrorKind::Connection, "reset")),
         ];
-        let events: Vec<Semantic> = semantic_stream(Box::pin(futures_util::stream::iter(chunks)))
-            .collect()
-            .await;
+        let events: Vec<Semantic> = semantic_stream(
+            Box::pin(futures_util::stream::iter(chunks)),
+            StreamProfile::default(),
+        )
+        .collect()
+        .await;
         assert_eq!(events.len(), 2);
         assert_eq!(events[0], Semantic::Answer("Hi".into()));
         assert!(
@@ -495,9 +586,12 @@ mod tests {
                     data: {\"type\":\"chat:completion\",\"data\":{\"done\":true,\"phase\":\"done\"}}\n\n\
                     data: {\"type\":\"chat:completion\",\"data\":{\"delta_content\":\"late\",\"phase\":\"answer\"}}\n\n";
         let chunks: Vec<Result<bytes::Bytes, UpstreamError>> = vec![Ok(bytes::Bytes::from(body))];
-        let events: Vec<Semantic> = semantic_stream(Box::pin(futures_util::stream::iter(chunks)))
-            .collect()
-            .await;
+        let events: Vec<Semantic> = semantic_stream(
+            Box::pin(futures_util::stream::iter(chunks)),
+            StreamProfile::default(),
+        )
+        .collect()
+        .await;
         assert_eq!(events, vec![Semantic::Answer("A".into()), Semantic::Done]);
     }
 }

@@ -239,9 +239,10 @@ async fn thinking_switch_from_the_request() {
     let (_, body) = message(&gw, &req).await;
     assert_eq!(last_upstream_body(&gw)["features"]["enable_thinking"], true);
     assert_eq!(body["content"][0]["thinking"], THINKING_REASONING);
-    // Off: upstream is asked not to think, and reasoning it sends anyway is not shown.
+    // Off, on a model that can skip thinking (`skip_think`): upstream is asked not to think, and
+    // reasoning it sends anyway is not shown.
     let req = with(
-        request("GLM-4.6-Thinking", "hi [[fake:thinking]]"),
+        request("GLM-4.7-Thinking", "hi [[fake:thinking]]"),
         json!({"thinking": {"type": "disabled"}}),
     );
     let (_, body) = message(&gw, &req).await;
@@ -255,6 +256,22 @@ async fn thinking_switch_from_the_request() {
     );
     let (_, events) = stream(&gw, &req).await;
     assert_eq!(accumulate(&events)["content"], body["content"]);
+    // Off, on a model that cannot (GLM-4.6 lists `skip_think: false`): the switch is not sent, and
+    // the reasoning upstream sends is dropped.
+    let req = with(
+        request("GLM-4.6-Thinking", "hi [[fake:thinking]]"),
+        json!({"thinking": {"type": "disabled"}}),
+    );
+    let (_, body) = message(&gw, &req).await;
+    assert!(
+        last_upstream_body(&gw)["features"]
+            .get("enable_thinking")
+            .is_none()
+    );
+    assert_eq!(
+        body["content"],
+        json!([{"type": "text", "text": HELLO_ANSWER}])
+    );
 }
 
 #[tokio::test]

@@ -107,8 +107,13 @@ impl ThinkRenderer {
                 self.interrupted = false;
                 self.content(delta, text);
             }
-            Semantic::Tool(_) | Semantic::ToolCall(_) => self.interrupted = true,
-            Semantic::Reasoning(_)
+            Semantic::Tool(_)
+            | Semantic::ToolStart { .. }
+            | Semantic::ToolCall(_)
+            | Semantic::ToolCallStart { .. } => self.interrupted = true,
+            Semantic::ToolArgs(_)
+            | Semantic::ToolCallArgs(_)
+            | Semantic::Reasoning(_)
             | Semantic::Answer(_)
             | Semantic::Usage(_)
             | Semantic::Error(_)

@@ -4,14 +4,17 @@
 //! A request that declares tools is served by one of two strategies, chosen per model by
 //! configuration (`TOOL_STRATEGY`, `TOOL_STRATEGY_OVERRIDES`):
 //! - [`ToolStrategy::Native`]: the client's `tools` and `tool_choice` go upstream in the completion
-//!   body; upstream answers with `<glm_block>` elements (protocol §12.6, formats A and B), and the
-//!   blocks naming a declared function become calls.
+//!   body; upstream answers with `<glm_block>` elements (protocol §12.6, formats A and B) or, in
+//!   the 2026-09 phase format, with calls streamed in fragments (§19.1), and the calls naming a
+//!   declared function become client calls (streamed ones stream on: [`streamed`]).
 //! - [`ToolStrategy::Prompt`]: nothing tool-related goes upstream except text. A system instruction
 //!   ([`prompt::instruction`]) describes the tools and a strict output protocol; the answer text is
 //!   scanned for that protocol and the blocks become calls.
 //!
-//! Either way the renderers only ever see [`Semantic::ToolCall`] events, produced by
-//! [`ToolTransform`], whose arguments are a JSON object text that satisfies the declared schema.
+//! Either way the renderers only ever see [`Semantic::ToolCall`] events (after
+//! `ToolCallStart`/`ToolCallArgs` for a streamed call), produced by [`ToolTransform`], whose
+//! arguments are a JSON object text that satisfies the declared schema (a streamed call that fails
+//! it after it has started is completed as sent and logged: see [`streamed`]).
 //!
 //! Invariants:
 //! - A request without tools, or with `tool_choice: none`, gets no transform, no tool fields
@@ -25,6 +28,7 @@
 pub mod args;
 pub mod history;
 pub mod prompt;
+pub mod streamed;
 pub mod transform;
 
 use std::collections::VecDeque;

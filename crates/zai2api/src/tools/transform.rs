@@ -5,6 +5,10 @@
 //! `call_…` id kept when it has one and it is new in this reply); blocks of upstream's own tools
 //! (search, MCP servers) pass through untouched, and the renderers keep hiding them.
 //!
+//! Upstream can also stream a call in fragments (phase format): `ToolStart`, `ToolArgs` pieces,
+//! then the whole `Tool`. For a declared function (native strategy) that becomes `ToolCallStart`,
+//! `ToolCallArgs` as the pieces arrive, and a closing `ToolCall` (see [`super::streamed`]).
+//!
 //! Prompt strategy: answer text is scanned for the [`prompt::CALL_OPEN`] … [`prompt::CALL_CLOSE`]
 //! blocks. Text before a block streams as it arrives, except a tail that may still turn out to be
 //! the start of a block (a partial opening tag, the whitespace and a code-fence line that would
@@ -30,6 +34,7 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 use super::args::{self, Problem};
+use super::streamed::StreamedCall;
 use super::{ToolSet, ToolStrategy, new_call_id, prompt};
 use crate::chat::ToolCall;
 use crate::semantic::{Semantic, ToolBlock};
@@ -64,6 +69,8 @@ pub struct ToolTransform {
     fenced: bool,
     /// The turn ended after its calls; the rest of upstream's reply is dropped.
     turn_over: bool,
+    /// A client call upstream is streaming in fragments.
+    streaming: Option<StreamedCall>,
 }
 
 impl ToolTransform {
@@ -78,6 +85,7 @@ impl ToolTransform {
             scanned: 0,
             fenced: false,
             turn_over: false,
+            streaming: None,
         }
     }
 
@@ -110,8 +118,10 @@ impl ToolTransform {
             let continues = match &event {
                 Semantic::ThinkingStart | Semantic::Reasoning(_) => true,
                 Semantic::Answer(text) => !text.trim().is_empty(),
-                // A second call when the client asked for one at a time.
-                Semantic::ToolCall(_) => self.set.single_call,
+                // A second call when the client asked for one at a time. (A streamed call's id
+                // is counted when it closes, so its own closing `ToolCall` is never "second":
+                // with one call at a time a second start has ended the turn already.)
+                Semantic::ToolCallStart { .. } | Semantic::ToolCall(_) => self.set.single_call,
                 _ => false,
             };
             if called && matches!(&event, Semantic::Answer(text) if text.trim().is_empty()) {
@@ -142,6 +152,29 @@ impl ToolTransform {
                 ToolStrategy::Prompt => self.scan_text(&text, &mut out),
                 ToolStrategy::Native => self.emit_text(text, &mut out),
             },
+            Semantic::ToolStart { id, name }
+                if self.strategy == ToolStrategy::Native && self.set.position(&name).is_some() =>
+            {
+                self.release(&mut out);
+                self.close_streamed(None, &mut out);
+                let id = self.client_id(Some(&id));
+                out.push(Semantic::ToolCallStart {
+                    id: id.clone(),
+                    name: name.clone(),
+                });
+                self.streaming = Some(StreamedCall::new(id, name));
+            }
+            Semantic::ToolArgs(piece) if self.streaming.is_some() => {
+                if let Some(call) = self.streaming.as_mut() {
+                    let now = call.push(&piece);
+                    if !now.is_empty() {
+                        out.push(Semantic::ToolCallArgs(now.to_owned()));
+                    }
+                }
+            }
+            Semantic::Tool(block) if self.streaming.is_some() => {
+                self.close_streamed(Some(&block.arguments), &mut out)
+            }
             Semantic::Tool(block) => match self.strategy {
                 ToolStrategy::Native if self.set.position(&block.name).is_some() => {
                     self.native_call(&block, &mut out)
@@ -182,13 +215,36 @@ impl ToolTransform {
         out.push(Semantic::Answer(text));
     }
 
-    fn emit_call(&mut self, id: Option<&str>, call: args::CheckedCall, out: &mut Events) {
-        let id = match id {
+    /// The id a call gets: upstream's `call_…` id when it has one that is new in this reply.
+    fn client_id(&self, upstream: Option<&str>) -> String {
+        match upstream {
             Some(id) if id.starts_with("call_") && !self.ids.iter().any(|known| known == id) => {
                 id.to_owned()
             }
             _ => new_call_id(),
+        }
+    }
+
+    /// Completes the streamed call, if one is open (`full`: upstream's whole arguments text).
+    fn close_streamed(&mut self, full: Option<&str>, out: &mut Events) {
+        let Some(call) = self.streaming.take() else {
+            return;
         };
+        let (id, name) = (call.id.clone(), call.name.clone());
+        let (arguments, problem) = call.finish(&self.set, full.unwrap_or_default());
+        if let Some(problem) = problem {
+            tracing::warn!(problem = %problem, "a streamed tool call did not pass its check; it was already under way, so it is completed as sent");
+        }
+        self.ids.push(id.clone());
+        out.push(Semantic::ToolCall(ToolCall {
+            id,
+            name,
+            arguments,
+        }));
+    }
+
+    fn emit_call(&mut self, id: Option<&str>, call: args::CheckedCall, out: &mut Events) {
+        let id = self.client_id(id);
         self.ids.push(id.clone());
         out.push(Semantic::ToolCall(ToolCall {
             id,
@@ -323,6 +379,7 @@ impl ToolTransform {
     }
 
     fn flush(&mut self, out: &mut Events) {
+        self.close_streamed(None, out);
         if self.scan == Scan::Block {
             // The reply ended inside a block: its body is all there is (a missing closing tag is
             // the one repair needed when the JSON itself is complete).
@@ -795,6 +852,157 @@ mod tests {
             .filter(|e| matches!(e, Semantic::ToolCall(_)))
             .count();
         assert_eq!(calls, 1);
+        assert_eq!(out.last(), Some(&Semantic::Done));
+    }
+
+    /// A call streamed in fragments (phase format), as the transcript reports it.
+    fn streamed(id: &str, name: &str, pieces: &[&str]) -> Vec<Semantic> {
+        let mut events = vec![Semantic::ToolStart {
+            id: id.into(),
+            name: name.into(),
+        }];
+        events.extend(pieces.iter().map(|p| Semantic::ToolArgs((*p).into())));
+        events.push(Semantic::Tool(ToolBlock {
+            id: id.into(),
+            name: name.into(),
+            arguments: pieces.concat(),
+        }));
+        events
+    }
+
+    const ID: &str = "call_efb155142f12474ebf94d450";
+
+    #[test]
+    fn native_streamed_call_passes_its_pieces_on_and_ends_the_turn() {
+        let mut events = vec![
+            Semantic::ThinkingStart,
+            Semantic::Reasoning("need weather".into()),
+        ];
+        events.extend(streamed(
+            ID,
+            "get_weather",
+            &["{\"ci", "ty\": \"Pa", "ris\"}"],
+        ));
+        events.push(Semantic::Usage(Default::default()));
+        events.push(Semantic::ThinkingStart);
+        events.push(Semantic::Reasoning("as if it ran".into()));
+        events.push(answer("made up"));
+        events.push(Semantic::Done);
+        let out = run(ToolStrategy::Native, events);
+        assert_eq!(
+            out,
+            vec![
+                Semantic::ThinkingStart,
+                Semantic::Reasoning("need weather".into()),
+                Semantic::ToolCallStart {
+                    id: ID.into(),
+                    name: "get_weather".into()
+                },
+                Semantic::ToolCallArgs("{\"ci".into()),
+                Semantic::ToolCallArgs("ty\": \"Pa".into()),
+                Semantic::ToolCallArgs("ris\"}".into()),
+                Semantic::ToolCall(ToolCall {
+                    id: ID.into(),
+                    name: "get_weather".into(),
+                    arguments: "{\"city\": \"Paris\"}".into(),
+                }),
+                Semantic::Usage(Default::default()),
+                Semantic::Done,
+            ]
+        );
+    }
+
+    #[test]
+    fn streamed_call_missing_its_closing_brace_is_completed_by_appending() {
+        let out = run(
+            ToolStrategy::Native,
+            streamed(ID, "get_weather", &["{\"city\"", ": \"Paris\""]),
+        );
+        let pieces: String = out
+            .iter()
+            .filter_map(|e| match e {
+                Semantic::ToolCallArgs(p) => Some(p.as_str()),
+                _ => None,
+            })
+            .collect();
+        let Some(Semantic::ToolCall(call)) =
+            out.iter().find(|e| matches!(e, Semantic::ToolCall(_)))
+        else {
+            panic!("no call: {out:?}");
+        };
+        assert_eq!(pieces, "{\"city\": \"Paris\"");
+        assert_eq!(call.arguments, "{\"city\": \"Paris\"}");
+        assert!(call.arguments.starts_with(&pieces));
+    }
+
+    #[test]
+    fn streamed_call_that_needs_a_real_repair_is_held_and_sent_repaired() {
+        // A fenced object: not a JSON prefix from the first piece, so nothing streams early.
+        let out = run(
+            ToolStrategy::Native,
+            streamed(
+                ID,
+                "get_weather",
+                &["```json\n{\"city\":", " \"Paris\",}\n```"],
+            ),
+        );
+        assert!(!out.iter().any(|e| matches!(e, Semantic::ToolCallArgs(_))));
+        let Some(Semantic::ToolCall(call)) =
+            out.iter().find(|e| matches!(e, Semantic::ToolCall(_)))
+        else {
+            panic!("no call: {out:?}");
+        };
+        assert_eq!(call.arguments, r#"{"city":"Paris"}"#);
+    }
+
+    #[test]
+    fn upstream_own_streamed_tools_stay_hidden_events() {
+        let events = streamed(ID, "search", &["{\"q\":", " 1}"]);
+        for strategy in [ToolStrategy::Native, ToolStrategy::Prompt] {
+            let out = run(strategy, events.clone());
+            assert!(
+                out.iter()
+                    .all(|e| !matches!(e, Semantic::ToolCall(_) | Semantic::ToolCallStart { .. })),
+                "{strategy:?}: {out:?}"
+            );
+            assert!(out.contains(&Semantic::ToolStart {
+                id: ID.into(),
+                name: "search".into()
+            }));
+        }
+    }
+
+    #[test]
+    fn parallel_streamed_calls_keep_their_ids_and_one_at_a_time_keeps_the_first() {
+        let mut events = streamed(ID, "get_weather", &["{\"city\": \"Paris\"}"]);
+        events.extend(streamed(
+            "call_000000000000000000000002",
+            "get_time",
+            &["{}"],
+        ));
+        events.push(Semantic::Done);
+        let out = run(ToolStrategy::Native, events.clone());
+        let ids: Vec<&str> = out
+            .iter()
+            .filter_map(|e| match e {
+                Semantic::ToolCall(c) => Some(c.id.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, vec![ID, "call_000000000000000000000002"]);
+        let mut single = ToolSet::new(&set().specs, ToolChoice::Auto);
+        single.single_call = true;
+        let mut t = ToolTransform::new(ToolStrategy::Native, Arc::new(single));
+        let out: Vec<Semantic> = events.into_iter().flat_map(|e| t.push(e)).collect();
+        let calls = out
+            .iter()
+            .filter(|e| matches!(e, Semantic::ToolCall(_)))
+            .count();
+        let starts = out
+            .iter()
+            .filter(|e| matches!(e, Semantic::ToolCallStart { .. }))
+            .count();
+        assert_eq!((calls, starts), (1, 1), "{out:?}");
         assert_eq!(out.last(), Some(&Semantic::Done));
     }
 }

@@ -2,12 +2,13 @@
 //!
 //! `profile` is the data that describes the current protocol (paths, headers, query set, signature,
 //! FE-version policy); `client` does the HTTP; `sse` and `transcript` turn the reply bytes into
-//! [`crate::semantic::Semantic`] events; `live` loads the operator's profile file and reloads it
+//! [`crate::semantic::Semantic`] events (`phase` reads the 2026-09 phase-driven format for it); `live` loads the operator's profile file and reloads it
 //! while serving. Nothing below this module knows upstream's wire.
 
 pub mod client;
 pub mod fe_version;
 pub mod live;
+pub mod phase;
 pub mod profile;
 pub mod request;
 pub mod sse;

@@ -73,6 +73,8 @@ pub struct UpstreamProfile {
     /// Corrections to the capabilities upstream's model list reports, applied in order (a later
     /// rule wins). Empty by default: upstream's own flags are trusted.
     pub model_rules: Vec<ModelRule>,
+    /// How the reply stream is read: which phase of the 2026-09 format means what (§19.1).
+    pub stream: super::phase::StreamProfile,
 }
 
 /// One capability correction: models whose id matches `model` (`*` globs, ASCII case ignored) get
@@ -348,6 +350,7 @@ impl Default for UpstreamProfile {
             guest_max_age_secs: 480,
             default_user_name: "User".into(),
             model_rules: Vec::new(),
+            stream: super::phase::StreamProfile::default(),
         }
     }
 }

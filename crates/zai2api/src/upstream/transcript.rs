@@ -1,12 +1,21 @@
-//! Transcript: upstream events → semantic events, by rebuilding the message the way chat.z.ai does.
+//! Transcript: upstream events → semantic events. One state machine reads both stream formats.
 //!
-//! Upstream sends one growing message: `delta_content` appends, `edit_content` at `edit_index`
-//! truncates the message at that character offset and appends (protocol §12.4). Reasoning arrives as
-//! a `<details type="reasoning">` block whose lines are quoted with `> `, re-rendered whole by the
-//! edit that closes it; tool activity arrives as `<glm_block>` elements. Phase labels are unreliable,
-//! so this module classifies by markup, never by phase.
+//! **Which format** is decided per reply, from its frames: a frame with `edit_*` fields or with
+//! reasoning/tool markup in its text makes the reply a markup reply (below); a frame only the phase
+//! format has (plain reasoning text, `delta_name`/`delta_arguments`, a tool result) makes it a
+//! phase reply, read by [`super::phase::PhaseReader`] with the profile's phase table. Until one of
+//! these is seen, answer text is kept in the rebuilt message like markup text (both formats agree
+//! on plain answer text), so a later edit still lands where upstream means it. Only `done` (or the
+//! end of the body) ends a reply; usage never does.
 //!
-//! Invariants:
+//! **Markup format** (2025-09…2026-08, §12). Upstream sends one growing message: `delta_content`
+//! appends, `edit_content` at `edit_index` truncates the message at that character offset and
+//! appends (protocol §12.4). Reasoning arrives as a `<details type="reasoning">` block whose lines
+//! are quoted with `> `, re-rendered whole by the edit that closes it; tool activity arrives as
+//! `<glm_block>` elements. Phase labels are unreliable in this format, so it is classified by
+//! markup, never by phase.
+//!
+//! Invariants of the markup reading:
 //! - One rebuilt string per reply (`content`); the semantic views are derived from it by an
 //!   incremental parser that consumes each byte a bounded number of times. Appends cost time
 //!   proportional to the appended text; an edit rewinds the parser only to the start of the segment
@@ -22,6 +31,7 @@
 use serde_json::Value;
 use smallvec::SmallVec;
 
+use super::phase::{self, PhaseReader, PhaseRole, StreamProfile, UsageFrames};
 use super::wire::Frame;
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use crate::semantic::{Semantic, ToolBlock, Usage};
@@ -98,6 +108,17 @@ pub struct Transcript {
     usage: Option<Usage>,
     answered: bool,
     finished: bool,
+    format: Format,
+    stream: StreamProfile,
+    phase: PhaseReader,
+}
+
+/// Which stream format this reply uses (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Undecided,
+    Markup,
+    Phase,
 }
 
 impl Default for Transcript {
@@ -107,7 +128,13 @@ impl Default for Transcript {
 }
 
 impl Transcript {
+    /// A transcript with the built-in phase table.
     pub fn new() -> Self {
+        Self::with_stream_profile(StreamProfile::default())
+    }
+
+    /// A transcript that reads phase frames with `stream` (the profile's `[stream]` section).
+    pub fn with_stream_profile(stream: StreamProfile) -> Self {
         Self {
             content: String::new(),
             content_chars: 0,
@@ -126,6 +153,9 @@ impl Transcript {
             usage: None,
             answered: false,
             finished: false,
+            format: Format::Undecided,
+            stream,
+            phase: PhaseReader::default(),
         }
     }
 
@@ -180,6 +210,7 @@ impl Transcript {
         if let Some(error) = d.error.as_ref().filter(|e| !e.is_null()).or(nested_error) {
             let error = classify_error(error);
             self.flush(&mut out);
+            self.phase.finish(&mut out);
             if self.answered && error.kind == UpstreamErrorKind::InternalError {
                 // Upstream reports INTERNAL_ERROR at `done` after a complete answer when it could not
                 // store the chat; the answer itself is intact, so the client gets it as a success.
@@ -191,23 +222,74 @@ impl Transcript {
             }
             return out;
         }
+        let role = self.stream.role(d.phase.as_deref());
+        let text = d.delta_content.as_deref().or(d.content.as_deref());
+        self.decide_format(frame, role, text, &mut out);
         if let Some(usage) = d.usage.as_ref().and_then(parse_usage) {
-            self.usage = Some(usage);
+            self.usage = Some(match (self.format, self.stream.phase_usage) {
+                (Format::Phase, UsageFrames::Sum) => phase::add_usage(self.usage, usage),
+                _ => usage,
+            });
         }
-        match (&d.edit_content, d.edit_index) {
-            (Some(text), Some(index)) => self.edit(index, text, &mut out),
-            _ => {
-                if let Some(text) = d.delta_content.as_deref().or(d.content.as_deref()) {
-                    if !text.is_empty() {
+        if self.format == Format::Phase {
+            if let Some(role) = role {
+                let name = d.phase.as_deref().unwrap_or_default();
+                self.phase.push(role, name, d, text, &mut out);
+                if role == PhaseRole::Answer && text.is_some_and(|t| !t.is_empty()) {
+                    self.answered = true;
+                }
+            }
+        } else {
+            match (&d.edit_content, d.edit_index) {
+                (Some(text), Some(index)) => self.edit(index, text, &mut out),
+                _ => {
+                    // Undecided: only answer text (or text of an unlabelled frame) belongs to the
+                    // message; anything else waits for a frame that decides the format.
+                    let belongs = self.format == Format::Markup
+                        || matches!(role, None | Some(PhaseRole::Answer));
+                    if let Some(text) = text.filter(|t| belongs && !t.is_empty()) {
                         self.append(text, &mut out);
                     }
                 }
             }
         }
-        if d.done == Some(true) || d.phase.as_deref() == Some("done") {
+        if d.done == Some(true) || role == Some(PhaseRole::End) {
             out.extend(self.finish());
         }
         out
+    }
+
+    /// Settles the reply's format on the first frame that tells (see the module docs).
+    fn decide_format(
+        &mut self,
+        frame: &Frame,
+        role: Option<PhaseRole>,
+        text: Option<&str>,
+        out: &mut Events,
+    ) {
+        if self.format != Format::Undecided {
+            return;
+        }
+        let d = &frame.data;
+        let markup = (d.edit_content.is_some() && d.edit_index.is_some())
+            || text.is_some_and(|t| t.contains(THINK_OPEN) || t.contains(TOOL_OPEN));
+        if markup {
+            self.format = Format::Markup;
+            return;
+        }
+        let phase_only = d.delta_name.is_some()
+            || d.delta_arguments.is_some()
+            || match role {
+                Some(PhaseRole::Reasoning) => text.is_some_and(|t| !t.trim().is_empty()),
+                Some(PhaseRole::ToolCall | PhaseRole::ToolResult) => true,
+                _ => false,
+            };
+        if phase_only {
+            // Answer text read so far went into the message; release what was held back as a
+            // possible marker start, since no markup follows.
+            self.flush(out);
+            self.format = Format::Phase;
+        }
     }
 
     /// The stream ended (done event, `[DONE]` or EOF): flush what was held back, close an open
@@ -218,6 +300,7 @@ impl Transcript {
             return out;
         }
         self.flush(&mut out);
+        self.phase.finish(&mut out);
         self.end(&mut out);
         out
     }

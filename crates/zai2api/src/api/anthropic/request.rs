@@ -11,6 +11,7 @@
 //! - JSON syntax errors become `MalformedJson`; well-formed JSON of the wrong shape becomes
 //!   `InvalidRequest`, so both are 400 but clients can tell them apart.
 
+use crate::upstream::ReasoningEffort;
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
@@ -156,7 +157,25 @@ pub fn to_chat_request(
         tools,
         tool_choice,
         single_tool_call,
+        reasoning_effort: wire
+            .thinking
+            .as_ref()
+            .filter(|_| thinking == Some(true))
+            .and_then(|t| t.budget_tokens)
+            .map(effort_for_budget),
+        captcha_verify_param: wire.captcha_verify_param.filter(|p| !p.trim().is_empty()),
     })
+}
+
+/// Thinking budget thresholds (README): below 2,048 tokens `low`, below 8,192 `medium`, below
+/// 32,000 `high`, from 32,000 `max`.
+pub fn effort_for_budget(budget_tokens: u64) -> ReasoningEffort {
+    match budget_tokens {
+        0..2_048 => ReasoningEffort::Low,
+        2_048..8_192 => ReasoningEffort::Medium,
+        8_192..32_000 => ReasoningEffort::High,
+        _ => ReasoningEffort::Max,
+    }
 }
 
 /// Tokens of everything the model reads: system, messages (text, tool calls, tool results) and
@@ -716,6 +735,36 @@ mod tests {
                 Some("tools")
             );
         }
+    }
+
+    #[test]
+    fn budget_tokens_choose_an_effort() {
+        let effort = |v: serde_json::Value| {
+            parse(with(json!({"thinking": v})))
+                .unwrap()
+                .reasoning_effort
+        };
+        assert_eq!(
+            effort(json!({"type": "enabled", "budget_tokens": 1024})),
+            Some(ReasoningEffort::Low)
+        );
+        assert_eq!(
+            effort(json!({"type": "enabled", "budget_tokens": 2048})),
+            Some(ReasoningEffort::Medium)
+        );
+        assert_eq!(
+            effort(json!({"type": "enabled", "budget_tokens": 16000})),
+            Some(ReasoningEffort::High)
+        );
+        assert_eq!(
+            effort(json!({"type": "enabled", "budget_tokens": 64000})),
+            Some(ReasoningEffort::Max)
+        );
+        assert_eq!(effort(json!({"type": "enabled"})), None);
+        assert_eq!(
+            effort(json!({"type": "disabled", "budget_tokens": 4096})),
+            None
+        );
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub fn tool_use_id(call_id: &str) -> String {
 enum BlockKind {
     Thinking,
     Text,
+    /// A streamed client call (`ToolCallStart` … `ToolCall`).
+    ToolUse,
 }
 
 /// Renders stream events one semantic event at a time; shared by the stream, the non-streamed
@@ -89,6 +91,8 @@ pub struct MessageRenderer {
     /// Everything sent as block content, for counting output tokens locally.
     output_text: String,
     tool_calls: usize,
+    /// Arguments of the streamed call in the open `tool_use` block, as sent so far.
+    streamed_input: String,
     finished: bool,
 }
 
@@ -103,6 +107,7 @@ impl MessageRenderer {
             upstream_usage: None,
             output_text: String::new(),
             tool_calls: 0,
+            streamed_input: String::new(),
             finished: false,
         }
     }
@@ -174,8 +179,47 @@ impl MessageRenderer {
                 }
             }
             // Upstream's own tools (search, MCP) stay hidden.
-            Semantic::Tool(_) => {}
-            Semantic::ToolCall(call) => self.tool_use(call, out),
+            Semantic::Tool(_) | Semantic::ToolStart { .. } | Semantic::ToolArgs(_) => {}
+            Semantic::ToolCallStart { id, name } => {
+                self.close(out);
+                let index = self.take_index();
+                self.output_text.push_str(&name);
+                self.streamed_input.clear();
+                out.push(StreamEvent::ContentBlockStart {
+                    index,
+                    content_block: ContentBlock::ToolUse {
+                        id: tool_use_id(&id),
+                        name,
+                        input: serde_json::Value::Object(serde_json::Map::new()),
+                    },
+                });
+                self.open = Some((BlockKind::ToolUse, index));
+            }
+            Semantic::ToolCallArgs(piece) => {
+                if let Some((BlockKind::ToolUse, index)) = self.open {
+                    self.input_piece(index, piece, out);
+                }
+            }
+            Semantic::ToolCall(call) => match self.open {
+                Some((BlockKind::ToolUse, index)) => {
+                    // The streamed call completes: send what its pieces did not (repairs only
+                    // ever append, see `Semantic::ToolCallStart`).
+                    let rest = call
+                        .arguments
+                        .strip_prefix(self.streamed_input.as_str())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let rest = if self.streamed_input.is_empty() && rest.trim().is_empty() {
+                        "{}".to_owned()
+                    } else {
+                        rest
+                    };
+                    self.input_piece(index, rest, out);
+                    self.close(out);
+                    self.tool_calls += 1;
+                }
+                _ => self.tool_use(call, out),
+            },
             Semantic::Usage(usage) => self.upstream_usage = Some(usage),
             Semantic::Done => {
                 self.close(out);
@@ -217,9 +261,16 @@ impl MessageRenderer {
                 thinking: String::new(),
                 signature: String::new(),
             },
-            BlockKind::Text => ContentBlock::Text {
+            // A `tool_use` block is opened only by `ToolCallStart`, which knows its id and name;
+            // text arriving while one is open (it cannot: a call ends the turn) gets a text block.
+            BlockKind::Text | BlockKind::ToolUse => ContentBlock::Text {
                 text: String::new(),
             },
+        };
+        let kind = if kind == BlockKind::ToolUse {
+            BlockKind::Text
+        } else {
+            kind
         };
         out.push(StreamEvent::ContentBlockStart {
             index,
@@ -278,6 +329,21 @@ impl MessageRenderer {
         }
         out.push(StreamEvent::ContentBlockStop { index });
         self.tool_calls += 1;
+    }
+
+    /// One `input_json_delta` of the open streamed call (nothing for an empty piece).
+    fn input_piece(&mut self, index: usize, piece: String, out: &mut Vec<StreamEvent>) {
+        if piece.is_empty() {
+            return;
+        }
+        self.output_text.push_str(&piece);
+        self.streamed_input.push_str(&piece);
+        out.push(StreamEvent::ContentBlockDelta {
+            index,
+            delta: BlockDelta::InputJsonDelta {
+                partial_json: piece,
+            },
+        });
     }
 
     fn outcome(&self) -> (StopReason, Option<String>, Usage) {
@@ -826,5 +892,49 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(err.code(), "upstream_connection_failed");
+    }
+
+    #[test]
+    fn streamed_call_sends_one_input_json_delta_per_piece() {
+        let events = vec![
+            Semantic::Answer("Checking.".into()),
+            Semantic::ToolStart {
+                id: "call_up".into(),
+                name: "search".into(),
+            },
+            Semantic::ToolArgs("{\"q\":1}".into()),
+            Semantic::ToolCallStart {
+                id: "call_abc".into(),
+                name: "get_weather".into(),
+            },
+            Semantic::ToolCallArgs("{\"city\":".into()),
+            Semantic::ToolCallArgs(" \"Paris\"".into()),
+            Semantic::ToolCall(ToolCall {
+                id: "call_abc".into(),
+                name: "get_weather".into(),
+                arguments: "{\"city\": \"Paris\"}".into(),
+            }),
+            Semantic::Done,
+        ];
+        let out = render(options(), events);
+        let j = json_of(&out);
+        let deltas: Vec<&str> = j
+            .iter()
+            .filter(|e| e["delta"]["type"] == "input_json_delta")
+            .map(|e| e["delta"]["partial_json"].as_str().unwrap())
+            .collect();
+        assert_eq!(deltas, vec!["{\"city\":", " \"Paris\"", "}"]);
+        let starts: Vec<&Value> = j
+            .iter()
+            .filter(|e| e["type"] == "content_block_start")
+            .map(|e| &e["content_block"])
+            .collect();
+        assert_eq!(starts.len(), 2, "the upstream tool stays hidden: {j:#?}");
+        assert_eq!(starts[1]["id"], "toolu_abc");
+        assert_eq!(starts[1]["name"], "get_weather");
+        let message = accumulate(&out);
+        assert_eq!(message.stop_reason, Some(StopReason::ToolUse));
+        let value = serde_json::to_value(&message).unwrap();
+        assert_eq!(value["content"][1]["input"], json!({"city": "Paris"}));
     }
 }

@@ -27,6 +27,8 @@ pub struct MessagesRequest {
     pub thinking: Option<ThinkingParam>,
     pub tools: Option<Vec<ToolParam>>,
     pub tool_choice: Option<ToolChoiceParam>,
+    /// zai2api extension: an Aliyun captcha attestation to pass to upstream.
+    pub captcha_verify_param: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +93,8 @@ pub enum ToolResultContent {
 pub struct ThinkingParam {
     #[serde(rename = "type")]
     pub kind: String,
+    #[serde(default)]
+    pub budget_tokens: Option<u64>,
 }
 
 /// A client tool. `type` is absent or `custom`; Anthropic's server tools are not supported.

@@ -12,6 +12,7 @@
 //!   and an object schema; a named `tool_choice` names one of them, and `required`/named choices
 //!   come with tools.
 
+use crate::upstream::ReasoningEffort;
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
@@ -107,6 +108,11 @@ pub fn to_chat_request(wire: ChatCompletionRequest) -> Result<ChatRequest, AppEr
     let tools = convert_tools(wire.tools)?;
     let tool_choice = convert_tool_choice(wire.tool_choice, &tools)?;
 
+    let effort = wire
+        .reasoning_effort
+        .as_deref()
+        .map(reasoning_effort)
+        .transpose()?;
     let thinking = match wire.thinking.and_then(|t| t.kind) {
         Some(kind) => Some(match kind.to_ascii_lowercase().as_str() {
             "enabled" | "auto" => true,
@@ -120,11 +126,7 @@ pub fn to_chat_request(wire: ChatCompletionRequest) -> Result<ChatRequest, AppEr
         }),
         None => match wire.enable_thinking {
             Some(on) => Some(on),
-            None => wire
-                .reasoning_effort
-                .as_deref()
-                .map(reasoning_effort)
-                .transpose()?,
+            None => effort.map(|(on, _)| on),
         },
     };
 
@@ -146,6 +148,8 @@ pub fn to_chat_request(wire: ChatCompletionRequest) -> Result<ChatRequest, AppEr
         tools,
         tool_choice,
         single_tool_call: wire.parallel_tool_calls == Some(false),
+        reasoning_effort: effort.and_then(|(_, level)| level),
+        captcha_verify_param: wire.captcha_verify_param.filter(|p| !p.trim().is_empty()),
     })
 }
 
@@ -252,14 +256,20 @@ fn convert_tool_call(call: RequestToolCall) -> ToolCall {
     }
 }
 
-fn reasoning_effort(value: &str) -> Result<bool, AppError> {
-    match value.to_ascii_lowercase().as_str() {
-        "none" => Ok(false),
-        "minimal" | "low" | "medium" | "high" | "xhigh" | "max" => Ok(true),
-        _ => Err(AppError::invalid(
-            "`reasoning_effort` must be one of none, minimal, low, medium, high",
-            Some("reasoning_effort"),
-        )),
+/// `reasoning_effort`: whether to think, and how hard. `none` switches thinking off; `xhigh`
+/// (OpenAI's newest level) is upstream's `max`.
+fn reasoning_effort(value: &str) -> Result<(bool, Option<ReasoningEffort>), AppError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "none" => Ok((false, None)),
+        "xhigh" => Ok((true, Some(ReasoningEffort::Max))),
+        other => ReasoningEffort::parse(other)
+            .map(|level| (true, Some(level)))
+            .ok_or_else(|| {
+                AppError::invalid(
+                    "`reasoning_effort` must be one of none, minimal, low, medium, high, xhigh, max",
+                    Some("reasoning_effort"),
+                )
+            }),
     }
 }
 
@@ -549,13 +559,14 @@ mod tests {
 
     #[test]
     fn thinking_switches() {
-        let t = |extra: serde_json::Value| {
+        let body = |extra: serde_json::Value| {
             let mut body = json!({"messages": [{"role": "user", "content": "x"}]});
             body.as_object_mut()
                 .unwrap()
                 .extend(extra.as_object().unwrap().clone());
-            parse(body).map(|r| r.thinking)
+            body
         };
+        let t = |extra: serde_json::Value| parse(body(extra)).map(|r| r.thinking);
         assert_eq!(
             t(json!({"thinking": {"type": "enabled"}})).unwrap(),
             Some(true)
@@ -567,6 +578,23 @@ mod tests {
         assert_eq!(t(json!({"enable_thinking": false})).unwrap(), Some(false));
         assert_eq!(t(json!({"reasoning_effort": "high"})).unwrap(), Some(true));
         assert_eq!(t(json!({"reasoning_effort": "none"})).unwrap(), Some(false));
+        let effort = |extra: serde_json::Value| parse(body(extra)).map(|r| r.reasoning_effort);
+        for (value, level) in [
+            ("minimal", ReasoningEffort::Minimal),
+            ("Low", ReasoningEffort::Low),
+            ("medium", ReasoningEffort::Medium),
+            ("high", ReasoningEffort::High),
+            ("xhigh", ReasoningEffort::Max),
+            ("max", ReasoningEffort::Max),
+        ] {
+            assert_eq!(
+                effort(json!({"reasoning_effort": value})).unwrap(),
+                Some(level),
+                "{value}"
+            );
+        }
+        assert_eq!(effort(json!({"reasoning_effort": "none"})).unwrap(), None);
+        assert!(t(json!({"reasoning_effort": "extreme"})).is_err());
         assert_eq!(
             t(json!({"thinking": {"type": "disabled"}, "enable_thinking": true, "reasoning_effort": "high"})).unwrap(),
             Some(false)

@@ -84,6 +84,9 @@ pub struct ChunkRenderer {
     usage: Option<semantic::Usage>,
     /// Tool calls streamed so far (the next call's index).
     tool_calls: u32,
+    /// The streamed call being sent (`ToolCallStart` seen, `ToolCall` not yet): its index and the
+    /// arguments sent so far.
+    open_call: Option<(u32, String)>,
     finished: bool,
 }
 
@@ -115,6 +118,7 @@ impl ChunkRenderer {
             completion_text: String::new(),
             usage: None,
             tool_calls: 0,
+            open_call: None,
             finished: false,
         }
     }
@@ -175,6 +179,28 @@ impl ChunkRenderer {
                 out.push(Bytes::from_static(b"data: [DONE]\n\n"));
                 self.finished = true;
             }
+            Semantic::ToolCallStart { id, name } => {
+                let mut delta = Delta::default();
+                self.think.push(event, &mut delta);
+                self.emit(delta, out);
+                let index = self.tool_calls;
+                self.tool_calls += 1;
+                self.count_locally(name);
+                out.push(self.call_delta(index, Some((id, name)), String::new()));
+                self.open_call = Some((index, String::new()));
+            }
+            Semantic::ToolCallArgs(piece) => self.call_piece(piece, out),
+            Semantic::ToolCall(call) if self.open_call.is_some() => {
+                // The streamed call completes; repairs only ever append to what was sent.
+                let sent = self.open_call.as_ref().map_or("", |(_, s)| s.as_str());
+                let rest = call
+                    .arguments
+                    .strip_prefix(sent)
+                    .unwrap_or_default()
+                    .to_owned();
+                self.call_piece(&rest, out);
+                self.open_call = None;
+            }
             Semantic::ToolCall(call) => {
                 let mut delta = Delta::default();
                 self.think.push(event, &mut delta);
@@ -193,34 +219,48 @@ impl ChunkRenderer {
     fn tool_call(&mut self, call: &crate::chat::ToolCall, out: &mut Vec<Bytes>) {
         let index = self.tool_calls;
         self.tool_calls += 1;
-        if self.include_usage && self.usage.is_none() {
-            self.completion_text.push_str(&call.name);
-            self.completion_text.push_str(&call.arguments);
+        self.count_locally(&call.name);
+        self.count_locally(&call.arguments);
+        out.push(self.call_delta(index, Some((&call.id, &call.name)), String::new()));
+        out.push(self.call_delta(index, None, call.arguments.clone()));
+    }
+
+    /// One argument piece of the open streamed call (nothing for an empty piece).
+    fn call_piece(&mut self, piece: &str, out: &mut Vec<Bytes>) {
+        let Some((index, sent)) = self.open_call.as_mut() else {
+            return;
+        };
+        if piece.is_empty() {
+            return;
         }
-        let head = ToolCallDelta {
+        sent.push_str(piece);
+        let index = *index;
+        self.count_locally(piece);
+        out.push(self.call_delta(index, None, piece.to_owned()));
+    }
+
+    /// A `tool_calls` chunk: the call's head (`id` and `name`) or a piece of its arguments.
+    fn call_delta(&self, index: u32, head: Option<(&str, &str)>, arguments: String) -> Bytes {
+        let piece = ToolCallDelta {
             index,
-            id: Some(call.id.clone()),
-            kind: Some("function"),
+            id: head.map(|(id, _)| id.to_owned()),
+            kind: head.map(|_| "function"),
             function: FunctionCallDelta {
-                name: Some(call.name.clone()),
-                arguments: String::new(),
+                name: head.map(|(_, name)| name.to_owned()),
+                arguments,
             },
         };
-        let body = ToolCallDelta {
-            index,
-            id: None,
-            kind: None,
-            function: FunctionCallDelta {
-                name: None,
-                arguments: call.arguments.clone(),
-            },
+        let delta = WireDelta {
+            tool_calls: Some(vec![piece]),
+            ..WireDelta::default()
         };
-        for piece in [head, body] {
-            let delta = WireDelta {
-                tool_calls: Some(vec![piece]),
-                ..WireDelta::default()
-            };
-            out.push(self.chunk(delta, None));
+        self.chunk(delta, None)
+    }
+
+    /// Keeps text for tiktoken when upstream's usage may be missing.
+    fn count_locally(&mut self, text: &str) {
+        if self.include_usage && self.usage.is_none() {
+            self.completion_text.push_str(text);
         }
     }
 
@@ -316,6 +356,9 @@ async fn collect(mut chat: StartedChat, mode: ThinkMode) -> Result<ChatCompletio
             Semantic::Usage(u) => usage = Some(u),
             Semantic::Error(e) => return Err(AppError::Upstream(e)),
             Semantic::Done => break,
+            // A streamed call is folded from its closing `ToolCall`, whose arguments are exactly
+            // what the pieces and the rest add up to.
+            Semantic::ToolCallStart { .. } | Semantic::ToolCallArgs(_) => {}
             Semantic::ToolCall(call) => {
                 think.push(&Semantic::ToolCall(call.clone()), &mut text);
                 calls.push(WireToolCall {
@@ -471,5 +514,37 @@ mod tests {
         assert_eq!(f.len(), 4);
         assert_eq!(f[2]["error"]["code"], "upstream_connection_failed");
         assert_eq!(f[3], "[DONE]");
+    }
+
+    #[test]
+    fn streamed_calls_send_their_pieces_as_they_come() {
+        let events = [
+            Semantic::ToolCallStart {
+                id: "call_1".into(),
+                name: "get_weather".into(),
+            },
+            Semantic::ToolCallArgs("{\"city\":".into()),
+            Semantic::ToolCallArgs("\"Paris\"".into()),
+            Semantic::ToolCall(crate::chat::ToolCall {
+                id: "call_1".into(),
+                name: "get_weather".into(),
+                arguments: "{\"city\":\"Paris\"}".into(),
+            }),
+            Semantic::Done,
+        ];
+        let f = frames(ThinkMode::Reasoning, false, &events);
+        let pieces: Vec<&serde_json::Value> = f[1..5]
+            .iter()
+            .map(|c| &c["choices"][0]["delta"]["tool_calls"][0])
+            .collect();
+        assert_eq!(pieces[0]["id"], "call_1");
+        assert_eq!(pieces[0]["function"]["name"], "get_weather");
+        let args: Vec<&str> = pieces
+            .iter()
+            .map(|p| p["function"]["arguments"].as_str().unwrap())
+            .collect();
+        assert_eq!(args, vec!["", "{\"city\":", "\"Paris\"", "}"]);
+        assert!(pieces.iter().all(|p| p["index"] == 0));
+        assert_eq!(f[5]["choices"][0]["finish_reason"], "tool_calls");
     }
 }

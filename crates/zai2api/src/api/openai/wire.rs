@@ -45,6 +45,9 @@ pub struct ChatCompletionRequest {
     /// Qwen/GLM-style switch.
     #[serde(default)]
     pub enable_thinking: Option<bool>,
+    /// zai2api extension: an Aliyun captcha attestation to pass to upstream.
+    #[serde(default)]
+    pub captcha_verify_param: Option<String>,
     /// Functions the model may call; only `type: function` is supported (checked in `request.rs`).
     #[serde(default)]
     pub tools: Option<Vec<Tool>>,
