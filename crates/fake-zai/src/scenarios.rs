@@ -11,13 +11,21 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::config::Scenario;
+use crate::config::{Scenario, StreamFormat};
+use crate::phase;
 use crate::script::{self, Anchor, DoneKind, Frame, Op, Style, Usage, after_last, append, edit};
 
 /// The real GLM-4.6 capture (559 events, content 6308 characters).
 pub const CAPTURE_THINKING: &[u8] = include_bytes!("../fixtures/glm46-thinking-2025-10.sse");
 /// The repaired GLM-4.6V tool-call capture (edit indices 32, 422, 805, 1423, 1759).
 pub const CAPTURE_TOOL: &[u8] = include_bytes!("../fixtures/glm46v-toolcall-2025-12.repaired.sse");
+
+/// The reconstructed 2026-09 GLM-5.3-Flash turn (§19: 39 frames, the final `"."` after the usage).
+pub const CAPTURE_PHASE: &[u8] =
+    include_bytes!("../fixtures/glm53flash-phase-2026-09.reconstructed.sse");
+/// The reconstructed 2026-09 deep-search turn (§19: a `search` call in 5 fragments, its response).
+pub const CAPTURE_SEARCH: &[u8] =
+    include_bytes!("../fixtures/glm53flash-search-2026-09.reconstructed.sse");
 
 /// §12.10, missing/unknown `version` query param.
 pub const EVENT_426: &str = r#"{"type": "chat:completion", "data": {"data": {"error": {"detail": "Your client version (unknown) is outdated. Minimum required: 1.0.0. Please refresh the page", "code": 426}, "done": true}, "error": {"detail": "Your client version (unknown) is outdated. Minimum required: 1.0.0. Please refresh the page", "code": 426}, "done": true}}"#;
@@ -36,6 +44,13 @@ pub mod texts {
     pub const HELLO_ANSWER: &str = "Hello! How can I help you today?";
     /// `search` answer (after the second thinking block; leading `\n` included).
     pub const SEARCH_ANSWER: &str = "\nToday's top story: Example headline【turn0search0】.";
+    /// `search` answer in the phase format (no markup to separate from, so no leading `\n`).
+    pub const SEARCH_PHASE_ANSWER: &str = "Today's top story: Example headline【turn0search0】.";
+    /// `search` reasoning in the phase format (both thinking runs, concatenated).
+    pub const SEARCH_PHASE_REASONING: &str =
+        "Need fresh news; search first.One relevant result found.";
+    /// The `tool_response` text of the phase-format `search` (§19.1 result shape).
+    pub const SEARCH_RESULT: &str = "[ref_id=turn0search0†Example headline†https://news.example.com/today]\nDate: Sep 15, 2026\nExample headline: the one story the fake knows about.";
     /// `tool_b` answer text before the tool call (exactly 22 characters).
     pub const TOOL_B_PREFIX: &str = "Let me open that page.";
     /// `drop` answer text delivered before the cut.
@@ -58,6 +73,10 @@ pub struct Ctx {
     pub internal_error_at_done: bool,
     /// How the request offers tools, and the tool results in its history.
     pub tool: crate::tools::ToolContext,
+    /// Markup (§12) or phase (§19.1) frames.
+    pub format: StreamFormat,
+    /// The turn thinks: `features.enable_thinking`, or a model that always thinks (phase format).
+    pub thinks: bool,
 }
 
 /// What the completion endpoint answers.
@@ -357,6 +376,11 @@ pub fn plan(scenario: &Scenario, ctx: &Ctx) -> Plan {
             delay,
         );
     }
+    if ctx.format == StreamFormat::Phase {
+        if let Some(plan) = phase_plan(scenario, ctx, delay) {
+            return plan;
+        }
+    }
     match scenario {
         Scenario::ToolPrompt(arg) => stream(
             Style::Python,
@@ -447,6 +471,8 @@ pub fn plan(scenario: &Scenario, ctx: &Ctx) -> Plan {
         Scenario::Stall => Plan::Stream(vec![Frame::Stall(ctx.stall)]),
         Scenario::Replay => Plan::Stream(script::replay_frames(CAPTURE_THINKING, delay)),
         Scenario::ReplayTool => Plan::Stream(script::replay_frames(CAPTURE_TOOL, delay)),
+        Scenario::ReplayPhase => Plan::Stream(script::replay_frames(CAPTURE_PHASE, delay)),
+        Scenario::ReplaySearch => Plan::Stream(script::replay_frames(CAPTURE_SEARCH, delay)),
         Scenario::ErrorInternal => {
             Plan::Stream(script::compile(Style::Python, &error_internal_ops(), delay))
         }
@@ -464,6 +490,68 @@ pub fn plan(scenario: &Scenario, ctx: &Ctx) -> Plan {
             body: crate::pages::waf_page(),
         },
     }
+}
+
+/// The phase-format answer of the scenarios whose script differs in that format; `None` for
+/// those written the same way in both (tool-protocol text, replays, errors, HTTP answers).
+fn phase_plan(scenario: &Scenario, ctx: &Ctx, delay: Duration) -> Option<Plan> {
+    let ops = match scenario {
+        Scenario::Thinking => phase::thinking_ops(ctx.thinks),
+        Scenario::Slow(ms) => {
+            return Some(stream(
+                Style::Python,
+                phase::thinking_ops(ctx.thinks),
+                ctx,
+                Duration::from_millis(*ms),
+            ));
+        }
+        Scenario::Plain => phase::plain_ops(true),
+        Scenario::NoUsage => phase::plain_ops(false),
+        Scenario::Search => phase::search_ops(),
+        Scenario::ToolA(arg) => {
+            let tools = ctx.tools.as_ref();
+            let (name, schema) = pick_tool(arg.as_deref(), tools, "draw_boxes");
+            let arguments = if tools.is_none() && name == "draw_boxes" {
+                json!({"boxes": "[[450,100,620,300]]", "color": "red"}).to_string()
+            } else {
+                crate::tools::arguments_for(schema.as_ref()).to_string()
+            };
+            phase::tool_a_ops(&name, &arguments, tools.is_some())
+        }
+        Scenario::ToolB(arg) => {
+            let (name, _) = pick_tool(
+                arg.as_deref(),
+                ctx.tools.as_ref(),
+                "playwri-browser_navigate",
+            );
+            phase::tool_b_ops(&name)
+        }
+        Scenario::ToolThinkText => crate::tools::think_text_ops(
+            &ctx.tool,
+            vec![
+                phase::think("The user needs live data."),
+                phase::think("\nI will call the tool."),
+            ],
+        ),
+        Scenario::Echo => phase::echo_ops(&ctx.signature_prompt),
+        Scenario::Huge => phase::finish(vec![phase::answer(huge_text())], None),
+        Scenario::Drop => {
+            return Some(Plan::Stream(script::compile(
+                Style::Python,
+                &phase::drop_ops(),
+                delay,
+            )));
+        }
+        Scenario::ErrorInternal => {
+            return Some(Plan::Stream(script::compile(
+                Style::Python,
+                &phase::error_internal_ops(),
+                delay,
+            )));
+        }
+        _ => return None,
+    };
+    Some(stream(Style::Python, ops, ctx, delay))
 }
 
 #[cfg(test)]
