@@ -837,6 +837,166 @@ data: {"type": "chat:completion", "data": {"role": "assistant", "usage": {"promp
         assert_eq!(rebuild(&body).bad_edits, 0);
     }
 
+    fn phase_ctx() -> Ctx {
+        Ctx {
+            format: StreamFormat::Phase,
+            tool: crate::tools::ToolContext {
+                format: StreamFormat::Phase,
+                ..crate::tools::ToolContext::default()
+            },
+            ..Ctx::default()
+        }
+    }
+
+    fn native_phase_ctx() -> Ctx {
+        let tools = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {
+            "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
+            {"type": "function", "function": {"name": "get_time"}}]);
+        let body = json!({"tools": tools});
+        Ctx {
+            tools: Some(tools),
+            tool: crate::tools::ToolContext {
+                format: StreamFormat::Phase,
+                ..crate::tools::ToolContext::read(&body)
+            },
+            ..phase_ctx()
+        }
+    }
+
+    /// The §19.1 shape every synthetic phase stream has: no markup, usage before the last
+    /// answer delta, `done` last.
+    fn assert_phase_shape(body: &str) -> script::Phased {
+        let read = script::read_phases(body);
+        assert!(!read.markup, "markup in a phase stream: {body}");
+        assert!(read.done_last, "done is not last: {body}");
+        assert_eq!(read.phases.iter().filter(|p| *p == "done").count(), 1);
+        if let Some(last_answer) = read.phases.iter().rposition(|p| p == "answer") {
+            let usage = read.phases.iter().rposition(|p| p == "other");
+            assert_eq!(usage, Some(last_answer - 1), "usage right before the last answer: {body}");
+        }
+        read
+    }
+
+    #[test]
+    fn phase_thinking_thinks_only_when_asked() {
+        let ctx = Ctx {
+            thinks: true,
+            ..phase_ctx()
+        };
+        let read = assert_phase_shape(&body_of(Scenario::Thinking, &ctx));
+        assert_eq!(read.reasoning, texts::THINKING_REASONING);
+        assert_eq!(read.answer, texts::HELLO_ANSWER);
+        assert_eq!(read.usages[0]["prompt_tokens_details"]["cached_tokens"], 0);
+        let read = assert_phase_shape(&body_of(Scenario::Thinking, &phase_ctx()));
+        assert!(read.reasoning.is_empty());
+        assert_eq!(read.answer, texts::HELLO_ANSWER);
+    }
+
+    #[test]
+    fn every_synthetic_phase_stream_has_the_shape() {
+        for scenario in [
+            Scenario::Plain,
+            Scenario::Search,
+            Scenario::ToolA(None),
+            Scenario::ToolB(None),
+            Scenario::ToolParallel,
+            Scenario::ToolThinkText,
+            Scenario::ToolMalformed(None),
+            Scenario::ToolPrompt(None),
+            Scenario::Agent,
+            Scenario::Echo,
+            Scenario::Slow(0),
+        ] {
+            for ctx in [phase_ctx(), native_phase_ctx()] {
+                assert_phase_shape(&body_of(scenario.clone(), &ctx));
+            }
+        }
+        let read = script::read_phases(&body_of(Scenario::NoUsage, &phase_ctx()));
+        assert!(read.usages.is_empty() && read.done_last);
+        let read = script::read_phases(&body_of(Scenario::Huge, &phase_ctx()));
+        assert_eq!(read.answer.len(), texts::HUGE_LEN);
+        let read = script::read_phases(&body_of(Scenario::ErrorInternal, &phase_ctx()));
+        assert_eq!(read.answer, texts::HELLO_ANSWER);
+        assert_eq!(read.error.map(|e| e["code"].clone()), Some(json!("INTERNAL_ERROR")));
+        let precreate = Ctx {
+            internal_error_at_done: true,
+            ..phase_ctx()
+        };
+        let read = script::read_phases(&body_of(Scenario::Plain, &precreate));
+        assert!(!read.done_last && read.error.is_some());
+    }
+
+    #[test]
+    fn phase_search_calls_searches_and_cites() {
+        let read = assert_phase_shape(&body_of(Scenario::Search, &phase_ctx()));
+        assert_eq!(read.reasoning, texts::SEARCH_PHASE_REASONING);
+        assert_eq!(read.answer, texts::SEARCH_PHASE_ANSWER);
+        assert_eq!(read.calls.len(), 1);
+        let call = &read.calls[0];
+        assert_eq!((call.name.as_str(), call.id.as_str()), ("search", phase::SEARCH_CALL_ID));
+        assert!(call.fragments >= 3);
+        let args: Value = serde_json::from_str(&call.arguments).unwrap();
+        assert_eq!(args["search_query"][0]["q"], "AI news today");
+        assert_eq!(
+            read.tool_responses,
+            vec![("search".to_owned(), phase::SEARCH_CALL_ID.to_owned(), texts::SEARCH_RESULT.to_owned())]
+        );
+        assert_eq!(read.usages.len(), 2);
+        let order: Vec<&str> = read.phases.iter().map(String::as_str).collect();
+        let at = |p: &str| order.iter().position(|x| *x == p).unwrap();
+        assert!(at("thinking") < at("tool_call") && at("tool_call") < at("other"));
+        assert!(at("other") < at("tool_response") && at("tool_response") < at("answer"));
+    }
+
+    #[test]
+    fn phase_native_calls_are_delta_fragments() {
+        let ctx = native_phase_ctx();
+        let read = assert_phase_shape(&body_of(Scenario::ToolA(None), &ctx));
+        assert_eq!(read.calls.len(), 1);
+        assert_eq!(read.calls[0].name, "get_weather");
+        assert!(read.calls[0].fragments >= 3);
+        let args: Value = serde_json::from_str(&read.calls[0].arguments).unwrap();
+        assert_eq!(args, json!({"city": "test"}));
+        assert!(read.tool_responses.is_empty(), "upstream cannot run a client function");
+
+        let read = assert_phase_shape(&body_of(Scenario::ToolParallel, &ctx));
+        assert_eq!(read.calls.len(), 2);
+        assert_ne!(read.calls[0].id, read.calls[1].id);
+        assert_eq!(read.calls[1].name, "get_time");
+        assert_eq!(read.answer, format!("{}{}", crate::tools::texts::BEFORE_PARALLEL, crate::tools::texts::AFTER_CALL_TEXT));
+        // One call's fragments are contiguous.
+        let first_call = read.phases.iter().position(|p| p == "tool_call").unwrap();
+        let calls = read.phases.iter().filter(|p| *p == "tool_call").count();
+        assert!(read.phases[first_call..first_call + calls].iter().all(|p| p == "tool_call"));
+
+        let read = assert_phase_shape(&body_of(Scenario::ToolThinkText, &ctx));
+        assert!(read.reasoning.starts_with(crate::tools::texts::THINK_REASONING));
+
+        let read = assert_phase_shape(&body_of(Scenario::ToolMalformed(Some("broken".into())), &ctx));
+        assert_eq!(read.calls[0].arguments, "{\"city\": \"Par");
+
+        // Without client tools, tool_a's tool is upstream's own: it answers with a response.
+        let read = assert_phase_shape(&body_of(Scenario::ToolA(None), &phase_ctx()));
+        assert_eq!(read.tool_responses.len(), 1);
+        assert_eq!(read.tool_responses[0].1, read.calls[0].id);
+    }
+
+    #[test]
+    fn phase_replays_are_byte_for_byte() {
+        for (scenario, capture) in [
+            (Scenario::ReplayPhase, CAPTURE_PHASE),
+            (Scenario::ReplaySearch, CAPTURE_SEARCH),
+        ] {
+            // Usable in any era: the markup format replays them unchanged too.
+            for ctx in [Ctx::default(), phase_ctx()] {
+                assert_eq!(body_of(scenario.clone(), &ctx).as_bytes(), capture);
+            }
+        }
+        let read = script::read_phases(&body_of(Scenario::ReplayPhase, &Ctx::default()));
+        assert_eq!(read.phases.len(), 39);
+        assert!(read.done_last && !read.markup);
+    }
+
     #[test]
     fn echo_huge_drop_slow() {
         let ctx = Ctx {
