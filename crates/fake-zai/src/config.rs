@@ -5,8 +5,10 @@
 //! Every check can be switched off; the running server reads the config afresh for every request, so
 //! changes through `FakeZai::update` take effect on the next request.
 //!
-//! Eras: [`FakeConfig::era`] returns the dated protocol states of upstream-protocol.md §1 (see
-//! [`ERAS`]), each a `FakeConfig` like any other, so a test can start from an era and change more.
+//! Eras: [`FakeConfig::era`] returns the dated protocol states of upstream-protocol.md §1 and §19
+//! (see [`ERAS`]), each a `FakeConfig` like any other, so a test can start from an era and change
+//! more. Every field added for a later era defaults to the earlier behaviour, so
+//! `FakeConfig::default()` and the older eras never change when an era is added.
 
 use std::time::Duration;
 

@@ -7,6 +7,9 @@
 //! - `FakeZai::requests(&self) -> Vec<RecordedRequest>` everything received, in order
 //! - `FakeZai::add_user(&self, token: &str, name: &str) -> String` registers a logged-in token, returns its user id
 //! - scenarios chosen per request by a directive in the last user message: `[[fake:NAME]]`
+//! - `FakeConfig::era("2026-09")` (phase-format streams, §19); `FakeZai::revoke_token`,
+//!   `FakeZai::completion_reasoning_efforts`, `RecordedRequest::reasoning_effort` and
+//!   `script::read_phases` for its tests
 //!
 //! Invariants: a `FakeZai` owns one server task; dropping the handle aborts it (tests never leak
 //! servers). All state is shared through [`state::Shared`], so every setter works while serving.

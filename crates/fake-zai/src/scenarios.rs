@@ -5,7 +5,11 @@
 //!   written by hand, and each scenario has a test rebuilding its content with §12.4.
 //! - `thinking`, `plain`, `search`, `tool_b` and `error_internal` reproduce the protocol document's
 //!   examples A', B, C, E and F byte for byte; the §12.10 error events are the document's text verbatim.
-//! - Replays stream the embedded captures unchanged (concatenated frames == file bytes).
+//! - Replays stream the embedded captures unchanged (concatenated frames == file bytes), in every
+//!   stream format.
+//! - In the phase format ([`StreamFormat::Phase`]) the synthetic scenarios are written by
+//!   [`crate::phase`] (and the tool module in the same format); single-event errors, HTTP answers
+//!   and replays are the same in both formats.
 
 use std::time::Duration;
 
@@ -872,7 +876,11 @@ data: {"type": "chat:completion", "data": {"role": "assistant", "usage": {"promp
         assert_eq!(read.phases.iter().filter(|p| *p == "done").count(), 1);
         if let Some(last_answer) = read.phases.iter().rposition(|p| p == "answer") {
             let usage = read.phases.iter().rposition(|p| p == "other");
-            assert_eq!(usage, Some(last_answer - 1), "usage right before the last answer: {body}");
+            assert_eq!(
+                usage,
+                Some(last_answer - 1),
+                "usage right before the last answer: {body}"
+            );
         }
         read
     }
@@ -917,7 +925,10 @@ data: {"type": "chat:completion", "data": {"role": "assistant", "usage": {"promp
         assert_eq!(read.answer.len(), texts::HUGE_LEN);
         let read = script::read_phases(&body_of(Scenario::ErrorInternal, &phase_ctx()));
         assert_eq!(read.answer, texts::HELLO_ANSWER);
-        assert_eq!(read.error.map(|e| e["code"].clone()), Some(json!("INTERNAL_ERROR")));
+        assert_eq!(
+            read.error.map(|e| e["code"].clone()),
+            Some(json!("INTERNAL_ERROR"))
+        );
         let precreate = Ctx {
             internal_error_at_done: true,
             ..phase_ctx()
@@ -933,13 +944,20 @@ data: {"type": "chat:completion", "data": {"role": "assistant", "usage": {"promp
         assert_eq!(read.answer, texts::SEARCH_PHASE_ANSWER);
         assert_eq!(read.calls.len(), 1);
         let call = &read.calls[0];
-        assert_eq!((call.name.as_str(), call.id.as_str()), ("search", phase::SEARCH_CALL_ID));
+        assert_eq!(
+            (call.name.as_str(), call.id.as_str()),
+            ("search", phase::SEARCH_CALL_ID)
+        );
         assert!(call.fragments >= 3);
         let args: Value = serde_json::from_str(&call.arguments).unwrap();
         assert_eq!(args["search_query"][0]["q"], "AI news today");
         assert_eq!(
             read.tool_responses,
-            vec![("search".to_owned(), phase::SEARCH_CALL_ID.to_owned(), texts::SEARCH_RESULT.to_owned())]
+            vec![(
+                "search".to_owned(),
+                phase::SEARCH_CALL_ID.to_owned(),
+                texts::SEARCH_RESULT.to_owned()
+            )]
         );
         assert_eq!(read.usages.len(), 2);
         let order: Vec<&str> = read.phases.iter().map(String::as_str).collect();
@@ -957,22 +975,42 @@ data: {"type": "chat:completion", "data": {"role": "assistant", "usage": {"promp
         assert!(read.calls[0].fragments >= 3);
         let args: Value = serde_json::from_str(&read.calls[0].arguments).unwrap();
         assert_eq!(args, json!({"city": "test"}));
-        assert!(read.tool_responses.is_empty(), "upstream cannot run a client function");
+        assert!(
+            read.tool_responses.is_empty(),
+            "upstream cannot run a client function"
+        );
 
         let read = assert_phase_shape(&body_of(Scenario::ToolParallel, &ctx));
         assert_eq!(read.calls.len(), 2);
         assert_ne!(read.calls[0].id, read.calls[1].id);
         assert_eq!(read.calls[1].name, "get_time");
-        assert_eq!(read.answer, format!("{}{}", crate::tools::texts::BEFORE_PARALLEL, crate::tools::texts::AFTER_CALL_TEXT));
+        assert_eq!(
+            read.answer,
+            format!(
+                "{}{}",
+                crate::tools::texts::BEFORE_PARALLEL,
+                crate::tools::texts::AFTER_CALL_TEXT
+            )
+        );
         // One call's fragments are contiguous.
         let first_call = read.phases.iter().position(|p| p == "tool_call").unwrap();
         let calls = read.phases.iter().filter(|p| *p == "tool_call").count();
-        assert!(read.phases[first_call..first_call + calls].iter().all(|p| p == "tool_call"));
+        assert!(
+            read.phases[first_call..first_call + calls]
+                .iter()
+                .all(|p| p == "tool_call")
+        );
 
         let read = assert_phase_shape(&body_of(Scenario::ToolThinkText, &ctx));
-        assert!(read.reasoning.starts_with(crate::tools::texts::THINK_REASONING));
+        assert!(
+            read.reasoning
+                .starts_with(crate::tools::texts::THINK_REASONING)
+        );
 
-        let read = assert_phase_shape(&body_of(Scenario::ToolMalformed(Some("broken".into())), &ctx));
+        let read = assert_phase_shape(&body_of(
+            Scenario::ToolMalformed(Some("broken".into())),
+            &ctx,
+        ));
         assert_eq!(read.calls[0].arguments, "{\"city\": \"Par");
 
         // Without client tools, tool_a's tool is upstream's own: it answers with a response.

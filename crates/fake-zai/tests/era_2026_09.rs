@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use fake_zai::script::{Phased, read_phases};
 use fake_zai::scenarios::{CAPTURE_PHASE, CAPTURE_SEARCH};
+use fake_zai::script::{Phased, read_phases};
 use fake_zai::{FakeConfig, FakeZai, SignatureScheme, texts};
 use serde_json::{Value, json};
 
@@ -128,7 +128,10 @@ impl Call {
             ("user_id", s.id.clone()),
             ("version", "0.0.1".to_owned()),
             ("platform", "web".to_owned()),
-            ("current_url", format!("https://chat.z.ai/c/{}", self.chat_id)),
+            (
+                "current_url",
+                format!("https://chat.z.ai/c/{}", self.chat_id),
+            ),
             ("signature_timestamp", ts.to_string()),
         ];
         match &self.token_query {
@@ -190,14 +193,24 @@ impl Call {
 
 /// No markup, usage right before the last answer delta, `done` last and only once.
 fn assert_phase_shape(body: &str) -> Phased {
-    assert!(!body.contains("<details") && !body.contains("edit_index"), "{body}");
-    assert!(!body.contains("edit_content") && !body.contains("<glm_block"), "{body}");
+    assert!(
+        !body.contains("<details") && !body.contains("edit_index"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("edit_content") && !body.contains("<glm_block"),
+        "{body}"
+    );
     let read = read_phases(body);
     assert!(read.done_last, "done last: {body}");
     assert_eq!(read.phases.iter().filter(|p| *p == "done").count(), 1);
     let last_answer = read.phases.iter().rposition(|p| p == "answer").unwrap();
     assert_eq!(read.phases[last_answer - 1], "other", "{body}");
-    assert!(read.usages.iter().all(|u| u["prompt_tokens_details"]["cached_tokens"].is_u64()));
+    assert!(
+        read.usages
+            .iter()
+            .all(|u| u["prompt_tokens_details"]["cached_tokens"].is_u64())
+    );
     read
 }
 
@@ -215,18 +228,42 @@ async fn config_and_models_have_the_2026_09_shape() {
     let data = models["data"].as_array().unwrap();
     assert_eq!(data.len(), 15);
     let ids: Vec<&str> = data.iter().map(|m| m["id"].as_str().unwrap()).collect();
-    for id in ["x-preview-l", "glm-5.3", "glm-5.2", "GLM-5-Turbo", "GLM-5v-Turbo", "glm-4.7"] {
+    for id in [
+        "x-preview-l",
+        "glm-5.3",
+        "glm-5.2",
+        "GLM-5-Turbo",
+        "GLM-5v-Turbo",
+        "glm-4.7",
+    ] {
         assert!(ids.contains(&id), "{id}");
     }
     let flash = &data[0];
-    assert_eq!((flash["id"].as_str(), flash["name"].as_str()), (Some("x-preview-l"), Some("GLM-5.3-Flash")));
+    assert_eq!(
+        (flash["id"].as_str(), flash["name"].as_str()),
+        (Some("x-preview-l"), Some("GLM-5.3-Flash"))
+    );
     assert_eq!(flash["info"]["is_active"], true);
     assert_eq!(flash["info"]["meta"]["hidden"], false);
     let caps = &flash["info"]["meta"]["capabilities"];
-    assert_eq!((caps["reasoning_effort"].as_bool(), caps["skip_think"].as_bool()), (Some(true), Some(false)));
-    assert!(flash["info"]["meta"]["mcpServerIds"].as_array().unwrap().contains(&json!("advanced-search")));
+    assert_eq!(
+        (
+            caps["reasoning_effort"].as_bool(),
+            caps["skip_think"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
+    assert!(
+        flash["info"]["meta"]["mcpServerIds"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("advanced-search"))
+    );
     let turbo = data.iter().find(|m| m["id"] == "GLM-5v-Turbo").unwrap();
-    assert_eq!(turbo["info"]["meta"]["capabilities"]["vlm_website_mode"], true);
+    assert_eq!(
+        turbo["info"]["meta"]["capabilities"]["vlm_website_mode"],
+        true
+    );
     // The default config still serves the 2026-03 list.
     let today = FakeZai::start(FakeConfig::default()).await.unwrap();
     let g = get_json(&today, "/api/v1/auths/", None).await;
@@ -274,7 +311,11 @@ async fn search_calls_upstream_search_in_fragments() {
     let c = &read.calls[0];
     assert_eq!(c.name, "search");
     assert!(c.id.len() == 29 && c.id.starts_with("call_"), "{}", c.id);
-    assert!(c.id[5..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    assert!(
+        c.id[5..]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
     assert!(c.fragments >= 3);
     let args: Value = serde_json::from_str(&c.arguments).unwrap();
     assert!(args["search_query"].is_array());
@@ -285,7 +326,10 @@ async fn search_calls_upstream_search_in_fragments() {
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .filter(|v| v["data"]["phase"] == "tool_call")
         .collect();
-    assert_eq!(fragments[0]["data"]["metadata"], json!({"tool_call_id": c.id, "type": "function"}));
+    assert_eq!(
+        fragments[0]["data"]["metadata"],
+        json!({"tool_call_id": c.id, "type": "function"})
+    );
     for f in &fragments[1..] {
         assert_eq!(f["data"].as_object().unwrap().len(), 3, "{f}");
         assert_eq!(f["data"]["metadata"], json!({"type": "function"}));
@@ -295,7 +339,10 @@ async fn search_calls_upstream_search_in_fragments() {
     assert!(text.starts_with("[ref_id=turn0search0†") && text.contains("\nDate: "));
     assert!(body.contains(r#""status": "completed""#));
     assert!(read.answer.contains("【turn0search0】"));
-    assert!(!read.answer.contains("ref_id"), "tool results are never answer text");
+    assert!(
+        !read.answer.contains("ref_id"),
+        "tool results are never answer text"
+    );
     assert_eq!(read.usages.len(), 2);
 }
 
@@ -325,7 +372,10 @@ async fn client_functions_arrive_as_delta_fragments() {
         assert!(c.fragments >= 3, "{directive}: {} fragments", c.fragments);
         let args: Value = serde_json::from_str(&c.arguments).unwrap();
         assert_eq!(args, json!({"city": "test", "days": 1}), "{directive}");
-        assert!(read.tool_responses.is_empty(), "upstream cannot run a client function");
+        assert!(
+            read.tool_responses.is_empty(),
+            "upstream cannot run a client function"
+        );
     }
 
     let mut call = Call::new(&chat, "glm-4.7", "both [[fake:tool_parallel]]");
@@ -337,10 +387,19 @@ async fn client_functions_arrive_as_delta_fragments() {
     let args: Value = serde_json::from_str(&read.calls[1].arguments).unwrap();
     assert_eq!(args, json!({"zone": "test"}));
     // After the calls upstream goes on: a hop usage, thinking and text the gateway must drop.
-    assert!(read.answer.ends_with(fake_zai::tools::texts::AFTER_CALL_TEXT));
-    assert!(read.reasoning.contains(fake_zai::tools::texts::AFTER_CALL_REASONING));
+    assert!(
+        read.answer
+            .ends_with(fake_zai::tools::texts::AFTER_CALL_TEXT)
+    );
+    assert!(
+        read.reasoning
+            .contains(fake_zai::tools::texts::AFTER_CALL_REASONING)
+    );
     let first_call = read.phases.iter().position(|p| p == "tool_call").unwrap();
-    assert_eq!(read.phases[first_call + read.calls[0].fragments + read.calls[1].fragments], "other");
+    assert_eq!(
+        read.phases[first_call + read.calls[0].fragments + read.calls[1].fragments],
+        "other"
+    );
 
     // A turn ending in the tool's result is answered with it.
     let mut call = Call::new(&chat, "glm-4.7", "weather? [[fake:tool_a]]");
@@ -350,7 +409,10 @@ async fn client_functions_arrive_as_delta_fragments() {
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}
     ]});
     let read = assert_phase_shape(&call.text(&fake, &g).await);
-    assert_eq!(read.answer, format!("{}sunny.", fake_zai::tools::texts::RESULT_ANSWER));
+    assert_eq!(
+        read.answer,
+        format!("{}sunny.", fake_zai::tools::texts::RESULT_ANSWER)
+    );
     assert!(read.calls.is_empty());
 }
 
@@ -423,7 +485,10 @@ async fn reasoning_effort_is_validated_and_recorded() {
     let body = json!({"chat": {"models": ["glm-4.7"]}, "reasoning_effort": "low"});
     assert_eq!(post_chat(&fake, &g, &body).await.status(), 400);
     let chats = fake.requests_to("/api/v1/chats/new");
-    assert_eq!(chats.last().and_then(|r| r.reasoning_effort()).as_deref(), Some("low"));
+    assert_eq!(
+        chats.last().and_then(|r| r.reasoning_effort()).as_deref(),
+        Some("low")
+    );
 
     // The default config does not look at it.
     let today = FakeZai::start(FakeConfig::default()).await.unwrap();
@@ -449,16 +514,26 @@ async fn stale_tokens_are_downgraded_to_guests() {
     let v = get_json(&fake, "/api/v1/auths/", Some("not-a-known-token")).await;
     assert_eq!(v["role"], "guest");
     let email = v["email"].as_str().unwrap();
-    assert!(email.starts_with("guest-") && email.ends_with("@guest.com"), "{email}");
+    assert!(
+        email.starts_with("guest-") && email.ends_with("@guest.com"),
+        "{email}"
+    );
     assert_ne!(v["token"], "not-a-known-token");
     assert_eq!(fake.guests_created(), 1);
 
     let u = user(&fake);
     let chat = new_chat(&fake, &u, "glm-5.3").await;
     let v = get_json(&fake, "/api/v1/auths/", Some(&u.token)).await;
-    assert_eq!((v["role"].as_str(), v["id"].as_str()), (Some("user"), Some(u.id.as_str())));
+    assert_eq!(
+        (v["role"].as_str(), v["id"].as_str()),
+        (Some("user"), Some(u.id.as_str()))
+    );
     // A user may use glm-5.3.
-    let read = assert_phase_shape(&Call::new(&chat, "glm-5.3", "hi [[fake:plain]]").text(&fake, &u).await);
+    let read = assert_phase_shape(
+        &Call::new(&chat, "glm-5.3", "hi [[fake:plain]]")
+            .text(&fake, &u)
+            .await,
+    );
     assert_eq!(read.answer, texts::HELLO_ANSWER);
 
     assert!(fake.revoke_token(&u.token));
@@ -469,22 +544,40 @@ async fn stale_tokens_are_downgraded_to_guests() {
     assert_eq!(fake.guests_created(), 2);
 
     // Completions with the revoked token are served as a guest: GLM-5 family refused in-stream…
-    let body = Call::new(&chat, "glm-5.3", "hi [[fake:plain]]").text(&fake, &u).await;
+    let body = Call::new(&chat, "glm-5.3", "hi [[fake:plain]]")
+        .text(&fake, &u)
+        .await;
     assert_eq!(body, format!("data: {}\n\n", fake_zai::EVENT_MODEL_LEVEL));
     for model in ["glm-5.2", "GLM-5-Turbo", "GLM-5v-Turbo"] {
         let body = Call::new(&chat, model, "hi").text(&fake, &u).await;
-        assert!(body.contains("Model not available for current user level"), "{model}");
+        assert!(
+            body.contains("Model not available for current user level"),
+            "{model}"
+        );
     }
     // …while the guest models work.
     for model in ["x-preview-l", "glm-4.7"] {
-        let read = assert_phase_shape(&Call::new(&chat, model, "hi [[fake:plain]]").text(&fake, &u).await);
+        let read = assert_phase_shape(
+            &Call::new(&chat, model, "hi [[fake:plain]]")
+                .text(&fake, &u)
+                .await,
+        );
         assert_eq!(read.answer, texts::HELLO_ANSWER, "{model}");
     }
 
     // Without the downgrade an unknown token is a 401 everywhere.
     fake.update(|c| c.guest_downgrade = false);
-    assert_eq!(get(&fake, "/api/v1/auths/", Some(&u.token)).await.status(), 401);
-    assert_eq!(Call::new(&chat, "glm-4.7", "hi").send(&fake, &u).await.status(), 401);
+    assert_eq!(
+        get(&fake, "/api/v1/auths/", Some(&u.token)).await.status(),
+        401
+    );
+    assert_eq!(
+        Call::new(&chat, "glm-4.7", "hi")
+            .send(&fake, &u)
+            .await
+            .status(),
+        401
+    );
 }
 
 #[tokio::test]
@@ -495,11 +588,24 @@ async fn device_id_and_token_query_are_checked() {
 
     let mut call = Call::new(&chat, "glm-4.7", "hi [[fake:plain]]");
     call.old_params = true;
-    assert_eq!(call.send(&fake, &g).await.status(), 200, "search/hash/referrer are tolerated");
+    assert_eq!(
+        call.send(&fake, &g).await.status(),
+        200,
+        "search/hash/referrer are tolerated"
+    );
     let sent = fake.requests_to("/api/v2/chat/completions");
-    assert_eq!(sent.last().and_then(|r| r.query_param("token")), Some(g.token.as_str()));
+    assert_eq!(
+        sent.last().and_then(|r| r.query_param("token")),
+        Some(g.token.as_str())
+    );
 
-    for bad in [None, Some("abc"), Some("uid_0A1B2C3D4E5F6G7H"), Some("uid_0a1b2c3d4e5f6g7"), Some("dev_0a1b2c3d4e5f6g7h")] {
+    for bad in [
+        None,
+        Some("abc"),
+        Some("uid_0A1B2C3D4E5F6G7H"),
+        Some("uid_0a1b2c3d4e5f6g7"),
+        Some("dev_0a1b2c3d4e5f6g7h"),
+    ] {
         let mut call = Call::new(&chat, "glm-4.7", "hi [[fake:plain]]");
         call.device = bad.map(str::to_owned);
         let resp = call.send(&fake, &g).await;
@@ -545,21 +651,31 @@ async fn errors_keep_their_in_stream_shapes() {
     let fake = start().await;
     let g = guest(&fake).await;
     let chat = new_chat(&fake, &g, "glm-4.7").await;
-    let body = Call::new("not-created", "glm-4.7", "hi").text(&fake, &g).await;
-    assert_eq!(body, format!("data: {}\n\n", fake_zai::EVENT_INTERNAL_ERROR));
+    let body = Call::new("not-created", "glm-4.7", "hi")
+        .text(&fake, &g)
+        .await;
+    assert_eq!(
+        body,
+        format!("data: {}\n\n", fake_zai::EVENT_INTERNAL_ERROR)
+    );
     for (directive, event) in [
         ("error_426", fake_zai::EVENT_426),
         ("error_captcha", fake_zai::EVENT_CAPTCHA),
         ("error_model_level", fake_zai::EVENT_MODEL_LEVEL),
     ] {
-        let body = Call::new(&chat, "glm-4.7", &format!("[[fake:{directive}]]")).text(&fake, &g).await;
+        let body = Call::new(&chat, "glm-4.7", &format!("[[fake:{directive}]]"))
+            .text(&fake, &g)
+            .await;
         assert_eq!(body, format!("data: {event}\n\n"), "{directive}");
     }
     let read = Call::new(&chat, "glm-4.7", "[[fake:error_internal]]")
         .phases(&fake, &g)
         .await;
     assert_eq!(read.answer, texts::HELLO_ANSWER);
-    assert_eq!(read.error.map(|e| e["code"].clone()), Some(json!("INTERNAL_ERROR")));
+    assert_eq!(
+        read.error.map(|e| e["code"].clone()),
+        Some(json!("INTERNAL_ERROR"))
+    );
 
     fake.update(|c| c.captcha_required = true);
     let body = Call::new(&chat, "glm-4.7", "hi").text(&fake, &g).await;
@@ -574,8 +690,13 @@ async fn phase_replays_are_byte_for_byte() {
     let fake = start().await;
     let g = guest(&fake).await;
     let chat = new_chat(&fake, &g, "x-preview-l").await;
-    for (directive, capture) in [("replay_phase", CAPTURE_PHASE), ("replay_search", CAPTURE_SEARCH)] {
-        let resp = Call::new(&chat, "x-preview-l", &format!("[[fake:{directive}]]")).send(&fake, &g).await;
+    for (directive, capture) in [
+        ("replay_phase", CAPTURE_PHASE),
+        ("replay_search", CAPTURE_SEARCH),
+    ] {
+        let resp = Call::new(&chat, "x-preview-l", &format!("[[fake:{directive}]]"))
+            .send(&fake, &g)
+            .await;
         assert_eq!(resp.bytes().await.unwrap().as_ref(), capture, "{directive}");
     }
     // Usable in any era.
@@ -593,6 +714,8 @@ async fn phase_replays_are_byte_for_byte() {
         token: v["token"].as_str().unwrap().to_owned(),
         id: v["id"].as_str().unwrap().to_owned(),
     };
-    let resp = Call::new("c", "glm-4.7", "[[fake:replay_search]]").send(&today, &s).await;
+    let resp = Call::new("c", "glm-4.7", "[[fake:replay_search]]")
+        .send(&today, &s)
+        .await;
     assert_eq!(resp.bytes().await.unwrap().as_ref(), CAPTURE_SEARCH);
 }
