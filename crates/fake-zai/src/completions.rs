@@ -2,12 +2,16 @@
 //!
 //! Invariants:
 //! - Checks run in a fixed order, each behind its own config switch: FE version (405 WAF page) →
-//!   token (401) → JSON body (422) → signature and `user_id` (400) → `stream_options` (400) →
+//!   `X-Device-Id` format (`missing_header_answer`) → token (401; with `guest_downgrade` an
+//!   unknown Bearer is served as a guest instead) → `token` query (401) → JSON body (422) →
+//!   signature and `user_id` (400) → `stream_options` (400) → `reasoning_effort` (400) →
 //!   directive syntax (400) → `version` (in-stream 426) → captcha (in-stream) → guest model level
 //!   (in-stream 403) → chat pre-creation when `unknown_chat_fails_fast` (INTERNAL_ERROR as the only
 //!   event) → concurrency (429) → chat pre-creation (INTERNAL_ERROR at `done`).
 //!   `required_headers` are checked earlier, for every `/api/…` route (`server::observe`).
 //! - In-stream errors are HTTP 200 `text/event-stream` with the §12.10 event as the only event.
+//! - The stream format (`stream_format`) changes only how a scenario is written, never which
+//!   checks run or which in-stream error events they produce.
 //! - A completion holds an in-flight slot from the moment it passes the concurrency check until its
 //!   body stream ends or is dropped by a disconnecting client.
 
@@ -21,11 +25,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use zai_signature::SignInput;
 
-use crate::config::Scenario;
+use crate::config::{MissingHeaderAnswer, ModelList, Scenario, StreamFormat};
 use crate::scenarios::{self, Ctx, Plan};
 use crate::script::Frame;
 use crate::server::{App, DETAIL_401, LogTag, detail, not_found, require_session, waf_response};
-use crate::state::{InflightGuard, Role, TokenFault};
+use crate::state::{InflightGuard, Role, Session, TokenFault};
 
 /// Body of the signature (and `user_id` mismatch) rejection (§11.3).
 pub const DETAIL_SIGNATURE: &str = "403: Signature validation failed: 签名验证失败";
@@ -33,6 +37,34 @@ pub const DETAIL_SIGNATURE: &str = "403: Signature validation failed: 签名验�
 pub const DETAIL_STREAM_OPTIONS: &str = "unsupported Z.ai stream usage option";
 /// Body of the concurrency rejection.
 pub const DETAIL_CONCURRENCY: &str = "Too many concurrent requests for this account (并发限制)";
+/// Body of the `reasoning_effort` rejection. The real text is not recorded anywhere (§19.2 only
+/// says which values worked); this is the fake's own wording.
+pub const DETAIL_REASONING_EFFORT: &str = "Invalid reasoning_effort";
+/// Body of the rejection of a completion whose query lacks `token=<the Bearer>` (FastAPI's
+/// wording for missing credentials; the real answer is not recorded).
+pub const DETAIL_NOT_AUTHENTICATED: &str = "Not authenticated";
+
+/// The `reasoning_effort` values the 2026-09 front end sends (§19.2), compared case-insensitively.
+const EFFORTS: [&str; 4] = ["low", "medium", "high", "max"];
+
+/// Whether `effort` (a present, non-null value) is acceptable: one of [`EFFORTS`] in any case,
+/// and, when `model` is known, for a model whose capabilities have `reasoning_effort: true`.
+pub fn effort_allowed(models: ModelList, model: Option<&str>, effort: &Value) -> bool {
+    let valid = effort
+        .as_str()
+        .is_some_and(|e| EFFORTS.iter().any(|k| k.eq_ignore_ascii_case(e)));
+    valid && model.is_none_or(|m| crate::pages::takes_reasoning_effort(models, m))
+}
+
+/// `uid_` followed by exactly 16 lower-case ASCII letters or digits (§19.2).
+fn is_device_id(value: &str) -> bool {
+    value.strip_prefix("uid_").is_some_and(|rest| {
+        rest.len() == 16
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
+}
 
 pub async fn v2(
     State(app): State<App>,
@@ -133,16 +165,19 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
             return tagged(waf_response(), "check=fe_version");
         }
     }
-    let session = match require_session(&app, &headers) {
-        Ok(s) => s,
-        Err(e) => return tagged(e.into_response(), "check=token"),
-    };
-    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-        return tagged(
-            detail(StatusCode::UNPROCESSABLE_ENTITY, "Invalid JSON body"),
-            "check=json",
-        );
-    };
+    if cfg.require_device_id_format {
+        let id = headers.get("x-device-id").and_then(|v| v.to_str().ok());
+        if !id.is_some_and(is_device_id) {
+            let response = match cfg.missing_header_answer {
+                MissingHeaderAnswer::Firewall => waf_response(),
+                MissingHeaderAnswer::BadRequest => detail(
+                    StatusCode::BAD_REQUEST,
+                    "Missing required header: X-Device-Id",
+                ),
+            };
+            return tagged(response, "check=device_id");
+        }
+    }
     let query: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes())
         .into_owned()
         .collect();
@@ -151,6 +186,25 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    };
+    let session = match require_session(&app, &headers) {
+        Ok(s) => s,
+        Err(_) if cfg.guest_downgrade && crate::server::bearer(&headers).is_some() => {
+            transient_guest(&headers, param("user_id"))
+        }
+        Err(e) => return tagged(e.into_response(), "check=token"),
+    };
+    if cfg.require_token_query && param("token") != Some(session.token.as_str()) {
+        return tagged(
+            detail(StatusCode::UNAUTHORIZED, DETAIL_NOT_AUTHENTICATED),
+            "check=token_query",
+        );
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return tagged(
+            detail(StatusCode::UNPROCESSABLE_ENTITY, "Invalid JSON body"),
+            "check=json",
+        );
     };
 
     if let Some(scheme) = &cfg.signature {
@@ -173,6 +227,16 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
             "check=stream_options",
         );
     }
+    if cfg.check_reasoning_effort {
+        let effort = &request["features"]["reasoning_effort"];
+        let model = request["model"].as_str().unwrap_or("");
+        if !effort.is_null() && !effort_allowed(cfg.models, Some(model), effort) {
+            return tagged(
+                detail(StatusCode::BAD_REQUEST, DETAIL_REASONING_EFFORT),
+                "check=reasoning_effort",
+            );
+        }
+    }
     match app.fault(&session.token) {
         Some(TokenFault::Unauthorized) => {
             return tagged(
@@ -188,6 +252,12 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
         }
         Some(TokenFault::ModelLevel) | None => {}
     }
+    let phase = cfg.stream_format == StreamFormat::Phase;
+    let model = request["model"].as_str().unwrap_or("");
+    // Like the real site, a model that cannot skip thinking thinks whatever the request says;
+    // only the phase format models that (the markup eras predate the capability flags).
+    let thinks = request["features"]["enable_thinking"].as_bool() == Some(true)
+        || (phase && crate::pages::always_thinks(cfg.models, model));
     let directive = last_user_text(&request)
         .or_else(|| request["signature_prompt"].as_str().map(str::to_owned))
         .and_then(|text| Scenario::find_directive(&text));
@@ -196,12 +266,10 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
         Some(Err(message)) => {
             return tagged(detail(StatusCode::BAD_REQUEST, &message), "check=directive");
         }
-        None => cfg.default_scenario.clone().unwrap_or_else(|| {
-            if request["features"]["enable_thinking"].as_bool() == Some(true) {
-                Scenario::Thinking
-            } else {
-                Scenario::Plain
-            }
+        None => cfg.default_scenario.clone().unwrap_or(if thinks {
+            Scenario::Thinking
+        } else {
+            Scenario::Plain
         }),
     };
 
@@ -255,7 +323,12 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
         delay: cfg.event_delay,
         stall: cfg.stall_duration,
         internal_error_at_done: cfg.require_precreated_chat && !chat_known,
-        tool: crate::tools::ToolContext::read(&request),
+        tool: crate::tools::ToolContext {
+            format: cfg.stream_format,
+            ..crate::tools::ToolContext::read(&request)
+        },
+        format: cfg.stream_format,
+        thinks,
     };
     let tag = format!(
         "scenario={scenario:?}{}",
@@ -279,6 +352,22 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
                 &tag,
             )
         }
+    }
+}
+
+/// The guest an unknown Bearer is served as under `guest_downgrade`. It is not stored: the real
+/// server's handling is not recorded beyond `/auths/` (§19.2), so the fake adopts the query's
+/// `user_id` (the signature was made over it) and lets the guest rules decide the rest.
+fn transient_guest(headers: &HeaderMap, user_id: Option<&str>) -> Session {
+    let id = user_id
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    Session {
+        email: format!("guest-{}@guest.com", id.chars().take(8).collect::<String>()),
+        name: "Guest".to_owned(),
+        role: Role::Guest,
+        token: crate::server::bearer(headers).unwrap_or("").to_owned(),
+        id,
     }
 }
 
@@ -334,6 +423,43 @@ mod tests {
         ] {
             assert!(!is_glm5_family(model), "{model}");
         }
+    }
+
+    #[test]
+    fn device_ids_and_efforts() {
+        assert!(is_device_id("uid_0123456789abcdef"));
+        for bad in [
+            "uid_0123456789ABCDEF",
+            "uid_0123456789abcde",
+            "uid_0123456789abcdef0",
+            "0123456789abcdef",
+            "uid_0123456789abcde-",
+        ] {
+            assert!(!is_device_id(bad), "{bad}");
+        }
+        let new = ModelList::V2026_09;
+        assert!(effort_allowed(
+            new,
+            Some("glm-5.3"),
+            &serde_json::json!("MAX")
+        ));
+        assert!(effort_allowed(
+            new,
+            Some("glm-5.3"),
+            &serde_json::json!("low")
+        ));
+        assert!(!effort_allowed(
+            new,
+            Some("glm-5.3"),
+            &serde_json::json!("extreme")
+        ));
+        assert!(!effort_allowed(new, Some("glm-5.3"), &serde_json::json!(3)));
+        assert!(!effort_allowed(
+            new,
+            Some("glm-4.7"),
+            &serde_json::json!("low")
+        ));
+        assert!(effort_allowed(new, None, &serde_json::json!("High")));
     }
 
     #[test]

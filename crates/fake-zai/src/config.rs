@@ -5,8 +5,10 @@
 //! Every check can be switched off; the running server reads the config afresh for every request, so
 //! changes through `FakeZai::update` take effect on the next request.
 //!
-//! Eras: [`FakeConfig::era`] returns the dated protocol states of upstream-protocol.md §1 (see
-//! [`ERAS`]), each a `FakeConfig` like any other, so a test can start from an era and change more.
+//! Eras: [`FakeConfig::era`] returns the dated protocol states of upstream-protocol.md §1 and §19
+//! (see [`ERAS`]), each a `FakeConfig` like any other, so a test can start from an era and change
+//! more. Every field added for a later era defaults to the earlier behaviour, so
+//! `FakeConfig::default()` and the older eras never change when an era is added.
 
 use std::time::Duration;
 
@@ -69,6 +71,73 @@ pub struct FakeConfig {
     /// event (no content at all) instead of normal content with INTERNAL_ERROR at `done`. Default
     /// off (today's observed behaviour); the `2026-03-precreate` era turns it on.
     pub unknown_chat_fails_fast: bool,
+    /// How completion streams are written: the `<details>`/`edit_index` markup of §12 or the
+    /// phase-driven frames of §19.1. Default [`StreamFormat::Markup`]; the `2026-09` era uses
+    /// [`StreamFormat::Phase`].
+    pub stream_format: StreamFormat,
+    /// Which `GET /api/models` catalogue is served (and consulted for capability checks).
+    /// Default [`ModelList::V2026_03`].
+    pub models: ModelList,
+    /// Serve `completion_version` in `GET /api/config` as a JSON string (`"2"`, as in 2026-09)
+    /// instead of a number. Default off.
+    pub completion_version_as_string: bool,
+    /// `enable_captcha` in `GET /api/config`; `None` leaves the key out. Default `None`. Only
+    /// advertised: whether a completion needs a captcha is `captcha_required`.
+    pub enable_captcha: Option<bool>,
+    /// `enable_websocket` in `GET /api/config`; `None` leaves the key out. Default `None`.
+    pub enable_websocket: Option<bool>,
+    /// `default_models` in `GET /api/config`; `None` leaves the key out. Default `None`.
+    pub default_models: Option<String>,
+    /// Validate `features.reasoning_effort` of completions and `reasoning_effort` of
+    /// `chats/new`: absent, or `low`/`medium`/`high`/`max` (any case) for a model whose
+    /// capabilities in `models` have `reasoning_effort: true`; else HTTP 400
+    /// [`DETAIL_REASONING_EFFORT`](crate::DETAIL_REASONING_EFFORT). Default off.
+    pub check_reasoning_effort: bool,
+    /// `GET /api/v1/auths/` with an unknown Bearer mints a fresh guest instead of answering 401,
+    /// and a completion with an unknown Bearer is served as a guest (§19.2). Default off.
+    pub guest_downgrade: bool,
+    /// New guests get a lower-case email `guest-<n>@guest.com` (2026-09) instead of
+    /// `Guest-<n>@guest.com`. Default off.
+    pub lowercase_guest_email: bool,
+    /// Completions must carry `X-Device-Id: uid_` + 16 lower-case letters or digits; a missing or
+    /// malformed id gets `missing_header_answer`. Default off.
+    pub require_device_id_format: bool,
+    /// The completion query must hold `token=<the Bearer token>` (§19.2); otherwise HTTP 401
+    /// [`DETAIL_NOT_AUTHENTICATED`](crate::DETAIL_NOT_AUTHENTICATED). Default off.
+    pub require_token_query: bool,
+}
+
+/// How completion streams are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StreamFormat {
+    /// `<details>` reasoning, `<glm_block>` tool calls and `edit_index` edits (§12, 2025-09…2026-08).
+    #[default]
+    Markup,
+    /// Phase-driven frames: plain `thinking`/`answer` deltas, `tool_call` delta fragments,
+    /// `tool_response`, `other` usage and `done` (§19.1, 2026-09).
+    Phase,
+}
+
+impl StreamFormat {
+    /// `markup` or `phase` (the `--stream-format` flag).
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name.trim() {
+            "markup" => Ok(Self::Markup),
+            "phase" => Ok(Self::Phase),
+            other => Err(format!("expected markup or phase, got {other:?}")),
+        }
+    }
+}
+
+/// The model catalogue `GET /api/models` serves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ModelList {
+    /// The real 2026-03 response (13 models, `glm-5` first).
+    #[default]
+    V2026_03,
+    /// The 2026-09-06 list (15 models, `x-preview-l` first), built in the full response shape
+    /// from `fixtures/models-2026-09.digest.json`.
+    V2026_09,
 }
 
 /// A header the fake requires on `/api/…` routes.
@@ -135,7 +204,7 @@ impl MissingHeaderAnswer {
 }
 
 /// The dated protocol states [`FakeConfig::era`] knows, oldest first.
-pub const ERAS: [&str; 7] = [
+pub const ERAS: [&str; 8] = [
     "2025-09-legacy",
     "2025-10-v1",
     "2025-10-v2",
@@ -143,6 +212,7 @@ pub const ERAS: [&str; 7] = [
     "2025-11-v2-endpoint",
     "2026-03-precreate",
     "2026-08-extra-header",
+    "2026-09",
 ];
 
 impl FakeConfig {
@@ -158,6 +228,7 @@ impl FakeConfig {
     /// | `2025-11-v2-endpoint` | `/api/v2` only | v3 | `completion_version` 2 |
     /// | `2026-03-precreate` | `/api/v2` only | v3 | unknown `chat_id` → INTERNAL_ERROR, no content |
     /// | `2026-08-extra-header` | `/api/v2` only | v3 | today's site plus a required `X-Device-Id` (405 WAF page without it) |
+    /// | `2026-09` | `/api/v2` only | v3 | FE `prod-fe-1.1.98`; phase-format streams (§19.1); the 2026-09 model list; `/api/config` with `completion_version:"2"`, `enable_captcha`, `default_models`; `reasoning_effort` validated; unknown Bearer → guest; `X-Device-Id` format and `token` query checked |
     pub fn era(name: &str) -> Option<FakeConfig> {
         let today = FakeConfig::default();
         let v3_legacy = FakeConfig {
@@ -211,6 +282,26 @@ impl FakeConfig {
                 unknown_chat_fails_fast: true,
                 ..today
             },
+            // §19: what a 2026-09/10 browser sends and sees. The captcha is risk-based (§19.4),
+            // so it is advertised but not demanded; `captcha_required` turns it on.
+            "2026-09" => FakeConfig {
+                fe_version: "prod-fe-1.1.98".to_owned(),
+                required_headers: vec![RequiredHeader::any("X-Device-Id")],
+                enable_legacy_path: false,
+                unknown_chat_fails_fast: true,
+                stream_format: StreamFormat::Phase,
+                models: ModelList::V2026_09,
+                completion_version_as_string: true,
+                enable_captcha: Some(true),
+                enable_websocket: Some(false),
+                default_models: Some("glm-5.3".to_owned()),
+                check_reasoning_effort: true,
+                guest_downgrade: true,
+                lowercase_guest_email: true,
+                require_device_id_format: true,
+                require_token_query: true,
+                ..today
+            },
             _ => return None,
         })
     }
@@ -243,6 +334,17 @@ impl Default for FakeConfig {
             required_headers: Vec::new(),
             missing_header_answer: MissingHeaderAnswer::Firewall,
             unknown_chat_fails_fast: false,
+            stream_format: StreamFormat::Markup,
+            models: ModelList::V2026_03,
+            completion_version_as_string: false,
+            enable_captcha: None,
+            enable_websocket: None,
+            default_models: None,
+            check_reasoning_effort: false,
+            guest_downgrade: false,
+            lowercase_guest_email: false,
+            require_device_id_format: false,
+            require_token_query: false,
         }
     }
 }
@@ -265,6 +367,10 @@ pub enum Scenario {
     Replay,
     /// The repaired GLM-4.6V tool-call capture, byte for byte.
     ReplayTool,
+    /// The reconstructed 2026-09 GLM-5.3-Flash phase-format turn (§19), byte for byte.
+    ReplayPhase,
+    /// The reconstructed 2026-09 deep-search turn (§19), byte for byte.
+    ReplaySearch,
     /// §12.11 F.
     ErrorInternal,
     Error426,
@@ -317,6 +423,8 @@ impl Scenario {
             "tool_b" => Self::ToolB(arg),
             "replay" => Self::Replay,
             "replay_tool" => Self::ReplayTool,
+            "replay_phase" => Self::ReplayPhase,
+            "replay_search" => Self::ReplaySearch,
             "error_internal" => Self::ErrorInternal,
             "error_426" => Self::Error426,
             "error_captcha" => Self::ErrorCaptcha,
@@ -396,6 +504,28 @@ mod tests {
             eras[6].required_headers,
             vec![RequiredHeader::any("X-Device-Id")]
         );
+        let today = FakeConfig::default();
+        assert_eq!(today.stream_format, StreamFormat::Markup);
+        assert_eq!(today.models, ModelList::V2026_03);
+        for era in &eras[..7] {
+            assert_eq!(era.stream_format, StreamFormat::Markup);
+            assert_eq!(era.models, ModelList::V2026_03);
+            assert!(!era.guest_downgrade && !era.check_reasoning_effort);
+        }
+        let phase = &eras[7];
+        assert_eq!(phase.fe_version, "prod-fe-1.1.98");
+        assert_eq!(phase.stream_format, StreamFormat::Phase);
+        assert_eq!(phase.models, ModelList::V2026_09);
+        assert!(phase.completion_version_as_string && phase.completion_version == 2);
+        assert_eq!(phase.enable_captcha, Some(true));
+        assert_eq!(phase.default_models.as_deref(), Some("glm-5.3"));
+        assert!(phase.check_reasoning_effort && phase.guest_downgrade);
+        assert!(phase.require_device_id_format && phase.require_token_query);
+        assert!(phase.require_precreated_chat && phase.unknown_chat_fails_fast);
+        assert!(phase.enable_v2_path && !phase.enable_legacy_path);
+        assert_eq!(phase.signature, Some(SignatureScheme::v3()));
+        assert_eq!(StreamFormat::parse("phase"), Ok(StreamFormat::Phase));
+        assert!(StreamFormat::parse("html").is_err());
         assert_eq!(
             RequiredHeader::parse("X-Region=overseas"),
             Ok(RequiredHeader::exact("X-Region", "overseas"))
@@ -432,5 +562,7 @@ mod tests {
         );
         assert!(Scenario::parse("tool_malformed:odd").is_err());
         assert_eq!(Scenario::parse("agent"), Ok(Scenario::Agent));
+        assert_eq!(Scenario::parse("replay_phase"), Ok(Scenario::ReplayPhase));
+        assert_eq!(Scenario::parse("replay_search"), Ok(Scenario::ReplaySearch));
     }
 }

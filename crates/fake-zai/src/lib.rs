@@ -7,6 +7,9 @@
 //! - `FakeZai::requests(&self) -> Vec<RecordedRequest>` everything received, in order
 //! - `FakeZai::add_user(&self, token: &str, name: &str) -> String` registers a logged-in token, returns its user id
 //! - scenarios chosen per request by a directive in the last user message: `[[fake:NAME]]`
+//! - `FakeConfig::era("2026-09")` (phase-format streams, §19); `FakeZai::revoke_token`,
+//!   `FakeZai::completion_reasoning_efforts`, `RecordedRequest::reasoning_effort` and
+//!   `script::read_phases` for its tests
 //!
 //! Invariants: a `FakeZai` owns one server task; dropping the handle aborts it (tests never leak
 //! servers). All state is shared through [`state::Shared`], so every setter works while serving.
@@ -17,14 +20,20 @@ use std::sync::Arc;
 mod completions;
 mod config;
 mod pages;
+pub mod phase;
 pub mod scenarios;
 pub mod script;
 mod server;
 mod state;
 pub mod tools;
 
-pub use completions::{DETAIL_CONCURRENCY, DETAIL_SIGNATURE, DETAIL_STREAM_OPTIONS};
-pub use config::{ERAS, FakeConfig, MissingHeaderAnswer, RequiredHeader, Scenario};
+pub use completions::{
+    DETAIL_CONCURRENCY, DETAIL_NOT_AUTHENTICATED, DETAIL_REASONING_EFFORT, DETAIL_SIGNATURE,
+    DETAIL_STREAM_OPTIONS,
+};
+pub use config::{
+    ERAS, FakeConfig, MissingHeaderAnswer, ModelList, RequiredHeader, Scenario, StreamFormat,
+};
 pub use scenarios::{EVENT_426, EVENT_CAPTCHA, EVENT_INTERNAL_ERROR, EVENT_MODEL_LEVEL, texts};
 pub use server::{DETAIL_401, DETAIL_403};
 pub use state::TokenFault;
@@ -64,6 +73,29 @@ impl RecordedRequest {
     /// The body parsed as JSON, if it is JSON.
     pub fn json(&self) -> Option<serde_json::Value> {
         serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The reasoning effort the request carried, as sent: `features.reasoning_effort` of a
+    /// completion, `reasoning_effort` (top level or inside `chat`) of `chats/new`. `None` when
+    /// absent or null; a non-string value is rendered as JSON text.
+    pub fn reasoning_effort(&self) -> Option<String> {
+        let body = self.json()?;
+        [
+            &body["features"]["reasoning_effort"],
+            &body["reasoning_effort"],
+            &body["chat"]["reasoning_effort"],
+        ]
+        .into_iter()
+        .find(|v| !v.is_null())
+        .map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    }
+
+    /// Whether this is a completion call (either path).
+    pub fn is_completion(&self) -> bool {
+        self.path == "/api/v2/chat/completions" || self.path == "/api/chat/completions"
     }
 }
 
@@ -150,6 +182,24 @@ impl FakeZai {
             token: token.to_owned(),
         });
         id
+    }
+
+    /// `reasoning_effort` of every completion call received so far (accepted or rejected), in
+    /// arrival order; see [`RecordedRequest::reasoning_effort`].
+    pub fn completion_reasoning_efforts(&self) -> Vec<Option<String>> {
+        self.shared
+            .requests()
+            .iter()
+            .filter(|r| r.is_completion())
+            .map(RecordedRequest::reasoning_effort)
+            .collect()
+    }
+
+    /// Forgets the session of `token`, as when upstream revokes it: from now on the token is
+    /// unknown (401, or with `guest_downgrade` a fresh guest on `/auths/` and guest treatment on
+    /// completions). Returns whether the token was known.
+    pub fn revoke_token(&self, token: &str) -> bool {
+        self.shared.remove_session(token)
     }
 
     /// Creates a guest session directly (same as an unauthenticated `GET /api/v1/auths/`).

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::Parser;
 use fake_zai::{
     ERAS, FakeConfig, FakeZai, MissingHeaderAnswer, RequiredHeader, Scenario, SignatureScheme,
+    StreamFormat,
 };
 
 #[derive(Debug, Parser)]
@@ -19,10 +20,14 @@ use fake_zai::{
 )]
 struct Args {
     /// Start from a dated protocol state instead of today's: 2025-09-legacy, 2025-10-v1,
-    /// 2025-10-v2, 2025-10-v3, 2025-11-v2-endpoint, 2026-03-precreate, 2026-08-extra-header.
-    /// Other flags change the preset further.
+    /// 2025-10-v2, 2025-10-v3, 2025-11-v2-endpoint, 2026-03-precreate, 2026-08-extra-header,
+    /// 2026-09. Other flags change the preset further.
     #[arg(long, value_name = "NAME")]
     era: Option<String>,
+    /// Write streams as `markup` (<details>, edit_index) or `phase` (2026-09 phase frames);
+    /// default the era's (markup without one).
+    #[arg(long, value_name = "markup|phase")]
+    stream_format: Option<String>,
     /// Require a header on /api/ routes: NAME (any value) or NAME=VALUE (repeatable).
     #[arg(long = "require-header", value_name = "NAME[=VALUE]")]
     require_headers: Vec<String>,
@@ -104,6 +109,10 @@ fn config_from(args: &Args) -> Result<FakeConfig, String> {
         Some(name) => MissingHeaderAnswer::parse(name)?,
         None => base.missing_header_answer,
     };
+    let stream_format = match &args.stream_format {
+        Some(name) => StreamFormat::parse(name)?,
+        None => base.stream_format,
+    };
     Ok(FakeConfig {
         fe_version,
         check_fe_version: base.check_fe_version && !args.no_fe_check,
@@ -117,6 +126,7 @@ fn config_from(args: &Args) -> Result<FakeConfig, String> {
         default_scenario,
         required_headers,
         missing_header_answer,
+        stream_format,
         ..base
     })
 }

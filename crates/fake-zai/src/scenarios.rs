@@ -5,19 +5,31 @@
 //!   written by hand, and each scenario has a test rebuilding its content with §12.4.
 //! - `thinking`, `plain`, `search`, `tool_b` and `error_internal` reproduce the protocol document's
 //!   examples A', B, C, E and F byte for byte; the §12.10 error events are the document's text verbatim.
-//! - Replays stream the embedded captures unchanged (concatenated frames == file bytes).
+//! - Replays stream the embedded captures unchanged (concatenated frames == file bytes), in every
+//!   stream format.
+//! - In the phase format ([`StreamFormat::Phase`]) the synthetic scenarios are written by
+//!   [`crate::phase`] (and the tool module in the same format); single-event errors, HTTP answers
+//!   and replays are the same in both formats.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::config::Scenario;
+use crate::config::{Scenario, StreamFormat};
+use crate::phase;
 use crate::script::{self, Anchor, DoneKind, Frame, Op, Style, Usage, after_last, append, edit};
 
 /// The real GLM-4.6 capture (559 events, content 6308 characters).
 pub const CAPTURE_THINKING: &[u8] = include_bytes!("../fixtures/glm46-thinking-2025-10.sse");
 /// The repaired GLM-4.6V tool-call capture (edit indices 32, 422, 805, 1423, 1759).
 pub const CAPTURE_TOOL: &[u8] = include_bytes!("../fixtures/glm46v-toolcall-2025-12.repaired.sse");
+
+/// The reconstructed 2026-09 GLM-5.3-Flash turn (§19: 39 frames, the final `"."` after the usage).
+pub const CAPTURE_PHASE: &[u8] =
+    include_bytes!("../fixtures/glm53flash-phase-2026-09.reconstructed.sse");
+/// The reconstructed 2026-09 deep-search turn (§19: a `search` call in 5 fragments, its response).
+pub const CAPTURE_SEARCH: &[u8] =
+    include_bytes!("../fixtures/glm53flash-search-2026-09.reconstructed.sse");
 
 /// §12.10, missing/unknown `version` query param.
 pub const EVENT_426: &str = r#"{"type": "chat:completion", "data": {"data": {"error": {"detail": "Your client version (unknown) is outdated. Minimum required: 1.0.0. Please refresh the page", "code": 426}, "done": true}, "error": {"detail": "Your client version (unknown) is outdated. Minimum required: 1.0.0. Please refresh the page", "code": 426}, "done": true}}"#;
@@ -36,6 +48,13 @@ pub mod texts {
     pub const HELLO_ANSWER: &str = "Hello! How can I help you today?";
     /// `search` answer (after the second thinking block; leading `\n` included).
     pub const SEARCH_ANSWER: &str = "\nToday's top story: Example headline【turn0search0】.";
+    /// `search` answer in the phase format (no markup to separate from, so no leading `\n`).
+    pub const SEARCH_PHASE_ANSWER: &str = "Today's top story: Example headline【turn0search0】.";
+    /// `search` reasoning in the phase format (both thinking runs, concatenated).
+    pub const SEARCH_PHASE_REASONING: &str =
+        "Need fresh news; search first.One relevant result found.";
+    /// The `tool_response` text of the phase-format `search` (§19.1 result shape).
+    pub const SEARCH_RESULT: &str = "[ref_id=turn0search0†Example headline†https://news.example.com/today]\nDate: Sep 15, 2026\nExample headline: the one story the fake knows about.";
     /// `tool_b` answer text before the tool call (exactly 22 characters).
     pub const TOOL_B_PREFIX: &str = "Let me open that page.";
     /// `drop` answer text delivered before the cut.
@@ -58,6 +77,10 @@ pub struct Ctx {
     pub internal_error_at_done: bool,
     /// How the request offers tools, and the tool results in its history.
     pub tool: crate::tools::ToolContext,
+    /// Markup (§12) or phase (§19.1) frames.
+    pub format: StreamFormat,
+    /// The turn thinks: `features.enable_thinking`, or a model that always thinks (phase format).
+    pub thinks: bool,
 }
 
 /// What the completion endpoint answers.
@@ -357,6 +380,11 @@ pub fn plan(scenario: &Scenario, ctx: &Ctx) -> Plan {
             delay,
         );
     }
+    if ctx.format == StreamFormat::Phase {
+        if let Some(plan) = phase_plan(scenario, ctx, delay) {
+            return plan;
+        }
+    }
     match scenario {
         Scenario::ToolPrompt(arg) => stream(
             Style::Python,
@@ -447,6 +475,8 @@ pub fn plan(scenario: &Scenario, ctx: &Ctx) -> Plan {
         Scenario::Stall => Plan::Stream(vec![Frame::Stall(ctx.stall)]),
         Scenario::Replay => Plan::Stream(script::replay_frames(CAPTURE_THINKING, delay)),
         Scenario::ReplayTool => Plan::Stream(script::replay_frames(CAPTURE_TOOL, delay)),
+        Scenario::ReplayPhase => Plan::Stream(script::replay_frames(CAPTURE_PHASE, delay)),
+        Scenario::ReplaySearch => Plan::Stream(script::replay_frames(CAPTURE_SEARCH, delay)),
         Scenario::ErrorInternal => {
             Plan::Stream(script::compile(Style::Python, &error_internal_ops(), delay))
         }
@@ -464,6 +494,68 @@ pub fn plan(scenario: &Scenario, ctx: &Ctx) -> Plan {
             body: crate::pages::waf_page(),
         },
     }
+}
+
+/// The phase-format answer of the scenarios whose script differs in that format; `None` for
+/// those written the same way in both (tool-protocol text, replays, errors, HTTP answers).
+fn phase_plan(scenario: &Scenario, ctx: &Ctx, delay: Duration) -> Option<Plan> {
+    let ops = match scenario {
+        Scenario::Thinking => phase::thinking_ops(ctx.thinks),
+        Scenario::Slow(ms) => {
+            return Some(stream(
+                Style::Python,
+                phase::thinking_ops(ctx.thinks),
+                ctx,
+                Duration::from_millis(*ms),
+            ));
+        }
+        Scenario::Plain => phase::plain_ops(true),
+        Scenario::NoUsage => phase::plain_ops(false),
+        Scenario::Search => phase::search_ops(),
+        Scenario::ToolA(arg) => {
+            let tools = ctx.tools.as_ref();
+            let (name, schema) = pick_tool(arg.as_deref(), tools, "draw_boxes");
+            let arguments = if tools.is_none() && name == "draw_boxes" {
+                json!({"boxes": "[[450,100,620,300]]", "color": "red"}).to_string()
+            } else {
+                crate::tools::arguments_for(schema.as_ref()).to_string()
+            };
+            phase::tool_a_ops(&name, &arguments, tools.is_some())
+        }
+        Scenario::ToolB(arg) => {
+            let (name, _) = pick_tool(
+                arg.as_deref(),
+                ctx.tools.as_ref(),
+                "playwri-browser_navigate",
+            );
+            phase::tool_b_ops(&name)
+        }
+        Scenario::ToolThinkText => crate::tools::think_text_ops(
+            &ctx.tool,
+            vec![
+                phase::think("The user needs live data."),
+                phase::think("\nI will call the tool."),
+            ],
+        ),
+        Scenario::Echo => phase::echo_ops(&ctx.signature_prompt),
+        Scenario::Huge => phase::finish(vec![phase::answer(huge_text())], None),
+        Scenario::Drop => {
+            return Some(Plan::Stream(script::compile(
+                Style::Python,
+                &phase::drop_ops(),
+                delay,
+            )));
+        }
+        Scenario::ErrorInternal => {
+            return Some(Plan::Stream(script::compile(
+                Style::Python,
+                &phase::error_internal_ops(),
+                delay,
+            )));
+        }
+        _ => return None,
+    };
+    Some(stream(Style::Python, ops, ctx, delay))
 }
 
 #[cfg(test)]
@@ -747,6 +839,200 @@ data: {"type": "chat:completion", "data": {"role": "assistant", "usage": {"promp
         let body = body_of(Scenario::ReplayTool, &Ctx::default());
         assert_eq!(body.as_bytes(), CAPTURE_TOOL);
         assert_eq!(rebuild(&body).bad_edits, 0);
+    }
+
+    fn phase_ctx() -> Ctx {
+        Ctx {
+            format: StreamFormat::Phase,
+            tool: crate::tools::ToolContext {
+                format: StreamFormat::Phase,
+                ..crate::tools::ToolContext::default()
+            },
+            ..Ctx::default()
+        }
+    }
+
+    fn native_phase_ctx() -> Ctx {
+        let tools = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {
+            "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
+            {"type": "function", "function": {"name": "get_time"}}]);
+        let body = json!({"tools": tools});
+        Ctx {
+            tools: Some(tools),
+            tool: crate::tools::ToolContext {
+                format: StreamFormat::Phase,
+                ..crate::tools::ToolContext::read(&body)
+            },
+            ..phase_ctx()
+        }
+    }
+
+    /// The §19.1 shape every synthetic phase stream has: no markup, usage before the last
+    /// answer delta, `done` last.
+    fn assert_phase_shape(body: &str) -> script::Phased {
+        let read = script::read_phases(body);
+        assert!(!read.markup, "markup in a phase stream: {body}");
+        assert!(read.done_last, "done is not last: {body}");
+        assert_eq!(read.phases.iter().filter(|p| *p == "done").count(), 1);
+        if let Some(last_answer) = read.phases.iter().rposition(|p| p == "answer") {
+            let usage = read.phases.iter().rposition(|p| p == "other");
+            assert_eq!(
+                usage,
+                Some(last_answer - 1),
+                "usage right before the last answer: {body}"
+            );
+        }
+        read
+    }
+
+    #[test]
+    fn phase_thinking_thinks_only_when_asked() {
+        let ctx = Ctx {
+            thinks: true,
+            ..phase_ctx()
+        };
+        let read = assert_phase_shape(&body_of(Scenario::Thinking, &ctx));
+        assert_eq!(read.reasoning, texts::THINKING_REASONING);
+        assert_eq!(read.answer, texts::HELLO_ANSWER);
+        assert_eq!(read.usages[0]["prompt_tokens_details"]["cached_tokens"], 0);
+        let read = assert_phase_shape(&body_of(Scenario::Thinking, &phase_ctx()));
+        assert!(read.reasoning.is_empty());
+        assert_eq!(read.answer, texts::HELLO_ANSWER);
+    }
+
+    #[test]
+    fn every_synthetic_phase_stream_has_the_shape() {
+        for scenario in [
+            Scenario::Plain,
+            Scenario::Search,
+            Scenario::ToolA(None),
+            Scenario::ToolB(None),
+            Scenario::ToolParallel,
+            Scenario::ToolThinkText,
+            Scenario::ToolMalformed(None),
+            Scenario::ToolPrompt(None),
+            Scenario::Agent,
+            Scenario::Echo,
+            Scenario::Slow(0),
+        ] {
+            for ctx in [phase_ctx(), native_phase_ctx()] {
+                assert_phase_shape(&body_of(scenario.clone(), &ctx));
+            }
+        }
+        let read = script::read_phases(&body_of(Scenario::NoUsage, &phase_ctx()));
+        assert!(read.usages.is_empty() && read.done_last);
+        let read = script::read_phases(&body_of(Scenario::Huge, &phase_ctx()));
+        assert_eq!(read.answer.len(), texts::HUGE_LEN);
+        let read = script::read_phases(&body_of(Scenario::ErrorInternal, &phase_ctx()));
+        assert_eq!(read.answer, texts::HELLO_ANSWER);
+        assert_eq!(
+            read.error.map(|e| e["code"].clone()),
+            Some(json!("INTERNAL_ERROR"))
+        );
+        let precreate = Ctx {
+            internal_error_at_done: true,
+            ..phase_ctx()
+        };
+        let read = script::read_phases(&body_of(Scenario::Plain, &precreate));
+        assert!(!read.done_last && read.error.is_some());
+    }
+
+    #[test]
+    fn phase_search_calls_searches_and_cites() {
+        let read = assert_phase_shape(&body_of(Scenario::Search, &phase_ctx()));
+        assert_eq!(read.reasoning, texts::SEARCH_PHASE_REASONING);
+        assert_eq!(read.answer, texts::SEARCH_PHASE_ANSWER);
+        assert_eq!(read.calls.len(), 1);
+        let call = &read.calls[0];
+        assert_eq!(
+            (call.name.as_str(), call.id.as_str()),
+            ("search", phase::SEARCH_CALL_ID)
+        );
+        assert!(call.fragments >= 3);
+        let args: Value = serde_json::from_str(&call.arguments).unwrap();
+        assert_eq!(args["search_query"][0]["q"], "AI news today");
+        assert_eq!(
+            read.tool_responses,
+            vec![(
+                "search".to_owned(),
+                phase::SEARCH_CALL_ID.to_owned(),
+                texts::SEARCH_RESULT.to_owned()
+            )]
+        );
+        assert_eq!(read.usages.len(), 2);
+        let order: Vec<&str> = read.phases.iter().map(String::as_str).collect();
+        let at = |p: &str| order.iter().position(|x| *x == p).unwrap();
+        assert!(at("thinking") < at("tool_call") && at("tool_call") < at("other"));
+        assert!(at("other") < at("tool_response") && at("tool_response") < at("answer"));
+    }
+
+    #[test]
+    fn phase_native_calls_are_delta_fragments() {
+        let ctx = native_phase_ctx();
+        let read = assert_phase_shape(&body_of(Scenario::ToolA(None), &ctx));
+        assert_eq!(read.calls.len(), 1);
+        assert_eq!(read.calls[0].name, "get_weather");
+        assert!(read.calls[0].fragments >= 3);
+        let args: Value = serde_json::from_str(&read.calls[0].arguments).unwrap();
+        assert_eq!(args, json!({"city": "test"}));
+        assert!(
+            read.tool_responses.is_empty(),
+            "upstream cannot run a client function"
+        );
+
+        let read = assert_phase_shape(&body_of(Scenario::ToolParallel, &ctx));
+        assert_eq!(read.calls.len(), 2);
+        assert_ne!(read.calls[0].id, read.calls[1].id);
+        assert_eq!(read.calls[1].name, "get_time");
+        assert_eq!(
+            read.answer,
+            format!(
+                "{}{}",
+                crate::tools::texts::BEFORE_PARALLEL,
+                crate::tools::texts::AFTER_CALL_TEXT
+            )
+        );
+        // One call's fragments are contiguous.
+        let first_call = read.phases.iter().position(|p| p == "tool_call").unwrap();
+        let calls = read.phases.iter().filter(|p| *p == "tool_call").count();
+        assert!(
+            read.phases[first_call..first_call + calls]
+                .iter()
+                .all(|p| p == "tool_call")
+        );
+
+        let read = assert_phase_shape(&body_of(Scenario::ToolThinkText, &ctx));
+        assert!(
+            read.reasoning
+                .starts_with(crate::tools::texts::THINK_REASONING)
+        );
+
+        let read = assert_phase_shape(&body_of(
+            Scenario::ToolMalformed(Some("broken".into())),
+            &ctx,
+        ));
+        assert_eq!(read.calls[0].arguments, "{\"city\": \"Par");
+
+        // Without client tools, tool_a's tool is upstream's own: it answers with a response.
+        let read = assert_phase_shape(&body_of(Scenario::ToolA(None), &phase_ctx()));
+        assert_eq!(read.tool_responses.len(), 1);
+        assert_eq!(read.tool_responses[0].1, read.calls[0].id);
+    }
+
+    #[test]
+    fn phase_replays_are_byte_for_byte() {
+        for (scenario, capture) in [
+            (Scenario::ReplayPhase, CAPTURE_PHASE),
+            (Scenario::ReplaySearch, CAPTURE_SEARCH),
+        ] {
+            // Usable in any era: the markup format replays them unchanged too.
+            for ctx in [Ctx::default(), phase_ctx()] {
+                assert_eq!(body_of(scenario.clone(), &ctx).as_bytes(), capture);
+            }
+        }
+        let read = script::read_phases(&body_of(Scenario::ReplayPhase, &Ctx::default()));
+        assert_eq!(read.phases.len(), 39);
+        assert!(read.done_last && !read.markup);
     }
 
     #[test]

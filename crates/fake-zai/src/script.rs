@@ -8,6 +8,10 @@
 //!   match the protocol document's examples byte for byte (Python-style `", "` for the Oct-2025-like
 //!   streams, compact for the Dec-2025-like ones).
 //! - [`rebuild`] is the reference §12.4 reconstruction used by the tests.
+//! - Phase-format frames ([`Op::Phase`], §19.1) are always rendered Python-style with `phase` as
+//!   the first key, as in the 2026-09 fixtures; they carry no `edit_index`, and the `done` event of
+//!   that format is [`DoneKind::Short`] (Python-style when the script is compiled with
+//!   [`Style::Python`], as every phase scenario is). [`read_phases`] is their reference reader.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -40,7 +44,7 @@ pub enum DoneKind {
 }
 
 /// Token usage as upstream reports it; optional fields are omitted when `None`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {
     pub prompt: u64,
     pub completion: u64,
@@ -86,6 +90,31 @@ pub enum Op {
     Abort,
     /// Send nothing for this long, then end the body.
     Stall(Duration),
+    /// A frame of the 2026-09 phase format (§19.1).
+    Phase(PhaseEvent),
+}
+
+/// One frame of the phase-driven format (§19.1): the phase alone says what the text is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhaseEvent {
+    /// `phase:"thinking"`, plain reasoning text.
+    Thinking(String),
+    /// `phase:"answer"`.
+    Answer(String),
+    /// `phase:"tool_call"`: one fragment of a call's JSON arguments. `start` (name, call id) is
+    /// set on a call's first fragment only, which alone carries `delta_name` and `tool_call_id`.
+    ToolCall {
+        start: Option<(String, String)>,
+        arguments: String,
+    },
+    /// `phase:"tool_response"`: the result text of an upstream tool.
+    ToolResponse {
+        name: String,
+        call_id: String,
+        text: String,
+    },
+    /// `phase:"other"` with `usage`.
+    Usage(Usage),
 }
 
 /// What the HTTP body writer consumes.
@@ -275,6 +304,11 @@ pub fn compile(style: Style, ops: &[Op], delay: Duration) -> Vec<Frame> {
                 .str("edit_content", "")
                 .str("phase", "other")
                 .finish(),
+            Op::Phase(event) => {
+                let payload = envelope(Style::Python, &phase_json(event));
+                push_event(&mut frames, &mut emitted_any, delay, payload);
+                continue;
+            }
             Op::Raw(payload) => {
                 push_event(&mut frames, &mut emitted_any, delay, payload.clone());
                 continue;
@@ -295,6 +329,60 @@ pub fn compile(style: Style, ops: &[Op], delay: Duration) -> Vec<Frame> {
         push_event(&mut frames, &mut emitted_any, delay, envelope(style, &data));
     }
     frames
+}
+
+/// The `data` object of a phase-format frame, keys in the fixtures' order.
+fn phase_json(event: &PhaseEvent) -> String {
+    let style = Style::Python;
+    let o = Obj::new(style);
+    match event {
+        PhaseEvent::Thinking(text) => o
+            .str("phase", "thinking")
+            .str("delta_content", text)
+            .finish(),
+        PhaseEvent::Answer(text) => o.str("phase", "answer").str("delta_content", text).finish(),
+        PhaseEvent::ToolCall { start, arguments } => {
+            let o = o.str("phase", "tool_call");
+            match start {
+                Some((name, id)) => o
+                    .str("delta_name", name)
+                    .str("delta_arguments", arguments)
+                    .raw(
+                        "metadata",
+                        &Obj::new(style)
+                            .str("tool_call_id", id)
+                            .str("type", "function")
+                            .finish(),
+                    )
+                    .finish(),
+                None => o
+                    .str("delta_arguments", arguments)
+                    .raw(
+                        "metadata",
+                        &Obj::new(style).str("type", "function").finish(),
+                    )
+                    .finish(),
+            }
+        }
+        PhaseEvent::ToolResponse {
+            name,
+            call_id,
+            text,
+        } => o
+            .str("phase", "tool_response")
+            .str("tool_name", name)
+            .str("status", "completed")
+            .str("delta_content", text)
+            .raw(
+                "metadata",
+                &Obj::new(style).str("tool_call_id", call_id).finish(),
+            )
+            .finish(),
+        PhaseEvent::Usage(u) => o
+            .str("phase", "other")
+            .raw("usage", &usage_json(style, *u))
+            .finish(),
+    }
 }
 
 fn push_event(frames: &mut Vec<Frame>, emitted_any: &mut bool, delay: Duration, payload: String) {
@@ -385,6 +473,99 @@ pub fn rebuild(body: &str) -> Rebuilt {
     out
 }
 
+/// One client function call read back from `tool_call` fragments.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PhaseCall {
+    /// `tool_call_id` of the first fragment.
+    pub id: String,
+    /// `delta_name` of the first fragment.
+    pub name: String,
+    /// The fragments' `delta_arguments`, concatenated.
+    pub arguments: String,
+    /// How many fragments the arguments came in.
+    pub fragments: usize,
+}
+
+/// A phase-format body read the way §19.1 says a client must: by phase, never by markup.
+#[derive(Debug, Clone, Default)]
+pub struct Phased {
+    /// Phase of every event, in order (`"error"` for an error event without a phase).
+    pub phases: Vec<String>,
+    pub reasoning: String,
+    pub answer: String,
+    /// Calls in order; a fragment without an id continues the call before it.
+    pub calls: Vec<PhaseCall>,
+    /// `(tool_name, tool_call_id, text)` of each `tool_response`.
+    pub tool_responses: Vec<(String, String, String)>,
+    pub usages: Vec<serde_json::Value>,
+    pub error: Option<serde_json::Value>,
+    /// Any event carried `<details`, `<glm_block`, `edit_index` or `edit_content`.
+    pub markup: bool,
+    /// The last event is `phase:"done"` with `done:true`.
+    pub done_last: bool,
+}
+
+/// Reads a phase-format body (reference reader for tests; see [`Phased`]).
+pub fn read_phases(body: &str) -> Phased {
+    let mut out = Phased::default();
+    for line in body.lines() {
+        let Some(json) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(json) else {
+            continue;
+        };
+        let d = &event["data"];
+        if d.get("edit_index").is_some() || d.get("edit_content").is_some() {
+            out.markup = true;
+        }
+        let text = d["delta_content"].as_str().unwrap_or("");
+        if text.contains("<details") || text.contains("<glm_block") {
+            out.markup = true;
+        }
+        if let Some(err) = d.get("error") {
+            out.error = Some(err.clone());
+        }
+        let phase = d["phase"].as_str().unwrap_or("error").to_owned();
+        match phase.as_str() {
+            "thinking" => out.reasoning.push_str(text),
+            "answer" => out.answer.push_str(text),
+            "tool_call" => {
+                let args = d["delta_arguments"].as_str().unwrap_or("");
+                match d["metadata"]["tool_call_id"].as_str() {
+                    Some(id) => out.calls.push(PhaseCall {
+                        id: id.to_owned(),
+                        name: d["delta_name"].as_str().unwrap_or("").to_owned(),
+                        arguments: args.to_owned(),
+                        fragments: 1,
+                    }),
+                    None => {
+                        if let Some(call) = out.calls.last_mut() {
+                            call.arguments.push_str(args);
+                            call.fragments += 1;
+                        }
+                    }
+                }
+            }
+            "tool_response" => out.tool_responses.push((
+                d["tool_name"].as_str().unwrap_or("").to_owned(),
+                d["metadata"]["tool_call_id"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+                text.to_owned(),
+            )),
+            _ => {}
+        }
+        if let Some(u) = d.get("usage") {
+            out.usages.push(u.clone());
+        }
+        out.done_last = phase == "done" && d["done"].as_bool() == Some(true);
+        out.phases.push(phase);
+    }
+    out
+}
+
 /// Concatenates the byte frames (test helper and the `echo` of whole bodies).
 pub fn frames_to_string(frames: &[Frame]) -> String {
     let mut out = Vec::new();
@@ -420,6 +601,62 @@ mod tests {
             "data: {\"type\": \"chat:completion\", \"data\": {\"delta_content\": \"Hello\", \"phase\": \"answer\"}}\n\n\
              data: {\"type\": \"chat:completion\", \"data\": {\"done\": true, \"delta_content\": \"\", \"phase\": \"done\"}}\n\n"
         );
+    }
+
+    /// Re-renders every frame of a phase fixture from its parsed fields.
+    fn rerender(fixture: &str) -> String {
+        let mut ops = Vec::new();
+        for line in fixture.lines() {
+            let Some(json) = line.strip_prefix("data: ") else {
+                continue;
+            };
+            let v: serde_json::Value = serde_json::from_str(json).unwrap();
+            let d = &v["data"];
+            let text = d["delta_content"].as_str().unwrap_or("").to_owned();
+            let op = match d["phase"].as_str().unwrap() {
+                "thinking" => Op::Phase(PhaseEvent::Thinking(text)),
+                "answer" => Op::Phase(PhaseEvent::Answer(text)),
+                "tool_call" => Op::Phase(PhaseEvent::ToolCall {
+                    start: d["metadata"]["tool_call_id"]
+                        .as_str()
+                        .map(|id| (d["delta_name"].as_str().unwrap().to_owned(), id.to_owned())),
+                    arguments: d["delta_arguments"].as_str().unwrap().to_owned(),
+                }),
+                "tool_response" => Op::Phase(PhaseEvent::ToolResponse {
+                    name: d["tool_name"].as_str().unwrap().to_owned(),
+                    call_id: d["metadata"]["tool_call_id"].as_str().unwrap().to_owned(),
+                    text,
+                }),
+                "other" => {
+                    let u = &d["usage"];
+                    Op::Phase(PhaseEvent::Usage(Usage {
+                        prompt: u["prompt_tokens"].as_u64().unwrap(),
+                        completion: u["completion_tokens"].as_u64().unwrap(),
+                        cached: u["prompt_tokens_details"]["cached_tokens"].as_u64(),
+                        words: None,
+                    }))
+                }
+                "done" => Op::Done(DoneKind::Short),
+                other => panic!("unexpected phase {other}"),
+            };
+            ops.push(op);
+        }
+        frames_to_string(&compile(Style::Python, &ops, Duration::ZERO))
+    }
+
+    #[test]
+    fn phase_frames_render_like_the_search_fixture() {
+        let fixture = include_str!("../fixtures/glm53flash-search-2026-09.reconstructed.sse");
+        assert_eq!(rerender(fixture), fixture);
+        let read = read_phases(fixture);
+        assert!(!read.markup && read.done_last);
+        assert_eq!(read.calls.len(), 1);
+        assert_eq!(read.calls[0].fragments, 5);
+        assert_eq!(read.calls[0].id, "call_efb155142f12474ebf94d450");
+        let args: serde_json::Value = serde_json::from_str(&read.calls[0].arguments).unwrap();
+        assert_eq!(args["search_query"].as_array().map(Vec::len), Some(3));
+        assert_eq!(read.usages.len(), 2);
+        assert!(read.answer.ends_with("【turn0search0】"));
     }
 
     #[test]

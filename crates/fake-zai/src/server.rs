@@ -7,6 +7,8 @@
 //!   `required_headers` are checked right after it, on `/api/…` routes only (the landing page stays
 //!   reachable, as the real WAF lets browsers load it).
 //! - Error bodies are FastAPI-style `{"detail": …}` JSON, as the real Open WebUI backend answers.
+//! - With `guest_downgrade`, `GET /api/v1/auths/` never answers 401: an unknown or revoked Bearer
+//!   gets a freshly minted guest, exactly like an anonymous call (§19.2); other routes still 401.
 //! - Logs carry one line per request and never a full token.
 
 use std::sync::Arc;
@@ -228,7 +230,11 @@ fn session_json(s: &Session) -> Value {
 pub fn create_guest(app: &Shared) -> Session {
     let ms = now_ms();
     let id = uuid::Uuid::new_v4().to_string();
-    let email = format!("Guest-{ms}@guest.com");
+    let email = if app.config().lowercase_guest_email {
+        format!("guest-{ms}@guest.com")
+    } else {
+        format!("Guest-{ms}@guest.com")
+    };
     let session = Session {
         token: pages::make_jwt(&id, &email),
         id,
@@ -260,6 +266,14 @@ async fn auths(State(app): State<App>, headers: HeaderMap) -> Response {
     }
     match require_session(&app, &headers) {
         Ok(session) => axum::Json(session_json(&session)).into_response(),
+        // §19.2: a stale token is silently downgraded; the caller must notice the new identity.
+        Err(_) if app.config().guest_downgrade => {
+            let mut response = axum::Json(session_json(&create_guest(&app))).into_response();
+            response
+                .extensions_mut()
+                .insert(LogTag("downgrade=guest".to_owned()));
+            response
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -274,7 +288,7 @@ async fn models(State(app): State<App>, headers: HeaderMap) -> Response {
     }
     (
         [(header::CONTENT_TYPE, "application/json")],
-        pages::MODELS_JSON,
+        pages::models_json(app.config().models),
     )
         .into_response()
 }
@@ -288,7 +302,7 @@ async fn config(State(app): State<App>, headers: HeaderMap) -> Response {
     }
     (
         [(header::CONTENT_TYPE, "application/json")],
-        pages::config_json(app.config().completion_version),
+        pages::config_json(&app.config()),
     )
         .into_response()
 }
@@ -299,6 +313,26 @@ async fn new_chat(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
         Err(e) => return e.into_response(),
     };
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let cfg = app.config();
+    if cfg.check_reasoning_effort {
+        let chat = &request["chat"];
+        let effort = [&request["reasoning_effort"], &chat["reasoning_effort"]]
+            .into_iter()
+            .find(|v| !v.is_null());
+        // The model is only known when the body names one; then its capabilities count too.
+        let model = request["model"]
+            .as_str()
+            .or_else(|| chat["models"][0].as_str())
+            .or_else(|| chat["model"].as_str());
+        if let Some(effort) = effort {
+            if !crate::completions::effort_allowed(cfg.models, model, effort) {
+                return detail(
+                    StatusCode::BAD_REQUEST,
+                    crate::completions::DETAIL_REASONING_EFFORT,
+                );
+            }
+        }
+    }
     let id = uuid::Uuid::new_v4().to_string();
     let mut chat = request
         .get("chat")

@@ -117,6 +117,11 @@ impl Shared {
         lock(&self.sessions).insert(session.token.clone(), session);
     }
 
+    /// Forgets a session; whether it existed.
+    pub fn remove_session(&self, token: &str) -> bool {
+        lock(&self.sessions).remove(token).is_some()
+    }
+
     pub fn session(&self, token: &str) -> Option<Session> {
         lock(&self.sessions).get(token).cloned()
     }

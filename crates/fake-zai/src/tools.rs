@@ -2,7 +2,9 @@
 //! replies of the tool scenarios.
 //!
 //! Two ways a request can offer tools, mirroring the gateway's two strategies:
-//! - native: OpenAI `tools` in the body; the fake answers with `<glm_block>` calls (Format A);
+//! - native: OpenAI `tools` in the body; the fake answers with `<glm_block>` calls (Format A), or
+//!   in the phase format (§19.1) with `tool_call` delta fragments followed by a hop usage and
+//!   text the gateway must drop ([`texts::AFTER_CALL_REASONING`], [`texts::AFTER_CALL_TEXT`]);
 //! - prompt: a system message carrying zai2api's tool instruction; the fake answers in that
 //!   protocol as plain answer text.
 //!
@@ -16,6 +18,8 @@
 
 use serde_json::{Value, json};
 
+use crate::config::StreamFormat;
+use crate::phase;
 use crate::script::{Anchor, DoneKind, Op, Usage, append, edit};
 
 /// zai2api's prompt protocol, as the fake knows it (see zai2api `tools::prompt`).
@@ -40,6 +44,10 @@ pub mod texts {
     pub const AGENT_DONE: &str = "Both tool calls are done. Last result: ";
     /// Answer of a tool scenario when the request offers no tools at all.
     pub const NO_TOOLS: &str = "No tools were offered.";
+    /// Phase format: reasoning upstream streams after a client-function call (to be dropped).
+    pub const AFTER_CALL_REASONING: &str = "The function runs on the client; waiting.";
+    /// Phase format: answer text upstream streams after a client-function call (to be dropped).
+    pub const AFTER_CALL_TEXT: &str = "I am waiting for the function result.";
 }
 
 /// How the request offers tools.
@@ -61,6 +69,8 @@ pub struct ToolContext {
     pub results: Vec<String>,
     /// The last message is a tool result (the client ran a call and wants the answer).
     pub after_result: bool,
+    /// Frame format of the replies (set by the completion handler from the config).
+    pub format: StreamFormat,
 }
 
 fn text_of(message: &Value) -> String {
@@ -136,6 +146,20 @@ impl ToolContext {
             offer,
             results,
             after_result,
+            format: StreamFormat::Markup,
+        }
+    }
+
+    fn phase(&self) -> bool {
+        self.format == StreamFormat::Phase
+    }
+
+    /// An answer delta in this reply's format.
+    fn say(&self, text: impl Into<String>) -> Op {
+        if self.phase() {
+            phase::answer(text)
+        } else {
+            append(text, "answer")
         }
     }
 
@@ -191,11 +215,11 @@ pub fn arguments_for(schema: Option<&Value>) -> Value {
 }
 
 /// Answer text in pieces of `size` characters (a model's tokens cut through any markup).
-fn pieces(text: &str, size: usize) -> Vec<Op> {
+fn pieces(ctx: &ToolContext, text: &str, size: usize) -> Vec<Op> {
     let chars: Vec<char> = text.chars().collect();
     chars
         .chunks(size.max(1))
-        .map(|c| append(c.iter().collect::<String>(), "answer"))
+        .map(|c| ctx.say(c.iter().collect::<String>()))
         .collect()
 }
 
@@ -235,7 +259,22 @@ fn native_block(id: &str, name: &str, arguments: &str) -> String {
 /// request's offer asks for.
 fn calls_ops(ctx: &ToolContext, before: &str, calls: &[(String, String)]) -> Vec<Op> {
     match &ctx.offer {
-        Offer::None => vec![append(texts::NO_TOOLS, "answer")],
+        Offer::None => vec![ctx.say(texts::NO_TOOLS)],
+        Offer::Native(_) if ctx.phase() => {
+            let mut ops = Vec::new();
+            if !before.is_empty() {
+                ops.push(phase::answer(before));
+            }
+            for (i, (name, args)) in calls.iter().enumerate() {
+                ops.extend(phase::tool_call(
+                    &phase::call_id(0xfa11_u64 + i as u64),
+                    name,
+                    args,
+                ));
+            }
+            ops.extend(after_call_ops());
+            ops
+        }
         Offer::Native(_) => {
             let mut ops = Vec::new();
             if !before.is_empty() {
@@ -261,12 +300,25 @@ fn calls_ops(ctx: &ToolContext, before: &str, calls: &[(String, String)]) -> Vec
                     serde_json::from_str(args).unwrap_or_else(|_| Value::String(args.clone()));
                 text.push_str(&prompt_block(&call_json(name, &arguments)));
             }
-            pieces(&text, 7)
+            pieces(ctx, &text, 7)
         }
     }
 }
 
-fn finish(mut ops: Vec<Op>) -> Vec<Op> {
+/// What the 2026-09 site streams after a client-function call: the hop's usage, then the model
+/// goes on a little (§19.1: usage once per hop; nothing after a call belongs to the answer).
+fn after_call_ops() -> Vec<Op> {
+    vec![
+        phase::usage(Usage::new(100, 20)),
+        phase::think(texts::AFTER_CALL_REASONING),
+        phase::answer(texts::AFTER_CALL_TEXT),
+    ]
+}
+
+fn finish(ctx: &ToolContext, mut ops: Vec<Op>) -> Vec<Op> {
+    if ctx.phase() {
+        return phase::finish(ops, Some(Usage::new(120, 30)));
+    }
     ops.push(Op::Usage(Usage::new(120, 30)));
     ops.push(Op::Done(DoneKind::Full));
     ops
@@ -275,14 +327,14 @@ fn finish(mut ops: Vec<Op>) -> Vec<Op> {
 /// `tool_prompt[:NAME]`: one call in the prompt protocol (only when the instruction is there).
 pub fn prompt_ops(ctx: &ToolContext, arg: Option<&str>) -> Vec<Op> {
     if !matches!(ctx.offer, Offer::Prompt(_)) {
-        return finish(vec![append(
-            "No tool instruction was found in the system prompt.",
-            "answer",
-        )]);
+        return finish(
+            ctx,
+            vec![ctx.say("No tool instruction was found in the system prompt.")],
+        );
     }
     let (name, schema) = nth_tool(ctx, arg, 0);
     let args = arguments_for(schema.as_ref()).to_string();
-    finish(calls_ops(ctx, texts::BEFORE_CALL, &[(name, args)]))
+    finish(ctx, calls_ops(ctx, texts::BEFORE_CALL, &[(name, args)]))
 }
 
 /// `tool_parallel`: two calls in one reply (the first two declared tools, or the first twice).
@@ -293,7 +345,7 @@ pub fn parallel_ops(ctx: &ToolContext) -> Vec<Op> {
             (name, arguments_for(schema.as_ref()).to_string())
         })
         .collect();
-    finish(calls_ops(ctx, texts::BEFORE_PARALLEL, &calls))
+    finish(ctx, calls_ops(ctx, texts::BEFORE_PARALLEL, &calls))
 }
 
 /// `tool_think_text`: a thinking block, text, then one call.
@@ -302,7 +354,7 @@ pub fn think_text_ops(ctx: &ToolContext, thinking: Vec<Op>) -> Vec<Op> {
     let args = arguments_for(schema.as_ref()).to_string();
     let mut ops = thinking;
     ops.extend(calls_ops(ctx, texts::BEFORE_CALL, &[(name, args)]));
-    finish(ops)
+    finish(ctx, ops)
 }
 
 /// `tool_malformed[:fixable|broken]`: a call with broken arguments. `fixable` breaks them in ways
@@ -314,9 +366,9 @@ pub fn malformed_ops(ctx: &ToolContext, arg: Option<&str>) -> Vec<Op> {
     let args = arguments_for(schema.as_ref());
     let args_text = args.to_string();
     let name_lit = Value::String(name.clone());
-    let mut ops = vec![append(texts::BEFORE_CALL, "answer")];
+    let mut ops = vec![ctx.say(texts::BEFORE_CALL)];
     match &ctx.offer {
-        Offer::None => return finish(vec![append(texts::NO_TOOLS, "answer")]),
+        Offer::None => return finish(ctx, vec![ctx.say(texts::NO_TOOLS)]),
         Offer::Native(_) => {
             let bad_args = if broken {
                 "{\"city\": \"Par".to_owned()
@@ -325,11 +377,17 @@ pub fn malformed_ops(ctx: &ToolContext, arg: Option<&str>) -> Vec<Op> {
                 format!("{},}}", args_text.trim_end_matches('}'))
             };
             let bad_args = bad_args.replace("{,}", "{}");
-            ops.push(edit(
-                Anchor::End,
-                native_block("call_0000000000000000000bad01", &name, &bad_args),
-                "tool_call",
-            ));
+            let id = "call_0000000000000000000bad01";
+            if ctx.phase() {
+                ops.extend(phase::tool_call(id, &name, &bad_args));
+                ops.extend(after_call_ops());
+            } else {
+                ops.push(edit(
+                    Anchor::End,
+                    native_block(id, &name, &bad_args),
+                    "tool_call",
+                ));
+            }
         }
         Offer::Prompt(_) => {
             let body = if broken {
@@ -342,19 +400,19 @@ pub fn malformed_ops(ctx: &ToolContext, arg: Option<&str>) -> Vec<Op> {
             };
             let mut text = String::from("\n\n");
             text.push_str(&prompt_block(&body));
-            ops.extend(pieces(&text, 5));
+            ops.extend(pieces(ctx, &text, 5));
         }
     }
-    finish(ops)
+    finish(ctx, ops)
 }
 
 /// The answer to a turn that ends with a tool result: the result quoted.
 pub fn result_answer_ops(ctx: &ToolContext) -> Vec<Op> {
     let last = ctx.results.last().cloned().unwrap_or_default();
-    finish(vec![
-        append(texts::RESULT_ANSWER, "answer"),
-        append(format!("{last}."), "answer"),
-    ])
+    finish(
+        ctx,
+        vec![ctx.say(texts::RESULT_ANSWER), ctx.say(format!("{last}."))],
+    )
 }
 
 /// `agent`: calls the first tool while the history holds fewer than two results (saying `Step 1.`
@@ -362,10 +420,7 @@ pub fn result_answer_ops(ctx: &ToolContext) -> Vec<Op> {
 pub fn agent_ops(ctx: &ToolContext) -> Vec<Op> {
     if ctx.results.len() >= 2 {
         let last = ctx.results.last().cloned().unwrap_or_default();
-        return finish(vec![append(
-            format!("{}{last}", texts::AGENT_DONE),
-            "answer",
-        )]);
+        return finish(ctx, vec![ctx.say(format!("{}{last}", texts::AGENT_DONE))]);
     }
     let (name, schema) = nth_tool(ctx, None, 0);
     let args = arguments_for(schema.as_ref()).to_string();
@@ -374,7 +429,7 @@ pub fn agent_ops(ctx: &ToolContext) -> Vec<Op> {
     } else {
         ""
     };
-    finish(calls_ops(ctx, before, &[(name, args)]))
+    finish(ctx, calls_ops(ctx, before, &[(name, args)]))
 }
 
 #[cfg(test)]
