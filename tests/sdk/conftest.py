@@ -80,6 +80,9 @@ class Stack:
             "BASE": self.fake_url,
             "PORT": str(self.port),
             "ANONYMOUS_MODE": "true",
+            # fake-zai serves the 2026-03 model list; the default map names 2026-09 models.
+            "ANTHROPIC_MODEL_MAP": "claude-*opus*=GLM-4.6-Thinking,claude-*sonnet*=GLM-4.6,claude-*haiku*=GLM-4.5-Air",
+            "ANTHROPIC_DEFAULT_MODEL": "GLM-4.6",
             # Each stack keeps its own pool state; two may run at once.
             "ZAI2API_STATE_DIR": tempfile.mkdtemp(prefix="state-", dir=WORKDIR),
         })

@@ -56,6 +56,7 @@ impl fmt::Display for ThinkMode {
 pub mod defaults {
     pub const BASE: &str = "https://chat.z.ai";
     pub const PORT: u16 = 8080;
+    /// The seed's default; still listed in 2026-09 (upstream id `0727-360B-API`).
     pub const MODEL: &str = "GLM-4.5";
     pub const ANONYMOUS_MODE: bool = true;
     pub const DEBUG_MODE: bool = false;
@@ -71,11 +72,14 @@ pub mod defaults {
     pub const TOKEN_POOL_RESET_FAILURES_SECS: u64 = 1800;
     pub const STATE_DIR: &str = "data";
     pub const TRUST_FORWARDED_FOR: bool = false;
-    /// Claude model names → GLM models for `/v1/messages`; first matching pattern wins.
+    /// Claude model names → GLM models for `/v1/messages`; first matching pattern wins. Tiers of
+    /// the 2026-09 list: Opus → the flagship (`glm-5.3`, upstream's own default, always thinks),
+    /// Sonnet → the previous flagship (`glm-5.2`, thinking can be switched off, takes
+    /// `reasoning_effort`), Haiku → the fast one (`x-preview-l`, what guests get).
     pub const ANTHROPIC_MODEL_MAP: &str =
-        "claude-*opus*=GLM-4.6-Thinking,claude-*sonnet*=GLM-4.6,claude-*haiku*=GLM-4.5-Air";
-    /// For `claude-*` names that no pattern of the map matches.
-    pub const ANTHROPIC_DEFAULT_MODEL: &str = "GLM-4.6";
+        "claude-*opus*=GLM-5.3,claude-*sonnet*=GLM-5.2,claude-*haiku*=GLM-5.3-Flash";
+    /// For `claude-*` names that no pattern of the map matches: the middle tier.
+    pub const ANTHROPIC_DEFAULT_MODEL: &str = "GLM-5.2";
     /// See [`crate::tools::ToolStrategy::Prompt`] for why prompting is the default.
     pub const TOOL_STRATEGY: &str = "prompt";
     pub const TOOL_STRATEGY_OVERRIDES: &str = "";
@@ -891,16 +895,13 @@ mod tests {
     fn anthropic_model_map_default_and_lookup() {
         let c = cfg(&[]).unwrap();
         let map = &c.anthropic_model_map;
-        assert_eq!(
-            map.lookup("claude-opus-4-1-20250805"),
-            Some("GLM-4.6-Thinking")
-        );
-        assert_eq!(map.lookup("claude-sonnet-4-5"), Some("GLM-4.6"));
-        assert_eq!(map.lookup("claude-3-5-sonnet-20241022"), Some("GLM-4.6"));
-        assert_eq!(map.lookup("Claude-3-5-Haiku-Latest"), Some("GLM-4.5-Air"));
+        assert_eq!(map.lookup("claude-opus-4-1-20250805"), Some("GLM-5.3"));
+        assert_eq!(map.lookup("claude-sonnet-4-5"), Some("GLM-5.2"));
+        assert_eq!(map.lookup("claude-3-5-sonnet-20241022"), Some("GLM-5.2"));
+        assert_eq!(map.lookup("Claude-3-5-Haiku-Latest"), Some("GLM-5.3-Flash"));
         assert_eq!(map.lookup("claude-instant-1.2"), None);
-        assert_eq!(map.lookup("GLM-4.6"), None);
-        assert_eq!(c.anthropic_default_model, "GLM-4.6");
+        assert_eq!(map.lookup("GLM-5.2"), None);
+        assert_eq!(c.anthropic_default_model, "GLM-5.2");
     }
 
     #[test]

@@ -179,8 +179,10 @@ pub enum AppError {
     PoolChangeNeedsAuth,
     #[error("no token with this token_id in the pool")]
     TokenNotFound,
-    #[error("model `{0}` does not exist")]
-    ModelNotFound(String),
+    /// No model by this name. `model` is the name asked for (at most 100 characters); `available`
+    /// says what exists instead, already shortened by the catalogue (empty: not known).
+    #[error("model `{model}` does not exist{}", available_note(.available))]
+    ModelNotFound { model: String, available: String },
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("route not found")]
@@ -203,6 +205,14 @@ impl AppError {
         }
     }
 
+    /// A [`Self::ModelNotFound`]; `requested` is cut to 100 characters.
+    pub fn model_not_found(requested: &str, available: impl Into<String>) -> Self {
+        Self::ModelNotFound {
+            model: requested.chars().take(100).collect(),
+            available: available.into(),
+        }
+    }
+
     pub fn upstream(kind: UpstreamErrorKind, detail: impl Into<String>) -> Self {
         Self::Upstream(UpstreamError::new(kind, detail))
     }
@@ -215,7 +225,7 @@ impl AppError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::TooManyLoginAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PoolChangeNeedsAuth => StatusCode::FORBIDDEN,
-            Self::ModelNotFound(_) | Self::RouteNotFound | Self::TokenNotFound => {
+            Self::ModelNotFound { .. } | Self::RouteNotFound | Self::TokenNotFound => {
                 StatusCode::NOT_FOUND
             }
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -234,7 +244,7 @@ impl AppError {
             Self::TooManyLoginAttempts { .. } => "too_many_login_attempts",
             Self::PoolChangeNeedsAuth => "pool_change_requires_auth_token",
             Self::TokenNotFound => "token_not_found",
-            Self::ModelNotFound(_) => "model_not_found",
+            Self::ModelNotFound { .. } => "model_not_found",
             Self::PayloadTooLarge => "request_too_large",
             Self::RouteNotFound => "not_found",
             Self::ImageUploadNeedsLogin => "image_upload_requires_login",
@@ -253,7 +263,7 @@ impl AppError {
             | Self::TooManyLoginAttempts { .. }
             | Self::PoolChangeNeedsAuth
             | Self::TokenNotFound
-            | Self::ModelNotFound(_)
+            | Self::ModelNotFound { .. }
             | Self::PayloadTooLarge
             | Self::RouteNotFound
             | Self::ImageUploadNeedsLogin => "client",
@@ -301,7 +311,7 @@ impl AppError {
         match self {
             Self::MalformedJson(_)
             | Self::InvalidRequest { .. }
-            | Self::ModelNotFound(_)
+            | Self::ModelNotFound { .. }
             | Self::PayloadTooLarge
             | Self::RouteNotFound
             | Self::TokenNotFound
@@ -321,7 +331,7 @@ impl AppError {
     pub fn openai_body(&self) -> Value {
         let param = match self {
             Self::InvalidRequest { param, .. } => param.map(Value::from).unwrap_or(Value::Null),
-            Self::ModelNotFound(_) => Value::from("model"),
+            Self::ModelNotFound { .. } => Value::from("model"),
             Self::ImageUploadNeedsLogin => Value::from("messages"),
             Self::TokenNotFound => Value::from("token_id"),
             _ => Value::Null,
@@ -362,6 +372,15 @@ impl AppError {
     /// The message of an Anthropic error: the stable code, then what the client should know.
     pub fn anthropic_message(&self) -> String {
         format!("{}: {}", self.code(), self.client_message())
+    }
+}
+
+/// The tail of a model-not-found message: `. Available: …`, or nothing when that is not known.
+fn available_note(available: &str) -> String {
+    if available.is_empty() {
+        String::new()
+    } else {
+        format!(". Available: {available}")
     }
 }
 
@@ -421,7 +440,7 @@ mod tests {
     #[test]
     fn statuses() {
         assert_eq!(
-            AppError::ModelNotFound("x".into()).status(),
+            AppError::model_not_found("x", "").status(),
             StatusCode::NOT_FOUND
         );
         assert_eq!(
@@ -432,8 +451,22 @@ mod tests {
             AppError::upstream(UpstreamErrorKind::Firewall, "").status(),
             StatusCode::BAD_GATEWAY
         );
-        let body = AppError::ModelNotFound("nope".into()).openai_body();
+        let body = AppError::model_not_found("nope", "GLM-5.3, GLM-5.2").openai_body();
         assert_eq!(body["error"]["code"], "model_not_found");
         assert_eq!(body["error"]["param"], "model");
+        assert_eq!(
+            body["error"]["message"],
+            "model `nope` does not exist. Available: GLM-5.3, GLM-5.2"
+        );
+        let e = AppError::model_not_found("nope", "GLM-5.3");
+        assert_eq!(
+            e.anthropic_body()["error"],
+            json!({"type": "not_found_error",
+                   "message": "model_not_found: model `nope` does not exist. Available: GLM-5.3"})
+        );
+        assert_eq!(
+            AppError::model_not_found(&"x".repeat(300), "").to_string(),
+            format!("model `{}` does not exist", "x".repeat(100))
+        );
     }
 }

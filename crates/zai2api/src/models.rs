@@ -1,13 +1,27 @@
 //! The model catalogue: upstream's `/api/models` list, the seed's alias table, and the `-Thinking` /
 //! `-Search` variants, with name resolution for requests.
 //!
+//! Naming, per upstream entry: the seed's alias for its id if there is one (`0727-360B-API` →
+//! `GLM-4.5`, `glm-4-flash` → `GLM-4-Flash`), else upstream's own `name` when it is a clean model
+//! name (`x-preview-l` is named "GLM-5.3-Flash"), else the tidied id (`glm-4-air-250414` →
+//! `GLM-4-Air-250414`), else the raw id.
+//!
 //! Invariants:
 //! - Public names are unique case-insensitively. Alias-table names are reserved even when their
 //!   model is absent, so an upstream display name can never take one (`glm-4-air-250414` is named
-//!   "GLM-4-32B" upstream, which is `main_chat`'s alias; it becomes `GLM-4-Air-250414`).
+//!   "GLM-4-32B" upstream, which is `main_chat`'s alias; it becomes `GLM-4-Air-250414`). Only a
+//!   model's own raw id may override a reservation: a listed model is never left unnamed.
 //! - A variant exists only when the model can do it: `-Thinking` needs `capabilities.think`,
 //!   `-Search` needs `capabilities.web_search` or a search MCP server. Asking for a variant a model
 //!   lacks is an unknown model (404), not a silent downgrade.
+//! - No name promises "no thinking". A model that thinks and cannot skip it (`think` without
+//!   `skip_think`: `glm-5.3`, `x-preview-l`) always thinks: its base name thinks, and its
+//!   `-Thinking` variant is kept as a harmless alias of the base (the seed's names such as
+//!   `GLM-4.5-Thinking` and clients configured with them keep working).
+//!   [`ResolvedModel::always_thinks`] tells the service.
+//! - A name that is not in the current list is a 404 `model_not_found` naming what exists; a
+//!   model that vanished upstream (`GLM-4.6` once `GLM-4-6-API-V1` is gone) is never mapped to
+//!   another one.
 //! - Only `is_active` models are published; hidden ones are (the seed's table names several).
 //! - The upstream list is cached for a TTL measured with `tokio::time`, so tests run on paused time.
 //!   Refreshes are single-flight. A failed refresh keeps serving the last good list (and waits a
@@ -43,6 +57,25 @@ pub struct ResolvedModel {
     pub mcp_server_ids: Vec<String>,
 }
 
+impl ResolvedModel {
+    /// The model thinks whatever the request says: upstream lists `think` without `skip_think`
+    /// (`glm-5.3`, `x-preview-l`), so `enable_thinking: false` cannot switch it off. A client that
+    /// asked for no reasoning gets none shown, but the model spends the time anyway.
+    pub fn always_thinks(&self) -> bool {
+        self.capabilities.think && !self.capabilities.skip_think
+    }
+
+    /// Thinking is a real switch: on with `-Thinking` or a request field, off on request.
+    pub fn thinking_is_optional(&self) -> bool {
+        self.capabilities.think && self.capabilities.skip_think
+    }
+
+    /// The model takes `features.reasoning_effort` (protocol §19.2).
+    pub fn accepts_reasoning_effort(&self) -> bool {
+        self.capabilities.reasoning_effort
+    }
+}
+
 /// One entry of `GET /v1/models`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicModel {
@@ -51,7 +84,9 @@ pub struct PublicModel {
     pub created: u64,
 }
 
-/// The seed's alias table: upstream id → public name.
+/// The seed's alias table: upstream id → public name. Entries whose id upstream no longer lists
+/// (`glm-4.5v`, `GLM-4-6-API-V1`, `main_chat` in 2026-09) publish nothing but keep their name
+/// reserved, so it answers 404 instead of meaning some other model.
 pub const ALIASES: [(&str, &str); 10] = [
     ("0727-360B-API", "GLM-4.5"),
     ("glm-4.5v", "GLM-4.5V"),
@@ -68,6 +103,8 @@ pub const ALIASES: [(&str, &str); 10] = [
 pub const THINKING_SUFFIX: &str = "-Thinking";
 pub const SEARCH_SUFFIX: &str = "-Search";
 const SEARCH_MCP_SERVERS: [&str; 2] = ["deep-web-search", "advanced-search"];
+/// At most this many names are offered in a "model does not exist" message.
+const MAX_SUGGESTED: usize = 24;
 /// How long a stale list is served after a failed refresh before upstream is asked again.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
 
@@ -165,7 +202,7 @@ impl ModelCatalogue {
         let snapshot = self.snapshot().await?;
         snapshot
             .resolve(name)
-            .ok_or_else(|| AppError::ModelNotFound(name.chars().take(100).collect()))
+            .ok_or_else(|| not_found(name, snapshot.names.iter().map(String::as_str)))
     }
 
     /// Every public name, bases each followed by their variants, in upstream's order.
@@ -420,17 +457,61 @@ fn public_name(
     if free(&pretty) {
         return Some(pretty);
     }
-    free(&model.id).then(|| model.id.clone())
+    // Upstream's own id beats a reservation: the client named exactly this model.
+    (!taken.contains(&model.id.to_ascii_lowercase())).then(|| model.id.clone())
 }
 
-/// ASCII, no spaces, made of name characters: "GLM-5" is, "任务专用" and "My Model" are not.
+/// A clean model name: ASCII name characters, starting with a letter and carrying a version digit.
+/// "GLM-5.3-Flash" and "Z1-32B" are; "任务专用", "My Model" and "Tiny" are not.
 fn looks_like_model_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.chars().any(|c| c.is_ascii_alphanumeric())
+    name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().any(|c| c.is_ascii_digit())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+}
+
+/// The 404 for a name the catalogue does not know, offering the names of `listed` (public names
+/// in listing order): variants are folded into their base, and at most [`MAX_SUGGESTED`] names
+/// are spelled out.
+pub fn not_found<'a>(requested: &str, listed: impl IntoIterator<Item = &'a str>) -> AppError {
+    let listed: Vec<&str> = listed.into_iter().collect();
+    let present: HashSet<String> = listed.iter().map(|n| n.to_ascii_lowercase()).collect();
+    let mut folded = false;
+    let bases: Vec<&str> = listed
+        .iter()
+        .copied()
+        .filter(|name| {
+            let lower = name.to_ascii_lowercase();
+            let is_variant = [THINKING_SUFFIX, SEARCH_SUFFIX].iter().any(|suffix| {
+                lower
+                    .strip_suffix(&suffix.to_ascii_lowercase())
+                    .is_some_and(|base| present.contains(base))
+            });
+            folded |= is_variant;
+            !is_variant
+        })
+        .collect();
+    if bases.is_empty() {
+        return AppError::model_not_found(requested, "none (upstream lists no active model)");
+    }
+    let mut available = bases
+        .iter()
+        .take(MAX_SUGGESTED)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if bases.len() > MAX_SUGGESTED {
+        available.push_str(&format!(" and {} more", bases.len() - MAX_SUGGESTED));
+    }
+    if folded {
+        available.push_str(&format!(
+            " (with {THINKING_SUFFIX} / {SEARCH_SUFFIX} variants where the model supports them; \
+             GET /v1/models lists every name)"
+        ));
+    }
+    AppError::model_not_found(requested, available)
 }
 
 /// `glm-4-air-250414` → `GLM-4-Air-250414`, `glm-4.6v` → `GLM-4.6V`, `glm-5-turbo` → `GLM-5-Turbo`.
@@ -580,8 +661,13 @@ mod tests {
         assert_eq!(prettify_id("glm-4.6v"), "GLM-4.6V");
         assert_eq!(prettify_id("glm-5-turbo"), "GLM-5-Turbo");
         assert!(looks_like_model_name("GLM-4.7"));
+        assert!(looks_like_model_name("GLM-5.3-Flash"));
+        assert!(looks_like_model_name("Z1-32B"));
         assert!(!looks_like_model_name("任务专用"));
         assert!(!looks_like_model_name("My Model"));
+        assert!(!looks_like_model_name("Tiny"));
+        assert!(!looks_like_model_name("-GLM-5"));
+        assert!(!looks_like_model_name(""));
 
         let c = ModelCatalogue::from_models(vec![
             model("glm-9", "GLM-9", Default::default(), &[]),
@@ -602,7 +688,7 @@ mod tests {
         );
         assert!(matches!(
             c.resolve(Some("GLM-Old"), "x").await,
-            Err(AppError::ModelNotFound(_))
+            Err(AppError::ModelNotFound { .. })
         ));
     }
 
@@ -635,7 +721,7 @@ mod tests {
             assert!(
                 matches!(
                     c.resolve(Some(missing), "x").await,
-                    Err(AppError::ModelNotFound(_))
+                    Err(AppError::ModelNotFound { .. })
                 ),
                 "{missing}"
             );
@@ -700,10 +786,376 @@ mod tests {
             .resolve(Some("gpt-4o"), "GLM-4.5")
             .await
             .unwrap_err();
-        assert_eq!(e, AppError::ModelNotFound("gpt-4o".into()));
+        assert!(matches!(&e, AppError::ModelNotFound { model, .. } if model == "gpt-4o"));
         assert_eq!(e.status(), axum::http::StatusCode::NOT_FOUND);
         let e = fixture().resolve(None, "nope").await.unwrap_err();
-        assert_eq!(e, AppError::ModelNotFound("nope".into()));
+        assert!(matches!(&e, AppError::ModelNotFound { model, .. } if model == "nope"));
+    }
+
+    const DIGEST_2026_09: &[u8] = include_bytes!("../tests/data/models-2026-09.digest.json");
+
+    /// The 2026-09 digest in the full `/api/models` shape (capabilities under
+    /// `info.meta.capabilities`, `active` as `info.is_active`), read by the production parser.
+    fn digest_as_upstream_body(digest: &[u8]) -> Vec<u8> {
+        let digest: serde_json::Value = serde_json::from_slice(digest).unwrap();
+        let data: Vec<serde_json::Value> = digest["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "id": m["id"], "name": m["name"], "owned_by": "openai",
+                    "info": {"id": m["id"], "name": m["name"], "is_active": m["active"],
+                             "meta": {"capabilities": m["capabilities"]}},
+                })
+            })
+            .collect();
+        serde_json::to_vec(&serde_json::json!({ "data": data })).unwrap()
+    }
+
+    fn fixture_2026_09() -> ModelCatalogue {
+        ModelCatalogue::from_upstream_json(&digest_as_upstream_body(DIGEST_2026_09)).unwrap()
+    }
+
+    async fn resolved(c: &ModelCatalogue, name: &str) -> ResolvedModel {
+        c.resolve(Some(name), "x")
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    async fn message_for(c: &ModelCatalogue, name: &str) -> String {
+        let e = c.resolve(Some(name), "x").await.unwrap_err();
+        assert!(
+            matches!(&e, AppError::ModelNotFound { model, .. } if model == name),
+            "{name}: {e:?}"
+        );
+        assert_eq!(e.status(), axum::http::StatusCode::NOT_FOUND);
+        e.client_message()
+    }
+
+    #[test]
+    fn digest_parses_with_its_flags() {
+        let models = parse_upstream_models(&digest_as_upstream_body(DIGEST_2026_09)).unwrap();
+        assert_eq!(models.len(), 15);
+        let flash = &models[0];
+        assert_eq!(flash.id, "x-preview-l");
+        let caps = &flash.capabilities;
+        assert!(caps.think && !caps.skip_think && caps.reasoning_effort && caps.agent_mode);
+        assert!(caps.vision && caps.web_search);
+        let glm52 = models.iter().find(|m| m.id == "glm-5.2").unwrap();
+        assert!(glm52.capabilities.skip_think && glm52.capabilities.reasoning_effort);
+        assert!(models.iter().all(|m| m.is_active));
+    }
+
+    #[tokio::test]
+    async fn listing_2026_09() {
+        let listed = names(&fixture_2026_09()).await;
+        let want = [
+            "GLM-5.3-Flash",
+            "GLM-5.3-Flash-Thinking",
+            "GLM-5.3-Flash-Search",
+            "GLM-5.3",
+            "GLM-5.3-Thinking",
+            "GLM-5.3-Search",
+            "GLM-5.2",
+            "GLM-5.2-Thinking",
+            "GLM-5.2-Search",
+            "GLM-5-Turbo",
+            "GLM-5-Turbo-Thinking",
+            "GLM-5-Turbo-Search",
+            "GLM-5V-Turbo",
+            "GLM-5V-Turbo-Thinking",
+            "GLM-5V-Turbo-Search",
+            "GLM-4.7",
+            "GLM-4.7-Thinking",
+            "GLM-4.7-Search",
+            "GLM-4.6V",
+            "GLM-4.6V-Thinking",
+            "GLM-4.5-Air",
+            "GLM-4.5-Air-Thinking",
+            "GLM-4.5",
+            "GLM-4.5-Thinking",
+            "GLM-4.1V-Thinking-FlashX",
+            "Z1-Rumination",
+            "Z1-32B",
+            "Z1-32B-Search",
+            "GLM-4-Flash",
+            "0808-360b-Dr",
+            "0808-360b-Dr-Thinking",
+            "GLM-4-Air-250414",
+        ];
+        assert_eq!(listed, want);
+    }
+
+    #[tokio::test]
+    async fn names_2026_09_from_ids() {
+        let c = fixture_2026_09();
+        for (id, public) in [
+            ("x-preview-l", "GLM-5.3-Flash"),
+            ("glm-5.3", "GLM-5.3"),
+            ("glm-5.2", "GLM-5.2"),
+            ("GLM-5-Turbo", "GLM-5-Turbo"),
+            ("GLM-5v-Turbo", "GLM-5V-Turbo"),
+            ("glm-4.7", "GLM-4.7"),
+            ("glm-4.6v", "GLM-4.6V"),
+            ("0727-106B-API", "GLM-4.5-Air"),
+            ("0727-360B-API", "GLM-4.5"),
+            ("GLM-4.1V-Thinking-FlashX", "GLM-4.1V-Thinking-FlashX"),
+            ("deep-research", "Z1-Rumination"),
+            ("zero", "Z1-32B"),
+            ("glm-4-flash", "GLM-4-Flash"),
+            ("0808-360B-DR", "0808-360b-Dr"),
+            ("glm-4-air-250414", "GLM-4-Air-250414"),
+        ] {
+            // By public name, any case: the upstream id.
+            for spelling in [
+                public.to_owned(),
+                public.to_ascii_lowercase(),
+                public.to_ascii_uppercase(),
+            ] {
+                let r = resolved(&c, &spelling).await;
+                assert_eq!(
+                    (r.upstream_id.as_str(), r.public_name.as_str()),
+                    (id, public)
+                );
+            }
+            // By raw id, any case (protocol §16.15: `GLM-5.2` vs `glm-5.2`).
+            for spelling in [id.to_owned(), id.to_ascii_uppercase()] {
+                assert_eq!(
+                    resolved(&c, &spelling).await.public_name,
+                    public,
+                    "{spelling}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn thinking_per_capability_2026_09() {
+        let c = fixture_2026_09();
+        // think without skip_think: always thinks; the base already does, -Thinking is an alias.
+        for name in [
+            "GLM-5.3",
+            "GLM-5.3-Flash",
+            "GLM-5V-Turbo",
+            "GLM-4.6V",
+            "GLM-4.5",
+        ] {
+            let base = resolved(&c, name).await;
+            assert!(
+                base.always_thinks() && !base.thinking_is_optional(),
+                "{name}"
+            );
+            assert_eq!(
+                base.thinking, None,
+                "{name}: upstream's default is thinking"
+            );
+            let t = resolved(&c, &format!("{name}-Thinking")).await;
+            assert!(t.always_thinks());
+            assert_eq!(t.thinking, Some(true));
+            assert_eq!(t.upstream_id, base.upstream_id);
+        }
+        // think with skip_think: a real switch.
+        for name in ["GLM-5.2", "GLM-5-Turbo", "GLM-4.7"] {
+            let base = resolved(&c, name).await;
+            assert!(
+                !base.always_thinks() && base.thinking_is_optional(),
+                "{name}"
+            );
+            assert_eq!(
+                resolved(&c, &format!("{name}-Thinking")).await.thinking,
+                Some(true)
+            );
+        }
+        // No think flag: neither, and no -Thinking.
+        for name in [
+            "Z1-32B",
+            "Z1-Rumination",
+            "GLM-4-Flash",
+            "GLM-4.1V-Thinking-FlashX",
+        ] {
+            let r = resolved(&c, name).await;
+            assert!(!r.always_thinks() && !r.thinking_is_optional(), "{name}");
+            message_for(&c, &format!("{name}-Thinking")).await;
+        }
+        // reasoning_effort where upstream lists it.
+        for (name, effort) in [
+            ("GLM-5.3", true),
+            ("GLM-5.3-Flash-Search", true),
+            ("GLM-5.2-Thinking", true),
+            ("GLM-5-Turbo", false),
+            ("GLM-5V-Turbo", false),
+            ("GLM-4.7", false),
+        ] {
+            assert_eq!(
+                resolved(&c, name).await.accepts_reasoning_effort(),
+                effort,
+                "{name}"
+            );
+        }
+        // Agent mode travels in the capabilities.
+        assert!(resolved(&c, "GLM-5.3").await.capabilities.agent_mode);
+        assert!(!resolved(&c, "GLM-4.7").await.capabilities.agent_mode);
+    }
+
+    #[tokio::test]
+    async fn search_per_capability_2026_09() {
+        let c = fixture_2026_09();
+        for name in [
+            "GLM-5.3-Flash",
+            "GLM-5.3",
+            "GLM-5.2",
+            "GLM-5V-Turbo",
+            "Z1-32B",
+        ] {
+            let r = resolved(&c, &format!("{name}-Search")).await;
+            assert!(r.search && r.thinking.is_none(), "{name}");
+        }
+        // web_search false and no search MCP server in the digest.
+        for name in [
+            "GLM-4.6V",
+            "GLM-4.5",
+            "GLM-4.5-Air",
+            "GLM-4-Flash",
+            "Z1-Rumination",
+        ] {
+            message_for(&c, &format!("{name}-Search")).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn no_name_promises_no_thinking() {
+        for c in [fixture(), fixture_2026_09()] {
+            for name in names(&c).await {
+                let r = resolved(&c, &name).await;
+                assert_ne!(r.thinking, Some(false), "{name}");
+                assert_eq!(r.public_name, name, "every listed name resolves to itself");
+                if name.ends_with(THINKING_SUFFIX) && r.capabilities.think {
+                    assert_eq!(r.thinking, Some(true), "{name}");
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn names_are_unique_in_both_lists() {
+        for c in [fixture(), fixture_2026_09()] {
+            let listed = names(&c).await;
+            let unique: HashSet<String> = listed.iter().map(|n| n.to_ascii_lowercase()).collect();
+            assert_eq!(unique.len(), listed.len(), "{listed:?}");
+            assert!(listed.iter().all(|n| n.is_ascii()), "{listed:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn vanished_models_are_404_naming_what_exists() {
+        let c = fixture_2026_09();
+        for gone in [
+            "GLM-4.6",
+            "GLM-4.6-Thinking",
+            "GLM-4.6-Search",
+            "GLM-4.5V",
+            "GLM-4.5V-Thinking",
+            "GLM-5",
+            "GLM-5-Thinking",
+            "GLM-4-6-API-V1",
+            "glm-4.5v",
+            "GLM-4-32B",
+        ] {
+            let message = message_for(&c, gone).await;
+            assert!(
+                message.starts_with(&format!("model `{gone}` does not exist. Available: ")),
+                "{message}"
+            );
+            for present in ["GLM-5.3-Flash", "GLM-5.3", "GLM-5.2", "GLM-4.5", "Z1-32B"] {
+                assert!(
+                    message.contains(&format!(" {present},")),
+                    "{present}: {message}"
+                );
+            }
+            // Bases only; the variants are a note.
+            assert!(!message.contains("GLM-5.3-Thinking"), "{message}");
+            assert!(
+                message.contains("-Thinking / -Search variants"),
+                "{message}"
+            );
+            assert!(message.contains("GET /v1/models"), "{message}");
+            assert!(message.len() < 700, "{} chars", message.len());
+        }
+        // The 2026-03 list still has them.
+        assert_eq!(
+            resolved(&fixture(), "GLM-4.6").await.upstream_id,
+            "GLM-4-6-API-V1"
+        );
+        assert_eq!(
+            resolved(&fixture(), "GLM-4.5V").await.upstream_id,
+            "glm-4.5v"
+        );
+    }
+
+    #[test]
+    fn not_found_message_is_bounded() {
+        let many: Vec<String> = (0..40).map(|i| format!("M-{i}")).collect();
+        let mut listed: Vec<&str> = many.iter().map(String::as_str).collect();
+        listed.push("M-0-Search");
+        let message = not_found("nope", listed).client_message();
+        assert!(message.contains("M-23 and 16 more"), "{message}");
+        assert!(!message.contains("M-24,"), "{message}");
+        assert!(!message.contains("M-0-Search"), "{message}");
+        // A suffix alone is not a variant: without its base the name is listed.
+        let message = not_found("nope", ["GLM-4.1V-Thinking", "Solo-Search"]).client_message();
+        assert!(
+            message.ends_with("Available: GLM-4.1V-Thinking, Solo-Search"),
+            "{message}"
+        );
+        assert!(
+            not_found("nope", [])
+                .client_message()
+                .contains("upstream lists no active model")
+        );
+    }
+
+    #[tokio::test]
+    async fn defaults_name_models_of_the_2026_09_list() {
+        let c = fixture_2026_09();
+        let map =
+            crate::config::ModelMap::parse(crate::config::defaults::ANTHROPIC_MODEL_MAP).unwrap();
+        for (claude, upstream) in [
+            ("claude-opus-4-1", "glm-5.3"),
+            ("claude-sonnet-4-5", "glm-5.2"),
+            ("claude-3-5-haiku-latest", "x-preview-l"),
+        ] {
+            let target = map.lookup(claude).unwrap();
+            assert_eq!(resolved(&c, target).await.upstream_id, upstream, "{claude}");
+        }
+        for default in [
+            crate::config::defaults::ANTHROPIC_DEFAULT_MODEL,
+            crate::config::defaults::MODEL,
+        ] {
+            resolved(&c, default).await;
+        }
+        assert_eq!(
+            resolved(&c, crate::config::defaults::MODEL)
+                .await
+                .upstream_id,
+            "0727-360B-API"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reserved_name_never_hides_a_listed_model() {
+        // Upstream's own id equals a reserved alias name: listed under that id rather than dropped.
+        let c = ModelCatalogue::from_models(vec![model(
+            "glm-4.6",
+            "GLM-4.6",
+            ModelCapabilities {
+                think: true,
+                ..Default::default()
+            },
+            &[],
+        )]);
+        assert_eq!(names(&c).await, ["glm-4.6", "glm-4.6-Thinking"]);
+        assert_eq!(resolved(&c, "GLM-4.6").await.upstream_id, "glm-4.6");
     }
 
     /// Replies from a script; counts calls.

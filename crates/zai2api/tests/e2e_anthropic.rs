@@ -19,6 +19,16 @@ use serde_json::{Value, json};
 const REPLAY_ANSWER: &str = "Hey there! I'm doing great, thanks for asking. As an AI, I'm always ready and eager to help.\n\nWhat can I do for you today?";
 const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
 
+/// fake-zai serves the 2026-03 model list, which lacks the GLM-5.x models the default
+/// ANTHROPIC_MODEL_MAP names (2026-09); tests that send Claude names pin the map of that list.
+const MAP_2026_03: [(&str, &str); 2] = [
+    (
+        "ANTHROPIC_MODEL_MAP",
+        "claude-*opus*=GLM-4.6-Thinking,claude-*sonnet*=GLM-4.6,claude-*haiku*=GLM-4.5-Air",
+    ),
+    ("ANTHROPIC_DEFAULT_MODEL", "GLM-4.6"),
+];
+
 fn request(model: &str, text: &str) -> Value {
     json!({"model": model, "max_tokens": 1024,
            "messages": [{"role": "user", "content": text}]})
@@ -174,7 +184,7 @@ fn last_upstream_body(gw: &Gateway) -> Value {
 
 #[tokio::test]
 async fn text_reply_non_stream() {
-    let gw = Gateway::start(FakeConfig::default(), &[]).await;
+    let gw = Gateway::start(FakeConfig::default(), &MAP_2026_03).await;
     let (status, body) = message(&gw, &request("claude-sonnet-4-5", "hi [[fake:plain]]")).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["id"].as_str().unwrap().starts_with("msg_"));
@@ -276,7 +286,7 @@ async fn thinking_switch_from_the_request() {
 
 #[tokio::test]
 async fn the_real_capture_streamed_and_not() {
-    let gw = Gateway::start(FakeConfig::default(), &[]).await;
+    let gw = Gateway::start(FakeConfig::default(), &MAP_2026_03).await;
     let req = request(
         "claude-3-5-sonnet-latest",
         "Hi hello, how are yaa? [[fake:replay]]",
@@ -421,6 +431,25 @@ async fn errors_are_anthropic_shaped() {
     assert_eq!(b["error"]["code"], "model_not_found");
 }
 
+/// The default map names 2026-09 models; on a list without them a Claude name is a clear 404
+/// naming the mapped model and what exists, never a silent substitute.
+#[tokio::test]
+async fn default_map_on_a_list_without_its_models_is_a_clear_404() {
+    let gw = Gateway::start(FakeConfig::default(), &[]).await;
+    let (s, b) = message(&gw, &request("claude-sonnet-4-5", "hi [[fake:plain]]")).await;
+    assert_anthropic_error(s, &b, 404, "not_found_error");
+    let text = b["error"]["message"].as_str().unwrap();
+    assert!(
+        text.starts_with("model_not_found: model `GLM-5.2` does not exist. Available: GLM-5, "),
+        "{text}"
+    );
+    assert!(
+        text.contains("GLM-4.6") && text.contains("GLM-4.5-Air"),
+        "{text}"
+    );
+    assert!(gw.fake.requests_to("/api/v2/chat/completions").is_empty());
+}
+
 #[tokio::test]
 async fn oversized_bodies_are_anthropic_shaped_413s() {
     let gw = Gateway::start(FakeConfig::default(), &[("MAX_BODY_BYTES", "2048")]).await;
@@ -448,7 +477,11 @@ async fn a_dropped_stream_ends_with_an_error_event() {
 async fn x_api_key_and_bearer_both_authenticate() {
     let gw = Gateway::start(
         FakeConfig::default(),
-        &[("AUTH_TOKEN", "s3cret-gateway-key")],
+        &[
+            ("AUTH_TOKEN", "s3cret-gateway-key"),
+            MAP_2026_03[0],
+            MAP_2026_03[1],
+        ],
     )
     .await;
     let req = request("claude-haiku-4-5", "hi [[fake:plain]]");
@@ -490,7 +523,7 @@ async fn x_api_key_and_bearer_both_authenticate() {
 
 #[tokio::test]
 async fn count_tokens_matches_message_start() {
-    let gw = Gateway::start(FakeConfig::default(), &[]).await;
+    let gw = Gateway::start(FakeConfig::default(), &MAP_2026_03).await;
     let req = json!({
         "model": "claude-sonnet-4-5",
         "system": [{"type": "text", "text": "You are terse."}],
@@ -694,7 +727,7 @@ async fn snapshot_of(gw: &Gateway, body: &Value) -> String {
 
 #[tokio::test]
 async fn snapshot_plain_text() {
-    let gw = Gateway::start(FakeConfig::default(), &[]).await;
+    let gw = Gateway::start(FakeConfig::default(), &MAP_2026_03).await;
     let raw = snapshot_of(&gw, &request("claude-sonnet-4-5", "hi [[fake:plain]]")).await;
     insta::assert_snapshot!("plain_text", raw);
 }

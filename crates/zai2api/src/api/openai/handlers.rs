@@ -35,10 +35,10 @@ pub async fn get_model(
 ) -> Result<Json<ModelObject>, AppError> {
     let models = state.models.list().await?;
     models
-        .into_iter()
+        .iter()
         .find(|m| m.id.eq_ignore_ascii_case(&id))
-        .map(|m| Json(ModelObject::new(m.id, m.created)))
-        .ok_or_else(|| AppError::ModelNotFound(id.chars().take(100).collect()))
+        .map(|m| Json(ModelObject::new(m.id.clone(), m.created)))
+        .ok_or_else(|| crate::models::not_found(&id, models.iter().map(|m| m.id.as_str())))
 }
 
 /// `POST /v1/chat/completions`.
