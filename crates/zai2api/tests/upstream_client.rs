@@ -282,9 +282,27 @@ async fn user_token_chat_is_precreated_and_signature_verifies() {
     assert_eq!(input.user_id, user_id);
     assert!(SignatureScheme::v3().verify(&input, header(comp, "x-signature").unwrap()));
 
-    // The full browser query, in order, with version/platform and the token.
+    // The full 2026-09 browser query, in order, with version/platform and the token.
     let names: Vec<&str> = comp.query.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(names.len(), 37);
+    assert_eq!(names.len(), 34);
+    for gone in ["search", "hash", "referrer"] {
+        assert!(!names.contains(&gone), "{gone}");
+    }
+    assert_eq!(ts, sts, "signature_timestamp equals timestamp (2026-09)");
+    let device = header(comp, "x-device-id").unwrap();
+    assert!(device.starts_with("uid_") && device.len() == 20, "{device}");
+    assert_eq!(header(comp, "x-region"), Some("overseas"));
+    assert_eq!(sent["extra"], serde_json::json!({}));
+    assert_eq!(created["chat"]["message_version"], 1);
+    assert_eq!(created["chat"]["type"], "default");
+    assert_eq!(created["chat"]["extra"], serde_json::json!({}));
+    assert!(
+        requests
+            .iter()
+            .filter(|r| r.path != "/api/v2/chat/completions")
+            .all(|r| header(r, "x-device-id").is_none()),
+        "the device id goes on completions only"
+    );
     assert_eq!(&names[..3], ["timestamp", "requestId", "user_id"]);
     assert_eq!(query(comp, "version"), Some("0.0.1"));
     assert_eq!(query(comp, "platform"), Some("web"));
