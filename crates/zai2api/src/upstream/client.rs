@@ -5,6 +5,9 @@
 //! - The token is a `SecretString`; it is exposed only to build one request and never logged. The
 //!   completion URL carries it in the query, so logs and error details name the path, never the URL
 //!   (reqwest errors are stripped of their URL).
+//! - A logged-in token is never used as a guest: when upstream answers its `GET auths` with a
+//!   guest session (the 2026-09 reply to a stale or revoked Bearer) it is refused as
+//!   `TokenInvalid` before any chat is created, so the pool counts it and the service fails over.
 //! - One guest session serves many requests: it is created under a lock (concurrent callers wait for
 //!   it instead of each creating a guest) and replaced only after `invalidate` or `guest_max_age`.
 //! - Every non-200 answer becomes a typed [`UpstreamError`] (see `status`); an HTML page becomes

@@ -3,7 +3,8 @@
 //! chat.z.ai changes monthly (paths, FE version, signature, fingerprint query). Everything that has
 //! changed before, or is likely to, lives here so an operator can adapt with a config edit instead of
 //! a release. Invariants:
-//! - `UpstreamProfile::default()` is today's protocol (upstream-protocol.md §2–§11) and validates.
+//! - `UpstreamProfile::default()` is today's protocol (upstream-protocol.md §2–§11 as changed by
+//!   §19, 2026-09) and validates. Every older behaviour stays reachable by editing the profile.
 //! - Every struct is `#[serde(default, deny_unknown_fields)]`: a partial override file only names
 //!   what it changes (tables merge key by key into the built-in value, lists replace the built-in
 //!   list), and a misspelt key is an error instead of a silently ignored line.
