@@ -23,7 +23,7 @@ use crate::chat::Role;
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use crate::models::ModelCatalogue;
 use crate::semantic::Semantic;
-use crate::upstream::client::{Credential, UpstreamClient};
+use crate::upstream::client::{Credential, SiteConfig, UpstreamClient};
 use crate::upstream::{UpstreamChat, UpstreamContent, UpstreamMessage, UpstreamModel};
 
 /// The prompt of the test completion.
@@ -188,6 +188,11 @@ fn hint_for(step: &str, kind: UpstreamErrorKind) -> String {
             " An HTTP 404 usually means the endpoint moved: compare `endpoints` in the upstream \
              profile with the site (GET /api/config says which completion_version is live)."
         }
+        ("session", UpstreamErrorKind::TokenInvalid) => {
+            " A token upstream answers with a guest session is stale or revoked (since 2026-09 \
+             upstream mints a guest instead of refusing it): log in at chat.z.ai and copy a fresh \
+             token."
+        }
         ("completion", UpstreamErrorKind::InternalError) => {
             " If chats must be pre-created, set precreate_chat = true in the upstream profile."
         }
@@ -254,11 +259,8 @@ pub async fn run(client: &UpstreamClient, model: &str) -> DoctorReport {
     } else {
         let t = Instant::now();
         match session(client).await {
-            Ok((c, detail, warning)) => {
-                match warning {
-                    Some(w) => run.warn("session", t, detail, w),
-                    None => run.push("session", StepStatus::Pass, t, detail),
-                }
+            Ok((c, detail)) => {
+                run.push("session", StepStatus::Pass, t, detail);
                 credential = Some(c);
             }
             Err(e) => run.error("session", StepStatus::Fail, t, &e),
@@ -305,37 +307,12 @@ pub async fn run(client: &UpstreamClient, model: &str) -> DoctorReport {
         (Some(c), false) => {
             let t = Instant::now();
             match client.app_config(c).await {
-                Ok(config) => {
-                    let version = config.get("completion_version").and_then(Value::as_u64);
-                    let path = &profile.endpoints.completions;
-                    let v2_path = path.contains("/v2/");
-                    match version {
-                        Some(2) if !v2_path => run.warn(
-                            "config",
-                            t,
-                            format!("completion_version 2, but the profile posts to {path}"),
-                            "Set endpoints.completions = \"/api/v2/chat/completions\" in the upstream profile.",
-                        ),
-                        Some(1) if v2_path => run.warn(
-                            "config",
-                            t,
-                            format!("completion_version 1, but the profile posts to {path}"),
-                            "Set endpoints.completions = \"/api/chat/completions\" in the upstream profile.",
-                        ),
-                        Some(v) => run.push(
-                            "config",
-                            StepStatus::Pass,
-                            t,
-                            format!("completion_version {v}; completions go to {path}"),
-                        ),
-                        None => run.push(
-                            "config",
-                            StepStatus::Pass,
-                            t,
-                            format!("no completion_version; completions go to {path}"),
-                        ),
-                    }
-                }
+                Ok(config) => config_step(
+                    &mut run,
+                    t,
+                    &SiteConfig::from_json(&config),
+                    &profile.endpoints.completions,
+                ),
                 Err(e) => run.error("config", StepStatus::Warn, t, &e),
             }
         }
@@ -417,17 +394,59 @@ pub async fn run(client: &UpstreamClient, model: &str) -> DoctorReport {
     }
 }
 
-/// The credential and a line about it; a warning when a TOKEN turns out to be a guest.
-async fn session(
-    client: &UpstreamClient,
-) -> Result<(Credential, String, Option<&'static str>), UpstreamError> {
+/// The config step: the completion path against `completion_version`, and the captcha flag.
+fn config_step(run: &mut Run, t: Instant, site: &SiteConfig, path: &str) {
+    let v2_path = path.contains("/v2/");
+    let captcha = match site.enable_captcha {
+        Some(true) => "; enable_captcha true",
+        Some(false) => "; enable_captcha false",
+        None => "",
+    };
+    match site.completion_version {
+        Some(2) if !v2_path => run.warn(
+            "config",
+            t,
+            format!("completion_version 2, but the profile posts to {path}{captcha}"),
+            "Set endpoints.completions = \"/api/v2/chat/completions\" in the upstream profile.",
+        ),
+        Some(1) if v2_path => run.warn(
+            "config",
+            t,
+            format!("completion_version 1, but the profile posts to {path}{captcha}"),
+            "Set endpoints.completions = \"/api/chat/completions\" in the upstream profile.",
+        ),
+        version => {
+            let version = version.map_or_else(
+                || "no completion_version".to_owned(),
+                |v| format!("completion_version {v}"),
+            );
+            let detail = format!("{version}; completions go to {path}{captcha}");
+            if site.enable_captcha == Some(true) {
+                run.warn(
+                    "config",
+                    t,
+                    detail,
+                    "The site has captchas switched on: it may answer a completion with \
+                     FRONTEND_CAPTCHA_REQUIRED when its risk engine wants one. The gateway cannot \
+                     solve it; a client can pass a captcha_verify_param obtained in a real browser.",
+                );
+            } else {
+                run.push("config", StepStatus::Pass, t, detail);
+            }
+        }
+    }
+}
+
+/// The credential and a line about it. A configured TOKEN that upstream answers with a guest
+/// session fails here as `TokenInvalid` (the client refuses it).
+async fn session(client: &UpstreamClient) -> Result<(Credential, String), UpstreamError> {
     let credential = client.credential().await?;
     if credential.guest {
         let detail = format!(
             "guest session {} (user {})",
             credential.user_name, credential.user_id
         );
-        return Ok((credential, detail, None));
+        return Ok((credential, detail));
     }
     // A logged-in token: ask upstream whether it still accepts it.
     let session = client.check_session(&credential).await?;
@@ -440,10 +459,7 @@ async fn session(
         .and_then(Value::as_str)
         .unwrap_or(&credential.user_name);
     let detail = format!("logged in as {name} (role {role})");
-    let warning = (role == "guest").then_some(
-        "TOKEN is a guest token: GLM-5 models and uploads need a logged-in account's token.",
-    );
-    Ok((credential, detail, warning))
+    Ok((credential, detail))
 }
 
 /// The MODEL setting resolved against upstream's list, else the first active model.

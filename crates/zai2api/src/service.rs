@@ -147,7 +147,7 @@ async fn acquire(
             Ok(credential) => return Ok((credential, Some(lease))),
             Err(e) => {
                 // The token could not even be resolved (upstream refused it): next one.
-                lease.record_failure(e.kind);
+                lease.record_error(&e);
                 tried.push(lease.id().clone());
                 if !fails_over(e.kind, true) {
                     return Err(AppError::Upstream(e));

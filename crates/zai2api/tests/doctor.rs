@@ -345,3 +345,116 @@ async fn the_dashboard_runs_the_doctor_for_logged_in_users() {
         .unwrap();
     assert!(script.contains("/dashboard/api/doctor"));
 }
+
+#[path = "support/override_proxy.rs"]
+mod override_proxy;
+
+/// fake-zai behind a proxy that answers `GET path` (for `bearer`, or anyone) with `body`.
+async fn behind(fake: &FakeZai, path: &'static str, bearer: Option<&str>, body: Value) -> String {
+    override_proxy::start(
+        fake.base_url(),
+        vec![override_proxy::Override {
+            path,
+            bearer: bearer.map(str::to_owned),
+            body,
+        }],
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn completion_version_is_read_as_a_number_or_a_string_and_captcha_is_reported() {
+    let fake = FakeZai::start(FakeConfig::default()).await.unwrap();
+    // 2026-09: a string version and captchas on → a warning that says so.
+    let config = serde_json::json!({"completion_version": "2", "enable_captcha": true,
+                                    "enable_websocket": false, "default_models": "glm-5.3"});
+    let base = behind(&fake, "/api/config", None, config).await;
+    let report = doctor(&fake, &[("BASE", base.as_str())]).await;
+    assert!(report.ok, "{}", report.render_text());
+    let config = step(&report, "config");
+    assert_eq!(config.status, Warn);
+    assert!(
+        config.detail.contains("completion_version 2")
+            && config.detail.contains("enable_captcha true"),
+        "{}",
+        config.detail
+    );
+    assert!(config.hint.as_deref().unwrap().contains("captcha"));
+    // A string version still catches a profile on the wrong path.
+    let config = serde_json::json!({"completion_version": "2"});
+    let base = behind(&fake, "/api/config", None, config).await;
+    let legacy = legacy_path_profile();
+    let report = doctor(
+        &fake,
+        &[
+            ("BASE", base.as_str()),
+            ("UPSTREAM_PROFILE", legacy.path().to_str().unwrap()),
+        ],
+    )
+    .await;
+    let config = step(&report, "config");
+    assert_eq!(config.status, Warn);
+    assert!(
+        config
+            .detail
+            .contains("but the profile posts to /api/chat/completions"),
+        "{}",
+        config.detail
+    );
+    // The older shape: a number, no captcha flag → a plain pass.
+    let config = serde_json::json!({"completion_version": 2, "enable_captcha": false});
+    let base = behind(&fake, "/api/config", None, config).await;
+    let report = doctor(&fake, &[("BASE", base.as_str())]).await;
+    let config = step(&report, "config");
+    assert_eq!(config.status, Pass, "{}", config.detail);
+    assert!(
+        config.detail.contains("completion_version 2"),
+        "{}",
+        config.detail
+    );
+}
+
+/// A profile file posting to the pre-2025-11 path (kept alive by the returned temp file).
+fn legacy_path_profile() -> tempfile::NamedTempFile {
+    use std::io::Write as _;
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(b"[endpoints]\ncompletions = \"/api/chat/completions\"\n")
+        .unwrap();
+    file
+}
+
+#[tokio::test]
+async fn a_token_upstream_answers_with_a_guest_fails_the_session_step() {
+    let fake = FakeZai::start(FakeConfig::default()).await.unwrap();
+    fake.add_user("doctor-stale", "Stale");
+    let guest = serde_json::json!({"id": "g-1", "email": "guest-1@guest.com", "name": "Guest",
+                                   "role": "guest", "token": "a.b.c"});
+    let base = behind(&fake, "/api/v1/auths/", Some("doctor-stale"), guest).await;
+    let report = doctor(
+        &fake,
+        &[
+            ("BASE", base.as_str()),
+            ("TOKEN", "doctor-stale"),
+            ("ANONYMOUS_MODE", "false"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        report.failed_step,
+        Some("session"),
+        "{}",
+        report.render_text()
+    );
+    let session = step(&report, "session");
+    assert_eq!(session.status, Fail);
+    assert_eq!(session.code, Some("upstream_token_invalid"));
+    assert!(
+        session.detail.contains("guest session"),
+        "{}",
+        session.detail
+    );
+    assert!(session.hint.as_deref().unwrap().contains("fresh token"));
+    assert!(!report.render_text().contains("doctor-stale"));
+    assert_eq!(fake.guests_created(), 0);
+}

@@ -214,3 +214,68 @@ async fn pool_state_survives_a_restart() {
         "the same secret keeps the same ids"
     );
 }
+
+#[path = "support/override_proxy.rs"]
+mod override_proxy;
+
+/// Since 2026-09 upstream answers a stale or revoked Bearer on `GET /api/v1/auths/` with a fresh
+/// guest session instead of a 401 (§19.2). The gateway refuses such a token before the first
+/// byte, counts it against the token with a visible reason, and the same request moves on.
+#[tokio::test]
+async fn a_token_answered_with_a_guest_session_fails_over_with_a_reason() {
+    let fake = FakeZai::start(FakeConfig::default()).await.unwrap();
+    for (token, name) in [("tok-a", "a"), ("tok-b", "b")] {
+        fake.add_user(token, name);
+    }
+    let guest = serde_json::json!({"id": "g-9", "email": "guest-1759@guest.com", "name": "Guest",
+                                   "role": "guest", "token": "g.h.i"});
+    let base = override_proxy::start(
+        fake.base_url(),
+        vec![override_proxy::Override {
+            path: "/api/v1/auths/",
+            bearer: Some("tok-a".to_owned()),
+            body: guest,
+        }],
+    )
+    .await
+    .unwrap();
+    let gw = Gateway::start_with(
+        fake,
+        &[
+            ("BASE", base.as_str()),
+            // tok-a second: the model catalogue resolves with the first pool token.
+            ("TOKEN_POOL", "tok-b,tok-a"),
+            ("ANONYMOUS_MODE", "false"),
+            ("TOKEN_HASH_SECRET", "test-secret"),
+        ],
+    )
+    .await;
+    // The first request uses tok-b; the second meets tok-a, which is refused, and moves on.
+    for _ in 0..2 {
+        let (status, body) = gw.chat(&user("hi [[fake:plain]]")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // tok-a never reached a completion, and nothing ran as a guest.
+    assert_eq!(completion_tokens(&gw), ["tok-b", "tok-b"]);
+    assert_eq!(gw.fake.guests_created(), 0);
+    let pool = gw.get_json("/token-pool/status").await;
+    let tokens = pool["tokens"].as_array().unwrap();
+    let stale = tokens
+        .iter()
+        .find(|t| t["failures"] == 1)
+        .expect("tok-a counted a failure");
+    assert_eq!(stale["last_error"], "upstream_token_invalid");
+    let reason = stale["last_error_detail"].as_str().unwrap();
+    assert!(
+        reason.starts_with(
+            "upstream answered this token with a guest session: token stale or revoked"
+        ),
+        "{reason}"
+    );
+    assert!(!reason.contains("tok-a"));
+    assert!(
+        tokens
+            .iter()
+            .any(|t| t["successes"] == 2 && t["failures"] == 0)
+    );
+}

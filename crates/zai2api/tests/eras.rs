@@ -235,17 +235,22 @@ async fn the_device_id_is_stable_and_persisted() {
         sent.iter().all(|id| id == stored.trim()),
         "{sent:?} vs {stored}"
     );
-    // The built-in profile does not use it, so no id is created.
+    // The built-in profile (2026-09) sends a `uid_` id on completion calls only.
     let plain = Gateway::start(FakeConfig::default(), &[]).await;
     assert_eq!(ask(&plain).await.0, 200);
-    assert!(!plain.state_dir.path().join("device_id").exists());
+    let stored = std::fs::read_to_string(plain.state_dir.path().join("device_id")).unwrap();
+    let stored = stored.trim();
     assert!(
-        plain
-            .fake
-            .requests()
-            .iter()
-            .all(|r| r.header("x-device-id").is_none())
+        stored.len() == 20
+            && stored.strip_prefix("uid_").is_some_and(|rest| rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())),
+        "{stored}"
     );
+    for r in plain.fake.requests() {
+        let want = (r.path == "/api/v2/chat/completions").then_some(stored);
+        assert_eq!(r.header("x-device-id"), want, "{}", r.path);
+    }
 }
 
 #[tokio::test]

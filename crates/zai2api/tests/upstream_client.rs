@@ -282,9 +282,27 @@ async fn user_token_chat_is_precreated_and_signature_verifies() {
     assert_eq!(input.user_id, user_id);
     assert!(SignatureScheme::v3().verify(&input, header(comp, "x-signature").unwrap()));
 
-    // The full browser query, in order, with version/platform and the token.
+    // The full 2026-09 browser query, in order, with version/platform and the token.
     let names: Vec<&str> = comp.query.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(names.len(), 37);
+    assert_eq!(names.len(), 34);
+    for gone in ["search", "hash", "referrer"] {
+        assert!(!names.contains(&gone), "{gone}");
+    }
+    assert_eq!(ts, sts, "signature_timestamp equals timestamp (2026-09)");
+    let device = header(comp, "x-device-id").unwrap();
+    assert!(device.starts_with("uid_") && device.len() == 20, "{device}");
+    assert_eq!(header(comp, "x-region"), Some("overseas"));
+    assert_eq!(sent["extra"], serde_json::json!({}));
+    assert_eq!(created["chat"]["message_version"], 1);
+    assert_eq!(created["chat"]["type"], "default");
+    assert_eq!(created["chat"]["extra"], serde_json::json!({}));
+    assert!(
+        requests
+            .iter()
+            .filter(|r| r.path != "/api/v2/chat/completions")
+            .all(|r| header(r, "x-device-id").is_none()),
+        "the device id goes on completions only"
+    );
     assert_eq!(&names[..3], ["timestamp", "requestId", "user_id"]);
     assert_eq!(query(comp, "version"), Some("0.0.1"));
     assert_eq!(query(comp, "platform"), Some("web"));
@@ -600,4 +618,138 @@ async fn fe_version_drift_firewall_then_rescrape() {
     complete(&client, &cred, &chat("glm-4.7", "c")).await;
     assert_eq!(client.fe_version().await, "prod-fe-1.1.2");
     assert_eq!(state.landing_hits.load(Ordering::SeqCst), 2);
+}
+
+// ---- identity guard: a token upstream answers with a guest session (2026-09, §19.2) ---------
+
+#[path = "support/override_proxy.rs"]
+mod override_proxy;
+
+use override_proxy::Override;
+
+/// A readable (unsigned) JWT whose `id` claim is `id`.
+fn jwt(id: &str) -> String {
+    use base64::Engine as _;
+    let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    format!(
+        "{}.{}.sig",
+        enc(r#"{"alg":"ES256","typ":"JWT"}"#),
+        enc(&format!(r#"{{"id":"{id}","email":"a@example.com"}}"#))
+    )
+}
+
+/// fake-zai behind a proxy that answers `GET /api/v1/auths/` for `token` with `session`.
+#[expect(
+    clippy::unwrap_used,
+    reason = "test setup: a failure here should fail the test loudly"
+)]
+async fn downgrading(fake: &FakeZai, token: &str, session: Value) -> String {
+    override_proxy::start(
+        fake.base_url(),
+        vec![Override {
+            path: "/api/v1/auths/",
+            bearer: Some(token.to_owned()),
+            body: session,
+        }],
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_token_answered_with_a_guest_session_is_token_invalid() {
+    use zai2api::upstream::request::GUEST_DOWNGRADE;
+    let fake = fake().await;
+    let token = "stale-token-for-tests-0001";
+    fake.add_user(token, "Stale");
+    let guest = serde_json::json!({"id": "g-1", "email": "Guest-1759@guest.com", "name": "Guest",
+                                   "role": "guest", "token": "a.b.c"});
+    let by_email = serde_json::json!({"id": "g-2", "email": "guest-42@GUEST.COM", "role": "user"});
+    for session in [guest, by_email] {
+        let base = downgrading(&fake, token, session.clone()).await;
+        let client = user_client(&base, token);
+        let e = client.credential().await.unwrap_err();
+        assert_eq!(e.kind, UpstreamErrorKind::TokenInvalid, "{session}");
+        assert!(e.detail.starts_with(GUEST_DOWNGRADE), "{}", e.detail);
+        assert!(!e.detail.contains(token));
+        // The same answer refuses the doctor's session check too.
+        let cred = Credential {
+            token: SecretString::from(token.to_owned()),
+            user_id: "u".into(),
+            user_name: "Stale".into(),
+            guest: false,
+        };
+        let e = client.check_session(&cred).await.unwrap_err();
+        assert_eq!(e.kind, UpstreamErrorKind::TokenInvalid);
+    }
+    // Never used as a guest: no guest created, no chat, no completion.
+    assert_eq!(fake.guests_created(), 0);
+    assert_eq!(count(&fake.requests(), "POST", "/api/v1/chats/new"), 0);
+    assert_eq!(
+        count(&fake.requests(), "POST", "/api/v2/chat/completions"),
+        0
+    );
+    // Without the proxy the same token resolves.
+    let client = user_client(&fake.base_url(), token);
+    assert!(!client.credential().await.unwrap().guest);
+}
+
+#[tokio::test]
+async fn a_jwt_answered_with_another_user_is_token_invalid() {
+    let fake = fake().await;
+    let token = jwt("u-1");
+    let other =
+        serde_json::json!({"id": "u-2", "email": "b@example.com", "name": "B", "role": "user"});
+    let base = downgrading(&fake, &token, other).await;
+    let e = user_client(&base, &token).credential().await.unwrap_err();
+    assert_eq!(e.kind, UpstreamErrorKind::TokenInvalid);
+    assert!(e.detail.contains("user id"), "{}", e.detail);
+
+    // The same id passes, and upstream's name wins over the JWT's.
+    let same =
+        serde_json::json!({"id": "u-1", "email": "a@example.com", "name": "Ann", "role": "user"});
+    let base = downgrading(&fake, &token, same).await;
+    let cred = user_client(&base, &token).credential().await.unwrap();
+    assert_eq!(
+        (cred.user_id.as_str(), cred.user_name.as_str()),
+        ("u-1", "Ann")
+    );
+
+    // verify_token_session = false trusts a readable JWT without asking upstream.
+    let profile = UpstreamProfile::from_toml_str("verify_token_session = false\n").unwrap();
+    let before = count(&fake.requests(), "GET", "/api/v1/auths/");
+    let client = client_for(&fake.base_url(), Some(&token), false, profile);
+    let cred = client.credential().await.unwrap();
+    assert_eq!(cred.user_id, "u-1");
+    assert_eq!(count(&fake.requests(), "GET", "/api/v1/auths/"), before);
+}
+
+#[tokio::test]
+async fn transport_errors_never_carry_the_query_token() {
+    // Nothing listens on port 9: the completion fails to connect; its detail names the path only.
+    let token = "secret-token-in-the-query-0001";
+    let client = user_client("http://127.0.0.1:9", token);
+    let cred = Credential {
+        token: SecretString::from(token.to_owned()),
+        user_id: "u".into(),
+        user_name: "U".into(),
+        guest: false,
+    };
+    let profile = UpstreamProfile::from_toml_str("precreate_chat = false\n").unwrap();
+    client.replace_profile(profile, "test").await.unwrap();
+    let e = match client.start_completion(&cred, &chat("glm-4.7", "hi")).await {
+        Ok(_) => panic!("nothing listens on port 9"),
+        Err(e) => e,
+    };
+    assert_eq!(e.kind, UpstreamErrorKind::Connection);
+    assert!(
+        !e.detail.contains(token) && !e.detail.contains("token="),
+        "{}",
+        e.detail
+    );
+    assert!(
+        e.detail.contains("/api/v2/chat/completions"),
+        "{}",
+        e.detail
+    );
 }

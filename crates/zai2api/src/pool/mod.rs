@@ -71,6 +71,9 @@ pub struct TokenStatus {
     pub in_flight: u32,
     /// Stable code of the last failure that counted against the token.
     pub last_error: Option<&'static str>,
+    /// Why, when the failure was recorded with its detail (e.g. "upstream answered this token
+    /// with a guest session: token stale or revoked"). Error details never hold a token.
+    pub last_error_detail: Option<String>,
     /// Unix seconds.
     pub added_at: u64,
 }
@@ -112,6 +115,7 @@ struct Entry {
     failures: u64,
     in_flight: u32,
     last_error: Option<&'static str>,
+    last_error_detail: Option<String>,
 }
 
 struct State {
@@ -170,6 +174,16 @@ impl Lease {
 
     /// The request failed with `kind`; it counts against the token only if the token is to blame.
     pub fn record_failure(&mut self, kind: UpstreamErrorKind) {
+        self.record(kind, None);
+    }
+
+    /// Like [`Lease::record_failure`], keeping the error's detail as the token's visible reason.
+    pub fn record_error(&mut self, error: &crate::error::UpstreamError) {
+        let detail: String = error.detail.chars().take(MAX_REASON_CHARS).collect();
+        self.record(error.kind, Some(detail).filter(|d| !d.is_empty()));
+    }
+
+    fn record(&mut self, kind: UpstreamErrorKind, detail: Option<String>) {
         if std::mem::replace(&mut self.resolved, true) || !is_token_fault(kind) {
             return;
         }
@@ -177,6 +191,7 @@ impl Lease {
             e.failures += 1;
             e.consecutive_failures += 1;
             e.last_error = Some(kind.code());
+            e.last_error_detail = detail;
             if e.consecutive_failures >= pool.threshold && e.disabled_until.is_none() {
                 e.disabled_until = Some(Instant::now() + pool.cooldown);
                 tracing::warn!(
@@ -198,6 +213,9 @@ impl Drop for Lease {
         }
     }
 }
+
+/// Longest reason kept per token.
+const MAX_REASON_CHARS: usize = 200;
 
 /// Failures that say something about the token rather than about upstream or the request.
 pub fn is_token_fault(kind: UpstreamErrorKind) -> bool {
@@ -337,6 +355,7 @@ impl TokenPool {
                 failures: stored.failures,
                 in_flight: 0,
                 last_error: None,
+                last_error_detail: None,
             });
         }
         for token in env_tokens {
@@ -364,6 +383,7 @@ impl TokenPool {
             failures: 0,
             in_flight: 0,
             last_error: None,
+            last_error_detail: None,
         }
     }
 
@@ -467,6 +487,7 @@ impl TokenPool {
                     consecutive_failures: e.consecutive_failures,
                     in_flight: e.in_flight,
                     last_error: e.last_error,
+                    last_error_detail: e.last_error_detail.clone(),
                     added_at: e.added_at,
                 }
             })

@@ -5,6 +5,9 @@
 //! - The token is a `SecretString`; it is exposed only to build one request and never logged. The
 //!   completion URL carries it in the query, so logs and error details name the path, never the URL
 //!   (reqwest errors are stripped of their URL).
+//! - A logged-in token is never used as a guest: when upstream answers its `GET auths` with a
+//!   guest session (the 2026-09 reply to a stale or revoked Bearer) it is refused as
+//!   `TokenInvalid` before any chat is created, so the pool counts it and the service fails over.
 //! - One guest session serves many requests: it is created under a lock (concurrent callers wait for
 //!   it instead of each creating a guest) and replaced only after `invalidate` or `guest_max_age`.
 //! - Every non-200 answer becomes a typed [`UpstreamError`] (see `status`); an HTML page becomes
@@ -34,7 +37,7 @@ use tokio::time::Instant;
 use zai_signature::SignInput;
 
 use super::fe_version::{FeVersionCache, pick_latest};
-use super::profile::{ModelRule, UpstreamProfile};
+use super::profile::{ModelRule, SignatureClock, UpstreamProfile};
 use super::request::{self, CompletionIds, QueryContext, epoch_ms};
 use super::status;
 use super::{ModelCapabilities, UpstreamChat, UpstreamModel};
@@ -60,6 +63,40 @@ pub struct UploadedFile {
     pub entry: serde_json::Value,
     /// What to put in the image part's URL.
     pub reference: String,
+}
+
+/// What the gateway reads from upstream's `GET config`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SiteConfig {
+    /// `completion_version`: 2 for the `/api/v2` endpoint, 1 before. Upstream sends a number or
+    /// (2026-09) a string; both are read.
+    pub completion_version: Option<u64>,
+    /// `enable_captcha`: the site may ask for a captcha (`FRONTEND_CAPTCHA_REQUIRED`, §19.4).
+    pub enable_captcha: Option<bool>,
+}
+
+impl SiteConfig {
+    /// Reads the fields leniently: numbers or numeric strings, booleans or `"true"`/`"false"`.
+    pub fn from_json(v: &Value) -> Self {
+        let number = |k: &str| match v.get(k)? {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        };
+        let flag = |k: &str| match v.get(k)? {
+            Value::Bool(b) => Some(*b),
+            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" => Some(true),
+                "false" | "0" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        };
+        Self {
+            completion_version: number("completion_version"),
+            enable_captcha: flag("enable_captcha"),
+        }
+    }
 }
 
 /// Network deadlines towards upstream.
@@ -119,6 +156,8 @@ pub struct UpstreamClient {
     users: std::sync::Mutex<HashMap<[u8; 32], Credential>>,
     /// The shared guest session. The lock is held while a guest is created (stampede guard).
     guest: Mutex<Option<GuestSlot>>,
+    /// What the last `GET config` said (the doctor fetches it), for the status page.
+    site: std::sync::Mutex<Option<SiteConfig>>,
 }
 
 impl std::fmt::Debug for UpstreamClient {
@@ -280,6 +319,7 @@ impl UpstreamClient {
             device_id: std::sync::Mutex::new(None),
             users: std::sync::Mutex::new(HashMap::new()),
             guest: Mutex::new(None),
+            site: std::sync::Mutex::new(None),
         };
         client.ensure_device_id(&client.profile());
         Ok(client)
@@ -343,15 +383,17 @@ impl UpstreamClient {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Creates (or loads) the device id if `profile` sends it and it does not exist yet.
+    /// Creates (or loads) the device id if `profile` sends it and none of its form exists yet.
     fn ensure_device_id(&self, profile: &UpstreamProfile) {
         if !profile.uses_device_id() {
             return;
         }
+        let format = profile.device_id_format;
         let mut slot = self.device_id_slot();
-        if slot.is_none() {
+        if !slot.as_deref().is_some_and(|id| format.matches(id)) {
             *slot = Some(super::live::load_or_create_device_id(
                 self.state_dir.as_deref(),
+                format,
             ));
         }
     }
@@ -378,9 +420,27 @@ impl UpstreamClient {
         referer: &str,
         bearer: Option<&SecretString>,
     ) -> HeaderMap {
+        self.headers_from(
+            profile,
+            profile.effective_headers(),
+            fe_version,
+            referer,
+            bearer,
+        )
+    }
+
+    /// `templates` rendered, plus the FE version and (when given) the bearer token.
+    fn headers_from(
+        &self,
+        profile: &UpstreamProfile,
+        templates: Vec<&super::profile::HeaderTemplate>,
+        fe_version: &str,
+        referer: &str,
+        bearer: Option<&SecretString>,
+    ) -> HeaderMap {
         let mut map = HeaderMap::new();
         let device_id = self.device_id().unwrap_or_default();
-        for h in profile.effective_headers() {
+        for h in templates {
             let value = h
                 .value
                 .replace("{user_agent}", &profile.user_agent)
@@ -665,35 +725,61 @@ impl UpstreamClient {
         Ok(credential)
     }
 
+    /// Who a logged-in token is. Upstream is asked (`GET auths` with the Bearer) unless the profile
+    /// turns `verify_token_session` off and the token is a readable JWT; an answer that is a guest
+    /// session is refused as `TokenInvalid` (see [`request::guest_downgrade`]), so a configured
+    /// token is never silently used as a guest.
     async fn resolve_user(&self, token: &SecretString) -> Result<Credential, UpstreamError> {
         let profile = self.profile();
-        if let Some((user_id, name)) = request::jwt_identity(token.expose_secret()) {
-            return Ok(Credential {
-                token: token.clone(),
-                user_id,
-                user_name: name.unwrap_or_else(|| profile.default_user_name.clone()),
-                guest: false,
-            });
+        let claimed = request::jwt_identity(token.expose_secret());
+        if !profile.verify_token_session {
+            if let Some((user_id, name)) = claimed {
+                return Ok(Credential {
+                    token: token.clone(),
+                    user_id,
+                    user_name: name.unwrap_or_else(|| profile.default_user_name.clone()),
+                    guest: false,
+                });
+            }
         }
-        // Not a JWT we can read: ask upstream who this is.
-        let fe = self.fe_version_with(&profile, false).await;
-        let path = profile.endpoints.auths.clone();
-        let v = self.get_json(&profile, &path, Some(token), &fe).await?;
-        let user_id = v
-            .get("id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad_json(&path, "session has no `id`"))?
-            .to_owned();
+        let v = self.session_of(&profile, token).await?;
+        let path = &profile.endpoints.auths;
+        let (claimed_id, claimed_name) = claimed.unzip();
+        let user_id = request::session_id(&v)
+            .or(claimed_id)
+            .ok_or_else(|| bad_json(path, "session has no `id`"))?;
         let user_name = v
             .get("name")
             .and_then(Value::as_str)
-            .map_or_else(|| profile.default_user_name.clone(), str::to_owned);
+            .map(str::to_owned)
+            .or(claimed_name.flatten())
+            .unwrap_or_else(|| profile.default_user_name.clone());
         Ok(Credential {
             token: token.clone(),
             user_id,
             user_name,
             guest: false,
         })
+    }
+
+    /// `GET auths` with a logged-in token's Bearer; refuses a guest session as `TokenInvalid`.
+    async fn session_of(
+        &self,
+        profile: &UpstreamProfile,
+        token: &SecretString,
+    ) -> Result<Value, UpstreamError> {
+        let fe = self.fe_version_with(profile, false).await;
+        let path = profile.endpoints.auths.clone();
+        let v = self.get_json(profile, &path, Some(token), &fe).await?;
+        let claimed = request::jwt_identity(token.expose_secret()).map(|(id, _)| id);
+        if let Some(why) = request::guest_downgrade(&v, claimed.as_deref()) {
+            tracing::warn!(path = %path, why, "upstream answered a logged-in token with a guest session; refusing the token");
+            return Err(err(
+                UpstreamErrorKind::TokenInvalid,
+                format!("{} ({why})", request::GUEST_DOWNGRADE),
+            ));
+        }
+        Ok(v)
     }
 
     async fn create_guest(&self, profile: &UpstreamProfile) -> Result<Credential, UpstreamError> {
@@ -763,22 +849,42 @@ impl UpstreamClient {
 
     /// Checks a session upstream (`GET auths` with the bearer token) and returns its JSON; the
     /// doctor's proof that a logged-in token is still accepted.
+    /// A logged-in credential that upstream answers with a guest session is `TokenInvalid`.
     pub async fn check_session(&self, credential: &Credential) -> Result<Value, UpstreamError> {
         let profile = self.profile();
-        let fe = self.fe_version_with(&profile, false).await;
-        let path = profile.endpoints.auths.clone();
-        self.get_json(&profile, &path, Some(&credential.token), &fe)
-            .await
+        if credential.guest {
+            let fe = self.fe_version_with(&profile, false).await;
+            let path = profile.endpoints.auths.clone();
+            return self
+                .get_json(&profile, &path, Some(&credential.token), &fe)
+                .await;
+        }
+        self.session_of(&profile, &credential.token).await
     }
 
     /// `GET config`: upstream's app config (its `completion_version` says which completion
     /// endpoint generation the site uses).
+    /// What it says is also kept for [`UpstreamClient::site_config`].
     pub async fn app_config(&self, credential: &Credential) -> Result<Value, UpstreamError> {
         let profile = self.profile();
         let fe = self.fe_version_with(&profile, false).await;
         let path = profile.endpoints.config.clone();
-        self.get_json(&profile, &path, Some(&credential.token), &fe)
-            .await
+        let v = self
+            .get_json(&profile, &path, Some(&credential.token), &fe)
+            .await?;
+        *self
+            .site
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(SiteConfig::from_json(&v));
+        Ok(v)
+    }
+
+    /// What the last `GET config` said, if one was made (the doctor makes it).
+    pub fn site_config(&self) -> Option<SiteConfig> {
+        *self
+            .site
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Uploads an image for a logged-in credential. Guests are refused before any request with
@@ -923,8 +1029,13 @@ impl UpstreamClient {
 
         let now = OffsetDateTime::now_utc();
         let timestamp = epoch_ms(now);
-        // The browser reads the clock again just before signing (§11.3); never earlier than `timestamp`.
-        let signature_timestamp = epoch_ms(OffsetDateTime::now_utc()).max(timestamp);
+        let signature_timestamp = match profile.signature_clock {
+            // 2026-09: one reading for both (§19.2).
+            SignatureClock::Same => timestamp,
+            // Until 2026-08 the browser read the clock again just before signing (§11.3); never
+            // earlier than `timestamp`.
+            SignatureClock::SecondReading => epoch_ms(OffsetDateTime::now_utc()).max(timestamp),
+        };
         let token = credential.token.expose_secret();
         let device_id = self.device_id().unwrap_or_default();
         let ctx = QueryContext {
@@ -948,7 +1059,13 @@ impl UpstreamClient {
             .extend_pairs(request::build_query(&profile, &ctx));
 
         let referer = format!("{}/c/{chat_id}", self.origin);
-        let mut headers = self.headers(&profile, &fe, &referer, Some(&credential.token));
+        let mut headers = self.headers_from(
+            &profile,
+            profile.completion_call_headers(),
+            &fe,
+            &referer,
+            Some(&credential.token),
+        );
         if let Some(scheme) = &profile.signature {
             let signature = scheme.sign(&SignInput {
                 request_id: &request_id,
@@ -1065,6 +1182,29 @@ mod tests {
         assert!(
             m.iter()
                 .any(|m| m.id == "glm-4.6v" && m.capabilities.vision)
+        );
+    }
+
+    #[test]
+    fn site_config_reads_numbers_and_strings() {
+        let read = |v: Value| SiteConfig::from_json(&v);
+        assert_eq!(
+            read(serde_json::json!({"completion_version": 2, "enable_captcha": true})),
+            SiteConfig {
+                completion_version: Some(2),
+                enable_captcha: Some(true)
+            }
+        );
+        assert_eq!(
+            read(serde_json::json!({"completion_version": "2", "enable_captcha": "false"})),
+            SiteConfig {
+                completion_version: Some(2),
+                enable_captcha: Some(false)
+            }
+        );
+        assert_eq!(
+            read(serde_json::json!({"completion_version": "v2"})),
+            SiteConfig::default()
         );
     }
 

@@ -12,14 +12,15 @@
 //! - The watcher holds only a `Weak` reference to the client: it ends with the server's state.
 //! - In-flight requests are never disturbed: see the client's snapshot rule.
 //! - The device id is created once per state directory, written atomically (temporary file, then
-//!   rename) and read back on later starts, so upstream sees one stable device across restarts.
+//!   rename) and read back on later starts, so upstream sees one stable device across restarts. A
+//!   stored id of another form than the profile's `device_id_format` is replaced (once).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use super::client::UpstreamClient;
-use super::profile::UpstreamProfile;
+use super::profile::{DeviceIdFormat, UpstreamProfile};
 use crate::config::Config;
 
 /// How often the profile file's stamp is checked.
@@ -178,20 +179,36 @@ async fn next_hangup(_: &mut Hangup) {
     std::future::pending::<()>().await;
 }
 
-/// The device id kept in `dir`, created (and persisted) on first use. Without a directory, or
-/// when it cannot be written, the id lives in memory for this process only (logged).
-pub fn load_or_create_device_id(dir: Option<&Path>) -> String {
-    let fresh = || uuid::Uuid::new_v4().to_string();
+/// A new device id of `format`: `uid_` + 16 characters from `[a-z0-9]`, or a UUID v4.
+pub fn new_device_id(format: DeviceIdFormat) -> String {
+    const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    match format {
+        DeviceIdFormat::Uuid => uuid::Uuid::new_v4().to_string(),
+        DeviceIdFormat::Uid => {
+            use rand::Rng as _;
+            let mut rng = rand::rng();
+            let tail: String = (0..16)
+                .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+                .collect();
+            format!("uid_{tail}")
+        }
+    }
+}
+
+/// The device id kept in `dir`, created (and persisted) on first use, of the form `format`. Without
+/// a directory, or when it cannot be written, the id lives in memory for this process only (logged).
+pub fn load_or_create_device_id(dir: Option<&Path>, format: DeviceIdFormat) -> String {
+    let fresh = || new_device_id(format);
     let Some(dir) = dir else {
         return fresh();
     };
     let path = dir.join(DEVICE_ID_FILE);
     if let Ok(text) = std::fs::read_to_string(&path) {
         let id = text.trim();
-        if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()) {
+        if format.matches(id) {
             return id.to_owned();
         }
-        tracing::warn!(file = %path.display(), "the stored device id is unusable; creating a new one");
+        tracing::warn!(file = %path.display(), "the stored device id is not of the profile's device_id_format; creating a new one");
     }
     let id = fresh();
     let tmp = dir.join(format!("{DEVICE_ID_FILE}.tmp"));
@@ -216,11 +233,21 @@ mod tests {
     #[test]
     fn device_id_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let first = load_or_create_device_id(Some(dir.path()));
-        let second = load_or_create_device_id(Some(dir.path()));
+        let first = load_or_create_device_id(Some(dir.path()), DeviceIdFormat::Uid);
+        let second = load_or_create_device_id(Some(dir.path()), DeviceIdFormat::Uid);
         assert_eq!(first, second);
-        assert_eq!(uuid::Uuid::parse_str(&first).unwrap().get_version_num(), 4);
-        assert_ne!(load_or_create_device_id(None), first);
+        assert!(DeviceIdFormat::Uid.matches(&first), "{first}");
+        assert_ne!(load_or_create_device_id(None, DeviceIdFormat::Uid), first);
+        // Switching the form replaces the stored id once; it is stable again afterwards.
+        let old = load_or_create_device_id(Some(dir.path()), DeviceIdFormat::Uuid);
+        assert_eq!(uuid::Uuid::parse_str(&old).unwrap().get_version_num(), 4);
+        assert_eq!(
+            load_or_create_device_id(Some(dir.path()), DeviceIdFormat::Uuid),
+            old
+        );
+        for _ in 0..50 {
+            assert!(DeviceIdFormat::Uid.matches(&new_device_id(DeviceIdFormat::Uid)));
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! chat.z.ai changes monthly (paths, FE version, signature, fingerprint query). Everything that has
 //! changed before, or is likely to, lives here so an operator can adapt with a config edit instead of
 //! a release. Invariants:
-//! - `UpstreamProfile::default()` is today's protocol (upstream-protocol.md §2–§11) and validates.
+//! - `UpstreamProfile::default()` is today's protocol (upstream-protocol.md §2–§11 as changed by
+//!   §19, 2026-09) and validates. Every older behaviour stays reachable by editing the profile.
 //! - Every struct is `#[serde(default, deny_unknown_fields)]`: a partial override file only names
 //!   what it changes (tables merge key by key into the built-in value, lists replace the built-in
 //!   list), and a misspelt key is an error instead of a silently ignored line.
@@ -70,6 +71,30 @@ pub struct UpstreamProfile {
     pub guest_max_age_secs: u64,
     /// Name used for `{{USER_NAME}}` when a logged-in token does not reveal one.
     pub default_user_name: String,
+    /// Headers sent on the completion call only, applied after `headers` and `extra_headers` like
+    /// `extra_headers` (same templates; an entry replaces the header of the same name or is
+    /// appended; an empty value removes it). Built-in: `X-Device-Id = {device_id}`, which the
+    /// 2026-09 browser sends on completions only (§19.2).
+    pub completion_headers: Vec<HeaderTemplate>,
+    /// The form of the generated `{device_id}`: `uid` (`uid_` + 16 lowercase letters and digits,
+    /// 2026-09) or `uuid` (a UUID v4, the 2026-08 form). A stored id of the other form is replaced.
+    pub device_id_format: DeviceIdFormat,
+    /// Send the token in the completion query (every `completion_query` parameter whose source is
+    /// `token`; 2026-09 sends `token=<JWT>`). `false` drops those parameters.
+    pub token_in_query: bool,
+    /// Where `signature_timestamp` comes from: `same` (equal to `timestamp`, 2026-09) or
+    /// `second_reading` (a second clock reading just before signing, 2025-10…2026-08).
+    pub signature_clock: SignatureClock,
+    /// Resolve every logged-in token with `GET endpoints.auths` (Bearer) and refuse one upstream
+    /// answers with a guest session. `false` trusts a readable JWT's `id` claim without asking
+    /// (upstream is still asked when the token is not a readable JWT, and the guest check applies).
+    pub verify_token_session: bool,
+    /// Upstream's strings for our reasoning efforts (`features.reasoning_effort`, chats/new).
+    pub effort_names: EffortNames,
+    /// Optional fields of the completion body.
+    pub body: BodyFields,
+    /// Optional fields of the `chats/new` body.
+    pub chat_new: ChatNewFields,
     /// Corrections to the capabilities upstream's model list reports, applied in order (a later
     /// rule wins). Empty by default: upstream's own flags are trusted.
     pub model_rules: Vec<ModelRule>,
@@ -178,8 +203,150 @@ impl Default for FeVersionPolicy {
         Self {
             scrape_regex: r"prod-fe-(\d+)\.(\d+)\.(\d+)".into(),
             ttl_secs: 30 * 60,
-            fallback: "prod-fe-1.1.88".into(),
+            fallback: "prod-fe-1.1.98".into(),
             override_version: None,
+        }
+    }
+}
+
+/// The form of the generated device id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceIdFormat {
+    /// `uid_` + 16 lowercase letters and digits (2026-09).
+    Uid,
+    /// A UUID v4 (2026-08).
+    Uuid,
+}
+
+impl DeviceIdFormat {
+    /// Whether `id` has this form.
+    pub fn matches(self, id: &str) -> bool {
+        match self {
+            Self::Uid => id.strip_prefix("uid_").is_some_and(|rest| {
+                rest.len() == 16
+                    && rest
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            }),
+            Self::Uuid => uuid::Uuid::parse_str(id).is_ok(),
+        }
+    }
+}
+
+/// Where the `signature_timestamp` value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureClock {
+    /// The same reading as `timestamp` (2026-09).
+    Same,
+    /// A second clock reading taken just before signing, never earlier than `timestamp`.
+    SecondReading,
+}
+
+/// Upstream's value for each of our reasoning efforts. Upstream has no `minimal`: the built-in
+/// sends `low` for it. An empty string omits the field for that effort.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EffortNames {
+    pub minimal: String,
+    pub low: String,
+    pub medium: String,
+    pub high: String,
+    pub max: String,
+}
+
+impl Default for EffortNames {
+    fn default() -> Self {
+        Self {
+            minimal: "low".into(),
+            low: "low".into(),
+            medium: "medium".into(),
+            high: "high".into(),
+            max: "max".into(),
+        }
+    }
+}
+
+impl EffortNames {
+    /// Upstream's string for `effort`; `None` when the profile maps it to nothing.
+    pub fn get(&self, effort: super::ReasoningEffort) -> Option<&str> {
+        use super::ReasoningEffort as E;
+        let name = match effort {
+            E::Minimal => &self.minimal,
+            E::Low => &self.low,
+            E::Medium => &self.medium,
+            E::High => &self.high,
+            E::Max => &self.max,
+        };
+        Some(name.as_str()).filter(|n| !n.is_empty())
+    }
+}
+
+/// What `extra` holds in a request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtraShape {
+    /// `{}` (2026-09).
+    Empty,
+    /// The VLM flags `vlm_tools_enable`, `vlm_web_search_enable`, `vlm_website_mode` (until 2026-08).
+    Vlm,
+    /// No `extra` at all.
+    Omit,
+}
+
+/// Optional fields of the completion body (§11.4, §19.2). A field an era's upstream does not know
+/// can break it, so each one can be switched off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BodyFields {
+    /// `features.reasoning_effort` when the chat has an effort (the service checks the model).
+    pub reasoning_effort: bool,
+    /// `captcha_verify_param` when a client supplied one.
+    pub captcha_verify_param: bool,
+    /// The shape of `extra`.
+    pub extra: ExtraShape,
+}
+
+impl Default for BodyFields {
+    fn default() -> Self {
+        Self {
+            reasoning_effort: true,
+            captcha_verify_param: true,
+            extra: ExtraShape::Empty,
+        }
+    }
+}
+
+/// Optional fields of the `chats/new` body (§8, §19.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChatNewFields {
+    /// `enable_thinking` when the chat decided it.
+    pub enable_thinking: bool,
+    /// `reasoning_effort` when the chat has an effort.
+    pub reasoning_effort: bool,
+    /// `message_version`; 0 omits the field.
+    pub message_version: u32,
+    /// The shape of `extra`.
+    pub extra: ExtraShape,
+    /// `type` of an ordinary chat; empty omits the field.
+    #[serde(rename = "type")]
+    pub chat_type: String,
+    /// `type` of a chat with a model that has `capabilities.agent_mode`; empty omits the field.
+    /// (V) reads `general_agent` here; the built-in keeps `default` until a capture confirms it.
+    pub agent_type: String,
+}
+
+impl Default for ChatNewFields {
+    fn default() -> Self {
+        Self {
+            enable_thinking: true,
+            reasoning_effort: true,
+            message_version: 1,
+            extra: ExtraShape::Empty,
+            chat_type: "default".into(),
+            agent_type: "default".into(),
         }
     }
 }
@@ -206,7 +373,8 @@ pub struct QueryParam {
 pub enum QueryValue {
     /// Request time, epoch ms (signed as `timestamp`).
     Timestamp,
-    /// A second clock reading, epoch ms, taken just before signing (the browser's reading, §11.3).
+    /// The signature's timestamp, epoch ms: equal to `timestamp`, or a second clock reading taken
+    /// just before signing (see `signature_clock`, §11.3).
     SignatureTimestamp,
     /// A fresh UUID v4 per request (signed as `requestId`).
     RequestId,
@@ -258,7 +426,8 @@ fn lit(value: &str) -> QueryValue {
     QueryValue::Literal(value.into())
 }
 
-/// The 37 parameters of the real browser request, in its order (§11.1).
+/// The 34 parameters of the 2026-09 browser request, in its order (§11.1, §19.2: `search`, `hash`
+/// and `referrer` are gone).
 fn default_query() -> Vec<QueryParam> {
     use QueryValue::*;
     vec![
@@ -283,12 +452,9 @@ fn default_query() -> Vec<QueryParam> {
         q("pixel_ratio", lit("1")),
         q("current_url", CurrentUrl),
         q("pathname", Pathname),
-        q("search", lit("")),
-        q("hash", lit("")),
         q("host", Host),
         q("hostname", Hostname),
         q("protocol", lit("https:")),
-        q("referrer", lit("")),
         q(
             "title",
             lit("Z.ai - Advanced AI Chatbot & Agent powered by GLM-5.2"),
@@ -349,6 +515,14 @@ impl Default for UpstreamProfile {
             user_location: "Unknown".into(),
             guest_max_age_secs: 480,
             default_user_name: "User".into(),
+            completion_headers: vec![header("X-Device-Id", "{device_id}")],
+            device_id_format: DeviceIdFormat::Uid,
+            token_in_query: true,
+            signature_clock: SignatureClock::Same,
+            verify_token_session: true,
+            effort_names: EffortNames::default(),
+            body: BodyFields::default(),
+            chat_new: ChatNewFields::default(),
             model_rules: Vec::new(),
             stream: super::phase::StreamProfile::default(),
         }
@@ -367,21 +541,12 @@ impl UpstreamProfile {
 
     /// The headers to send, in order: `headers` with `extra_headers` applied.
     pub fn effective_headers(&self) -> Vec<&HeaderTemplate> {
-        let mut out: Vec<&HeaderTemplate> = self.headers.iter().collect();
-        for extra in &self.extra_headers {
-            let at = out
-                .iter()
-                .position(|h| h.name.eq_ignore_ascii_case(&extra.name));
-            match (at, extra.value.is_empty()) {
-                (Some(i), true) => {
-                    out.remove(i);
-                }
-                (Some(i), false) => out[i] = extra,
-                (None, true) => {}
-                (None, false) => out.push(extra),
-            }
-        }
-        out
+        patch_headers(self.headers.iter().collect(), &self.extra_headers)
+    }
+
+    /// The headers of the completion call: the effective headers with `completion_headers` applied.
+    pub fn completion_call_headers(&self) -> Vec<&HeaderTemplate> {
+        patch_headers(self.effective_headers(), &self.completion_headers)
     }
 
     /// The completion query, in order: `completion_query` with `extra_query` applied.
@@ -399,12 +564,15 @@ impl UpstreamProfile {
             }
         }
         out.retain(|q| q.value != QueryValue::Remove);
+        if !self.token_in_query {
+            out.retain(|q| q.value != QueryValue::Token);
+        }
         out
     }
 
     /// Whether any header or query parameter sends the device id (only then is one created).
     pub fn uses_device_id(&self) -> bool {
-        self.effective_headers()
+        self.completion_call_headers()
             .iter()
             .any(|h| h.value.contains("{device_id}"))
             || self
@@ -461,6 +629,7 @@ impl UpstreamProfile {
         for (field, list) in [
             ("headers", &self.headers),
             ("extra_headers", &self.extra_headers),
+            ("completion_headers", &self.completion_headers),
         ] {
             for h in list {
                 reqwest::header::HeaderName::from_bytes(h.name.as_bytes())
@@ -523,6 +692,28 @@ impl UpstreamProfile {
         }
         Ok(())
     }
+}
+
+/// `base` with `patch` applied: an entry replaces the header of the same name (ASCII case
+/// ignored) or is appended; an empty value removes the header.
+fn patch_headers<'a>(
+    mut out: Vec<&'a HeaderTemplate>,
+    patch: &'a [HeaderTemplate],
+) -> Vec<&'a HeaderTemplate> {
+    for extra in patch {
+        let at = out
+            .iter()
+            .position(|h| h.name.eq_ignore_ascii_case(&extra.name));
+        match (at, extra.value.is_empty()) {
+            (Some(i), true) => {
+                out.remove(i);
+            }
+            (Some(i), false) => out[i] = extra,
+            (None, true) => {}
+            (None, false) => out.push(extra),
+        }
+    }
+    out
 }
 
 /// One line for a TOML error: where it is (line, and the dotted key when it can be told), and why.
@@ -620,9 +811,15 @@ mod tests {
     fn default_validates_and_has_the_browser_query() {
         let p = UpstreamProfile::default();
         p.validate().unwrap();
-        assert_eq!(p.completion_query.len(), 37);
+        assert_eq!(p.completion_query.len(), 34);
         assert_eq!(p.completion_query[0].name, "timestamp");
-        assert_eq!(p.completion_query[36].name, "signature_timestamp");
+        assert_eq!(p.completion_query[33].name, "signature_timestamp");
+        for gone in ["search", "hash", "referrer"] {
+            assert!(p.completion_query.iter().all(|q| q.name != gone), "{gone}");
+        }
+        assert_eq!(p.fe_version.fallback, "prod-fe-1.1.98");
+        assert_eq!(p.signature_clock, SignatureClock::Same);
+        assert!(p.token_in_query && p.verify_token_session);
         assert!(
             p.completion_query
                 .iter()
@@ -743,7 +940,7 @@ mod tests {
         assert!(headers.iter().all(|h| h.name != "X-Region"));
         assert_eq!(headers.last().unwrap().name, "X-Device-Id");
         let query = p.effective_query();
-        assert_eq!(query.len(), 37);
+        assert_eq!(query.len(), 35);
         assert!(query.iter().all(|q| q.name != "hash"));
         assert!(
             query
@@ -751,7 +948,80 @@ mod tests {
                 .any(|q| q.name == "platform" && q.value == lit("desktop"))
         );
         assert!(p.uses_device_id());
-        assert!(!UpstreamProfile::default().uses_device_id());
+        // The built-in sends the device id on completions only.
+        let built_in = UpstreamProfile::default();
+        assert!(built_in.uses_device_id());
+        assert!(
+            built_in
+                .effective_headers()
+                .iter()
+                .all(|h| h.name != "X-Device-Id")
+        );
+        assert!(
+            built_in
+                .completion_call_headers()
+                .iter()
+                .any(|h| h.name == "X-Device-Id" && h.value == "{device_id}")
+        );
+        let off = UpstreamProfile::from_toml_str(
+            "[[completion_headers]]\nname = \"x-device-id\"\nvalue = \"\"\n",
+        )
+        .unwrap();
+        assert!(!off.uses_device_id());
+    }
+
+    #[test]
+    fn the_2026_09_knobs_parse_and_switch_off() {
+        let p = UpstreamProfile::from_toml_str(
+            r#"
+            token_in_query = false
+            signature_clock = "second_reading"
+            device_id_format = "uuid"
+            verify_token_session = false
+            [effort_names]
+            minimal = ""
+            [body]
+            reasoning_effort = false
+            extra = "vlm"
+            [chat_new]
+            message_version = 0
+            type = ""
+            agent_type = "general_agent"
+            "#,
+        )
+        .unwrap();
+        assert!(p.effective_query().iter().all(|q| q.name != "token"));
+        assert_eq!(p.signature_clock, SignatureClock::SecondReading);
+        assert_eq!(p.device_id_format, DeviceIdFormat::Uuid);
+        assert_eq!(
+            p.effort_names
+                .get(crate::upstream::ReasoningEffort::Minimal),
+            None
+        );
+        assert_eq!(
+            p.effort_names.get(crate::upstream::ReasoningEffort::Max),
+            Some("max")
+        );
+        assert!(!p.body.reasoning_effort && p.body.captcha_verify_param);
+        assert_eq!(p.body.extra, ExtraShape::Vlm);
+        assert_eq!(p.chat_new.chat_type, "");
+        assert_eq!(p.chat_new.agent_type, "general_agent");
+        assert_eq!(
+            UpstreamProfile::default()
+                .effort_names
+                .get(crate::upstream::ReasoningEffort::Minimal),
+            Some("low")
+        );
+    }
+
+    #[test]
+    fn device_id_forms() {
+        assert!(DeviceIdFormat::Uid.matches("uid_0123456789abcdef"));
+        assert!(!DeviceIdFormat::Uid.matches("uid_0123456789ABCDEF"));
+        assert!(!DeviceIdFormat::Uid.matches("uid_0123"));
+        assert!(!DeviceIdFormat::Uid.matches("6f1c7e2a-1b7d-4c1e-9a55-0d7c1f3e9b21"));
+        assert!(DeviceIdFormat::Uuid.matches("6f1c7e2a-1b7d-4c1e-9a55-0d7c1f3e9b21"));
+        assert!(!DeviceIdFormat::Uuid.matches("uid_0123456789abcdef"));
     }
 
     #[test]

@@ -6,14 +6,17 @@
 //! - The signed values (`timestamp`, `requestId`, `user_id`, `signature_prompt`) come from the same
 //!   [`QueryContext`] the signature is computed from, so what is sent is what was signed.
 //! - `stream_options` is never produced (upstream rejects it, protocol §16.10).
-//! - `features.enable_thinking` is present only when the caller decided it.
+//! - `features.enable_thinking` is present only when the caller decided it; `reasoning_effort`
+//!   and `captcha_verify_param` only when the chat carries one. Every 2026-09 field can be switched
+//!   off in the profile (`[body]`, `[chat_new]`), because a field an older upstream does not know
+//!   can break it.
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-use super::profile::{QueryValue, UpstreamProfile};
+use super::profile::{ExtraShape, QueryValue, UpstreamProfile};
 use super::{MessageTools, UpstreamChat, UpstreamContent, UpstreamMessage, UpstreamPart};
 use crate::chat::{Role, ToolChoice, ToolSpec};
 
@@ -203,6 +206,24 @@ fn vlm_object(vision: bool) -> Value {
     )
 }
 
+/// `extra` of a body in the profile's shape; `None` omits it.
+fn extra_value(shape: ExtraShape, vision: bool) -> Option<Value> {
+    match shape {
+        ExtraShape::Empty => Some(Value::Object(Map::new())),
+        ExtraShape::Vlm => Some(vlm_object(vision)),
+        ExtraShape::Omit => None,
+    }
+}
+
+/// Upstream's string for the chat's reasoning effort, if it has one and the profile maps it.
+fn effort_value(profile: &UpstreamProfile, chat: &UpstreamChat) -> Option<Value> {
+    let effort = chat.reasoning_effort?;
+    profile
+        .effort_names
+        .get(effort)
+        .map(|name| Value::String(name.to_owned()))
+}
+
 /// Ids of one completion.
 #[derive(Debug, Clone)]
 pub struct CompletionIds<'a> {
@@ -233,6 +254,7 @@ pub fn chat_new_body(
     }
     let mut messages = Map::new();
     messages.insert(user_message_id.to_owned(), message);
+    let fields = &profile.chat_new;
     let mut inner = json!({
         "id": "",
         "title": profile.chat_title,
@@ -244,13 +266,31 @@ pub fn chat_new_body(
         "features": [{"type": "tool_selector", "server": "tool_selector_h", "status": "hidden"}],
         "mcp_servers": chat.mcp_servers,
         "auto_web_search": chat.web_search,
-        "message_version": 1,
-        "extra": vlm_object(chat.vision),
         "timestamp": epoch_ms(now),
-        "type": "default",
     });
-    if let Some(think) = chat.enable_thinking {
-        inner["enable_thinking"] = Value::Bool(think);
+    if fields.message_version > 0 {
+        inner["message_version"] = Value::from(fields.message_version);
+    }
+    if let Some(extra) = extra_value(fields.extra, chat.vision) {
+        inner["extra"] = extra;
+    }
+    let chat_type = if chat.agent_mode {
+        &fields.agent_type
+    } else {
+        &fields.chat_type
+    };
+    if !chat_type.is_empty() {
+        inner["type"] = Value::String(chat_type.clone());
+    }
+    if fields.enable_thinking {
+        if let Some(think) = chat.enable_thinking {
+            inner["enable_thinking"] = Value::Bool(think);
+        }
+    }
+    if fields.reasoning_effort {
+        if let Some(effort) = effort_value(profile, chat) {
+            inner["reasoning_effort"] = effort;
+        }
     }
     json!({"chat": inner})
 }
@@ -274,6 +314,11 @@ pub fn completion_body(
     }
     if let Some(think) = chat.enable_thinking {
         features.insert("enable_thinking".into(), Value::Bool(think));
+    }
+    if profile.body.reasoning_effort {
+        if let Some(effort) = effort_value(profile, chat) {
+            features.insert("reasoning_effort".into(), effort);
+        }
     }
     // Uploaded files point back at the user message they belong to (ZyphrZero/zai-api shape).
     let files: Vec<Value> = chat
@@ -301,7 +346,6 @@ pub fn completion_body(
             .collect::<Vec<_>>(),
         "signature_prompt": chat.prompt,
         "params": Value::Object(chat.params.clone()),
-        "extra": vlm_object(chat.vision),
         "features": Value::Object(features),
         "mcp_servers": chat.mcp_servers,
         "variables": variables(profile, user_name, now),
@@ -314,6 +358,18 @@ pub fn completion_body(
             "tags_generation": profile.background_tasks,
         },
     });
+    if let Some(extra) = extra_value(profile.body.extra, chat.vision) {
+        body["extra"] = extra;
+    }
+    if profile.body.captcha_verify_param {
+        if let Some(param) = chat
+            .captcha_verify_param
+            .as_deref()
+            .filter(|p| !p.is_empty())
+        {
+            body["captcha_verify_param"] = Value::String(param.to_owned());
+        }
+    }
     if !files.is_empty() {
         body["files"] = Value::Array(files);
     }
@@ -322,6 +378,47 @@ pub fn completion_body(
         body["tool_choice"] = wire_tool_choice(&chat.tool_choice);
     }
     body
+}
+
+/// The start of the detail when upstream answers a logged-in token with a guest session.
+pub const GUEST_DOWNGRADE: &str =
+    "upstream answered this token with a guest session: token stale or revoked";
+
+/// The `id` of a session answer (a string, or a number written as one).
+pub fn session_id(session: &Value) -> Option<String> {
+    match session.get("id")? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Why the session upstream returned for a logged-in token is not that account, or `None` when it
+/// is. Since 2026-09 `GET auths` with a stale or revoked Bearer mints a fresh guest instead of
+/// answering 401 (§19.2): a `guest` role, a `guest-…@guest.com` e-mail (ASCII case ignored), or
+/// an id other than the JWT's `id` claim (`claimed_id`, when the token is a readable JWT) each
+/// give it away.
+pub fn guest_downgrade(session: &Value, claimed_id: Option<&str>) -> Option<&'static str> {
+    let text = |k: &str| session.get(k).and_then(Value::as_str);
+    if text("role").is_some_and(|r| r.eq_ignore_ascii_case("guest")) {
+        return Some("role guest");
+    }
+    if text("email").is_some_and(is_guest_email) {
+        return Some("a guest e-mail address");
+    }
+    match (claimed_id, session_id(session)) {
+        (Some(claimed), Some(got)) if claimed != got => Some("a user id other than the token's"),
+        _ => None,
+    }
+}
+
+/// `guest-<anything>@guest.com`, ASCII case ignored.
+fn is_guest_email(email: &str) -> bool {
+    let email = email.trim().to_ascii_lowercase();
+    email
+        .strip_prefix("guest-")
+        .and_then(|rest| rest.strip_suffix("@guest.com"))
+        .is_some_and(|local| !local.is_empty() && !local.contains('@'))
 }
 
 /// The user id and name in a JWT's payload (keys `id`, `user_id`, `uid`, `sub`), without verifying
@@ -397,6 +494,35 @@ mod tests {
         assert_eq!(get("platform"), "web");
         assert_eq!(get("user_agent"), "UA");
         assert_eq!(names.last(), Some(&"signature_timestamp"));
+    }
+
+    #[test]
+    fn guest_downgrades_are_recognised() {
+        let user = json!({"id": "u-1", "email": "ann@example.com", "role": "user"});
+        assert_eq!(guest_downgrade(&user, Some("u-1")), None);
+        assert_eq!(guest_downgrade(&user, None), None);
+        assert_eq!(
+            guest_downgrade(&json!({"id": "g", "role": "Guest"}), None),
+            Some("role guest")
+        );
+        assert_eq!(
+            guest_downgrade(
+                &json!({"id": "g", "role": "user", "email": "Guest-1759@GUEST.com"}),
+                None
+            ),
+            Some("a guest e-mail address")
+        );
+        assert_eq!(
+            guest_downgrade(&json!({"id": "u-2", "role": "user"}), Some("u-1")),
+            Some("a user id other than the token's")
+        );
+        assert_eq!(
+            guest_downgrade(&json!({"id": 7, "role": "user"}), Some("7")),
+            None
+        );
+        assert!(!is_guest_email("guest-@guest.com"));
+        assert!(!is_guest_email("guest-1@guest.com.evil"));
+        assert!(!is_guest_email("myguest-1@guest.com"));
     }
 
     #[test]
@@ -483,6 +609,98 @@ mod tests {
         assert_eq!(n["chat"]["history"]["messages"]["u"]["content"], "hi");
         assert_eq!(n["chat"]["title"], "New Chat");
         assert!(b.get("tools").is_none() && b.get("tool_choice").is_none());
+    }
+
+    #[test]
+    fn the_2026_09_fields_and_their_switches() {
+        let chat = UpstreamChat {
+            model: "glm-5.3".into(),
+            messages: vec![UpstreamMessage {
+                role: Role::User,
+                content: UpstreamContent::Text("hi".into()),
+            }],
+            prompt: "hi".into(),
+            enable_thinking: Some(true),
+            vision: true,
+            reasoning_effort: Some(crate::upstream::ReasoningEffort::Minimal),
+            captcha_verify_param: Some("cvp-1".into()),
+            ..Default::default()
+        };
+        let ids = CompletionIds {
+            chat_id: "c",
+            message_id: "m",
+            user_message_id: "u",
+        };
+        let b = body(&chat, &ids);
+        // Upstream has no "minimal": the built-in names it "low".
+        assert_eq!(b["features"]["reasoning_effort"], "low");
+        assert_eq!(b["features"]["enable_thinking"], true);
+        assert_eq!(b["extra"], json!({}));
+        assert_eq!(b["captcha_verify_param"], "cvp-1");
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let n = &chat_new_body(&UpstreamProfile::default(), &chat, "u", now)["chat"];
+        assert_eq!(n["enable_thinking"], true);
+        assert_eq!(n["reasoning_effort"], "low");
+        assert_eq!(n["message_version"], 1);
+        assert_eq!(n["extra"], json!({}));
+        assert_eq!(n["type"], "default");
+
+        // No effort, no param: no fields.
+        let plain = UpstreamChat {
+            reasoning_effort: None,
+            captcha_verify_param: None,
+            enable_thinking: None,
+            ..chat.clone()
+        };
+        let b = body(&plain, &ids);
+        assert!(b["features"].get("reasoning_effort").is_none());
+        assert!(b.get("captcha_verify_param").is_none());
+        let n = &chat_new_body(&UpstreamProfile::default(), &plain, "u", now)["chat"];
+        assert!(n.get("reasoning_effort").is_none() && n.get("enable_thinking").is_none());
+
+        // Every field switched off, and the older shapes.
+        let old = UpstreamProfile::from_toml_str(
+            r#"
+            [body]
+            reasoning_effort = false
+            captcha_verify_param = false
+            extra = "vlm"
+            [chat_new]
+            enable_thinking = false
+            reasoning_effort = false
+            message_version = 0
+            extra = "omit"
+            type = ""
+            agent_type = "general_agent"
+            "#,
+        )
+        .unwrap();
+        let b = completion_body(&old, &chat, &ids, "Ann", now);
+        assert!(b["features"].get("reasoning_effort").is_none());
+        assert!(b.get("captcha_verify_param").is_none());
+        assert_eq!(b["extra"]["vlm_tools_enable"], true);
+        let n = &chat_new_body(&old, &chat, "u", now)["chat"];
+        for gone in [
+            "enable_thinking",
+            "reasoning_effort",
+            "message_version",
+            "extra",
+            "type",
+        ] {
+            assert!(n.get(gone).is_none(), "{gone}");
+        }
+        let agent = UpstreamChat {
+            agent_mode: true,
+            ..chat
+        };
+        assert_eq!(
+            chat_new_body(&old, &agent, "u", now)["chat"]["type"],
+            "general_agent"
+        );
+        assert_eq!(
+            chat_new_body(&UpstreamProfile::default(), &agent, "u", now)["chat"]["type"],
+            "default"
+        );
     }
 
     #[test]

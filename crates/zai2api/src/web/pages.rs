@@ -179,6 +179,10 @@ pub struct UpstreamReport {
     pub last_checked: Option<String>,
     /// Stable code of the last outcome if it was a failure.
     pub last_error: Option<&'static str>,
+    /// Upstream's `enable_captcha` from the last `GET config` (the doctor reads it); absent
+    /// until one was made. `true`: the site may answer completions with a captcha demand.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_captcha: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -209,6 +213,7 @@ pub fn status_report(state: &AppState) -> StatusReport {
             },
             last_checked: last.map(|c| rfc3339_ms(c.at_ms)),
             last_error: last.and_then(|c| c.error).map(|k| k.code()),
+            enable_captcha: state.upstream.site_config().and_then(|s| s.enable_captcha),
         },
         pool: PoolSummary {
             total: pool.total,
@@ -252,6 +257,11 @@ fn render_status(report: &StatusReport) -> String {
         (Some(at), Some(code)) => format!("last answer {} · {code}", readable(at)),
         (Some(at), None) => format!("last answer {}", readable(at)),
         (None, _) => "no chat served yet".to_owned(),
+    };
+    let upstream_detail = if report.upstream.enable_captcha == Some(true) {
+        format!("{upstream_detail} · site has captchas on")
+    } else {
+        upstream_detail
     };
     let pool = &report.pool;
     let pool_text = if pool.total == 0 {

@@ -195,7 +195,7 @@
         cooldown,
         h('td', { className: 'num', text: fmt(t.successes) }),
         h('td', { className: 'num', text: t.consecutive_failures ? `${fmt(t.failures)} (${t.consecutive_failures} in a row)` : fmt(t.failures) }),
-        h('td', { className: 'mono muted', text: t.last_error || '—' }),
+        h('td', { className: 'mono muted', title: t.last_error_detail || '', text: t.last_error || '—' }),
         h('td', { className: 'muted', text: t.source === 'env' ? 'environment' : 'dashboard' }),
         h('td', {}, del));
     });
