@@ -286,7 +286,9 @@ impl FakeConfig {
             // so it is advertised but not demanded; `captcha_required` turns it on.
             "2026-09" => FakeConfig {
                 fe_version: "prod-fe-1.1.98".to_owned(),
-                required_headers: vec![RequiredHeader::any("X-Device-Id")],
+                // The 2026-09 capture shows `x-device-id` on completion calls only (§19.2); its
+                // form is checked there (`require_device_id_format`), not on every route.
+                required_headers: Vec::new(),
                 enable_legacy_path: false,
                 unknown_chat_fails_fast: true,
                 stream_format: StreamFormat::Phase,

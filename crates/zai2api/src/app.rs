@@ -65,11 +65,12 @@ impl AppState {
 pub async fn build_state(config: Config) -> Result<AppState, String> {
     let upstream = Arc::new(crate::upstream::live::client_from_config(&config)?);
     crate::upstream::live::watch(&upstream, &config);
-    let models = Arc::new(ModelCatalogue::new(
+    let pool = crate::pool::TokenPool::open(&config).await?;
+    let models = Arc::new(ModelCatalogue::with_pool(
         upstream.clone(),
+        pool.clone(),
         config.models_cache_ttl,
     ));
-    let pool = crate::pool::TokenPool::open(&config).await?;
     Ok(AppState::new(Arc::new(config), upstream, models, pool))
 }
 

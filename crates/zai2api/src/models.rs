@@ -116,20 +116,51 @@ pub trait ModelSource: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<Vec<UpstreamModel>, UpstreamError>> + Send + '_>>;
 }
 
-struct ClientSource(Arc<UpstreamClient>);
+/// The list as upstream serves it to our accounts: asked with a pool token (the next usable one
+/// when upstream refuses a token: the chat requests count that against it, not the list), else
+/// with the configured credential (TOKEN, or a guest session).
+struct ClientSource {
+    client: Arc<UpstreamClient>,
+    pool: Option<Arc<crate::pool::TokenPool>>,
+}
+
+impl ClientSource {
+    async fn list_with_pool(&self) -> Option<Result<Vec<UpstreamModel>, UpstreamError>> {
+        let pool = self.pool.as_ref()?;
+        let mut last = None;
+        for token in pool.usable_tokens() {
+            let listed = match self.client.user_credential(&token).await {
+                Ok(credential) => self.client.list_models(&credential).await,
+                Err(e) => Err(e),
+            };
+            match listed {
+                Ok(models) => return Some(Ok(models)),
+                Err(e) if crate::pool::is_token_fault(e.kind) => last = Some(e),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        last.map(Err)
+    }
+}
 
 impl ModelSource for ClientSource {
     fn fetch(
         &self,
     ) -> Pin<Box<dyn Future<Output = Result<Vec<UpstreamModel>, UpstreamError>> + Send + '_>> {
         Box::pin(async move {
-            let credential = self.0.credential().await?;
-            match self.0.list_models(&credential).await {
+            match self.list_with_pool().await {
+                Some(Ok(models)) => return Ok(models),
+                // Every pool token was refused: a guest may still list models.
+                Some(Err(e)) if !self.client.anonymous_mode() => return Err(e),
+                _ => {}
+            }
+            let credential = self.client.credential().await?;
+            match self.client.list_models(&credential).await {
                 // A dead guest session or a rejected token: one retry with a fresh credential.
                 Err(e) if e.kind.retryable_on_other_credential() => {
-                    self.0.invalidate(&credential).await;
-                    let credential = self.0.credential().await?;
-                    self.0.list_models(&credential).await
+                    self.client.invalidate(&credential).await;
+                    let credential = self.client.credential().await?;
+                    self.client.list_models(&credential).await
                 }
                 other => other,
             }
@@ -157,7 +188,17 @@ pub struct ModelCatalogue {
 impl ModelCatalogue {
     /// A catalogue backed by upstream `/api/models`, fetched on first use and every `ttl`.
     pub fn new(client: Arc<UpstreamClient>, ttl: Duration) -> Self {
-        Self::with_source(Arc::new(ClientSource(client)), ttl)
+        Self::with_source(Arc::new(ClientSource { client, pool: None }), ttl)
+    }
+
+    /// Like [`ModelCatalogue::new`], asking with the pool's tokens first.
+    pub fn with_pool(
+        client: Arc<UpstreamClient>,
+        pool: Arc<crate::pool::TokenPool>,
+        ttl: Duration,
+    ) -> Self {
+        let pool = Some(pool);
+        Self::with_source(Arc::new(ClientSource { client, pool }), ttl)
     }
 
     /// A catalogue backed by any source (tests).

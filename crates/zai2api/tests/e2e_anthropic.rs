@@ -177,11 +177,6 @@ fn without_id(mut message: Value) -> Value {
     message
 }
 
-fn last_upstream_body(gw: &Gateway) -> Value {
-    let sent = gw.fake.requests_to("/api/v2/chat/completions");
-    sent.last().unwrap().json().unwrap()
-}
-
 #[tokio::test]
 async fn text_reply_non_stream() {
     let gw = Gateway::start(FakeConfig::default(), &MAP_2026_03).await;
@@ -201,7 +196,7 @@ async fn text_reply_non_stream() {
         body["usage"],
         json!({"input_tokens": 9, "output_tokens": 9, "cache_read_input_tokens": 0})
     );
-    assert_eq!(last_upstream_body(&gw)["model"], "GLM-4-6-API-V1");
+    assert_eq!(gw.last_completion_body()["model"], "GLM-4-6-API-V1");
 }
 
 #[tokio::test]
@@ -231,7 +226,10 @@ async fn thinking_and_text_stream_and_agree_with_non_stream() {
     );
     assert_eq!(streamed["stop_reason"], "end_turn");
     assert_eq!(streamed["usage"]["output_tokens"], 27);
-    assert_eq!(last_upstream_body(&gw)["features"]["enable_thinking"], true);
+    assert_eq!(
+        gw.last_completion_body()["features"]["enable_thinking"],
+        true
+    );
 
     let (status, whole) = message(&gw, &req).await;
     assert_eq!(status, 200);
@@ -247,7 +245,10 @@ async fn thinking_switch_from_the_request() {
         json!({"thinking": {"type": "enabled", "budget_tokens": 2048}}),
     );
     let (_, body) = message(&gw, &req).await;
-    assert_eq!(last_upstream_body(&gw)["features"]["enable_thinking"], true);
+    assert_eq!(
+        gw.last_completion_body()["features"]["enable_thinking"],
+        true
+    );
     assert_eq!(body["content"][0]["thinking"], THINKING_REASONING);
     // Off, on a model that can skip thinking (`skip_think`): upstream is asked not to think, and
     // reasoning it sends anyway is not shown.
@@ -257,7 +258,7 @@ async fn thinking_switch_from_the_request() {
     );
     let (_, body) = message(&gw, &req).await;
     assert_eq!(
-        last_upstream_body(&gw)["features"]["enable_thinking"],
+        gw.last_completion_body()["features"]["enable_thinking"],
         false
     );
     assert_eq!(
@@ -274,7 +275,7 @@ async fn thinking_switch_from_the_request() {
     );
     let (_, body) = message(&gw, &req).await;
     assert!(
-        last_upstream_body(&gw)["features"]
+        gw.last_completion_body()["features"]
             .get("enable_thinking")
             .is_none()
     );
@@ -326,7 +327,7 @@ async fn stop_sequences_cut_the_text() {
     assert_eq!(without_id(accumulate(&events)), without_id(body));
     // Upstream is told too, for whatever it is worth.
     assert_eq!(
-        last_upstream_body(&gw)["params"]["stop"],
+        gw.last_completion_body()["params"]["stop"],
         json!(["never", "help"])
     );
 }
@@ -357,7 +358,7 @@ async fn max_tokens_reached_is_reported() {
     );
     let (_, body) = message(&gw, &req).await;
     assert_eq!(body["stop_reason"], "max_tokens");
-    assert_eq!(last_upstream_body(&gw)["params"]["max_tokens"], 9);
+    assert_eq!(gw.last_completion_body()["params"]["max_tokens"], 9);
     let req = with(req, json!({"max_tokens": 10}));
     assert_eq!(message(&gw, &req).await.1["stop_reason"], "end_turn");
 }
@@ -568,7 +569,7 @@ async fn images_as_guest_and_as_user() {
     let (s, b) = message(&gw, &image_request(url)).await;
     assert_eq!(s, 200, "{b}");
     assert!(
-        last_upstream_body(&gw)["messages"]
+        gw.last_completion_body()["messages"]
             .to_string()
             .contains("https://example.com/cat.png")
     );
@@ -587,7 +588,7 @@ async fn images_as_guest_and_as_user() {
     let uploads = gw.fake.uploads();
     assert_eq!(uploads.len(), 1);
     let file_id = uploads[0]["id"].as_str().unwrap().to_owned();
-    let sent = last_upstream_body(&gw);
+    let sent = gw.last_completion_body();
     assert_eq!(sent["files"][0]["id"], file_id.as_str());
 }
 
@@ -606,7 +607,7 @@ async fn history_system_and_tool_turns_reach_upstream() {
     let (s, b) = message(&gw, &req).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["content"][0]["text"], "second [[fake:echo]]");
-    let sent = last_upstream_body(&gw);
+    let sent = gw.last_completion_body();
     let history = sent["messages"].to_string();
     assert!(!history.contains("OLD REASONING"), "{history}");
     assert!(history.contains("be brief"), "{history}");
@@ -704,7 +705,7 @@ async fn tool_results_go_back_upstream() {
     ]});
     let (s, b) = message(&gw, &req).await;
     assert_eq!(s, 200, "{b}");
-    let history = last_upstream_body(&gw)["messages"].to_string();
+    let history = gw.last_completion_body()["messages"].to_string();
     assert!(history.contains("SUNNY-22C"), "{history}");
     assert!(history.contains("get_weather"), "{history}");
 }

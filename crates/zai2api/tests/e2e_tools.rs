@@ -46,16 +46,6 @@ fn ask(text: &str, tools: &[Value]) -> Value {
     json!({"messages": [{"role": "user", "content": text}], "tools": tools})
 }
 
-/// The last completion body the fake received.
-fn last_upstream_body(gw: &Gateway) -> Value {
-    gw.fake
-        .requests_to("/api/v2/chat/completions")
-        .last()
-        .unwrap()
-        .json()
-        .unwrap()
-}
-
 fn parsed(payloads: &[String]) -> Vec<Value> {
     payloads
         .iter()
@@ -168,7 +158,7 @@ async fn native_format_a_call_streams_exact_deltas() {
     );
     assert_eq!(stream_finish(&payloads), "tool_calls");
     // The tools went upstream, OpenAI-shaped, and no instruction did.
-    let sent = last_upstream_body(&gw);
+    let sent = gw.last_completion_body();
     assert_eq!(sent["tools"][0]["function"]["name"], "get_weather");
     assert_eq!(sent["tool_choice"], "auto");
     assert!(!sent.to_string().contains("zai_tool"));
@@ -223,7 +213,7 @@ async fn tool_choice_none_sends_no_tools_and_emits_no_calls() {
         let (message, finish) = both(&gw, &req).await;
         assert_eq!(finish, "stop");
         assert!(message.get("tool_calls").is_none());
-        let sent = last_upstream_body(&gw);
+        let sent = gw.last_completion_body();
         assert!(sent.get("tools").is_none(), "{env:?}");
         assert!(!sent.to_string().contains("zai_tool"), "{env:?}");
     }
@@ -238,7 +228,7 @@ async fn native_named_choice_is_forwarded() {
     assert_eq!(message["tool_calls"][0]["function"]["name"], "get_time");
     assert_eq!(call_args(&message, 0), json!({"tz": "test"}));
     assert_eq!(
-        last_upstream_body(&gw)["tool_choice"],
+        gw.last_completion_body()["tool_choice"],
         json!({"type": "function", "function": {"name": "get_time"}})
     );
 }
@@ -269,7 +259,7 @@ async fn prompt_call_is_read_from_the_text() {
     assert_eq!(stream_text(&payloads).1, texts::BEFORE_CALL);
 
     // Upstream got the instruction and no `tools`.
-    let sent = last_upstream_body(&gw);
+    let sent = gw.last_completion_body();
     assert!(sent.get("tools").is_none());
     assert_eq!(sent["messages"][0]["role"], "system");
     assert!(
@@ -417,7 +407,7 @@ async fn agent_loop(env: &[(&str, &str)], stream: bool) {
         }
     }
     // The last upstream request carried both calls and both results in the strategy's shape.
-    let sent = last_upstream_body(&gw);
+    let sent = gw.last_completion_body();
     let history = sent["messages"].as_array().unwrap();
     if env == NATIVE {
         let roles: Vec<&str> = history
@@ -488,7 +478,7 @@ async fn history_reasoning_markup_is_not_echoed_with_tools() {
     ]});
     let (status, _) = gw.chat(&req).await;
     assert_eq!(status, 200);
-    let sent = last_upstream_body(&gw);
+    let sent = gw.last_completion_body();
     let assistant = sent["messages"][2]["content"].as_str().unwrap();
     assert!(
         assistant.starts_with("Checking.\n\n<zai_tool_call>"),

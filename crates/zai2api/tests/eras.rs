@@ -217,6 +217,48 @@ async fn era_2026_08_extra_header() {
 }
 
 #[tokio::test]
+async fn era_2026_09() {
+    // Today's site is the built-in profile. Each wrong profile undoes one 2026-09 detail: the
+    // device id in the old form (the WAF's answer), the JWT left out of the query, a stale FE
+    // version.
+    era_case(
+        "2026-09",
+        BUILT_IN,
+        &[
+            ("device_id_format = \"uuid\"\n", "upstream_firewall"),
+            ("token_in_query = false\n", "upstream_token_invalid"),
+            (
+                "[fe_version]\noverride_version = \"prod-fe-1.0.272\"\n",
+                "upstream_firewall",
+            ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn era_2026_09_streams_are_read_by_phase() {
+    // The same gateway on the phase format: reasoning apart, usage before the last delta kept.
+    let profile = ProfileFile::new(BUILT_IN);
+    let gw = gateway("2026-09", &profile).await;
+    let (status, body) = gw
+        .chat(&common::user_with_model(
+            "GLM-5.3-Flash",
+            "hi [[fake:thinking]]",
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let message = &body["choices"][0]["message"];
+    assert_eq!(message["content"], HELLO);
+    let reasoning = message["reasoning_content"].as_str().unwrap();
+    assert!(
+        !reasoning.is_empty() && !reasoning.contains('<'),
+        "{reasoning}"
+    );
+    assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
 async fn the_device_id_is_stable_and_persisted() {
     let profile = ProfileFile::new(DEVICE_ID);
     let gw = gateway("2026-08-extra-header", &profile).await;

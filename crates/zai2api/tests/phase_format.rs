@@ -116,9 +116,11 @@ fn oracle(fixture: &str, phase: &str) -> String {
         .collect()
 }
 
+/// The usage a client would report: the last one in the stream.
 fn usage_of(events: &[Semantic]) -> zai2api::semantic::Usage {
     events
         .iter()
+        .rev()
         .find_map(|e| match e {
             Semantic::Usage(u) => Some(*u),
             _ => None,
@@ -150,15 +152,22 @@ fn plain_turn_splits_reasoning_and_answer_and_keeps_the_text_after_usage() {
         "the delta after the usage frame: {answer:?}"
     );
     assert!(!answer.is_empty() && !reasoning.is_empty());
-    // One reasoning run; usage once, just before the end.
+    // One reasoning run; usage reported once, where upstream sent it (before the last "."), and
+    // not repeated at the end.
     let starts = events
         .iter()
         .filter(|e| **e == Semantic::ThinkingStart)
         .count();
     assert_eq!(starts, 1);
     let n = events.len();
-    assert!(matches!(events[n - 2], Semantic::Usage(_)));
+    assert!(matches!(events[n - 3], Semantic::Usage(_)), "{events:?}");
+    assert_eq!(events[n - 2], Semantic::Answer(".".into()));
     assert_eq!(events[n - 1], Semantic::Done);
+    let usages = events
+        .iter()
+        .filter(|e| matches!(e, Semantic::Usage(_)))
+        .count();
+    assert_eq!(usages, 1);
 }
 
 #[test]

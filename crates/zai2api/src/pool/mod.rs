@@ -456,6 +456,18 @@ impl TokenPool {
         self.lock().entries.is_empty()
     }
 
+    /// The tokens not resting now, in pool order, for read-only upstream calls (the model list)
+    /// that must neither move the rotation nor count as a request.
+    pub fn usable_tokens(&self) -> Vec<SecretString> {
+        let now = Instant::now();
+        self.lock()
+            .entries
+            .iter()
+            .filter(|e| e.disabled_until.is_none_or(|until| until <= now))
+            .map(|e| e.token.clone())
+            .collect()
+    }
+
     /// How long until some resting token is tried again (`None` if none rests).
     pub fn next_available_in(&self) -> Option<Duration> {
         let now = Instant::now();

@@ -669,6 +669,11 @@ impl UpstreamClient {
 
     /// A credential for requests outside the token pool (the model list, the doctor): the
     /// configured TOKEN, else a (cached) guest session.
+    /// Whether guest sessions may be used (ANONYMOUS_MODE).
+    pub fn anonymous_mode(&self) -> bool {
+        self.anonymous_mode
+    }
+
     pub async fn credential(&self) -> Result<Credential, UpstreamError> {
         if let Some(token) = &self.token {
             return self.user_credential(token).await;
@@ -1115,6 +1120,9 @@ pub fn apply_model_rules(
             set(&mut caps.web_search, rule.web_search);
             set(&mut caps.vision, rule.vision);
             set(&mut caps.mcp, rule.mcp);
+            set(&mut caps.reasoning_effort, rule.reasoning_effort);
+            set(&mut caps.skip_think, rule.skip_think);
+            set(&mut caps.agent_mode, rule.agent_mode);
             set(&mut model.hidden, rule.hidden);
             set(&mut model.is_active, rule.active);
         }
@@ -1225,5 +1233,27 @@ mod tests {
         let e = rt.block_on(client.credential()).unwrap_err();
         assert_eq!(e.kind, UpstreamErrorKind::TokenInvalid);
         assert!(e.detail.contains("ANONYMOUS_MODE"));
+    }
+
+    #[test]
+    fn model_rules_correct_the_2026_09_flags() {
+        let model = UpstreamModel {
+            id: "glm-5.3".into(),
+            capabilities: ModelCapabilities {
+                think: true,
+                reasoning_effort: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let rule = ModelRule {
+            model: "GLM-5*".into(),
+            skip_think: Some(true),
+            reasoning_effort: Some(false),
+            agent_mode: Some(true),
+            ..Default::default()
+        };
+        let caps = &apply_model_rules(vec![model], &[rule])[0].capabilities;
+        assert!(caps.think && caps.skip_think && caps.agent_mode && !caps.reasoning_effort);
     }
 }

@@ -116,6 +116,14 @@ pub struct ModelRule {
     pub vision: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mcp: Option<bool>,
+    /// The model takes `features.reasoning_effort`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<bool>,
+    /// Thinking can be switched off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_think: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_mode: Option<bool>,
     /// Hide the model from `/v1/models` (it still resolves by name).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hidden: Option<bool>,

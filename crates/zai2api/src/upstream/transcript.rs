@@ -6,7 +6,8 @@
 //! phase reply, read by [`super::phase::PhaseReader`] with the profile's phase table. Until one of
 //! these is seen, answer text is kept in the rebuilt message like markup text (both formats agree
 //! on plain answer text), so a later edit still lands where upstream means it. Only `done` (or the
-//! end of the body) ends a reply; usage never does.
+//! end of the body) ends a reply; usage never does. Phase-format usage is reported as each frame
+//! arrives (the running total); markup usage once, at the end (its frames repeat a running total).
 //!
 //! **Markup format** (2025-09…2026-08, §12). Upstream sends one growing message: `delta_content`
 //! appends, `edit_content` at `edit_index` truncates the message at that character offset and
@@ -111,6 +112,8 @@ pub struct Transcript {
     format: Format,
     stream: StreamProfile,
     phase: PhaseReader,
+    /// The running usage has been reported as it came (phase format); `end` does not repeat it.
+    usage_sent: bool,
 }
 
 /// Which stream format this reply uses (see the module docs).
@@ -156,6 +159,7 @@ impl Transcript {
             format: Format::Undecided,
             stream,
             phase: PhaseReader::default(),
+            usage_sent: false,
         }
     }
 
@@ -226,10 +230,17 @@ impl Transcript {
         let text = d.delta_content.as_deref().or(d.content.as_deref());
         self.decide_format(frame, role, text, &mut out);
         if let Some(usage) = d.usage.as_ref().and_then(parse_usage) {
-            self.usage = Some(match (self.format, self.stream.phase_usage) {
+            let total = match (self.format, self.stream.phase_usage) {
                 (Format::Phase, UsageFrames::Sum) => phase::add_usage(self.usage, usage),
                 _ => usage,
-            });
+            };
+            self.usage = Some(total);
+            if self.format == Format::Phase {
+                // Reported at once: a client call may end the turn before upstream's `done`, and
+                // the hop that produced the call is still counted.
+                out.push(Semantic::Usage(total));
+                self.usage_sent = true;
+            }
         }
         if self.format == Format::Phase {
             if let Some(role) = role {
@@ -306,7 +317,7 @@ impl Transcript {
     }
 
     fn end(&mut self, out: &mut Events) {
-        if let Some(usage) = self.usage {
+        if let Some(usage) = self.usage.filter(|_| !self.usage_sent) {
             out.push(Semantic::Usage(usage));
         }
         out.push(Semantic::Done);

@@ -114,6 +114,14 @@ impl Gateway {
     }
 
     /// GET `path` and parse the JSON body.
+    /// The body of the last completion call the fake received.
+    pub fn last_completion_body(&self) -> Value {
+        let sent = self.fake.requests_to("/api/v2/chat/completions");
+        sent.last()
+            .and_then(|r| r.json())
+            .expect("a completion with a JSON body was sent")
+    }
+
     pub async fn get_json(&self, path: &str) -> Value {
         self.http
             .get(format!("{}{path}", self.url))
