@@ -49,8 +49,14 @@ class Stack:
         token: str | None = None,
         log_dir: Path | None = None,
         extra_users: tuple[str, ...] = (),
+        fake_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ):
+        """`fake_args` are appended to fake-zai's command line (e.g. `("--era", "2026-09")`);
+        `env` is applied to the gateway's environment last, over the defaults below."""
         self.token = token
+        self.fake_args = tuple(fake_args)
+        self.extra_env = dict(env or {})
         self.extra_users = extra_users
         self.log_dir = log_dir
         self.fake_port = free_port()
@@ -72,6 +78,7 @@ class Stack:
         fake_args = [FAKE_BIN, "--port", str(self.fake_port)]
         for i, user in enumerate(([self.token] if self.token else []) + list(self.extra_users)):
             fake_args += ["--user", f"{user}:sdk-user-{i}"]
+        fake_args += list(self.fake_args)
         fake = subprocess.Popen(fake_args)
         self.procs.append(fake)
         wait_for(self.fake_url + "/", fake)
@@ -94,6 +101,7 @@ class Stack:
         if self.log_dir:
             self.log_path = self.log_dir / "gateway.log"
             output = open(self.log_path, "wb")
+        env.update(self.extra_env)
         gateway = subprocess.Popen(
             [GATEWAY_BIN], env=env, cwd=WORKDIR, stdout=output, stderr=subprocess.STDOUT if output else None
         )
