@@ -14,14 +14,12 @@ gateway sent. Exact texts come from crates/fake-zai (`scenarios::texts`, `phase.
 """
 
 import json
-import tempfile
-from pathlib import Path
 
 import anthropic
 import openai
 import pytest
 
-from conftest import WORKDIR, Stack
+from conftest import Stack
 
 # --- fake-zai texts -------------------------------------------------------------------------
 HELLO = "Hello! How can I help you today?"
@@ -83,17 +81,9 @@ ANTHROPIC_WEATHER = {
     "input_schema": WEATHER["function"]["parameters"],
 }
 
-# fake-zai's 2026-09 era demands `X-Device-Id` on every /api/ route (kept from 2026-08), while the
-# built-in profile sends it on completion calls only (§19.2). This profile file sends it
-# everywhere; `test_builtin_profile_works_against_the_era` records the mismatch.
-DEVICE_ID_EVERYWHERE = '[[extra_headers]]\nname = "X-Device-Id"\nvalue = "{device_id}"\n'
-
-
 def era_env(**extra: str) -> dict[str, str]:
-    profile = Path(tempfile.mkdtemp(prefix="profile-", dir=WORKDIR)) / "profile.toml"
-    profile.write_text(DEVICE_ID_EVERYWHERE)
+    # The built-in profile is today's site: no profile file.
     env = {
-        "UPSTREAM_PROFILE": str(profile),
         "TOOL_STRATEGY": "native",
         # Guests may use only GLM-5.3-Flash (and GLM-4.7) in this era.
         "ANTHROPIC_MODEL_MAP": f"claude-*={FLASH}",
@@ -167,15 +157,8 @@ def blocks(message) -> list[dict]:
 # --- the stack itself -------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fake-zai --era 2026-09 requires X-Device-Id on every /api/ route; the gateway's built-in "
-    "profile sends it on completion calls only, so GET /api/v1/auths/ gets the 405 WAF page "
-    "(502 upstream_firewall)",
-)
 def test_builtin_profile_works_against_the_era():
     env = era_env()
-    del env["UPSTREAM_PROFILE"]
     with Stack(fake_args=ERA, env=env) as s:
         reply = oai(s).chat.completions.create(model=FLASH, messages=[{"role": "user", "content": "hi"}])
         assert reply.choices[0].message.content == HELLO
@@ -456,11 +439,6 @@ def test_thinking_text_and_call_drop_what_follows_the_call(era, stream):
     assert json.loads(call.function.arguments) == {"city": "test"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="phase format: the usage upstream sends after a native call (hop 100/20, then 120/30) is "
-    "lost; the reply carries the gateway's estimate (9/25) — the markup era reports upstream's 120/30",
-)
 def test_native_call_turn_reports_upstream_usage(era):
     reply = oai(era).chat.completions.create(
         model=FLASH, messages=[{"role": "user", "content": "think [[fake:tool_think_text]]"}], tools=[WEATHER]
