@@ -458,3 +458,44 @@ async fn a_token_upstream_answers_with_a_guest_fails_the_session_step() {
     assert!(!report.render_text().contains("doctor-stale"));
     assert_eq!(fake.guests_created(), 0);
 }
+
+#[tokio::test]
+async fn the_built_in_profile_passes_against_the_2026_09_site() {
+    let fake = FakeZai::start(FakeConfig::era("2026-09").unwrap())
+        .await
+        .unwrap();
+    fake.add_user("doctor-token", "Doc Tor");
+    let env = [("TOKEN", "doctor-token"), ("ANONYMOUS_MODE", "false")];
+    let report = doctor(&fake, &env).await;
+    assert_eq!(
+        statuses(&report),
+        vec![
+            ("landing", Pass),
+            ("session", Pass),
+            ("models", Pass),
+            // `completion_version: "2"` (a string) is read; `enable_captcha: true` is a warning.
+            ("config", Warn),
+            ("chat", Pass),
+            ("completion", Pass),
+            ("upload", Pass),
+        ],
+        "{}",
+        report.render_text()
+    );
+    assert!(report.ok);
+    assert_eq!(step(&report, "landing").detail, "prod-fe-1.1.98");
+    assert!(
+        step(&report, "config").detail.contains("captcha"),
+        "{}",
+        step(&report, "config").detail
+    );
+    // The probe completion is a phase-format stream read to its end.
+    assert!(step(&report, "completion").detail.contains("Hello!"));
+    // Revoked: upstream answers the token with a guest session, and the doctor says so.
+    fake.revoke_token("doctor-token");
+    let report = doctor(&fake, &env).await;
+    assert_eq!(report.failed_step, Some("session"));
+    let session = step(&report, "session");
+    assert_eq!(session.code, Some("upstream_token_invalid"));
+    assert!(session.detail.contains("guest"), "{}", session.detail);
+}
