@@ -1,4 +1,5 @@
-//! Throughput of the upstream → client pipeline on the real GLM-4.6 capture.
+//! Throughput of the upstream → client pipeline on the real GLM-4.6 capture (markup format) and on
+//! the reconstructed 2026-09 GLM-5.3-Flash turn (phase format).
 //!
 //! Read the results as ratios, measured in the same run (machines here are noisy):
 //! - `sse_only` is the baseline: splitting the bytes into events and nothing else.
@@ -6,6 +7,8 @@
 //! - `x1` vs `x10`: the same reply with its thinking 10 times longer. Per-chunk work is constant,
 //!   so time per byte must stay flat; a pipeline that rescans the whole answer per chunk (as some
 //!   older proxies do) grows quadratically here.
+//! - `phase/*`: the same pair on the phase-format turn (its thinking frames repeated for `x10`);
+//!   `full/sse` there against `full/sse` on the markup capture says what the markup rebuild costs.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use zai2api::api::openai::stream::ChunkRenderer;
@@ -14,6 +17,24 @@ use zai2api::upstream::sse::SseParser;
 use zai2api::upstream::transcript::Transcript;
 
 const CAPTURE: &str = include_str!("../tests/data/glm46-thinking-2025-10.sse");
+const PHASE: &str = include_str!("../tests/data/glm53flash-phase-2026-09.reconstructed.sse");
+
+/// The phase-format turn with every thinking frame repeated `times` times.
+fn phase_stretched(times: usize) -> String {
+    let mut out = String::new();
+    for event in PHASE.split("\n\n").filter(|e| !e.trim().is_empty()) {
+        let repeat = if event.contains("\"phase\": \"thinking\"") {
+            times
+        } else {
+            1
+        };
+        for _ in 0..repeat {
+            out.push_str(event.trim());
+            out.push_str("\n\n");
+        }
+    }
+    out
+}
 
 /// The capture with every thinking delta repeated `times` times (the closing edit and the final
 /// index are adjusted so the rebuilt message stays consistent).
@@ -101,16 +122,24 @@ fn full_pipeline(bytes: &[u8]) -> usize {
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("pipeline");
-    for times in [1usize, 10] {
-        let input = stretched(times);
+    let inputs = [1usize, 10]
+        .into_iter()
+        .flat_map(|times| {
+            [
+                (format!("x{times}"), stretched(times)),
+                (format!("phase_x{times}"), phase_stretched(times)),
+            ]
+        })
+        .collect::<Vec<_>>();
+    for (name, input) in inputs {
         group.throughput(Throughput::Bytes(input.len() as u64));
         group.bench_with_input(
-            BenchmarkId::new("sse_only", format!("x{times}")),
+            BenchmarkId::new("sse_only", &name),
             input.as_bytes(),
             |b, i| b.iter(|| sse_only(std::hint::black_box(i))),
         );
         group.bench_with_input(
-            BenchmarkId::new("full_pipeline", format!("x{times}")),
+            BenchmarkId::new("full_pipeline", &name),
             input.as_bytes(),
             |b, i| b.iter(|| full_pipeline(std::hint::black_box(i))),
         );

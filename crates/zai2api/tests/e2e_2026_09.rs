@@ -328,3 +328,63 @@ async fn a_token_answered_as_a_guest_fails_over_and_is_never_used_as_one() {
     assert_ne!(status, 200, "{body}");
     assert_eq!(gw.fake.completions_started(), 0);
 }
+
+/// Over the socket, the production path gives exactly what the in-process pipeline renders from
+/// the fixture bytes (the snapshots in `phase_format.rs`), in every THINK_TAGS_MODE, and the
+/// non-streamed reply folds the same text.
+#[tokio::test]
+async fn the_socket_stream_is_the_pipeline_rendering_of_the_capture() {
+    use zai2api::api::openai::stream::ChunkRenderer;
+    use zai2api::config::ThinkMode;
+    const PHASE: &str = include_str!("data/glm53flash-phase-2026-09.reconstructed.sse");
+    const SEARCH: &str = include_str!("data/glm53flash-search-2026-09.reconstructed.sse");
+    // The fake replays its own copies; they are the same bytes.
+    assert_eq!(PHASE.as_bytes(), fake_zai::scenarios::CAPTURE_PHASE);
+    assert_eq!(SEARCH.as_bytes(), fake_zai::scenarios::CAPTURE_SEARCH);
+    let modes = [
+        (ThinkMode::Reasoning, "reasoning"),
+        (ThinkMode::Think, "think"),
+        (ThinkMode::Strip, "strip"),
+        (ThinkMode::Details, "details"),
+    ];
+    for (mode, name) in modes {
+        let gw = gateway(false, &[("THINK_TAGS_MODE", name)]).await;
+        for (scenario, fixture) in [("replay_phase", PHASE), ("replay_search", SEARCH)] {
+            let req = json!({"model": "GLM-5.3-Flash", "stream": true, "stream_options": {"include_usage": true},
+                             "messages": [{"role": "user", "content": format!("hi [[fake:{scenario}]]")}]});
+            let (status, got) = gw.chat_stream(&req).await;
+            assert_eq!(status, 200);
+            let body: Result<bytes::Bytes, zai2api::error::UpstreamError> =
+                Ok(bytes::Bytes::from_static(fixture.as_bytes()));
+            let events: Vec<_> =
+                futures_util::StreamExt::collect(zai2api::service::semantic_stream(
+                    Box::pin(futures_util::stream::iter([body])),
+                    zai2api::upstream::phase::StreamProfile::default(),
+                ))
+                .await;
+            let first: Value = serde_json::from_str(&got[0]).unwrap();
+            let mut renderer = ChunkRenderer::new(
+                first["id"].as_str().unwrap().to_owned(),
+                first["created"].as_u64().unwrap(),
+                "GLM-5.3-Flash".into(),
+                String::new(),
+                true,
+                mode,
+            );
+            let mut frames = vec![renderer.start()];
+            for event in &events {
+                renderer.push(event, &mut frames);
+            }
+            let want = common::sse_payloads(&String::from_utf8(frames.concat()).unwrap());
+            assert_eq!(got, want, "{name} / {scenario}");
+            // Non-streamed: the same text.
+            let (_, whole) = gw.chat(&with(req, json!({"stream": false}))).await;
+            let (reasoning, content) = stream_text(&got);
+            let message = &whole["choices"][0]["message"];
+            assert_eq!(message["content"], content.as_str(), "{name} / {scenario}");
+            if mode == ThinkMode::Reasoning {
+                assert_eq!(message["reasoning_content"], reasoning.as_str());
+            }
+        }
+    }
+}
