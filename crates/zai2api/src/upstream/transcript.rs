@@ -5,7 +5,9 @@
 //! format has (plain reasoning text, `delta_name`/`delta_arguments`, a tool result) makes it a
 //! phase reply, read by [`super::phase::PhaseReader`] with the profile's phase table. Until one of
 //! these is seen, answer text is kept in the rebuilt message like markup text (both formats agree
-//! on plain answer text), so a later edit still lands where upstream means it. Only `done` (or the
+//! on plain answer text), so a later edit still lands where upstream means it. (A phase reply made
+//! of answer frames only is therefore read like markup: answer text that itself contains the
+//! literal `<details type="reasoning"` or `<glm_block` would be taken for markup.) Only `done` (or the
 //! end of the body) ends a reply; usage never does. Phase-format usage is reported as each frame
 //! arrives (the running total); markup usage once, at the end (its frames repeat a running total).
 //!
@@ -292,7 +294,9 @@ impl Transcript {
             || d.delta_arguments.is_some()
             || match role {
                 Some(PhaseRole::Reasoning) => text.is_some_and(|t| !t.trim().is_empty()),
-                Some(PhaseRole::ToolCall | PhaseRole::ToolResult) => true,
+                // A `tool_call` frame decides only by its fragment fields (above): markup replies
+                // label their `<glm_block>` edits `tool_call` too.
+                Some(PhaseRole::ToolResult) => true,
                 _ => false,
             };
         if phase_only {
