@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::StatusCode;
+
 use axum::middleware;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tower_http::LatencyUnit;
 use tower_http::trace::{DefaultOnFailure, DefaultOnRequest, DefaultOnResponse, TraceLayer};
@@ -141,15 +141,6 @@ async fn not_found() -> AppError {
     AppError::RouteNotFound
 }
 
-/// `AppError` has no 405 variant; the body follows the same OpenAI shape by hand.
-async fn method_not_allowed() -> Response {
-    let body = serde_json::json!({
-        "error": {
-            "message": "method not allowed on this route",
-            "type": "invalid_request_error",
-            "param": null,
-            "code": "method_not_allowed",
-        }
-    });
-    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
 }

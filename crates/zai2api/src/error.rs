@@ -100,35 +100,72 @@ impl UpstreamErrorKind {
         }
     }
 
-    /// Whether another credential (a fresh guest session, another pool token) may succeed.
-    pub fn retryable_on_other_credential(self) -> bool {
-        match self {
-            Self::TokenInvalid | Self::ConcurrencyLimit => true,
+    /// What the gateway does about this kind of failure. The one place that decides it: the chat
+    /// path, the model list and the doctor all ask here.
+    pub fn policy(self) -> UpstreamPolicy {
+        use FailOver::{AnyCredential, LoggedInOnly, Never};
+        let (status, fail_over, blame_token, invalidate_session) = match self {
+            // The token was refused or is busy: it is to blame, its session is dropped, and
+            // another credential may well succeed.
+            Self::TokenInvalid => (StatusCode::BAD_GATEWAY, AnyCredential, true, true),
+            Self::ConcurrencyLimit => (StatusCode::TOO_MANY_REQUESTS, AnyCredential, true, true),
+            // The account level lacks the model: another pool token may have it; every guest
+            // shares one level, so another guest would be refused alike.
+            Self::ModelNotAvailable => (StatusCode::FORBIDDEN, LoggedInOnly, true, false),
+            // An upstream hiccup, not the token's fault; another try may pass.
+            Self::InternalError => (StatusCode::BAD_GATEWAY, AnyCredential, false, false),
+            // These would hit every account alike: answered at once.
             Self::Firewall
             | Self::OutdatedClient
             | Self::SignatureRejected
             | Self::CaptchaRequired
-            | Self::ModelNotAvailable
-            | Self::InternalError
-            | Self::Timeout
             | Self::Connection
-            | Self::BadResponse => false,
+            | Self::BadResponse => (StatusCode::BAD_GATEWAY, Never, false, false),
+            Self::Timeout => (StatusCode::GATEWAY_TIMEOUT, Never, false, false),
+        };
+        UpstreamPolicy {
+            status,
+            fail_over,
+            blame_token,
+            invalidate_session,
         }
     }
 
     fn status(self) -> StatusCode {
-        match self {
-            Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            Self::ConcurrencyLimit => StatusCode::TOO_MANY_REQUESTS,
-            Self::ModelNotAvailable => StatusCode::FORBIDDEN,
-            Self::Firewall
-            | Self::OutdatedClient
-            | Self::SignatureRejected
-            | Self::CaptchaRequired
-            | Self::TokenInvalid
-            | Self::InternalError
-            | Self::Connection
-            | Self::BadResponse => StatusCode::BAD_GATEWAY,
+        self.policy().status
+    }
+}
+
+/// Whether a failure before the first byte moves the request to another credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOver {
+    /// Every credential would fail alike.
+    Never,
+    /// Another pool token or a fresh guest session may succeed.
+    AnyCredential,
+    /// Only another logged-in token may succeed (guests all share one account level).
+    LoggedInOnly,
+}
+
+/// The decisions for one [`UpstreamErrorKind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamPolicy {
+    /// The client's HTTP status when the failure ends the request.
+    pub status: StatusCode,
+    pub fail_over: FailOver,
+    /// The failure counts against the pool token that met it (toward its rest).
+    pub blame_token: bool,
+    /// The credential's cached session is dropped (a fresh one is made next time).
+    pub invalidate_session: bool,
+}
+
+impl UpstreamPolicy {
+    /// Whether to try another credential, given the kind of the one that failed.
+    pub fn fails_over(self, logged_in: bool) -> bool {
+        match self.fail_over {
+            FailOver::Never => false,
+            FailOver::AnyCredential => true,
+            FailOver::LoggedInOnly => logged_in,
         }
     }
 }
@@ -187,6 +224,8 @@ pub enum AppError {
     PayloadTooLarge,
     #[error("route not found")]
     RouteNotFound,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
     #[error("image upload needs a logged-in TOKEN; guest sessions cannot upload files")]
     ImageUploadNeedsLogin,
     #[error("no logged-in upstream token is available right now")]
@@ -229,6 +268,7 @@ impl AppError {
                 StatusCode::NOT_FOUND
             }
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NoUpstreamToken { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream(e) => e.kind.status(),
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -247,6 +287,7 @@ impl AppError {
             Self::ModelNotFound { .. } => "model_not_found",
             Self::PayloadTooLarge => "request_too_large",
             Self::RouteNotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::ImageUploadNeedsLogin => "image_upload_requires_login",
             Self::NoUpstreamToken { .. } => "no_upstream_token",
             Self::Upstream(e) => e.kind.code(),
@@ -266,6 +307,7 @@ impl AppError {
             | Self::ModelNotFound { .. }
             | Self::PayloadTooLarge
             | Self::RouteNotFound
+            | Self::MethodNotAllowed
             | Self::ImageUploadNeedsLogin => "client",
             Self::Upstream(_) | Self::NoUpstreamToken { .. } => "upstream",
             Self::Internal(_) => "internal",
@@ -314,6 +356,7 @@ impl AppError {
             | Self::ModelNotFound { .. }
             | Self::PayloadTooLarge
             | Self::RouteNotFound
+            | Self::MethodNotAllowed
             | Self::TokenNotFound
             | Self::ImageUploadNeedsLogin => "invalid_request_error",
             Self::Unauthorized => "authentication_error",
@@ -350,7 +393,7 @@ impl AppError {
     /// the exception class from the status, clients read the type).
     pub fn anthropic_type(&self) -> &'static str {
         match self.status().as_u16() {
-            400 => "invalid_request_error",
+            400 | 405 => "invalid_request_error",
             401 => "authentication_error",
             403 => "permission_error",
             404 => "not_found_error",
@@ -390,12 +433,6 @@ pub const ERROR_CODE_HEADER: &str = "x-zai2api-error-code";
 impl axum::response::IntoResponse for AppError {
     fn into_response(self) -> axum::response::Response {
         let mut response = (self.status(), axum::Json(self.openai_body())).into_response();
-        if let Self::Upstream(e) = &self {
-            // The request log counts failures by kind from this, not from the body.
-            response
-                .extensions_mut()
-                .insert(crate::stats::UpstreamFailure(e.kind));
-        }
         // The stable code for programs, whatever the body's shape.
         response.headers_mut().insert(
             ERROR_CODE_HEADER,
@@ -408,7 +445,8 @@ impl axum::response::IntoResponse for AppError {
             );
         }
         // The error itself rides along, so routes of another wire (Anthropic) can re-render the
-        // body in their shape: `crate::api::anthropic::error_shape`.
+        // body in their shape (`crate::api::anthropic::error_shape`) and the request log counts
+        // upstream failures by kind from it, not from the body.
         response.extensions_mut().insert(self);
         response
     }
@@ -467,6 +505,47 @@ mod tests {
         assert_eq!(
             AppError::model_not_found(&"x".repeat(300), "").to_string(),
             format!("model `{}` does not exist", "x".repeat(100))
+        );
+    }
+
+    #[test]
+    fn one_policy_per_kind() {
+        use UpstreamErrorKind as K;
+        // (kind, fails over for a pool token, for a guest, blames the token, drops the session)
+        let table = [
+            (K::TokenInvalid, true, true, true, true),
+            (K::ConcurrencyLimit, true, true, true, true),
+            (K::ModelNotAvailable, true, false, true, false),
+            (K::InternalError, true, true, false, false),
+            (K::Firewall, false, false, false, false),
+            (K::OutdatedClient, false, false, false, false),
+            (K::SignatureRejected, false, false, false, false),
+            (K::CaptchaRequired, false, false, false, false),
+            (K::Timeout, false, false, false, false),
+            (K::Connection, false, false, false, false),
+            (K::BadResponse, false, false, false, false),
+        ];
+        assert_eq!(table.len(), K::ALL.len());
+        for (kind, pool, guest, blame, drop) in table {
+            let p = kind.policy();
+            assert_eq!(
+                (
+                    p.fails_over(true),
+                    p.fails_over(false),
+                    p.blame_token,
+                    p.invalidate_session
+                ),
+                (pool, guest, blame, drop),
+                "{kind:?}"
+            );
+        }
+        assert_eq!(
+            AppError::MethodNotAllowed.status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            AppError::MethodNotAllowed.anthropic_type(),
+            "invalid_request_error"
         );
     }
 }

@@ -135,7 +135,7 @@ impl ClientSource {
             };
             match listed {
                 Ok(models) => return Some(Ok(models)),
-                Err(e) if crate::pool::is_token_fault(e.kind) => last = Some(e),
+                Err(e) if e.kind.policy().fails_over(true) => last = Some(e),
                 Err(e) => return Some(Err(e)),
             }
         }
@@ -157,8 +157,10 @@ impl ModelSource for ClientSource {
             let credential = self.client.credential().await?;
             match self.client.list_models(&credential).await {
                 // A dead guest session or a rejected token: one retry with a fresh credential.
-                Err(e) if e.kind.retryable_on_other_credential() => {
-                    self.client.invalidate(&credential).await;
+                Err(e) if e.kind.policy().fails_over(!credential.guest) => {
+                    if e.kind.policy().invalidate_session {
+                        self.client.invalidate(&credential).await;
+                    }
                     let credential = self.client.credential().await?;
                     self.client.list_models(&credential).await
                 }

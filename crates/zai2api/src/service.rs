@@ -4,7 +4,8 @@
 //! Invariants:
 //! - Retry only before the first byte (ARCHITECTURE rule 7): the service reads upstream until the
 //!   first client-visible event. An error before that point becomes an `Err` (a proper HTTP error
-//!   for the client) unless another credential may fix it (see [`fails_over`]): then the request
+//!   for the client) unless another credential may fix it (the kind's
+//!   [`crate::error::UpstreamPolicy`]): then the request
 //!   moves to the next pool token, or to a fresh guest session, at most [`MAX_ATTEMPTS`] upstream
 //!   calls in all. After that point errors travel in-stream.
 //! - Credentials: pool tokens round-robin; when none is usable (all resting, all tried, or the pool
@@ -54,27 +55,6 @@ pub struct StartedChat {
     pub token: Option<TokenId>,
 }
 
-/// Whether a failure before the first byte should move the request to another credential: only
-/// failures another account may not have (a rejected or busy token, a model the account level
-/// lacks, an upstream hiccup). A firewall page, a signature or version problem, a captcha or a
-/// timeout would hit every account alike, so they are returned at once.
-pub fn fails_over(kind: UpstreamErrorKind, pool_token: bool) -> bool {
-    match kind {
-        UpstreamErrorKind::TokenInvalid
-        | UpstreamErrorKind::ConcurrencyLimit
-        | UpstreamErrorKind::InternalError => true,
-        // Guests all share one account level; another guest would be refused the same way.
-        UpstreamErrorKind::ModelNotAvailable => pool_token,
-        UpstreamErrorKind::Firewall
-        | UpstreamErrorKind::OutdatedClient
-        | UpstreamErrorKind::SignatureRejected
-        | UpstreamErrorKind::CaptchaRequired
-        | UpstreamErrorKind::Timeout
-        | UpstreamErrorKind::Connection
-        | UpstreamErrorKind::BadResponse => false,
-    }
-}
-
 pub async fn start_chat(state: &AppState, request: &ChatRequest) -> Result<StartedChat, AppError> {
     let model = state
         .models
@@ -108,10 +88,8 @@ pub async fn start_chat(state: &AppState, request: &ChatRequest) -> Result<Start
                 });
             }
             Err(AppError::Upstream(e)) => {
-                if matches!(
-                    e.kind,
-                    UpstreamErrorKind::TokenInvalid | UpstreamErrorKind::ConcurrencyLimit
-                ) {
+                let policy = e.kind.policy();
+                if policy.invalidate_session {
                     state.upstream.invalidate(&credential).await;
                 }
                 let pool_token = lease.is_some();
@@ -119,7 +97,7 @@ pub async fn start_chat(state: &AppState, request: &ChatRequest) -> Result<Start
                     l.record_failure(e.kind);
                     tried.push(l.id().clone());
                 }
-                if !fails_over(e.kind, pool_token) {
+                if !policy.fails_over(pool_token) {
                     return Err(AppError::Upstream(e));
                 }
                 tracing::info!(
@@ -149,7 +127,7 @@ async fn acquire(
                 // The token could not even be resolved (upstream refused it): next one.
                 lease.record_error(&e);
                 tried.push(lease.id().clone());
-                if !fails_over(e.kind, true) {
+                if !e.kind.policy().fails_over(true) {
                     return Err(AppError::Upstream(e));
                 }
             }

@@ -12,7 +12,7 @@
 //! - A request is recorded when its response body finishes or is dropped (client gone), so the
 //!   duration of a streamed reply covers the whole stream, not just the headers.
 //! - Every upstream failure kind is counted once per request, whether it was answered as an HTTP
-//!   error (the response carries [`UpstreamFailure`]) or arrived in the middle of a stream that had
+//!   error (the response carries the [`crate::error::AppError`]) or arrived in the middle of a stream that had
 //!   already started: while the response body is polled, a task-local slot is in scope, and the
 //!   semantic stream reports its error into it with [`note_stream_failure`].
 
@@ -39,11 +39,6 @@ pub const RECENT_CAPACITY: usize = 100;
 
 /// Longest path kept in a record; longer ones are cut (a client could send a huge URL).
 const MAX_PATH_CHARS: usize = 200;
-
-/// Put into a response's extensions by [`crate::error::AppError`] when an upstream failure is
-/// answered, so the request log can count it by kind without parsing bodies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UpstreamFailure(pub UpstreamErrorKind);
 
 tokio::task_local! {
     /// The failure slot of the response body being polled right now (see the module invariants).
@@ -273,7 +268,10 @@ pub async fn record_requests(
     let response = next.run(request).await;
 
     let status = response.status().as_u16();
-    let failure = response.extensions().get::<UpstreamFailure>().map(|f| f.0);
+    let failure = match response.extensions().get::<crate::error::AppError>() {
+        Some(crate::error::AppError::Upstream(e)) => Some(e.kind),
+        _ => None,
+    };
     let token = response
         .extensions()
         .get::<UsedToken>()

@@ -184,7 +184,7 @@ impl Lease {
     }
 
     fn record(&mut self, kind: UpstreamErrorKind, detail: Option<String>) {
-        if std::mem::replace(&mut self.resolved, true) || !is_token_fault(kind) {
+        if std::mem::replace(&mut self.resolved, true) || !kind.policy().blame_token {
             return;
         }
         self.pool.with_entry(&self.id, |e, pool| {
@@ -216,23 +216,6 @@ impl Drop for Lease {
 
 /// Longest reason kept per token.
 const MAX_REASON_CHARS: usize = 200;
-
-/// Failures that say something about the token rather than about upstream or the request.
-pub fn is_token_fault(kind: UpstreamErrorKind) -> bool {
-    match kind {
-        UpstreamErrorKind::TokenInvalid
-        | UpstreamErrorKind::ConcurrencyLimit
-        | UpstreamErrorKind::ModelNotAvailable => true,
-        UpstreamErrorKind::Firewall
-        | UpstreamErrorKind::OutdatedClient
-        | UpstreamErrorKind::SignatureRejected
-        | UpstreamErrorKind::CaptchaRequired
-        | UpstreamErrorKind::InternalError
-        | UpstreamErrorKind::Timeout
-        | UpstreamErrorKind::Connection
-        | UpstreamErrorKind::BadResponse => false,
-    }
-}
 
 fn unix_now() -> u64 {
     SystemTime::now()

@@ -18,7 +18,7 @@ pub mod wire;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::post;
@@ -49,11 +49,6 @@ pub async fn error_shape(request: Request, next: Next) -> Response {
     }
     let body = match response.extensions().get::<AppError>() {
         Some(error) => error.anthropic_body(),
-        // The router's 405 is not an `AppError`.
-        None if response.status() == StatusCode::METHOD_NOT_ALLOWED => serde_json::json!({
-            "type": "error",
-            "error": {"type": "invalid_request_error", "message": "method not allowed on this route"},
-        }),
         None => return response,
     };
     let (mut parts, _) = response.into_parts();
