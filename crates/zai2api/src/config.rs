@@ -496,34 +496,9 @@ impl ModelMap {
         let name = name.trim().to_ascii_lowercase();
         self.rules
             .iter()
-            .find(|(pattern, _)| glob_matches(pattern, &name))
+            .find(|(pattern, _)| crate::text::glob_match(pattern, &name))
             .map(|(_, model)| model.as_str())
     }
-}
-
-/// `*`-only glob over already lower-cased strings. Greedy with backtracking to the last star, so
-/// it runs in O(pattern × name) at worst and never recurses.
-fn glob_matches(pattern: &str, name: &str) -> bool {
-    let (p, n) = (pattern.as_bytes(), name.as_bytes());
-    let (mut pi, mut ni) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ni));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == n[ni] {
-            pi += 1;
-            ni += 1;
-        } else if let Some((sp, sn)) = star {
-            // Let the last star swallow one more byte and retry from there.
-            pi = sp + 1;
-            ni = sn + 1;
-            star = Some((sp, sn + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&b| b == b'*')
 }
 
 /// Reads `path` as a dotenv file into pairs; a missing file is an empty list.
@@ -942,7 +917,11 @@ mod tests {
             ("claude-*sonnet*", "claude-3-7-sonnet-latest", true),
             ("ü*", "über", true),
         ] {
-            assert_eq!(glob_matches(pattern, name), want, "{pattern} vs {name}");
+            assert_eq!(
+                crate::text::glob_match(pattern, name),
+                want,
+                "{pattern} vs {name}"
+            );
         }
     }
 

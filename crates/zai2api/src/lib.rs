@@ -10,6 +10,7 @@
 pub mod api;
 pub mod app;
 pub mod chat;
+pub mod clock;
 pub mod config;
 pub mod doctor;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod pool;
 pub mod semantic;
 pub mod service;
 pub mod stats;
+pub mod text;
 pub mod tools;
 pub mod upstream;
 pub mod usage;

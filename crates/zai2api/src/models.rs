@@ -31,7 +31,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -343,10 +343,7 @@ struct Snapshot {
 
 impl Snapshot {
     fn build(upstream: Vec<UpstreamModel>) -> Self {
-        let created = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let created = crate::clock::unix_secs();
         let reserved: HashSet<String> = ALIASES
             .iter()
             .map(|(_, alias)| alias.to_ascii_lowercase())

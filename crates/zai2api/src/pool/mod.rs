@@ -18,7 +18,7 @@
 pub mod store;
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -217,12 +217,6 @@ impl Drop for Lease {
 /// Longest reason kept per token.
 const MAX_REASON_CHARS: usize = 200;
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Splits pasted text on commas and newlines; trims each piece; drops empty ones.
 pub fn split_tokens(text: &str) -> impl Iterator<Item = &str> {
     text.split([',', '\n', '\r'])
@@ -311,7 +305,7 @@ impl TokenPool {
             .map(|t| t.expose_secret().trim())
             .filter(|t| !t.is_empty())
             .collect();
-        let now_unix = unix_now();
+        let now_unix = crate::clock::unix_secs();
         let now = Instant::now();
         let mut entries: Vec<Entry> = Vec::new();
         // Stored tokens first, keeping their counters; env tokens that are no longer set go.
@@ -503,7 +497,7 @@ impl TokenPool {
     pub async fn add_pasted(&self, text: &str) -> AddReport {
         let mut report = AddReport::default();
         {
-            let now = unix_now();
+            let now = crate::clock::unix_secs();
             let mut state = self.lock();
             for token in split_tokens(text) {
                 if !is_usable(token) {
@@ -586,7 +580,7 @@ impl TokenPool {
 
     fn to_file(&self) -> PoolFile {
         let now = Instant::now();
-        let now_unix = unix_now();
+        let now_unix = crate::clock::unix_secs();
         let state = self.lock();
         let tokens = state
             .entries

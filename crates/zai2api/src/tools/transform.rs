@@ -395,7 +395,7 @@ impl ToolTransform {
 /// Where the text that must be held back starts: a suffix that may begin the opening tag, with the
 /// whitespace and a code-fence line that would precede it.
 fn hold_from(text: &str) -> usize {
-    let mut cut = text.len() - partial_suffix(text, prompt::CALL_OPEN);
+    let mut cut = text.len() - crate::text::partial_suffix(text, &[prompt::CALL_OPEN]);
     cut = text[..cut].trim_end().len();
     let head = &text[..cut];
     let line_start = head.rfind('\n').map_or(0, |i| i + 1);
@@ -425,18 +425,6 @@ fn is_fence_line(line: &str) -> bool {
         info.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     })
-}
-
-/// Length of the longest suffix of `text` that is a proper prefix of `marker` (ASCII).
-fn partial_suffix(text: &str, marker: &str) -> usize {
-    let max = marker.len().saturating_sub(1).min(text.len());
-    (1..=max)
-        .rev()
-        .find(|&len| {
-            let start = text.len() - len;
-            text.is_char_boundary(start) && marker.starts_with(&text[start..])
-        })
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -780,8 +768,14 @@ mod tests {
         assert_eq!(hold_from("abc\n```\ncode"), 12);
         assert_eq!(hold_from("x ```json"), 9);
         assert_eq!(hold_from("é<"), "é".len());
-        assert_eq!(partial_suffix("<zai_tool_call", prompt::CALL_OPEN), 14);
-        assert_eq!(partial_suffix("<zai_tool_call>", prompt::CALL_OPEN), 0);
+        assert_eq!(
+            crate::text::partial_suffix("<zai_tool_call", &[prompt::CALL_OPEN]),
+            14
+        );
+        assert_eq!(
+            crate::text::partial_suffix("<zai_tool_call>", &[prompt::CALL_OPEN]),
+            0
+        );
     }
 
     #[test]

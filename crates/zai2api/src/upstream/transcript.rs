@@ -38,6 +38,7 @@ use super::phase::{self, PhaseReader, PhaseRole, StreamProfile, UsageFrames};
 use super::wire::Frame;
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use crate::semantic::{Semantic, ToolBlock, Usage};
+use crate::text::partial_suffix;
 
 pub type Events = SmallVec<[Semantic; 2]>;
 
@@ -707,23 +708,6 @@ fn char_to_byte(s: &str, chars: usize, index: usize) -> usize {
             .nth(chars - index - 1)
             .map_or(0, |(b, _)| b)
     }
-}
-
-/// Length of the longest suffix of `text` that is a proper prefix of one of `markers`.
-fn partial_suffix(text: &str, markers: &[&str]) -> usize {
-    let mut best = 0;
-    for marker in markers {
-        let max = marker.len().saturating_sub(1).min(text.len());
-        for len in (best + 1..=max).rev() {
-            if text.is_char_boundary(text.len() - len)
-                && marker.starts_with(&text[text.len() - len..])
-            {
-                best = len;
-                break;
-            }
-        }
-    }
-    best
 }
 
 /// The value of `name="…"` inside an opening tag.

@@ -15,8 +15,6 @@
 //!   `finish_reason: "tool_calls"`; non-streamed, the calls are in `message.tool_calls` and
 //!   `content` is `null` when there is no text. Replies without calls are rendered as before.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -47,12 +45,6 @@ pub async fn respond(
             Err(e) => e.into_response(),
         }
     }
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn completion_id() -> String {
@@ -302,7 +294,7 @@ fn sse_data<T: serde::Serialize>(value: &T) -> Bytes {
 fn sse_response(chat: StartedChat, include_usage: bool, mode: ThinkMode) -> Response {
     let renderer = ChunkRenderer::new(
         completion_id(),
-        now_secs(),
+        crate::clock::unix_secs(),
         chat.model,
         chat.prompt_text,
         include_usage,
@@ -393,7 +385,7 @@ async fn collect(mut chat: StartedChat, mode: ThinkMode) -> Result<ChatCompletio
     };
     let mut completion = ChatCompletion::new(
         completion_id(),
-        now_secs(),
+        crate::clock::unix_secs(),
         chat.model,
         vec![Choice {
             index: 0,
