@@ -14,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod doctor;
 pub mod error;
+pub mod http;
 pub mod models;
 pub mod pool;
 pub mod semantic;

@@ -88,7 +88,7 @@ async fn serve() -> ExitCode {
         "starting zai2api"
     );
 
-    let state = match zai2api::app::build_state(config).await {
+    let state = match zai2api::http::build_state(config).await {
         Ok(state) => state,
         Err(e) => {
             eprintln!("zai2api: {e}");

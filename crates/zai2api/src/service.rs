@@ -24,9 +24,9 @@ use std::pin::Pin;
 
 use futures_util::{Stream, StreamExt};
 
-use crate::app::AppState;
 use crate::chat::{ChatMessage, ChatRequest, ContentPart, ImageSource, Role};
 use crate::error::{AppError, UpstreamError, UpstreamErrorKind};
+use crate::http::AppState;
 use crate::models::ResolvedModel;
 use crate::pool::{Lease, TokenId};
 use crate::semantic::Semantic;

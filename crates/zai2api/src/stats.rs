@@ -1,43 +1,28 @@
-//! Request statistics: counters, per-upstream-error-kind counts, the outcome of the most recent
-//! upstream call, and a ring of the last [`RECENT_CAPACITY`] API requests.
+//! Request statistics, a plain store: counters, per-upstream-error-kind counts, the outcome of the
+//! most recent upstream call, and a ring of the last [`RECENT_CAPACITY`] API requests. What is
+//! recorded, and when, is the request log's business ([`crate::http::request_log`]); this module
+//! depends on nothing above the error types.
 //!
 //! Invariants:
-//! - Only API requests (`/v1/...`) are recorded; dashboard polling and static assets are not, so
-//!   watching the dashboard does not change what it shows.
 //! - Recording is constant work per request: a few atomic adds and one push/pop on a bounded ring
 //!   under a mutex that is never held across an `.await`.
-//! - A record holds the path without its query string (clients may put `auth_token` there), the
-//!   client IP as decided by [`crate::web::ClientIp`], and at most a masked token id
-//!   (`token:xxxxxxxx`) or `guest`: never a secret.
-//! - A request is recorded when its response body finishes or is dropped (client gone), so the
-//!   duration of a streamed reply covers the whole stream, not just the headers.
+//! - Records hold what the request log gives them: never a secret.
 //! - Every upstream failure kind is counted once per request, whether it was answered as an HTTP
 //!   error (the response carries the [`crate::error::AppError`]) or arrived in the middle of a stream that had
 //!   already started: while the response body is polled, a task-local slot is in scope, and the
 //!   semantic stream reports its error into it with [`note_stream_failure`].
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::task::{Context, Poll};
 
-use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::error::UpstreamErrorKind;
-use crate::pool::UsedToken;
-use crate::web::ClientIp;
 
 /// How many recent requests are kept.
 pub const RECENT_CAPACITY: usize = 100;
-
-/// Longest path kept in a record; longer ones are cut (a client could send a huge URL).
-const MAX_PATH_CHARS: usize = 200;
 
 tokio::task_local! {
     /// The failure slot of the response body being polled right now (see the module invariants).
@@ -238,159 +223,10 @@ impl Stats {
     }
 }
 
-/// Whether a path is an API request the log records.
-pub fn is_recorded(path: &str) -> bool {
-    path == "/v1" || path.starts_with("/v1/")
-}
-
-/// Middleware: records `/v1/...` requests once their response body has been sent or dropped.
-pub async fn record_requests(
-    State(stats): State<Arc<Stats>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let path = request.uri().path();
-    if !is_recorded(path) {
-        return next.run(request).await;
-    }
-    let started = Instant::now();
-    let time_ms = unix_ms();
-    let method = request.method().as_str().to_owned();
-    let path: String = path.chars().take(MAX_PATH_CHARS).collect();
-    let is_chat = path.ends_with("/chat/completions");
-    let client_ip = request
-        .extensions()
-        .get::<ClientIp>()
-        .and_then(|ip| ip.0)
-        .map(|ip| ip.to_string());
-
-    let response = next.run(request).await;
-
-    let status = response.status().as_u16();
-    let failure = match response.extensions().get::<crate::error::AppError>() {
-        Some(crate::error::AppError::Upstream(e)) => Some(e.kind),
-        _ => None,
-    };
-    let token = response
-        .extensions()
-        .get::<UsedToken>()
-        .map(|used| match &used.0 {
-            Some(id) => id.masked(),
-            None => "guest".to_owned(),
-        });
-    // A failure answer names its kind; a successful chat proves upstream answered. Other
-    // successes (a cached model list) say nothing about upstream.
-    let upstream = match failure {
-        Some(kind) => Some(UpstreamContact {
-            at_ms: unix_ms(),
-            error: Some(kind),
-        }),
-        None if is_chat && status < 400 => Some(UpstreamContact {
-            at_ms: unix_ms(),
-            error: None,
-        }),
-        None => None,
-    };
-    let pending = Pending {
-        stats,
-        started,
-        stream_failure: Arc::new(OnceLock::new()),
-        record: RequestRecord {
-            time_ms,
-            method,
-            path,
-            status,
-            duration_ms: 0,
-            client_ip,
-            token,
-            upstream_error: failure.map(UpstreamErrorKind::code),
-        },
-        upstream,
-    };
-    let (parts, body) = response.into_parts();
-    Response::from_parts(
-        parts,
-        Body::new(RecordedBody {
-            inner: body,
-            pending: Some(pending),
-        }),
-    )
-}
-
-/// A request waiting for its body to finish.
-struct Pending {
-    stats: Arc<Stats>,
-    started: Instant,
-    /// Set by [`note_stream_failure`] while the body is polled.
-    stream_failure: Arc<OnceLock<UpstreamErrorKind>>,
-    record: RequestRecord,
-    upstream: Option<UpstreamContact>,
-}
-
-impl Pending {
-    fn finish(mut self) {
-        self.record.duration_ms =
-            u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        if self.record.upstream_error.is_none() {
-            if let Some(kind) = self.stream_failure.get().copied() {
-                self.record.upstream_error = Some(kind.code());
-                self.upstream = Some(UpstreamContact {
-                    at_ms: unix_ms(),
-                    error: Some(kind),
-                });
-            }
-        }
-        self.stats.record(self.record, self.upstream);
-    }
-}
-
-/// The response body, unchanged (same frames, same size hint), plus a record that is written
-/// when the body ends or is dropped, whichever comes first.
-struct RecordedBody {
-    inner: Body,
-    pending: Option<Pending>,
-}
-
-impl HttpBody for RecordedBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
-        // `Body` is `Unpin`, so no pin projection is needed.
-        let this = self.get_mut();
-        let polled = match &this.pending {
-            // The stream behind the body runs inside this poll: give it the failure slot.
-            Some(pending) => STREAM_FAILURE.sync_scope(Arc::clone(&pending.stream_failure), || {
-                Pin::new(&mut this.inner).poll_frame(cx)
-            }),
-            None => Pin::new(&mut this.inner).poll_frame(cx),
-        };
-        if let Poll::Ready(None) = polled {
-            if let Some(pending) = this.pending.take() {
-                pending.finish();
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for RecordedBody {
-    fn drop(&mut self) {
-        if let Some(pending) = self.pending.take() {
-            pending.finish();
-        }
-    }
+/// Runs `poll` with `slot` as the stream-failure slot in scope, so [`note_stream_failure`] calls
+/// made while it runs land there (the request log polls response bodies through this).
+pub fn with_failure_slot<R>(slot: Arc<OnceLock<UpstreamErrorKind>>, poll: impl FnOnce() -> R) -> R {
+    STREAM_FAILURE.sync_scope(slot, poll)
 }
 
 pub use crate::clock::unix_ms;
@@ -458,14 +294,5 @@ mod tests {
         assert!(contact(Some(UpstreamErrorKind::TokenInvalid)).reachable());
         assert!(!contact(Some(UpstreamErrorKind::Timeout)).reachable());
         assert!(!contact(Some(UpstreamErrorKind::Connection)).reachable());
-    }
-
-    #[test]
-    fn only_api_paths_are_recorded() {
-        assert!(is_recorded("/v1/models"));
-        assert!(is_recorded("/v1"));
-        assert!(!is_recorded("/v1x"));
-        assert!(!is_recorded("/dashboard/api/stats"));
-        assert!(!is_recorded("/"));
     }
 }

@@ -17,8 +17,9 @@ use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
-use zai2api::app::{AppState, app};
+use zai2api::app::app;
 use zai2api::config::Config;
+use zai2api::http::AppState;
 
 const SECRET: &str = "s3cret-pass";
 
@@ -64,7 +65,7 @@ async fn errors_carry_their_code_in_a_header() {
     ] {
         let response = app(state).oneshot(get(uri)).await.unwrap();
         assert_eq!(
-            response.headers()[zai2api::error::ERROR_CODE_HEADER],
+            response.headers()[zai2api::http::error_response::ERROR_CODE_HEADER],
             code,
             "{uri}"
         );
@@ -72,7 +73,7 @@ async fn errors_carry_their_code_in_a_header() {
     let ok = app(open()).oneshot(get("/health")).await.unwrap();
     assert!(
         ok.headers()
-            .get(zai2api::error::ERROR_CODE_HEADER)
+            .get(zai2api::http::error_response::ERROR_CODE_HEADER)
             .is_none()
     );
 }
@@ -383,7 +384,7 @@ async fn against_fake(pairs: &[(&str, &str)]) -> (fake_zai::FakeZai, AppState, t
     ];
     all.extend_from_slice(pairs);
     let config = Config::from_pairs(&all).unwrap();
-    let state = zai2api::app::build_state(config).await.unwrap();
+    let state = zai2api::http::build_state(config).await.unwrap();
     (fake, state, dir)
 }
 

@@ -21,7 +21,8 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
-use zai2api::app::{AppState, app};
+use zai2api::app::app;
+use zai2api::http::AppState;
 
 const SECRET: &str = "dash-Secret-42";
 const REMOTE: &str = "203.0.113.5:40000";

@@ -99,11 +99,6 @@ pub struct AddReport {
     pub invalid: usize,
 }
 
-/// Put into a response's extensions by the chat handlers: which pool token served the request
-/// (`None`: a guest session). The request log reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsedToken(pub Option<TokenId>);
-
 struct Entry {
     token: SecretString,
     id: TokenId,

@@ -20,10 +20,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::auth::Viewer;
 use super::pages::rfc3339_ms;
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::http::AppState;
+use crate::http::auth::Viewer;
 use crate::pool::{AddReport, PoolSnapshot, TokenId};
 use crate::stats::{StatsSnapshot, unix_ms};
 

@@ -16,10 +16,10 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::ClientIp;
-use super::auth;
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::http::AppState;
+use crate::http::auth;
+use crate::http::client_ip::ClientIp;
 
 const LOGIN_HTML: &str = include_str!("assets/login.html");
 const DASHBOARD_HTML: &str = include_str!("assets/dashboard.html");

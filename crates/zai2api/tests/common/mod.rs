@@ -7,8 +7,9 @@ use fake_zai::{FakeConfig, FakeZai};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-use zai2api::app::{AppState, app, build_state};
+use zai2api::app::app;
 use zai2api::config::Config;
+use zai2api::http::{AppState, build_state};
 use zai2api::models::ModelCatalogue;
 use zai2api::upstream::client::{Timeouts, UpstreamClient};
 use zai2api::upstream::profile::UpstreamProfile;

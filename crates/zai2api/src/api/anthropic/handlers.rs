@@ -14,9 +14,9 @@ use axum::response::Response;
 use super::request::{self, ModelNames, Purpose};
 use super::stream::{self, RenderOptions};
 use super::wire::CountTokens;
-use crate::app::AppState;
 use crate::error::AppError;
-use crate::pool::UsedToken;
+use crate::http::AppState;
+use crate::http::request_log::UsedToken;
 use crate::service;
 
 fn model_names(state: &AppState) -> ModelNames<'_> {

@@ -23,8 +23,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::post;
 
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::http::AppState;
 
 /// The routes, to merge into the application router.
 pub fn routes() -> Router<AppState> {

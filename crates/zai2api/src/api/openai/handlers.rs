@@ -12,9 +12,9 @@ use axum::{Json, body::Bytes};
 
 use super::wire::{ModelList, ModelObject};
 use super::{request, stream};
-use crate::app::AppState;
 use crate::error::AppError;
-use crate::pool::UsedToken;
+use crate::http::AppState;
+use crate::http::request_log::UsedToken;
 use crate::service;
 
 /// `GET /v1/models`.

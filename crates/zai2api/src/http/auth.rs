@@ -22,11 +22,10 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
@@ -35,10 +34,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 
-use super::{ClientIp, is_local_client, pages};
-use crate::app::AppState;
+use super::client_ip::{ClientIp, is_local_client};
 use crate::config::Config;
 use crate::error::AppError;
+use crate::http::AppState;
 
 /// Paths anyone may open, even with AUTH_TOKEN set.
 pub const PUBLIC_PATHS: [&str; 7] = [
@@ -260,7 +259,7 @@ pub fn session_ok(config: &Config, jar: &CookieJar) -> bool {
         .is_some_and(|c| session_valid(config, c.value(), unix_secs()))
 }
 
-fn session_cookie(value: String, max_age: Duration) -> Cookie<'static> {
+pub fn session_cookie(value: String, max_age: Duration) -> Cookie<'static> {
     Cookie::build((SESSION_COOKIE, value))
         .http_only(true)
         .same_site(SameSite::Strict)
@@ -397,67 +396,6 @@ pub fn with_session(config: &Config, jar: CookieJar) -> CookieJar {
         Some(value) => jar.add(session_cookie(value, SESSION_LIFETIME)),
         None => jar,
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Login and logout handlers
-
-#[derive(serde::Deserialize)]
-struct PasswordBody {
-    password: String,
-}
-
-/// `POST /dashboard/login`: a form (`password=`) answers with a redirect or the login page
-/// again; JSON (`{"password": …}`) answers with JSON.
-pub async fn login(
-    State(state): State<AppState>,
-    axum::Extension(ip): axum::Extension<ClientIp>,
-    jar: CookieJar,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if json {
-        let password = match serde_json::from_slice::<PasswordBody>(&body) {
-            Ok(body) => body.password,
-            Err(e) => return AppError::MalformedJson(e.to_string()).into_response(),
-        };
-        if state.config.auth_token.is_none() {
-            return axum::Json(serde_json::json!({"ok": true, "auth_required": false}))
-                .into_response();
-        }
-        match attempt_login(&state, ip, &password) {
-            Ok(()) => (
-                with_session(&state.config, jar),
-                axum::Json(serde_json::json!({"ok": true, "auth_required": true})),
-            )
-                .into_response(),
-            Err(e) => e.into_response(),
-        }
-    } else {
-        if state.config.auth_token.is_none() {
-            return Redirect::to("/dashboard").into_response();
-        }
-        let password = url::form_urlencoded::parse(&body)
-            .find(|(k, _)| k == "password")
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default();
-        match attempt_login(&state, ip, &password) {
-            Ok(()) => {
-                (with_session(&state.config, jar), Redirect::to("/dashboard")).into_response()
-            }
-            Err(e) => pages::login_page_for_error(&e),
-        }
-    }
-}
-
-/// `POST /dashboard/logout`: clears the cookie and goes back to the login page.
-pub async fn logout(jar: CookieJar) -> Response {
-    let cleared = jar.add(session_cookie(String::new(), Duration::ZERO));
-    (cleared, Redirect::to("/dashboard")).into_response()
 }
 
 #[cfg(test)]

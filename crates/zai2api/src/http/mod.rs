@@ -1,0 +1,16 @@
+//! Cross-cutting HTTP: the application state, who is asking (client IP), whether they may
+//! (authentication and access rules), and the request log. Everything a route needs before its
+//! handler runs and after it answers, whatever the client API.
+//!
+//! The layers wrap the routes in this order, outermost first (assembled in [`crate::app::app`]):
+//! tracing → [`client_ip::identify_client`] → [`request_log::record_requests`] → the Anthropic
+//! error shape → [`auth::require_access`] → body limit → routes. Handlers reach the state through
+//! [`AppState`]; this is the one knot the dependency graph allows (handlers ↔ state).
+
+pub mod auth;
+pub mod client_ip;
+pub mod error_response;
+pub mod request_log;
+pub mod state;
+
+pub use state::{AppState, build_state};

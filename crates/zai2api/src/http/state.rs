@@ -1,0 +1,55 @@
+//! The shared application state every handler and layer sees, and how it is built from the
+//! settings. Nothing here touches the network: the model list is fetched on first use.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::models::ModelCatalogue;
+use crate::stats::Stats;
+use crate::upstream::client::UpstreamClient;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub upstream: Arc<UpstreamClient>,
+    pub models: Arc<ModelCatalogue>,
+    pub pool: Arc<crate::pool::TokenPool>,
+    /// Request counters and the recent-request ring.
+    pub stats: Arc<Stats>,
+    /// Wrong dashboard passwords per client.
+    pub login: Arc<super::auth::LoginThrottle>,
+}
+
+impl AppState {
+    /// State with fresh statistics and login throttle around the given parts.
+    pub fn new(
+        config: Arc<Config>,
+        upstream: Arc<UpstreamClient>,
+        models: Arc<ModelCatalogue>,
+        pool: Arc<crate::pool::TokenPool>,
+    ) -> Self {
+        Self {
+            config,
+            upstream,
+            models,
+            pool,
+            stats: Arc::new(Stats::new()),
+            login: Arc::new(super::auth::LoginThrottle::new()),
+        }
+    }
+}
+
+/// Builds the shared state: the upstream client (the `UPSTREAM_PROFILE` file, else the built-in
+/// profile, watched for changes) and a catalogue backed by it. Nothing touches the network here;
+/// the model list is fetched on first use. An invalid profile file is an error.
+pub async fn build_state(config: Config) -> Result<AppState, String> {
+    let upstream = Arc::new(crate::upstream::live::client_from_config(&config)?);
+    crate::upstream::live::watch(&upstream, &config);
+    let pool = crate::pool::TokenPool::open(&config).await?;
+    let models = Arc::new(ModelCatalogue::with_pool(
+        upstream.clone(),
+        pool.clone(),
+        config.models_cache_ttl,
+    ));
+    Ok(AppState::new(Arc::new(config), upstream, models, pool))
+}
