@@ -35,6 +35,42 @@ pub struct ToolSpec {
     pub parameters: serde_json::Value,
 }
 
+impl ToolSpec {
+    /// The one rule for a declared function, whichever API declared it: a name of 1 to 64
+    /// characters of `a-z A-Z 0-9 _ -` (both OpenAI and Anthropic say so), not declared before in
+    /// `declared`, and a JSON Schema object (`None`: takes no arguments). The error says what is
+    /// wrong, for the adapter to put in its own words and shape.
+    pub fn checked(
+        name: String,
+        description: Option<String>,
+        parameters: Option<serde_json::Value>,
+        declared: &[ToolSpec],
+    ) -> Result<Self, String> {
+        let valid_name = (1..=64).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid_name {
+            return Err("the name must be 1 to 64 characters of a-z, A-Z, 0-9, _ and -".to_owned());
+        }
+        if declared.iter().any(|t| t.name == name) {
+            return Err(format!("the function `{name}` is declared twice"));
+        }
+        let parameters = match parameters {
+            None | Some(serde_json::Value::Null) => {
+                serde_json::json!({"type": "object", "properties": {}})
+            }
+            Some(schema @ serde_json::Value::Object(_)) => schema,
+            Some(_) => return Err("the parameters must be a JSON Schema object".to_owned()),
+        };
+        Ok(Self {
+            name,
+            description: description.filter(|d| !d.trim().is_empty()),
+            parameters,
+        })
+    }
+}
+
 /// Whether and which tool the model must call.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum ToolChoice {

@@ -162,7 +162,7 @@ pub struct Config {
     /// behind a reverse proxy that appends it); otherwise the socket peer address is used.
     pub trust_forwarded_for: bool,
     /// `ANTHROPIC_MODEL_MAP`: `pattern=model` pairs (comma- or newline-separated, `*` globs).
-    pub anthropic_model_map: ModelMap,
+    pub anthropic_model_map: crate::api::anthropic::model_map::ModelMap,
     /// `ANTHROPIC_DEFAULT_MODEL`: model for `claude-*` names the map does not match.
     pub anthropic_default_model: String,
     /// `TOOL_STRATEGY`: how models are asked for tool calls unless overridden.
@@ -414,7 +414,7 @@ impl Config {
         let anthropic_model_map = {
             let raw = get("ANTHROPIC_MODEL_MAP")
                 .unwrap_or_else(|| defaults::ANTHROPIC_MODEL_MAP.to_owned());
-            ModelMap::parse(&raw)
+            crate::api::anthropic::model_map::ModelMap::parse(&raw)
                 .map_err(|why| ConfigError::value("ANTHROPIC_MODEL_MAP", &raw, why))?
         };
         let anthropic_default_model = get("ANTHROPIC_DEFAULT_MODEL")
@@ -457,47 +457,6 @@ impl Config {
             upstream_profile,
             reasoning_effort,
         })
-    }
-}
-
-/// An ordered list of `pattern=model` rules, where `*` in a pattern matches any run of characters
-/// (including none) and matching ignores ASCII case. The first rule that matches wins.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ModelMap {
-    /// (pattern, model), patterns lower-cased once here so lookups need not.
-    rules: Vec<(String, String)>,
-}
-
-impl ModelMap {
-    /// Parses `pattern=model` pairs separated by commas or newlines; blank entries are skipped.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let mut rules = Vec::new();
-        for entry in raw.split([',', '\n', '\r']).map(str::trim) {
-            if entry.is_empty() {
-                continue;
-            }
-            let Some((pattern, model)) = entry.split_once('=') else {
-                return Err(format!("entry `{entry}` is not `pattern=model`"));
-            };
-            let (pattern, model) = (pattern.trim(), model.trim());
-            if pattern.is_empty() || model.is_empty() {
-                return Err(format!("entry `{entry}` needs both a pattern and a model"));
-            }
-            if model.contains('*') {
-                return Err(format!("entry `{entry}`: the model must be a plain name"));
-            }
-            rules.push((pattern.to_ascii_lowercase(), model.to_owned()));
-        }
-        Ok(Self { rules })
-    }
-
-    /// The model of the first rule whose pattern matches `name`.
-    pub fn lookup(&self, name: &str) -> Option<&str> {
-        let name = name.trim().to_ascii_lowercase();
-        self.rules
-            .iter()
-            .find(|(pattern, _)| crate::text::glob_match(pattern, &name))
-            .map(|(_, model)| model.as_str())
     }
 }
 

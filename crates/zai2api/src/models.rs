@@ -1158,8 +1158,10 @@ mod tests {
     #[tokio::test]
     async fn defaults_name_models_of_the_2026_09_list() {
         let c = fixture_2026_09();
-        let map =
-            crate::config::ModelMap::parse(crate::config::defaults::ANTHROPIC_MODEL_MAP).unwrap();
+        let map = crate::api::anthropic::model_map::ModelMap::parse(
+            crate::config::defaults::ANTHROPIC_MODEL_MAP,
+        )
+        .unwrap();
         for (claude, upstream) in [
             ("claude-opus-4-1", "glm-5.3"),
             ("claude-sonnet-4-5", "glm-5.2"),

@@ -11,6 +11,7 @@
 //!   reports the GLM model that answered.
 
 pub mod handlers;
+pub mod model_map;
 pub mod request;
 pub mod stream;
 pub mod wire;

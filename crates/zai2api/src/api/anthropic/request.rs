@@ -15,6 +15,7 @@ use crate::upstream::ReasoningEffort;
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
+use super::model_map::ModelMap;
 use super::wire::{
     ImageSourceParam, InputBlock, InputMessage, MessageContent, MessagesRequest, SystemPrompt,
     ThinkingParam, ToolChoiceParam, ToolParam, ToolResultContent,
@@ -23,7 +24,6 @@ use crate::chat::{
     ChatMessage, ChatRequest, ContentPart, ImageSource, Role, Sampling, ToolCall, ToolChoice,
     ToolSpec,
 };
-use crate::config::ModelMap;
 use crate::error::AppError;
 
 /// Which route the body is for: `count_tokens` does not need `max_tokens`.
@@ -120,8 +120,11 @@ pub fn to_chat_request(
         .unwrap_or_default()
         .into_iter()
         .enumerate()
-        .map(|(i, t)| convert_tool(i, t))
-        .collect::<Result<Vec<_>, _>>()?;
+        .try_fold(Vec::new(), |mut declared, (i, t)| {
+            let spec = convert_tool(i, t, &declared)?;
+            declared.push(spec);
+            Ok::<_, AppError>(declared)
+        })?;
     let single_tool_call = wire
         .tool_choice
         .as_ref()
@@ -216,7 +219,11 @@ fn thinking_switch(param: &ThinkingParam) -> Result<bool, AppError> {
     }
 }
 
-fn convert_tool(index: usize, tool: ToolParam) -> Result<ToolSpec, AppError> {
+fn convert_tool(
+    index: usize,
+    tool: ToolParam,
+    declared: &[ToolSpec],
+) -> Result<ToolSpec, AppError> {
     if let Some(kind) = tool.kind.as_deref() {
         if kind != "custom" {
             return Err(invalid(
@@ -228,30 +235,18 @@ fn convert_tool(index: usize, tool: ToolParam) -> Result<ToolSpec, AppError> {
             ));
         }
     }
-    let name = match tool.name.as_deref().map(str::trim) {
-        Some(n) if !n.is_empty() => n.to_owned(),
-        _ => return Err(invalid(format!("tools[{index}] has no `name`"), "tools")),
+    let Some(name) = tool.name else {
+        return Err(invalid(format!("tools[{index}] has no `name`"), "tools"));
     };
-    let parameters = match tool.input_schema {
-        Some(schema @ serde_json::Value::Object(_)) => schema,
-        Some(_) => {
-            return Err(invalid(
-                format!("tools[{index}].input_schema must be a JSON object"),
-                "tools",
-            ));
-        }
-        None => {
-            return Err(invalid(
-                format!("tools[{index}] has no `input_schema`"),
-                "tools",
-            ));
-        }
-    };
-    Ok(ToolSpec {
-        name,
-        description: tool.description.filter(|d| !d.trim().is_empty()),
-        parameters,
-    })
+    // Anthropic requires the schema; OpenAI may leave it out.
+    if tool.input_schema.is_none() {
+        return Err(invalid(
+            format!("tools[{index}] has no `input_schema`"),
+            "tools",
+        ));
+    }
+    ToolSpec::checked(name, tool.description, tool.input_schema, declared)
+        .map_err(|why| invalid(format!("tools[{index}]: {why}"), "tools"))
 }
 
 fn convert_tool_choice(
@@ -733,6 +728,34 @@ mod tests {
             assert_eq!(
                 param(&parse(with(json!({"tools": bad}))).unwrap_err()),
                 Some("tools")
+            );
+        }
+    }
+
+    #[test]
+    fn tool_names_follow_the_shared_rule() {
+        let tool = |name: &str| json!({"name": name, "input_schema": {"type": "object"}});
+        let with_tools =
+            |tools: serde_json::Value| parse(with(json!({"tools": tools}))).map(|r| r.tools.len());
+        assert_eq!(
+            with_tools(json!([tool("get_weather"), tool("x-1")])).unwrap(),
+            2
+        );
+        for bad in [
+            json!([tool("bad name")]),
+            json!([tool("")]),
+            json!([tool("a"), tool("a")]),
+        ] {
+            let e = with_tools(bad.clone()).unwrap_err();
+            assert!(
+                matches!(
+                    &e,
+                    AppError::InvalidRequest {
+                        param: Some("tools"),
+                        ..
+                    }
+                ),
+                "{bad}: {e:?}"
             );
         }
     }

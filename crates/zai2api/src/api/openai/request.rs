@@ -167,37 +167,14 @@ fn convert_tools(tools: Option<Vec<wire::Tool>>) -> Result<Vec<ToolSpec>, AppErr
         let Some(function) = tool.function else {
             return Err(bad(format!("tools[{i}] has no `function`")));
         };
-        let name = function.name;
-        let valid_name = (1..=64).contains(&name.len())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !valid_name {
-            return Err(bad(format!(
-                "tools[{i}].function.name must be 1 to 64 characters of a-z, A-Z, 0-9, _ and -"
-            )));
-        }
-        if out.iter().any(|t| t.name == name) {
-            return Err(bad(format!(
-                "tools[{i}]: the function `{name}` is declared twice"
-            )));
-        }
-        let parameters = match function.parameters {
-            None | Some(serde_json::Value::Null) => {
-                serde_json::json!({"type": "object", "properties": {}})
-            }
-            Some(schema @ serde_json::Value::Object(_)) => schema,
-            Some(_) => {
-                return Err(bad(format!(
-                    "tools[{i}].function.parameters must be a JSON Schema object"
-                )));
-            }
-        };
-        out.push(ToolSpec {
-            name,
-            description: function.description.filter(|d| !d.trim().is_empty()),
-            parameters,
-        });
+        let spec = ToolSpec::checked(
+            function.name,
+            function.description,
+            function.parameters,
+            &out,
+        )
+        .map_err(|why| bad(format!("tools[{i}].function: {why}")))?;
+        out.push(spec);
     }
     Ok(out)
 }
