@@ -790,6 +790,14 @@ mod tests {
             format!("{from_example:?}"),
             format!("{:?}", cfg(&[]).unwrap())
         );
+        // `Debug` prints secrets redacted, so they are compared here one by one: the example
+        // must set none of them but SECRET_KEY, and that one to the built-in default.
+        assert_eq!(
+            from_example.secret_key.expose_secret(),
+            defaults::SECRET_KEY
+        );
+        assert!(from_example.token.is_none() && from_example.auth_token.is_none());
+        assert!(from_example.token_pool.is_empty() && from_example.token_hash_secret.is_none());
         for name in [
             "BASE",
             "PORT",
