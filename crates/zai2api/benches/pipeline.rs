@@ -12,7 +12,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use zai2api::api::openai::stream::ChunkRenderer;
-use zai2api::config::ThinkMode;
+use zai2api::api::think::ThinkMode;
 use zai2api::upstream::sse::SseParser;
 use zai2api::upstream::transcript::Transcript;
 

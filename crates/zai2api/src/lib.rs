@@ -19,6 +19,7 @@ pub mod models;
 pub mod pool;
 pub mod semantic;
 pub mod service;
+pub mod stage;
 pub mod stats;
 pub mod text;
 pub mod tools;

@@ -19,17 +19,17 @@
 //!   the request may call tools, the tool transform sits between the transcript and the renderers,
 //!   so both client formats receive `Semantic::ToolCall` and never tool markup.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 
 use futures_util::{Stream, StreamExt};
 
 use crate::chat::{ChatMessage, ChatRequest, ContentPart, ImageSource, Role};
-use crate::error::{AppError, UpstreamError, UpstreamErrorKind};
+use crate::error::{AppError, UpstreamError};
 use crate::http::AppState;
 use crate::models::ResolvedModel;
 use crate::pool::{Lease, TokenId};
 use crate::semantic::Semantic;
+use crate::stage::{self, Stage};
 use crate::tools::{self, ToolSetup, ToolStrategy};
 use crate::upstream::client::{ByteStream, Credential};
 use crate::upstream::phase::StreamProfile;
@@ -201,92 +201,53 @@ fn drop_reasoning(events: SemanticStream) -> SemanticStream {
 
 /// Turns upstream bytes into semantic events, lazily; `stream` is the profile's phase table.
 ///
+/// SSE parser then transcript, driven by the one stage adapter: a chunk is read only when the
+/// renderer wants the next event, and reading stops (dropping `bytes` closes the upstream body) as
+/// soon as the transcript has seen the done event or an error.
+///
 /// A reasoning block whose end carries no duration (the phase format has none) gets the time it
 /// took to stream, in whole seconds: this is the one clock the pipeline reads.
 pub fn semantic_stream(bytes: ByteStream, stream: StreamProfile) -> SemanticStream {
-    struct State {
-        bytes: ByteStream,
-        parser: SseParser,
-        transcript: Transcript,
-        pending: VecDeque<Semantic>,
-        payloads: Vec<String>,
-        ended: bool,
-        thinking_since: Option<tokio::time::Instant>,
-    }
-    let state = State {
+    let events = stage::drive(
         bytes,
-        parser: SseParser::default(),
-        transcript: Transcript::with_stream_profile(stream),
-        pending: VecDeque::new(),
-        payloads: Vec::new(),
-        ended: false,
-        thinking_since: None,
-    };
-    let stream = futures_util::stream::unfold(state, |mut s| async move {
-        loop {
-            if let Some(mut event) = s.pending.pop_front() {
-                match &mut event {
-                    Semantic::ThinkingStart => s.thinking_since = Some(tokio::time::Instant::now()),
-                    Semantic::ThinkingEnd { duration_secs } => {
-                        if let Some(since) = s.thinking_since.take() {
-                            duration_secs.get_or_insert(since.elapsed().as_secs());
-                        }
-                    }
-                    _ => {}
-                }
-                return Some((event, s));
-            }
-            if s.ended {
-                return None;
-            }
-            match s.bytes.next().await {
-                Some(Ok(chunk)) => {
-                    if let Err(e) = s.parser.push(&chunk, &mut s.payloads) {
-                        s.pending.push_back(Semantic::Error(UpstreamError::new(
-                            UpstreamErrorKind::BadResponse,
-                            e.to_string(),
-                        )));
-                        s.ended = true;
-                        continue;
-                    }
-                }
-                Some(Err(e)) => {
-                    s.pending.push_back(Semantic::Error(e));
-                    s.ended = true;
-                    continue;
-                }
-                None => {
-                    if let Err(e) = s.parser.finish(&mut s.payloads) {
-                        s.pending.push_back(Semantic::Error(UpstreamError::new(
-                            UpstreamErrorKind::BadResponse,
-                            e.to_string(),
-                        )));
-                        s.ended = true;
-                        continue;
-                    }
-                    s.ended = true;
-                }
-            }
-            for payload in s.payloads.drain(..) {
-                s.pending.extend(s.transcript.push_payload(&payload));
-            }
-            if s.ended {
-                // The body ended without a done event: close what is open and finish normally.
-                s.pending.extend(s.transcript.finish());
-            }
-            if s.transcript.is_finished() {
-                // Done or error seen: stop reading; dropping `bytes` closes the upstream body.
-                s.ended = true;
-            }
-        }
-    });
+        SseParser::default().then(Transcript::with_stream_profile(stream)),
+    );
+    // The clock is its own stage over the events, so it reads the time when the renderer takes an
+    // event, not when its chunk arrived.
+    let events = stage::drive(events, ReasoningClock::default());
     // An error after the first byte cannot become an HTTP error any more; the request log still
     // counts it by kind (a no-op when this stream is read before the response exists).
-    Box::pin(stream.inspect(|event| {
+    Box::pin(events.inspect(|event| {
         if let Semantic::Error(e) = event {
             crate::stats::note_stream_failure(e.kind);
         }
     }))
+}
+
+/// Fills in the duration of a reasoning block that ended without one.
+#[derive(Default)]
+struct ReasoningClock {
+    thinking_since: Option<tokio::time::Instant>,
+}
+
+impl Stage for ReasoningClock {
+    type In = Semantic;
+    type Out = Semantic;
+
+    fn push(&mut self, mut event: Semantic, out: &mut Vec<Semantic>) {
+        match &mut event {
+            Semantic::ThinkingStart => self.thinking_since = Some(tokio::time::Instant::now()),
+            Semantic::ThinkingEnd { duration_secs } => {
+                if let Some(since) = self.thinking_since.take() {
+                    duration_secs.get_or_insert(since.elapsed().as_secs());
+                }
+            }
+            _ => {}
+        }
+        out.push(event);
+    }
+
+    fn finish(&mut self, _: &mut Vec<Semantic>) {}
 }
 
 /// Converts the client's conversation into upstream's shape, uploading inline images.
@@ -485,6 +446,7 @@ pub fn strip_reasoning_markup(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::UpstreamErrorKind;
 
     #[test]
     fn history_reasoning_markup_is_removed() {

@@ -335,7 +335,7 @@ async fn a_token_answered_as_a_guest_fails_over_and_is_never_used_as_one() {
 #[tokio::test]
 async fn the_socket_stream_is_the_pipeline_rendering_of_the_capture() {
     use zai2api::api::openai::stream::ChunkRenderer;
-    use zai2api::config::ThinkMode;
+    use zai2api::api::think::ThinkMode;
     const PHASE: &str = include_str!("data/glm53flash-phase-2026-09.reconstructed.sse");
     const SEARCH: &str = include_str!("data/glm53flash-search-2026-09.reconstructed.sse");
     // The fake replays its own copies; they are the same bytes.

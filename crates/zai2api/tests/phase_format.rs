@@ -13,10 +13,11 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use zai2api::api::anthropic::stream::{MessageRenderer, RenderOptions};
 use zai2api::api::openai::stream::ChunkRenderer;
-use zai2api::config::ThinkMode;
+use zai2api::api::think::ThinkMode;
 use zai2api::error::UpstreamError;
 use zai2api::semantic::Semantic;
 use zai2api::service::semantic_stream;
+use zai2api::stage::Stage;
 use zai2api::upstream::phase::{PhaseRole, StreamProfile};
 
 const PHASE: &str = include_str!("data/glm53flash-phase-2026-09.reconstructed.sse");

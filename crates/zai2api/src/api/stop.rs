@@ -1,8 +1,10 @@
 //! Stop sequences, enforced by the gateway on the answer text (upstream ignores them).
 //!
-//! A semantic transform: events in, events out, shared by both client formats. The OpenAI adapter
-//! wraps a reply's event stream with [`apply`]; the Anthropic renderer owns a [`StopSequences`] so
-//! it can report which sequence matched.
+//! A semantic [`Stage`]: events in, events out, shared by both client formats and applied at the
+//! same place for both: the front of the renderer. Each renderer (OpenAI `ChunkRenderer`,
+//! Anthropic `MessageRenderer`) owns a [`StopSequences`] and renders only what
+//! [`StopSequences::pass`] lets through, so the Anthropic one can report which sequence matched
+//! and recount usage. [`apply`] runs the stage over a stream on its own.
 //!
 //! Invariants:
 //! - Only answer text is searched; reasoning, tool calls and usage pass through untouched.
@@ -14,12 +16,9 @@
 //!   the reply ends there, and the upstream stream is released instead of read to its end.
 //! - Without stop sequences the transform is the identity.
 
-use std::collections::VecDeque;
-
-use futures_util::StreamExt;
-
 use crate::semantic::Semantic;
 use crate::service::SemanticStream;
+use crate::stage::Stage;
 
 /// The stop-sequence state of one reply.
 #[derive(Debug, Clone, Default)]
@@ -58,8 +57,15 @@ impl StopSequences {
         self.matched.as_deref()
     }
 
-    /// Feeds one event; what the client may see of it (and of held text) goes to `out`.
-    pub fn push(&mut self, event: Semantic, out: &mut Vec<Semantic>) {
+    /// Feeds one event; what the client may see of it (and of held text) is returned, for the
+    /// renderer behind the sequences.
+    pub fn pass(&mut self, event: Semantic) -> Vec<Semantic> {
+        let mut out = Vec::new();
+        self.push(event, &mut out);
+        out
+    }
+
+    fn step(&mut self, event: Semantic, out: &mut Vec<Semantic>) {
         if self.ended {
             return;
         }
@@ -129,6 +135,25 @@ impl StopSequences {
     }
 }
 
+impl Stage for StopSequences {
+    type In = Semantic;
+    type Out = Semantic;
+
+    /// Feeds one event; what the client may see of it (and of held text) goes to `out`.
+    fn push(&mut self, event: Semantic, out: &mut Vec<Semantic>) {
+        self.step(event, out);
+    }
+
+    /// The service always ends with `Done` or `Error`; if not, the renderer reports the cut, and
+    /// held text (an undecided start of a sequence) is not shown.
+    fn finish(&mut self, _: &mut Vec<Semantic>) {}
+
+    /// `Done` or `Error` has passed, or a sequence ended the reply: the rest is not read.
+    fn is_done(&self) -> bool {
+        self.ended
+    }
+}
+
 /// Wraps a reply's events with the stop-sequence transform (identity without sequences). The
 /// returned stream ends after its `Done` or `Error`, dropping — and so closing — the upstream.
 pub fn apply(events: SemanticStream, stops: &[String]) -> SemanticStream {
@@ -136,32 +161,13 @@ pub fn apply(events: SemanticStream, stops: &[String]) -> SemanticStream {
     if !transform.is_active() {
         return events;
     }
-    let state = (Some(events), transform, VecDeque::new());
-    Box::pin(futures_util::stream::unfold(
-        state,
-        |(mut events, mut transform, mut pending)| async move {
-            loop {
-                if let Some(event) = pending.pop_front() {
-                    return Some((event, (events, transform, pending)));
-                }
-                let source = events.as_mut()?;
-                let Some(event) = source.next().await else {
-                    // The service always ends with Done or Error; if not, the renderer reports it.
-                    return None;
-                };
-                let mut out = Vec::new();
-                transform.push(event, &mut out);
-                if transform.ended {
-                    events = None;
-                }
-                pending.extend(out);
-            }
-        },
-    ))
+    Box::pin(crate::stage::drive(events, transform))
 }
 
 #[cfg(test)]
 mod tests {
+    use futures_util::StreamExt;
+
     use super::*;
     use crate::semantic::Usage;
 

@@ -12,8 +12,46 @@
 //! the text itself; runs of answer text interrupted by tool activity or another reasoning block are
 //! joined by exactly one blank line, and reasoning blocks in `reasoning_content` likewise.
 
-use crate::config::ThinkMode;
+use std::fmt;
+
 use crate::semantic::Semantic;
+
+/// How reasoning reaches OpenAI clients (THINK_TAGS_MODE; ARCHITECTURE §4).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ThinkMode {
+    #[default]
+    Reasoning,
+    Think,
+    Strip,
+    Details,
+}
+
+impl ThinkMode {
+    pub const ALL: [ThinkMode; 4] = [Self::Reasoning, Self::Think, Self::Strip, Self::Details];
+
+    /// The setting's spelling (`reasoning`, `think`, `strip`, `details`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reasoning => "reasoning",
+            Self::Think => "think",
+            Self::Strip => "strip",
+            Self::Details => "details",
+        }
+    }
+
+    /// Case-insensitive parse of the setting's spelling.
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|mode| mode.as_str().eq_ignore_ascii_case(value.trim()))
+    }
+}
+
+impl fmt::Display for ThinkMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What one semantic event adds to the two OpenAI text fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

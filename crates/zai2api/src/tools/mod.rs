@@ -31,14 +31,10 @@ pub mod prompt;
 pub mod streamed;
 pub mod transform;
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
-
 use crate::chat::{ChatRequest, ToolChoice, ToolSpec};
-use crate::semantic::Semantic;
 use crate::service::SemanticStream;
 
 pub use transform::ToolTransform;
@@ -258,37 +254,9 @@ pub fn new_call_id() -> String {
 
 /// Runs `transform` over a semantic stream, lazily (one upstream event is read only when the
 /// renderer wants the next event). A stream that ends without `Done` or `Error` still gets the
-/// transform's held text before it ends.
+/// transform's held text before it ends; once the turn is over, nothing more is read.
 pub fn apply(events: SemanticStream, transform: ToolTransform) -> SemanticStream {
-    struct State {
-        events: SemanticStream,
-        transform: ToolTransform,
-        pending: VecDeque<Semantic>,
-        ended: bool,
-    }
-    let state = State {
-        events,
-        transform,
-        pending: VecDeque::new(),
-        ended: false,
-    };
-    Box::pin(futures_util::stream::unfold(state, |mut s| async move {
-        loop {
-            if let Some(event) = s.pending.pop_front() {
-                return Some((event, s));
-            }
-            if s.ended {
-                return None;
-            }
-            match s.events.next().await {
-                Some(event) => s.pending.extend(s.transform.push(event)),
-                None => {
-                    s.ended = true;
-                    s.pending.extend(s.transform.finish());
-                }
-            }
-        }
-    }))
+    Box::pin(crate::stage::drive(events, transform))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The tool transform: semantic events in, semantic events out, with client-function calls turned
-//! into [`Semantic::ToolCall`]. A pure state machine; [`super::apply`] runs it over a stream.
+//! into [`Semantic::ToolCall`]. A pure state machine (a [`Stage`]); [`super::apply`] runs it over a
+//! stream.
 //!
 //! Native strategy: a `Tool` block whose name the client declared becomes a call (upstream's
 //! `call_…` id kept when it has one and it is new in this reply); blocks of upstream's own tools
@@ -38,6 +39,7 @@ use super::streamed::StreamedCall;
 use super::{ToolSet, ToolStrategy, new_call_id, prompt};
 use crate::chat::ToolCall;
 use crate::semantic::{Semantic, ToolBlock};
+use crate::stage::Stage;
 
 pub type Events = SmallVec<[Semantic; 2]>;
 
@@ -73,6 +75,24 @@ pub struct ToolTransform {
     streaming: Option<StreamedCall>,
 }
 
+impl Stage for ToolTransform {
+    type In = Semantic;
+    type Out = Semantic;
+
+    fn push(&mut self, event: Semantic, out: &mut Vec<Semantic>) {
+        out.extend(self.step(event));
+    }
+
+    fn finish(&mut self, out: &mut Vec<Semantic>) {
+        out.extend(self.end_of_stream());
+    }
+
+    /// The turn is over (`Done`, `Error`, or a call ended it): the rest of upstream is not read.
+    fn is_done(&self) -> bool {
+        self.turn_over
+    }
+}
+
 impl ToolTransform {
     pub fn new(strategy: ToolStrategy, set: Arc<ToolSet>) -> Self {
         Self {
@@ -94,7 +114,7 @@ impl ToolTransform {
         self.ids.len()
     }
 
-    pub fn push(&mut self, event: Semantic) -> Events {
+    fn step(&mut self, event: Semantic) -> Events {
         if self.turn_over {
             return Events::new();
         }
@@ -195,7 +215,7 @@ impl ToolTransform {
     }
 
     /// The end of the stream without `Done`: releases whatever is held.
-    pub fn finish(&mut self) -> Events {
+    fn end_of_stream(&mut self) -> Events {
         if self.turn_over {
             return Events::new();
         }
@@ -461,9 +481,16 @@ mod tests {
         let mut t = ToolTransform::new(strategy, set());
         let mut out = Vec::new();
         for e in events {
-            out.extend(t.push(e));
+            t.push(e, &mut out);
         }
-        out.extend(t.finish());
+        t.finish(&mut out);
+        out
+    }
+
+    /// What one event makes.
+    fn step(t: &mut ToolTransform, event: Semantic) -> Vec<Semantic> {
+        let mut out = Vec::new();
+        t.push(event, &mut out);
         out
     }
 
@@ -534,18 +561,21 @@ mod tests {
         let text = "Use <b>bold</b> and `<zai_tool` text, ```js\ncode\n```\nThat's all.  ";
         let mut t = ToolTransform::new(ToolStrategy::Prompt, set());
         // Plain text goes out at once.
-        assert_eq!(t.push(answer("Hello")).to_vec(), vec![answer("Hello")]);
-        // A possible tag start is held, then released when it is not one.
-        assert!(t.push(answer(" <zai_to")).is_empty());
         assert_eq!(
-            normal(t.push(answer("ols are here")).to_vec()),
+            step(&mut t, answer("Hello")).to_vec(),
+            vec![answer("Hello")]
+        );
+        // A possible tag start is held, then released when it is not one.
+        assert!(step(&mut t, answer(" <zai_to")).is_empty());
+        assert_eq!(
+            normal(step(&mut t, answer("ols are here")).to_vec()),
             vec![answer(" <zai_tools are here")]
         );
         let mut all = vec![answer("Hello"), answer(" <zai_tools are here")];
         for c in text.chars() {
-            all.extend(t.push(answer(&c.to_string())));
+            all.extend(step(&mut t, answer(&c.to_string())));
         }
-        all.extend(t.push(Semantic::Done));
+        all.extend(step(&mut t, Semantic::Done));
         let expected = format!("Hello <zai_tools are here{text}");
         assert_eq!(normal(all), vec![answer(&expected), Semantic::Done]);
     }
@@ -839,7 +869,7 @@ mod tests {
             block("call_2", "get_weather", "{\"city\":\"Rome\"}"),
             Semantic::Done,
         ] {
-            out.extend(t.push(e));
+            out.extend(step(&mut t, e));
         }
         let calls = out
             .iter()
@@ -987,7 +1017,7 @@ mod tests {
         let mut single = ToolSet::new(&set().specs, ToolChoice::Auto);
         single.single_call = true;
         let mut t = ToolTransform::new(ToolStrategy::Native, Arc::new(single));
-        let out: Vec<Semantic> = events.into_iter().flat_map(|e| t.push(e)).collect();
+        let out: Vec<Semantic> = events.into_iter().flat_map(|e| step(&mut t, e)).collect();
         let calls = out
             .iter()
             .filter(|e| matches!(e, Semantic::ToolCall(_)))

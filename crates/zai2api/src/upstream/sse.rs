@@ -8,10 +8,18 @@
 //! - Bounded memory: an event larger than `max_event_bytes` is an error, not an allocation spiral
 //!   (one real event carries a whole re-rendered thinking block, so the bound is generous).
 //!
+//! As a [`Stage`] it reads the upstream body stream itself: a transport error or a parser error
+//! is passed on as the one last output (a parser error as `BadResponse`, dropping payloads of the
+//! chunk that broke it), and the parser is done.
+//!
 //! Lines end in `\n` (a preceding `\r` is dropped); upstream does not use lone `\r`. `data:` with or
 //! without the following space is accepted; other fields (`event:`, `id:`, comments) are ignored.
 
+use bytes::Bytes;
 use thiserror::Error;
+
+use crate::error::{UpstreamError, UpstreamErrorKind};
+use crate::stage::Stage;
 
 /// Default bound on one event: 16 MiB.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 16 << 20;
@@ -30,6 +38,8 @@ pub struct SseParser {
     data: String,
     has_data: bool,
     max_event_bytes: usize,
+    /// The stage passed an error on; nothing follows it.
+    failed: bool,
 }
 
 impl Default for SseParser {
@@ -45,6 +55,7 @@ impl SseParser {
             data: String::new(),
             has_data: false,
             max_event_bytes,
+            failed: false,
         }
     }
 
@@ -113,6 +124,62 @@ impl SseParser {
             out.push(std::mem::take(&mut self.data));
             self.has_data = false;
         }
+    }
+}
+
+impl SseParser {
+    /// Passes `result` on, or its error as the stage's last output.
+    fn settle(
+        &mut self,
+        result: Result<(), SseError>,
+        payloads: Vec<String>,
+        out: &mut Vec<Result<String, UpstreamError>>,
+    ) {
+        match result {
+            Ok(()) => out.extend(payloads.into_iter().map(Ok)),
+            Err(e) => self.fail(
+                UpstreamError::new(UpstreamErrorKind::BadResponse, e.to_string()),
+                out,
+            ),
+        }
+    }
+
+    fn fail(&mut self, error: UpstreamError, out: &mut Vec<Result<String, UpstreamError>>) {
+        self.failed = true;
+        out.push(Err(error));
+    }
+}
+
+/// The upstream body (chunks or a transport error) → payloads (or the error that ended them).
+impl Stage for SseParser {
+    type In = Result<Bytes, UpstreamError>;
+    type Out = Result<String, UpstreamError>;
+
+    fn push(&mut self, input: Self::In, out: &mut Vec<Self::Out>) {
+        if self.failed {
+            return;
+        }
+        match input {
+            Ok(chunk) => {
+                let mut payloads = Vec::new();
+                let result = SseParser::push(self, &chunk, &mut payloads);
+                self.settle(result, payloads, out);
+            }
+            Err(e) => self.fail(e, out),
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<Self::Out>) {
+        if self.failed {
+            return;
+        }
+        let mut payloads = Vec::new();
+        let result = SseParser::finish(self, &mut payloads);
+        self.settle(result, payloads, out);
+    }
+
+    fn is_done(&self) -> bool {
+        self.failed
     }
 }
 

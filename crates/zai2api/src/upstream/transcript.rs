@@ -38,6 +38,7 @@ use super::phase::{self, PhaseReader, PhaseRole, StreamProfile, UsageFrames};
 use super::wire::Frame;
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use crate::semantic::{Semantic, ToolBlock, Usage};
+use crate::stage::Stage;
 use crate::text::partial_suffix;
 
 pub type Events = SmallVec<[Semantic; 2]>;
@@ -738,6 +739,36 @@ fn parse_tool_block(json: &str) -> Option<ToolBlock> {
         name,
         arguments,
     })
+}
+
+/// Payloads in, semantic events out (the stage after [`super::sse::SseParser`]): an error in place
+/// of a payload (the body broke, or could not be parsed) ends the reply with that error.
+impl Stage for Transcript {
+    type In = Result<String, UpstreamError>;
+    type Out = Semantic;
+
+    fn push(&mut self, input: Self::In, out: &mut Vec<Semantic>) {
+        match input {
+            Ok(payload) => out.extend(self.push_payload(&payload)),
+            Err(e) => {
+                if !self.finished {
+                    // Not `finish`: a broken body is no end of the reply, nothing held is released.
+                    self.finished = true;
+                    out.push(Semantic::Error(e));
+                }
+            }
+        }
+    }
+
+    /// The body ended without a done event: close what is open and finish normally.
+    fn finish(&mut self, out: &mut Vec<Semantic>) {
+        out.extend(Transcript::finish(self));
+    }
+
+    /// Done or error seen: the body need not be read further.
+    fn is_done(&self) -> bool {
+        self.finished
+    }
 }
 
 /// Reads upstream usage leniently (`prompt_tokens|input_tokens` …, total summed when absent).

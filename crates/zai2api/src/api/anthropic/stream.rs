@@ -10,8 +10,9 @@
 //!   answer text → `text`, streamed as it arrives; a client tool call → `tool_use` whose input
 //!   arrives as `input_json_delta` fragments. Reasoning is dropped when the request turned
 //!   thinking off. Hidden upstream tool blocks never show.
-//! - Stop sequences are enforced here ([`StopSequences`]): the text ends before the first one and
-//!   the reply ends with `stop_reason: stop_sequence`.
+//! - Stop sequences are applied in front of the renderer ([`StopSequences`], as in the OpenAI
+//!   renderer): the text ends before the first one and the reply ends with
+//!   `stop_reason: stop_sequence`.
 //! - Stop reasons: `stop_sequence` > `tool_use` (a call was made) > `max_tokens` (the reported
 //!   output tokens reached `max_tokens`: an approximation, upstream does not say why it stopped)
 //!   > `end_turn`.
@@ -29,11 +30,13 @@ use futures_util::StreamExt;
 use super::wire::{
     BlockDelta, ContentBlock, ErrorDetail, Message, MessageDelta, StopReason, StreamEvent, Usage,
 };
+use crate::api::openai::stream::ended_early;
 use crate::api::stop::StopSequences;
 use crate::chat::ToolCall;
-use crate::error::{AppError, UpstreamError, UpstreamErrorKind};
+use crate::error::AppError;
 use crate::semantic::{self, Semantic};
 use crate::service::{SemanticStream, StartedChat};
+use crate::stage::{self, Stage};
 
 /// The `signature` of every thinking block we send. Upstream reasoning carries no signature; this
 /// marks the block as ours. Clients send it back in history, where it is ignored.
@@ -129,18 +132,6 @@ impl MessageRenderer {
 
     pub fn is_finished(&self) -> bool {
         self.finished
-    }
-
-    /// Renders one semantic event into zero or more stream events.
-    pub fn push(&mut self, event: Semantic, out: &mut Vec<StreamEvent>) {
-        if self.finished {
-            return;
-        }
-        let mut passed = Vec::new();
-        self.stop.push(event, &mut passed);
-        for event in passed {
-            self.render(event, out);
-        }
     }
 
     fn render(&mut self, event: Semantic, out: &mut Vec<StreamEvent>) {
@@ -381,6 +372,31 @@ impl MessageRenderer {
     }
 }
 
+/// Semantic events → Anthropic stream events, stop sequences applied first.
+impl Stage for MessageRenderer {
+    type In = Semantic;
+    type Out = StreamEvent;
+
+    /// Renders one semantic event into zero or more stream events.
+    fn push(&mut self, event: Semantic, out: &mut Vec<StreamEvent>) {
+        if self.finished {
+            return;
+        }
+        for event in self.stop.pass(event) {
+            self.render(event, out);
+        }
+    }
+
+    /// The events ended without `Done` or `Error`: the client gets an error, not a silent cut.
+    fn finish(&mut self, out: &mut Vec<StreamEvent>) {
+        self.render(ended_early(), out);
+    }
+
+    fn is_done(&self) -> bool {
+        self.finished
+    }
+}
+
 /// `text` in pieces of at most `max` bytes (more when one character is longer), on character
 /// boundaries; never empty pieces, at least one piece.
 fn fragments(text: &str, max: usize) -> Vec<&str> {
@@ -487,32 +503,28 @@ pub async fn respond(chat: StartedChat, stream: bool, options: RenderOptions) ->
     }
 }
 
-fn ended_early() -> Semantic {
-    Semantic::Error(UpstreamError::new(
-        UpstreamErrorKind::Connection,
-        "upstream stream ended early",
-    ))
-}
-
 /// Runs the whole reply through the renderer and folds its events into one message.
-async fn collect(
-    mut renderer: MessageRenderer,
-    mut events: SemanticStream,
-) -> Result<Message, AppError> {
+async fn collect(renderer: MessageRenderer, events: SemanticStream) -> Result<Message, AppError> {
     let mut builder = MessageBuilder::default();
     for event in renderer.start() {
         builder.apply(&event);
     }
-    let mut out = Vec::new();
-    while !renderer.is_finished() {
-        let event = events.next().await.unwrap_or_else(ended_early);
+    // The events the renderer reads are watched for an error (the client gets it as an HTTP
+    // error, which needs the upstream error itself, not its rendering); a cut stream is one.
+    let mut failed = None;
+    let cut = futures_util::stream::iter([ended_early()]);
+    let watched = events.chain(cut).inspect(|event| {
         if let Semantic::Error(e) = event {
-            return Err(AppError::Upstream(e));
+            failed.get_or_insert_with(|| e.clone());
         }
-        renderer.push(event, &mut out);
-        for event in out.drain(..) {
-            builder.apply(&event);
-        }
+    });
+    let mut rendered = stage::drive(watched, renderer);
+    while let Some(event) = rendered.next().await {
+        builder.apply(&event);
+    }
+    drop(rendered);
+    if let Some(e) = failed {
+        return Err(AppError::Upstream(e));
     }
     builder
         .finish()
@@ -549,24 +561,8 @@ fn frames(events: &[StreamEvent]) -> Bytes {
 
 fn sse_response(renderer: MessageRenderer, events: SemanticStream) -> Response {
     let first = frames(&renderer.start());
-    let rest = futures_util::stream::unfold(
-        (renderer, events),
-        |(mut renderer, mut events)| async move {
-            let mut out = Vec::new();
-            while out.is_empty() {
-                if renderer.is_finished() {
-                    return None;
-                }
-                let event = events.next().await.unwrap_or_else(ended_early);
-                renderer.push(event, &mut out);
-            }
-            Some((
-                Ok::<_, std::convert::Infallible>(frames(&out)),
-                (renderer, events),
-            ))
-        },
-    );
-    crate::api::sse_response(first, rest)
+    let rest = stage::drive(events, renderer.batched(|events| frames(&events)));
+    crate::api::sse_response(first, rest.map(Ok))
 }
 
 #[cfg(test)]
@@ -574,6 +570,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::error::{UpstreamError, UpstreamErrorKind};
 
     fn options() -> RenderOptions {
         RenderOptions {

@@ -48,17 +48,16 @@ pub async fn chat_completions(
 ) -> Result<Response, AppError> {
     let body = body.map_err(crate::api::body_error)?;
     let request = request::parse_body(&body)?;
-    let mut chat = service::start_chat(&state, &request).await?;
-    // Upstream ignores `stop`; the gateway enforces it (finish_reason stays "stop").
-    chat.events = crate::api::stop::apply(chat.events, &request.sampling.stop);
+    let chat = service::start_chat(&state, &request).await?;
     let used = UsedToken(chat.token.clone());
-    let mut response = stream::respond(
-        chat,
-        request.stream,
-        request.include_usage,
-        state.config.think_mode,
-    )
-    .await;
+    let options = stream::RenderOptions {
+        stream: request.stream,
+        include_usage: request.include_usage,
+        mode: state.config.think_mode,
+        // Upstream ignores `stop`; the renderer enforces it (finish_reason stays "stop").
+        stop_sequences: request.sampling.stop.clone(),
+    };
+    let mut response = stream::respond(chat, options).await;
     response.extensions_mut().insert(used);
     Ok(response)
 }

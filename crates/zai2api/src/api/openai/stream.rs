@@ -9,6 +9,10 @@
 //! - The body is a lazy stream with no channel: a chunk is rendered only when hyper can take it.
 //! - Usage is upstream's when it sent one; otherwise tiktoken counts the prompt and the completion
 //!   (content and reasoning) once, at the end, never per chunk.
+//! - Stop sequences are applied in front of the renderer ([`StopSequences`], as in the Anthropic
+//!   renderer): the text ends before the first one and `finish_reason` stays `stop`.
+//! - The non-streamed `chat.completion` is folded ([`ChunkFolder`]) from the very chunks the stream
+//!   would send (rendered with usage), so the two cannot disagree.
 //! - Tool calls (`Semantic::ToolCall`) are streamed as OpenAI does: a first `tool_calls` delta with
 //!   the call's `index`, `id`, `type` and `function.name` and empty `arguments`, then a delta with
 //!   the argument text; indices count from 0 in order. A reply with a call ends with
@@ -24,23 +28,46 @@ use super::wire::{
     FunctionCall, FunctionCallDelta, ROLE_ASSISTANT, ResponseMessage, ToolCall as WireToolCall,
     ToolCallDelta, Usage,
 };
-use crate::api::think::{Delta, ThinkRenderer};
-use crate::config::ThinkMode;
+use crate::api::stop::StopSequences;
+use crate::api::think::{Delta, ThinkMode, ThinkRenderer};
 use crate::error::{AppError, UpstreamError, UpstreamErrorKind};
 use crate::semantic::{self, Semantic};
-use crate::service::{SemanticStream, StartedChat};
+use crate::service::StartedChat;
+use crate::stage::{self, Stage};
 
-/// Renders a started chat as an SSE stream (`stream`) or one JSON `chat.completion`.
-pub async fn respond(
-    chat: StartedChat,
-    stream: bool,
-    include_usage: bool,
-    mode: ThinkMode,
-) -> Response {
-    if stream {
-        sse_response(chat, include_usage, mode)
+/// How a started chat is rendered.
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    /// SSE stream, or one JSON `chat.completion`.
+    pub stream: bool,
+    /// `stream_options.include_usage`.
+    pub include_usage: bool,
+    pub mode: ThinkMode,
+    pub stop_sequences: Vec<String>,
+}
+
+/// Renders a started chat as an SSE stream or one JSON `chat.completion`.
+pub async fn respond(chat: StartedChat, options: RenderOptions) -> Response {
+    let renderer = |include_usage| {
+        ChunkRenderer::new(
+            completion_id(),
+            crate::clock::unix_secs(),
+            chat.model.clone(),
+            chat.prompt_text.clone(),
+            include_usage,
+            options.mode,
+        )
+        .with_stop_sequences(&options.stop_sequences)
+    };
+    if options.stream {
+        let renderer = renderer(options.include_usage);
+        let first = renderer.start();
+        let rest = stage::drive(chat.events, renderer.batched(|frames| encode_all(&frames)));
+        crate::api::sse_response(first, rest.map(Ok))
     } else {
-        match collect(chat, mode).await {
+        // Folded from the chunks a client asking for usage would get.
+        let renderer = renderer(true);
+        match collect(renderer, chat.events).await {
             Ok(completion) => axum::Json(completion).into_response(),
             Err(e) => e.into_response(),
         }
@@ -79,7 +106,41 @@ pub struct ChunkRenderer {
     /// The streamed call being sent (`ToolCallStart` seen, `ToolCall` not yet): its index and the
     /// arguments sent so far.
     open_call: Option<(u32, String)>,
+    /// In front of the rendering (see the module invariants).
+    stop: StopSequences,
     finished: bool,
+}
+
+/// One frame of an OpenAI stream, before it is encoded as SSE.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// `data: {chunk}`.
+    Chunk(ChatCompletionChunk),
+    /// `data: {"error": …}` (then `Done`): the stream broke after its first byte.
+    Error(UpstreamError),
+    /// `data: [DONE]`.
+    Done,
+}
+
+impl Frame {
+    /// The SSE bytes of the frame.
+    pub fn encode(&self) -> Bytes {
+        match self {
+            Self::Chunk(chunk) => sse_data(chunk),
+            Self::Error(e) => sse_data(&AppError::Upstream(e.clone()).openai_body()),
+            Self::Done => Bytes::from_static(DONE),
+        }
+    }
+}
+
+const DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// All frames of one event as one write (a single frame is not copied).
+fn encode_all(frames: &[Frame]) -> Bytes {
+    match frames {
+        [one] => one.encode(),
+        many => Bytes::from(many.iter().map(Frame::encode).collect::<Vec<_>>().concat()),
+    }
 }
 
 /// How a reply ended, from what it contained.
@@ -111,22 +172,28 @@ impl ChunkRenderer {
             usage: None,
             tool_calls: 0,
             open_call: None,
+            stop: StopSequences::default(),
             finished: false,
         }
     }
 
-    fn chunk(&self, delta: WireDelta, finish_reason: Option<FinishReason>) -> Bytes {
-        let chunk = ChatCompletionChunk::new(
+    /// Enforces `stops` on the answer text (none: the renderer renders every event).
+    pub fn with_stop_sequences(mut self, stops: &[String]) -> Self {
+        self.stop = StopSequences::new(stops.iter().cloned());
+        self
+    }
+
+    fn chunk(&self, delta: WireDelta, finish_reason: Option<FinishReason>) -> Frame {
+        Frame::Chunk(ChatCompletionChunk::new(
             self.id.clone(),
             self.created,
             self.model.clone(),
             vec![ChunkChoice::new(delta, finish_reason)],
-        );
-        sse_data(&chunk)
+        ))
     }
 
     /// The opening chunk: the role, with empty content as OpenAI sends it.
-    pub fn start(&self) -> Bytes {
+    pub fn start_frame(&self) -> Frame {
         self.chunk(
             WireDelta {
                 role: Some(ROLE_ASSISTANT),
@@ -137,8 +204,21 @@ impl ChunkRenderer {
         )
     }
 
-    /// Renders one event into zero or more SSE frames.
+    /// [`Self::start_frame`] as SSE.
+    pub fn start(&self) -> Bytes {
+        self.start_frame().encode()
+    }
+
+    /// Renders one event into zero or more SSE frames (the [`Stage`] encoded, for tests and
+    /// benchmarks).
     pub fn push(&mut self, event: &Semantic, out: &mut Vec<Bytes>) {
+        let mut frames = Vec::new();
+        Stage::push(self, event.clone(), &mut frames);
+        out.extend(frames.iter().map(Frame::encode));
+    }
+
+    /// Renders one event that passed the stop sequences.
+    fn render(&mut self, event: &Semantic, out: &mut Vec<Frame>) {
         if self.finished {
             return;
         }
@@ -161,14 +241,14 @@ impl ChunkRenderer {
                         vec![],
                     );
                     chunk.usage = Some(Usage::from(usage));
-                    out.push(sse_data(&chunk));
+                    out.push(Frame::Chunk(chunk));
                 }
-                out.push(Bytes::from_static(b"data: [DONE]\n\n"));
+                out.push(Frame::Done);
                 self.finished = true;
             }
             Semantic::Error(e) => {
-                out.push(sse_data(&AppError::Upstream(e.clone()).openai_body()));
-                out.push(Bytes::from_static(b"data: [DONE]\n\n"));
+                out.push(Frame::Error(e.clone()));
+                out.push(Frame::Done);
                 self.finished = true;
             }
             Semantic::ToolCallStart { id, name } => {
@@ -208,7 +288,7 @@ impl ChunkRenderer {
     }
 
     /// The two deltas of one call: its head, then its arguments.
-    fn tool_call(&mut self, call: &crate::chat::ToolCall, out: &mut Vec<Bytes>) {
+    fn tool_call(&mut self, call: &crate::chat::ToolCall, out: &mut Vec<Frame>) {
         let index = self.tool_calls;
         self.tool_calls += 1;
         self.count_locally(&call.name);
@@ -218,7 +298,7 @@ impl ChunkRenderer {
     }
 
     /// One argument piece of the open streamed call (nothing for an empty piece).
-    fn call_piece(&mut self, piece: &str, out: &mut Vec<Bytes>) {
+    fn call_piece(&mut self, piece: &str, out: &mut Vec<Frame>) {
         let Some((index, sent)) = self.open_call.as_mut() else {
             return;
         };
@@ -232,7 +312,7 @@ impl ChunkRenderer {
     }
 
     /// A `tool_calls` chunk: the call's head (`id` and `name`) or a piece of its arguments.
-    fn call_delta(&self, index: u32, head: Option<(&str, &str)>, arguments: String) -> Bytes {
+    fn call_delta(&self, index: u32, head: Option<(&str, &str)>, arguments: String) -> Frame {
         let piece = ToolCallDelta {
             index,
             id: head.map(|(id, _)| id.to_owned()),
@@ -256,7 +336,7 @@ impl ChunkRenderer {
         }
     }
 
-    fn emit(&mut self, delta: Delta, out: &mut Vec<Bytes>) {
+    fn emit(&mut self, delta: Delta, out: &mut Vec<Frame>) {
         if delta.is_empty() {
             return;
         }
@@ -277,6 +357,123 @@ impl ChunkRenderer {
     }
 }
 
+/// Semantic events → OpenAI frames, stop sequences applied first.
+impl Stage for ChunkRenderer {
+    type In = Semantic;
+    type Out = Frame;
+
+    fn push(&mut self, event: Semantic, out: &mut Vec<Frame>) {
+        if !self.stop.is_active() {
+            self.render(&event, out);
+            return;
+        }
+        for event in self.stop.pass(event) {
+            self.render(&event, out);
+        }
+    }
+
+    /// The events ended without `Done` or `Error`: the client gets an error, not a silent cut.
+    fn finish(&mut self, out: &mut Vec<Frame>) {
+        self.render(&ended_early(), out);
+    }
+
+    fn is_done(&self) -> bool {
+        self.finished
+    }
+}
+
+/// What a renderer shows when the events end without `Done` or `Error`.
+pub(crate) fn ended_early() -> Semantic {
+    Semantic::Error(UpstreamError::new(
+        UpstreamErrorKind::Connection,
+        "upstream stream ended early",
+    ))
+}
+
+/// Folds the chunks of a stream into the one `chat.completion` a client would assemble from them.
+#[derive(Debug, Default)]
+pub struct ChunkFolder {
+    /// Id, created and model, from the first chunk.
+    head: Option<(String, u64, String)>,
+    content: String,
+    reasoning: String,
+    calls: Vec<WireToolCall>,
+    finish_reason: Option<FinishReason>,
+    usage: Option<Usage>,
+}
+
+impl ChunkFolder {
+    pub fn apply(&mut self, chunk: &ChatCompletionChunk) {
+        if self.head.is_none() {
+            self.head = Some((chunk.id.clone(), chunk.created, chunk.model.clone()));
+        }
+        if chunk.usage.is_some() {
+            self.usage = chunk.usage;
+        }
+        for choice in &chunk.choices {
+            let delta = &choice.delta;
+            if let Some(text) = &delta.content {
+                self.content.push_str(text);
+            }
+            if let Some(text) = &delta.reasoning_content {
+                self.reasoning.push_str(text);
+            }
+            for piece in delta.tool_calls.iter().flatten() {
+                self.tool_call_piece(piece);
+            }
+            if choice.finish_reason.is_some() {
+                self.finish_reason = choice.finish_reason;
+            }
+        }
+    }
+
+    /// A call's head (`id` set) opens it at its index; argument pieces append to it.
+    fn tool_call_piece(&mut self, piece: &ToolCallDelta) {
+        let index = piece.index as usize;
+        if let Some(id) = &piece.id {
+            if index == self.calls.len() {
+                self.calls.push(WireToolCall {
+                    id: id.clone(),
+                    kind: "function",
+                    function: FunctionCall {
+                        name: piece.function.name.clone().unwrap_or_default(),
+                        arguments: String::new(),
+                    },
+                });
+            }
+        }
+        if let Some(call) = self.calls.get_mut(index) {
+            call.function.arguments.push_str(&piece.function.arguments);
+        }
+    }
+
+    /// The completion (`None` before any chunk).
+    pub fn finish(self) -> Option<ChatCompletion> {
+        let (id, created, model) = self.head?;
+        let calls = self.calls;
+        let message = ResponseMessage {
+            role: ROLE_ASSISTANT,
+            // OpenAI sends `null` content beside tool calls when there is no text.
+            content: (!self.content.is_empty() || calls.is_empty()).then_some(self.content),
+            reasoning_content: (!self.reasoning.is_empty()).then_some(self.reasoning),
+            tool_calls: (!calls.is_empty()).then_some(calls),
+        };
+        let mut completion = ChatCompletion::new(
+            id,
+            created,
+            model,
+            vec![Choice {
+                index: 0,
+                message,
+                finish_reason: self.finish_reason,
+                logprobs: None,
+            }],
+        );
+        completion.usage = self.usage;
+        Some(completion)
+    }
+}
+
 fn sse_data<T: serde::Serialize>(value: &T) -> Bytes {
     match serde_json::to_vec(value) {
         Ok(json) => {
@@ -291,111 +488,26 @@ fn sse_data<T: serde::Serialize>(value: &T) -> Bytes {
     }
 }
 
-fn sse_response(chat: StartedChat, include_usage: bool, mode: ThinkMode) -> Response {
-    let renderer = ChunkRenderer::new(
-        completion_id(),
-        crate::clock::unix_secs(),
-        chat.model,
-        chat.prompt_text,
-        include_usage,
-        mode,
-    );
-    let first = renderer.start();
-    crate::api::sse_response(first, render_stream(renderer, chat.events))
-}
-
-/// The body after the first chunk: each upstream event becomes its frames, lazily.
-fn render_stream(
+/// Runs the whole reply through the renderer and folds its chunks into one `chat.completion`.
+async fn collect(
     renderer: ChunkRenderer,
-    events: SemanticStream,
-) -> impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send {
-    futures_util::stream::unfold(
-        (renderer, events),
-        |(mut renderer, mut events)| async move {
-            loop {
-                if renderer.is_finished() {
-                    return None;
-                }
-                let event = events.next().await.unwrap_or_else(|| {
-                    Semantic::Error(UpstreamError::new(
-                        UpstreamErrorKind::Connection,
-                        "upstream stream ended early",
-                    ))
-                });
-                let mut frames = Vec::new();
-                renderer.push(&event, &mut frames);
-                if !frames.is_empty() {
-                    let bytes = if frames.len() == 1 {
-                        frames.pop().unwrap_or_default()
-                    } else {
-                        Bytes::from(frames.concat())
-                    };
-                    return Some((Ok(bytes), (renderer, events)));
-                }
-            }
-        },
-    )
-}
-
-/// Aggregates a whole reply into one `chat.completion`.
-async fn collect(mut chat: StartedChat, mode: ThinkMode) -> Result<ChatCompletion, AppError> {
-    let mut think = ThinkRenderer::new(mode);
-    let mut text = Delta::default();
-    let mut usage = None;
-    let mut calls: Vec<WireToolCall> = Vec::new();
-    while let Some(event) = chat.events.next().await {
-        match event {
-            Semantic::Usage(u) => usage = Some(u),
-            Semantic::Error(e) => return Err(AppError::Upstream(e)),
-            Semantic::Done => break,
-            // A streamed call is folded from its closing `ToolCall`, whose arguments are exactly
-            // what the pieces and the rest add up to.
-            Semantic::ToolCallStart { .. } | Semantic::ToolCallArgs(_) => {}
-            Semantic::ToolCall(call) => {
-                think.push(&Semantic::ToolCall(call.clone()), &mut text);
-                calls.push(WireToolCall {
-                    id: call.id,
-                    kind: "function",
-                    function: FunctionCall {
-                        name: call.name,
-                        arguments: call.arguments,
-                    },
-                });
-            }
-            other => think.push(&other, &mut text),
+    events: crate::service::SemanticStream,
+) -> Result<ChatCompletion, AppError> {
+    let mut folder = ChunkFolder::default();
+    if let Frame::Chunk(first) = renderer.start_frame() {
+        folder.apply(&first);
+    }
+    let mut frames = stage::drive(events, renderer);
+    while let Some(frame) = frames.next().await {
+        match frame {
+            Frame::Chunk(chunk) => folder.apply(&chunk),
+            Frame::Error(e) => return Err(AppError::Upstream(e)),
+            Frame::Done => break,
         }
     }
-    think.finish(&mut text);
-    let usage = usage.unwrap_or_else(|| {
-        let mut completion = text.reasoning.clone();
-        completion.push_str(&text.content);
-        for call in &calls {
-            completion.push_str(&call.function.name);
-            completion.push_str(&call.function.arguments);
-        }
-        fallback_usage(&chat.prompt_text, &completion)
-    });
-    let reason = finish_reason(calls.len());
-    let message = ResponseMessage {
-        role: ROLE_ASSISTANT,
-        // OpenAI sends `null` content beside tool calls when there is no text.
-        content: (!text.content.is_empty() || calls.is_empty()).then_some(text.content),
-        reasoning_content: (!text.reasoning.is_empty()).then_some(text.reasoning),
-        tool_calls: (!calls.is_empty()).then_some(calls),
-    };
-    let mut completion = ChatCompletion::new(
-        completion_id(),
-        crate::clock::unix_secs(),
-        chat.model,
-        vec![Choice {
-            index: 0,
-            message,
-            finish_reason: Some(reason),
-            logprobs: None,
-        }],
-    );
-    completion.usage = Some(Usage::from(usage));
-    Ok(completion)
+    folder
+        .finish()
+        .ok_or_else(|| AppError::Internal("the renderer produced no chunk".into()))
 }
 
 #[cfg(test)]
@@ -538,5 +650,56 @@ mod tests {
         assert_eq!(args, vec!["", "{\"city\":", "\"Paris\"", "}"]);
         assert!(pieces.iter().all(|p| p["index"] == 0));
         assert_eq!(f[5]["choices"][0]["finish_reason"], "tool_calls");
+    }
+
+    #[tokio::test]
+    async fn the_reply_is_the_fold_of_the_stream() {
+        let call = Semantic::ToolCall(crate::chat::ToolCall {
+            id: "call_1".into(),
+            name: "get_time".into(),
+            arguments: "{}".into(),
+        });
+        let reply = |events: Vec<Semantic>, stops: &[String]| {
+            let renderer = ChunkRenderer::new(
+                "id".into(),
+                1,
+                "m".into(),
+                "hi".into(),
+                true,
+                ThinkMode::Reasoning,
+            )
+            .with_stop_sequences(stops);
+            collect(renderer, Box::pin(futures_util::stream::iter(events)))
+        };
+        // Only tool calls: `content` is null, `reasoning_content` absent.
+        let completion = reply(vec![call, Semantic::Done], &[]).await.unwrap();
+        let v = serde_json::to_value(&completion).unwrap();
+        let message = &v["choices"][0]["message"];
+        assert_eq!(message["content"], serde_json::Value::Null);
+        assert!(message.get("reasoning_content").is_none());
+        assert_eq!(message["tool_calls"][0]["function"]["arguments"], "{}");
+        assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+        assert!(v["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+        // Stop sequences cut the folded text as they cut the stream.
+        let events = vec![
+            Semantic::Reasoning("r".into()),
+            Semantic::Answer("one. two".into()),
+            Semantic::Done,
+        ];
+        let completion = reply(events, &[". t".into()]).await.unwrap();
+        let v = serde_json::to_value(&completion).unwrap();
+        assert_eq!(v["choices"][0]["message"]["content"], "one");
+        assert_eq!(v["choices"][0]["message"]["reasoning_content"], "r");
+        assert_eq!(v["choices"][0]["finish_reason"], "stop");
+        // An error is the reply's error; a cut stream is one too.
+        let error = Semantic::Error(UpstreamError::new(UpstreamErrorKind::Connection, "reset"));
+        let err = reply(vec![Semantic::Answer("a".into()), error], &[])
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "upstream_connection_failed");
+        let err = reply(vec![Semantic::Answer("a".into())], &[])
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "upstream_connection_failed");
     }
 }
