@@ -21,6 +21,7 @@ pub mod health;
 pub mod lease;
 pub mod store;
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -31,11 +32,26 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::time::Instant;
 
-use crate::config::Config;
 use crate::error::UpstreamErrorKind;
 use health::{Admission, Health, HealthRules};
 pub use lease::Lease;
 use store::{PoolFile, Store, StoredToken};
+
+/// What the pool takes from the configuration (`From<&Config>` is in `config.rs`).
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// The configured tokens, TOKEN first, then TOKEN_POOL; blank ones are skipped. They are the
+    /// `Env` tokens: re-added at every start, dropped from the state when no longer listed.
+    pub tokens: Vec<SecretString>,
+    /// TOKEN_HASH_SECRET; without it the state file's secret is kept, else a random one is made.
+    pub hash_secret: Option<SecretString>,
+    /// Failures in a row that rest a token (TOKEN_POOL_FAILURE_THRESHOLD; 0 is read as 1).
+    pub failure_threshold: u32,
+    /// How long a token rests (TOKEN_POOL_RESET_FAILURES).
+    pub cooldown: Duration,
+    /// Where `token_pool.json` lives (ZAI2API_STATE_DIR); used by [`TokenPool::open`] only.
+    pub state_dir: PathBuf,
+}
 
 /// A token's public identity: a keyed hash (TOKEN_HASH_SECRET), 16 hex digits. Never reversible.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -157,8 +173,8 @@ impl TokenPool {
     /// Opens the pool: loads `token_pool.json` from the state directory (a corrupt or unreadable
     /// file is an error, and is left untouched), merges TOKEN / TOKEN_POOL, writes the merged
     /// state, and starts the background writer.
-    pub async fn open(config: &Config) -> Result<Arc<TokenPool>, String> {
-        let store = Store::new(&config.state_dir);
+    pub async fn open(settings: &PoolSettings) -> Result<Arc<TokenPool>, String> {
+        let store = Store::new(&settings.state_dir);
         let file = {
             let store = store.clone();
             tokio::task::spawn_blocking(move || {
@@ -168,11 +184,11 @@ impl TokenPool {
             .await
             .map_err(|e| format!("cannot read the token pool state: {e}"))??
         };
-        let pool = Arc::new(Self::build(config, file, Some(store)));
+        let pool = Arc::new(Self::build(settings, file, Some(store)));
         pool.persist().await.map_err(|e| {
             format!(
                 "cannot write the token pool state in {}: {e}",
-                config.state_dir.display()
+                settings.state_dir.display()
             )
         })?;
         let writer = Arc::downgrade(&pool);
@@ -192,13 +208,13 @@ impl TokenPool {
     }
 
     /// A pool without a state file (tests, and tools that must not write): TOKEN / TOKEN_POOL only.
-    pub fn in_memory(config: &Config) -> Arc<TokenPool> {
-        Arc::new(Self::build(config, None, None))
+    pub fn in_memory(settings: &PoolSettings) -> Arc<TokenPool> {
+        Arc::new(Self::build(settings, None, None))
     }
 
-    fn build(config: &Config, file: Option<PoolFile>, store: Option<Store>) -> Self {
-        let hash_secret = config
-            .token_hash_secret
+    fn build(settings: &PoolSettings, file: Option<PoolFile>, store: Option<Store>) -> Self {
+        let hash_secret = settings
+            .hash_secret
             .as_ref()
             .map(|s| s.expose_secret().to_owned())
             .or_else(|| {
@@ -217,18 +233,14 @@ impl TokenPool {
                 cursor: 0,
             }),
             hash_secret: SecretString::from(hash_secret),
-            rules: HealthRules::new(
-                config.token_pool_failure_threshold,
-                config.token_pool_reset_failures,
-            ),
+            rules: HealthRules::new(settings.failure_threshold, settings.cooldown),
             store,
             write_lock: tokio::sync::Mutex::new(()),
             dirty: Arc::new(tokio::sync::Notify::new()),
         };
-        let env_tokens: Vec<&str> = config
-            .token
+        let env_tokens: Vec<&str> = settings
+            .tokens
             .iter()
-            .chain(config.token_pool.iter())
             .map(|t| t.expose_secret().trim())
             .filter(|t| !t.is_empty())
             .collect();
@@ -556,17 +568,27 @@ impl TokenPool {
 mod tests {
     use super::*;
 
-    fn config(pairs: &[(&str, &str)]) -> Config {
-        Config::from_pairs(pairs).unwrap()
+    /// Settings with `tokens`, hash secret `secret`, threshold 2 and a 60 s rest.
+    fn settings(
+        tokens: &[&str],
+        secret: Option<&str>,
+        state_dir: &std::path::Path,
+    ) -> PoolSettings {
+        PoolSettings {
+            tokens: tokens
+                .iter()
+                .map(|t| SecretString::from((*t).to_owned()))
+                .collect(),
+            hash_secret: secret.map(|s| SecretString::from(s.to_owned())),
+            failure_threshold: 2,
+            cooldown: Duration::from_secs(60),
+            state_dir: state_dir.to_owned(),
+        }
     }
 
     fn pool(tokens: &str) -> Arc<TokenPool> {
-        TokenPool::in_memory(&config(&[
-            ("TOKEN_POOL", tokens),
-            ("TOKEN_HASH_SECRET", "k"),
-            ("TOKEN_POOL_FAILURE_THRESHOLD", "2"),
-            ("TOKEN_POOL_RESET_FAILURES", "60"),
-        ]))
+        let tokens: Vec<&str> = split_tokens(tokens).collect();
+        TokenPool::in_memory(&settings(&tokens, Some("k"), std::path::Path::new(".")))
     }
 
     fn lease_token(pool: &Arc<TokenPool>) -> String {
@@ -684,10 +706,7 @@ mod tests {
     #[test]
     fn ids_are_keyed_hashes() {
         let a = pool("x");
-        let b = TokenPool::in_memory(&config(&[
-            ("TOKEN_POOL", "x"),
-            ("TOKEN_HASH_SECRET", "other"),
-        ]));
+        let b = TokenPool::in_memory(&settings(&["x"], Some("other"), std::path::Path::new(".")));
         assert_eq!(a.token_id("x"), a.snapshot().tokens[0].token_id);
         assert_ne!(a.token_id("x"), b.token_id("x"));
         assert_eq!(a.token_id("x").0.len(), 16);
@@ -702,13 +721,9 @@ mod tests {
     #[tokio::test]
     async fn state_survives_a_restart_and_env_rules_hold() {
         let dir = tempfile::tempdir().unwrap();
-        let state_dir = dir.path().to_str().unwrap().to_owned();
-        let first = TokenPool::open(&config(&[
-            ("TOKEN", "env-1"),
-            ("ZAI2API_STATE_DIR", &state_dir),
-        ]))
-        .await
-        .unwrap();
+        let first = TokenPool::open(&settings(&["env-1"], None, dir.path()))
+            .await
+            .unwrap();
         first.add_pasted("dash-1,dash-2").await;
         let mut l = first
             .lease(&[first.token_id("dash-1"), first.token_id("dash-2")])
@@ -719,12 +734,9 @@ mod tests {
         let id_before = first.token_id("dash-1");
         drop(first);
         // Restart without TOKEN: the dashboard tokens and the hash secret survive, the env one goes.
-        let second = TokenPool::open(&config(&[
-            ("TOKEN", "env-2"),
-            ("ZAI2API_STATE_DIR", &state_dir),
-        ]))
-        .await
-        .unwrap();
+        let second = TokenPool::open(&settings(&["env-2"], None, dir.path()))
+            .await
+            .unwrap();
         let snap = second.snapshot();
         let ids: Vec<&TokenId> = snap.tokens.iter().map(|t| &t.token_id).collect();
         assert_eq!(second.token_id("dash-1"), id_before);
@@ -740,13 +752,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(store::FILE_NAME);
         std::fs::write(&path, "not json").unwrap();
-        let err = TokenPool::open(&config(&[(
-            "ZAI2API_STATE_DIR",
-            dir.path().to_str().unwrap(),
-        )]))
-        .await
-        .err()
-        .unwrap();
+        let err = TokenPool::open(&settings(&[], None, dir.path()))
+            .await
+            .err()
+            .unwrap();
         assert!(err.contains("token_pool.json"), "{err}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "not json");
     }

@@ -24,6 +24,8 @@ pub mod transport;
 pub mod upload;
 pub mod wire;
 
+pub use live::UpstreamSettings;
+
 use std::collections::BTreeMap;
 
 use crate::chat::{Role, ToolCall, ToolChoice, ToolSpec};
