@@ -25,7 +25,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 use super::fe_version::{FeVersionCache, pick_latest};
-use super::profile::{HeaderTemplate, UpstreamProfile};
+use super::profile::UpstreamProfile;
 use super::session::Sessions;
 use super::status;
 use super::transport::{MAX_ERROR_BODY, Transport, err};
@@ -168,7 +168,8 @@ impl UpstreamClient {
         self.device_id_slot().clone()
     }
 
-    /// The browser headers from the profile, plus the FE version and (when given) the bearer token.
+    /// The browser headers from the profile (with this client's device id), plus the FE version
+    /// and (when given) the bearer token.
     pub(super) fn headers(
         &self,
         profile: &UpstreamProfile,
@@ -176,28 +177,14 @@ impl UpstreamClient {
         referer: &str,
         bearer: Option<&SecretString>,
     ) -> HeaderMap {
-        self.headers_from(
+        self.transport.render_headers(
             profile,
             profile.effective_headers(),
             fe_version,
             referer,
             bearer,
+            &self.device_id().unwrap_or_default(),
         )
-    }
-
-    /// `templates` rendered (with this client's device id), plus the FE version and (when given)
-    /// the bearer token.
-    pub(super) fn headers_from(
-        &self,
-        profile: &UpstreamProfile,
-        templates: Vec<&HeaderTemplate>,
-        fe_version: &str,
-        referer: &str,
-        bearer: Option<&SecretString>,
-    ) -> HeaderMap {
-        let device_id = self.device_id().unwrap_or_default();
-        self.transport
-            .render_headers(profile, templates, fe_version, referer, bearer, &device_id)
     }
 
     /// Passes a 2xx non-HTML response through; anything else becomes a typed error. A firewall

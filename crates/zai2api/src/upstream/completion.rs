@@ -119,12 +119,13 @@ impl UpstreamClient {
             .extend_pairs(request::build_query(&profile, &ctx));
 
         let referer = format!("{}/c/{chat_id}", t.origin);
-        let mut headers = self.headers_from(
+        let mut headers = t.render_headers(
             &profile,
             profile.completion_call_headers(),
             &fe,
             &referer,
             Some(&credential.token),
+            &device_id,
         );
         if let Some(scheme) = &profile.signature {
             let signature = scheme.sign(&SignInput {
