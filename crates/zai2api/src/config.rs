@@ -155,6 +155,42 @@ impl Config {
     }
 }
 
+// The settings each lower module takes: they are defined down there and built here, so the
+// dependency points from the configuration down to them and never back.
+
+impl From<&Config> for crate::upstream::UpstreamSettings {
+    fn from(config: &Config) -> Self {
+        Self {
+            base: config.base.clone(),
+            token: config
+                .token
+                .clone()
+                .or_else(|| config.token_pool.first().cloned()),
+            anonymous_mode: config.anonymous_mode,
+            timeouts: config.upstream_timeouts,
+            state_dir: config.state_dir.clone(),
+            profile_path: config.upstream_profile.clone(),
+        }
+    }
+}
+
+impl From<&Config> for crate::pool::PoolSettings {
+    fn from(config: &Config) -> Self {
+        Self {
+            tokens: config
+                .token
+                .iter()
+                .chain(config.token_pool.iter())
+                .cloned()
+                .collect(),
+            hash_secret: config.token_hash_secret.clone(),
+            failure_threshold: config.token_pool_failure_threshold,
+            cooldown: config.token_pool_reset_failures,
+            state_dir: config.state_dir.clone(),
+        }
+    }
+}
+
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fn redact(secret: &Option<SecretString>) -> &'static str {
@@ -523,6 +559,48 @@ mod tests {
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_pairs(pairs)
+    }
+
+    #[test]
+    fn settings_for_the_pool_and_the_upstream_client() {
+        let config = cfg(&[
+            ("TOKEN", "t"),
+            ("TOKEN_POOL", "a,b\nc"),
+            ("TOKEN_HASH_SECRET", "k"),
+            ("TOKEN_POOL_FAILURE_THRESHOLD", "2"),
+            ("TOKEN_POOL_RESET_FAILURES", "60"),
+            ("ZAI2API_STATE_DIR", "/tmp/z"),
+            ("UPSTREAM_PROFILE", "/etc/p.toml"),
+        ])
+        .unwrap();
+        let pool = crate::pool::PoolSettings::from(&config);
+        let tokens: Vec<&str> = pool.tokens.iter().map(|t| t.expose_secret()).collect();
+        assert_eq!(tokens, ["t", "a", "b", "c"]);
+        assert_eq!(
+            pool.hash_secret.as_ref().map(|s| s.expose_secret()),
+            Some("k")
+        );
+        assert_eq!(
+            (pool.failure_threshold, pool.cooldown),
+            (2, Duration::from_secs(60))
+        );
+        assert_eq!(pool.state_dir, PathBuf::from("/tmp/z"));
+        let upstream = crate::upstream::UpstreamSettings::from(&config);
+        assert_eq!(
+            upstream.token.as_ref().map(|t| t.expose_secret()),
+            Some("t")
+        );
+        assert_eq!(upstream.profile_path, Some(PathBuf::from("/etc/p.toml")));
+        assert_eq!(upstream.state_dir, PathBuf::from("/tmp/z"));
+        // Without TOKEN the first pool token is the credential outside the pool.
+        let config = cfg(&[("TOKEN_POOL", "a,b")]).unwrap();
+        let upstream = crate::upstream::UpstreamSettings::from(&config);
+        assert_eq!(
+            upstream.token.as_ref().map(|t| t.expose_secret()),
+            Some("a")
+        );
+        assert_eq!(upstream.timeouts, config.upstream_timeouts);
+        assert!(upstream.profile_path.is_none());
     }
 
     #[test]

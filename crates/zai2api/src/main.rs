@@ -145,7 +145,9 @@ async fn doctor(json: bool) -> ExitCode {
             .with_writer(std::io::stderr)
             .init();
     }
-    let client = match zai2api::upstream::live::client_from_config(&config) {
+    let client = match zai2api::upstream::live::client_from_config(
+        &zai2api::upstream::UpstreamSettings::from(&config),
+    ) {
         Ok(client) => client,
         Err(e) => {
             eprintln!("zai2api: {e}");

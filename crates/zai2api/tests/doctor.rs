@@ -25,7 +25,10 @@ async fn doctor(fake: &FakeZai, env: &[(&str, &str)]) -> DoctorReport {
     pairs.push(("BASE", base.as_str()));
     pairs.push(("ZAI2API_STATE_DIR", state.path().to_str().unwrap()));
     let config = Config::from_pairs(&pairs).unwrap();
-    let client = zai2api::upstream::live::client_from_config(&config).unwrap();
+    let client = zai2api::upstream::live::client_from_config(
+        &zai2api::upstream::UpstreamSettings::from(&config),
+    )
+    .unwrap();
     zai2api::doctor::run(&client, &config.model).await
 }
 

@@ -54,7 +54,7 @@ fn state(base: &str) -> AppState {
         Timeouts::default(),
     )
     .expect("upstream client");
-    let pool = zai2api::pool::TokenPool::in_memory(&config);
+    let pool = zai2api::pool::TokenPool::in_memory(&zai2api::pool::PoolSettings::from(&config));
     let models = ModelCatalogue::from_upstream_json(&upstream_body()).expect("digest parses");
     AppState::new(Arc::new(config), Arc::new(upstream), Arc::new(models), pool)
 }

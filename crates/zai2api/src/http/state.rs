@@ -43,9 +43,12 @@ impl AppState {
 /// profile, watched for changes) and a catalogue backed by it. Nothing touches the network here;
 /// the model list is fetched on first use. An invalid profile file is an error.
 pub async fn build_state(config: Config) -> Result<AppState, String> {
-    let upstream = Arc::new(crate::upstream::live::client_from_config(&config)?);
-    crate::upstream::live::watch(&upstream, &config);
-    let pool = crate::pool::TokenPool::open(&config).await?;
+    let upstream_settings = crate::upstream::UpstreamSettings::from(&config);
+    let upstream = Arc::new(crate::upstream::live::client_from_config(
+        &upstream_settings,
+    )?);
+    crate::upstream::live::watch(&upstream, &upstream_settings);
+    let pool = crate::pool::TokenPool::open(&crate::pool::PoolSettings::from(&config)).await?;
     let models = Arc::new(ModelCatalogue::with_pool(
         upstream.clone(),
         pool.clone(),

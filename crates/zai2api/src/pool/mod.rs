@@ -1,11 +1,13 @@
 //! The token pool: logged-in upstream tokens shared round-robin, with health, cooldown and
-//! persistence.
+//! persistence. `health` holds the rest-and-trial rules, `lease` the RAII lease, `store` the file;
+//! this module owns the entries, the rotation, snapshots, additions and removals, and when the
+//! state is written.
 //!
 //! Invariants:
 //! - A token that fails `failure_threshold` times in a row — counting only failures that are the
 //!   token's fault (rejected 401, account concurrency 429, model not available for the account's
 //!   level) — rests for `cooldown`; afterwards it gets one trial request (half-open): a failure puts
-//!   it back to rest at once, a success resets its count.
+//!   it back to rest at once, a success resets its count (see [`health`]).
 //! - Leases are RAII: a [`Lease`] holds a token's in-flight slot until it is dropped, and its outcome
 //!   is counted once, when recorded. A lease dropped unresolved (the client went away) counts nothing.
 //! - The state is a `std::sync::Mutex` held only for short, non-async sections; the file is written
@@ -15,8 +17,11 @@
 //! - Tokens never leave this module except as [`Lease::token`] for the upstream request; everything
 //!   public (snapshots, ids, logs) carries only the keyed hash.
 
+pub mod health;
+pub mod lease;
 pub mod store;
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -27,9 +32,26 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::time::Instant;
 
-use crate::config::Config;
 use crate::error::UpstreamErrorKind;
+use health::{Admission, Health, HealthRules};
+pub use lease::Lease;
 use store::{PoolFile, Store, StoredToken};
+
+/// What the pool takes from the configuration (`From<&Config>` is in `config.rs`).
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// The configured tokens, TOKEN first, then TOKEN_POOL; blank ones are skipped. They are the
+    /// `Env` tokens: re-added at every start, dropped from the state when no longer listed.
+    pub tokens: Vec<SecretString>,
+    /// TOKEN_HASH_SECRET; without it the state file's secret is kept, else a random one is made.
+    pub hash_secret: Option<SecretString>,
+    /// Failures in a row that rest a token (TOKEN_POOL_FAILURE_THRESHOLD; 0 is read as 1).
+    pub failure_threshold: u32,
+    /// How long a token rests (TOKEN_POOL_RESET_FAILURES).
+    pub cooldown: Duration,
+    /// Where `token_pool.json` lives (ZAI2API_STATE_DIR); used by [`TokenPool::open`] only.
+    pub state_dir: PathBuf,
+}
 
 /// A token's public identity: a keyed hash (TOKEN_HASH_SECRET), 16 hex digits. Never reversible.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -104,8 +126,7 @@ struct Entry {
     id: TokenId,
     source: Source,
     added_at: u64,
-    disabled_until: Option<Instant>,
-    consecutive_failures: u32,
+    health: Health,
     successes: u64,
     failures: u64,
     in_flight: u32,
@@ -122,8 +143,7 @@ struct State {
 pub struct TokenPool {
     state: Mutex<State>,
     hash_secret: SecretString,
-    threshold: u32,
-    cooldown: Duration,
+    rules: HealthRules,
     store: Option<Store>,
     /// Serialises file writes (held across the blocking write, never across `state`).
     write_lock: tokio::sync::Mutex<()>,
@@ -137,80 +157,6 @@ impl Drop for TokenPool {
         self.dirty.notify_one();
     }
 }
-
-/// One request's use of a token. Record the outcome with [`Lease::record_success`] or
-/// [`Lease::record_failure`]; the in-flight slot is released on drop.
-pub struct Lease {
-    pool: Arc<TokenPool>,
-    id: TokenId,
-    token: SecretString,
-    resolved: bool,
-}
-
-impl Lease {
-    pub fn id(&self) -> &TokenId {
-        &self.id
-    }
-
-    pub fn token(&self) -> &SecretString {
-        &self.token
-    }
-
-    /// The token answered: its run of failures ends.
-    pub fn record_success(&mut self) {
-        if std::mem::replace(&mut self.resolved, true) {
-            return;
-        }
-        self.pool.with_entry(&self.id, |e, _| {
-            e.successes += 1;
-            e.consecutive_failures = 0;
-        });
-    }
-
-    /// The request failed with `kind`; it counts against the token only if the token is to blame.
-    pub fn record_failure(&mut self, kind: UpstreamErrorKind) {
-        self.record(kind, None);
-    }
-
-    /// Like [`Lease::record_failure`], keeping the error's detail as the token's visible reason.
-    pub fn record_error(&mut self, error: &crate::error::UpstreamError) {
-        let detail: String = error.detail.chars().take(MAX_REASON_CHARS).collect();
-        self.record(error.kind, Some(detail).filter(|d| !d.is_empty()));
-    }
-
-    fn record(&mut self, kind: UpstreamErrorKind, detail: Option<String>) {
-        if std::mem::replace(&mut self.resolved, true) || !kind.policy().blame_token {
-            return;
-        }
-        self.pool.with_entry(&self.id, |e, pool| {
-            e.failures += 1;
-            e.consecutive_failures += 1;
-            e.last_error = Some(kind.code());
-            e.last_error_detail = detail;
-            if e.consecutive_failures >= pool.threshold && e.disabled_until.is_none() {
-                e.disabled_until = Some(Instant::now() + pool.cooldown);
-                tracing::warn!(
-                    token = %e.id.masked(),
-                    failures = e.consecutive_failures,
-                    cooldown_secs = pool.cooldown.as_secs(),
-                    "token disabled after repeated failures"
-                );
-            }
-        });
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        let mut state = self.pool.lock();
-        if let Some(e) = state.entries.iter_mut().find(|e| e.id == self.id) {
-            e.in_flight = e.in_flight.saturating_sub(1);
-        }
-    }
-}
-
-/// Longest reason kept per token.
-const MAX_REASON_CHARS: usize = 200;
 
 /// Splits pasted text on commas and newlines; trims each piece; drops empty ones.
 pub fn split_tokens(text: &str) -> impl Iterator<Item = &str> {
@@ -227,8 +173,8 @@ impl TokenPool {
     /// Opens the pool: loads `token_pool.json` from the state directory (a corrupt or unreadable
     /// file is an error, and is left untouched), merges TOKEN / TOKEN_POOL, writes the merged
     /// state, and starts the background writer.
-    pub async fn open(config: &Config) -> Result<Arc<TokenPool>, String> {
-        let store = Store::new(&config.state_dir);
+    pub async fn open(settings: &PoolSettings) -> Result<Arc<TokenPool>, String> {
+        let store = Store::new(&settings.state_dir);
         let file = {
             let store = store.clone();
             tokio::task::spawn_blocking(move || {
@@ -238,11 +184,11 @@ impl TokenPool {
             .await
             .map_err(|e| format!("cannot read the token pool state: {e}"))??
         };
-        let pool = Arc::new(Self::build(config, file, Some(store)));
+        let pool = Arc::new(Self::build(settings, file, Some(store)));
         pool.persist().await.map_err(|e| {
             format!(
                 "cannot write the token pool state in {}: {e}",
-                config.state_dir.display()
+                settings.state_dir.display()
             )
         })?;
         let writer = Arc::downgrade(&pool);
@@ -262,13 +208,13 @@ impl TokenPool {
     }
 
     /// A pool without a state file (tests, and tools that must not write): TOKEN / TOKEN_POOL only.
-    pub fn in_memory(config: &Config) -> Arc<TokenPool> {
-        Arc::new(Self::build(config, None, None))
+    pub fn in_memory(settings: &PoolSettings) -> Arc<TokenPool> {
+        Arc::new(Self::build(settings, None, None))
     }
 
-    fn build(config: &Config, file: Option<PoolFile>, store: Option<Store>) -> Self {
-        let hash_secret = config
-            .token_hash_secret
+    fn build(settings: &PoolSettings, file: Option<PoolFile>, store: Option<Store>) -> Self {
+        let hash_secret = settings
+            .hash_secret
             .as_ref()
             .map(|s| s.expose_secret().to_owned())
             .or_else(|| {
@@ -287,16 +233,14 @@ impl TokenPool {
                 cursor: 0,
             }),
             hash_secret: SecretString::from(hash_secret),
-            threshold: config.token_pool_failure_threshold.max(1),
-            cooldown: config.token_pool_reset_failures,
+            rules: HealthRules::new(settings.failure_threshold, settings.cooldown),
             store,
             write_lock: tokio::sync::Mutex::new(()),
             dirty: Arc::new(tokio::sync::Notify::new()),
         };
-        let env_tokens: Vec<&str> = config
-            .token
+        let env_tokens: Vec<&str> = settings
+            .tokens
             .iter()
-            .chain(config.token_pool.iter())
             .map(|t| t.expose_secret().trim())
             .filter(|t| !t.is_empty())
             .collect();
@@ -312,7 +256,7 @@ impl TokenPool {
             if entries.iter().any(|e| e.id == id) {
                 continue;
             }
-            let disabled_until = stored
+            let resting_until = stored
                 .disabled_until
                 .filter(|&until| until > now_unix)
                 .map(|until| now + Duration::from_secs(until - now_unix));
@@ -321,8 +265,7 @@ impl TokenPool {
                 id,
                 source: stored.source,
                 added_at: stored.added_at,
-                disabled_until,
-                consecutive_failures: stored.consecutive_failures,
+                health: Health::restored(stored.consecutive_failures, resting_until),
                 successes: stored.successes,
                 failures: stored.failures,
                 in_flight: 0,
@@ -349,8 +292,7 @@ impl TokenPool {
             id: self.token_id(token),
             source,
             added_at,
-            disabled_until: None,
-            consecutive_failures: 0,
+            health: Health::default(),
             successes: 0,
             failures: 0,
             in_flight: 0,
@@ -379,14 +321,49 @@ impl TokenPool {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn with_entry(&self, id: &TokenId, f: impl FnOnce(&mut Entry, &TokenPool)) {
+    /// Runs `f` on the entry of `id` (if it is still in the pool) and wakes the writer.
+    fn with_entry(&self, id: &TokenId, f: impl FnOnce(&mut Entry)) {
         {
             let mut state = self.lock();
             if let Some(e) = state.entries.iter_mut().find(|e| &e.id == id) {
-                f(e, self);
+                f(e);
             }
         }
         self.dirty.notify_one();
+    }
+
+    /// A lease's success (called once per lease, by [`Lease`]).
+    fn count_success(&self, id: &TokenId) {
+        self.with_entry(id, |e| {
+            e.successes += 1;
+            e.health.success();
+        });
+    }
+
+    /// A lease's failure that is the token's fault (called once per lease, by [`Lease`]).
+    fn count_failure(&self, id: &TokenId, kind: UpstreamErrorKind, detail: Option<String>) {
+        let rules = self.rules;
+        self.with_entry(id, |e| {
+            e.failures += 1;
+            e.last_error = Some(kind.code());
+            e.last_error_detail = detail;
+            if e.health.failure(rules, Instant::now()) {
+                tracing::warn!(
+                    token = %e.id.masked(),
+                    failures = e.health.consecutive_failures(),
+                    cooldown_secs = rules.cooldown.as_secs(),
+                    "token disabled after repeated failures"
+                );
+            }
+        });
+    }
+
+    /// A lease ended: its in-flight slot is free again.
+    fn release(&self, id: &TokenId) {
+        let mut state = self.lock();
+        if let Some(e) = state.entries.iter_mut().find(|e| &e.id == id) {
+            e.in_flight = e.in_flight.saturating_sub(1);
+        }
     }
 
     /// The next usable token round-robin, skipping `tried`; `None` if none is available. A token
@@ -397,27 +374,19 @@ impl TokenPool {
         let n = state.entries.len();
         for step in 0..n {
             let index = (state.cursor + step) % n;
-            let threshold = self.threshold;
             let e = &mut state.entries[index];
             if tried.contains(&e.id) {
                 continue;
             }
-            match e.disabled_until {
-                Some(until) if until > now => continue,
-                Some(_) => {
-                    e.disabled_until = None;
-                    e.consecutive_failures = threshold.saturating_sub(1);
+            match e.health.admit(self.rules, now) {
+                Admission::Resting => continue,
+                Admission::Trial => {
                     tracing::info!(token = %e.id.masked(), "token rested long enough; trying it again");
                 }
-                None => {}
+                Admission::Ready => {}
             }
             e.in_flight += 1;
-            let lease = Lease {
-                pool: Arc::clone(self),
-                id: e.id.clone(),
-                token: e.token.clone(),
-                resolved: false,
-            };
+            let lease = Lease::new(Arc::clone(self), e.id.clone(), e.token.clone());
             state.cursor = (index + 1) % n;
             return Some(lease);
         }
@@ -435,7 +404,7 @@ impl TokenPool {
         self.lock()
             .entries
             .iter()
-            .filter(|e| e.disabled_until.is_none_or(|until| until <= now))
+            .filter(|e| !e.health.is_resting(now))
             .map(|e| e.token.clone())
             .collect()
     }
@@ -446,8 +415,7 @@ impl TokenPool {
         self.lock()
             .entries
             .iter()
-            .filter_map(|e| e.disabled_until)
-            .map(|until| until.saturating_duration_since(now))
+            .filter_map(|e| e.health.rest_remaining(now))
             .min()
     }
 
@@ -458,7 +426,7 @@ impl TokenPool {
             .entries
             .iter()
             .map(|e| {
-                let remaining = e.disabled_until.map(|u| u.saturating_duration_since(now));
+                let remaining = e.health.rest_remaining(now);
                 let resting = remaining.is_some_and(|r| !r.is_zero());
                 TokenStatus {
                     token_id: e.id.clone(),
@@ -468,7 +436,7 @@ impl TokenPool {
                     cooldown_remaining_secs: remaining.map_or(0, |r| r.as_secs_f64().ceil() as u64),
                     successes: e.successes,
                     failures: e.failures,
-                    consecutive_failures: e.consecutive_failures,
+                    consecutive_failures: e.health.consecutive_failures(),
                     in_flight: e.in_flight,
                     last_error: e.last_error,
                     last_error_detail: e.last_error_detail.clone(),
@@ -481,8 +449,8 @@ impl TokenPool {
             total: tokens.len(),
             enabled,
             disabled: tokens.len() - enabled,
-            failure_threshold: self.threshold,
-            cooldown_secs: self.cooldown.as_secs(),
+            failure_threshold: self.rules.threshold,
+            cooldown_secs: self.rules.cooldown.as_secs(),
             tokens,
         }
     }
@@ -584,12 +552,12 @@ impl TokenPool {
                 token: e.token.expose_secret().to_owned(),
                 source: e.source,
                 added_at: e.added_at,
-                disabled_until: e.disabled_until.filter(|&u| u > now).map(|u| {
+                disabled_until: e.health.resting_until().filter(|&u| u > now).map(|u| {
                     now_unix + u.saturating_duration_since(now).as_secs_f64().ceil() as u64
                 }),
                 successes: e.successes,
                 failures: e.failures,
-                consecutive_failures: e.consecutive_failures,
+                consecutive_failures: e.health.consecutive_failures(),
             })
             .collect();
         PoolFile::new(self.hash_secret.expose_secret().to_owned(), tokens)
@@ -600,17 +568,27 @@ impl TokenPool {
 mod tests {
     use super::*;
 
-    fn config(pairs: &[(&str, &str)]) -> Config {
-        Config::from_pairs(pairs).unwrap()
+    /// Settings with `tokens`, hash secret `secret`, threshold 2 and a 60 s rest.
+    fn settings(
+        tokens: &[&str],
+        secret: Option<&str>,
+        state_dir: &std::path::Path,
+    ) -> PoolSettings {
+        PoolSettings {
+            tokens: tokens
+                .iter()
+                .map(|t| SecretString::from((*t).to_owned()))
+                .collect(),
+            hash_secret: secret.map(|s| SecretString::from(s.to_owned())),
+            failure_threshold: 2,
+            cooldown: Duration::from_secs(60),
+            state_dir: state_dir.to_owned(),
+        }
     }
 
     fn pool(tokens: &str) -> Arc<TokenPool> {
-        TokenPool::in_memory(&config(&[
-            ("TOKEN_POOL", tokens),
-            ("TOKEN_HASH_SECRET", "k"),
-            ("TOKEN_POOL_FAILURE_THRESHOLD", "2"),
-            ("TOKEN_POOL_RESET_FAILURES", "60"),
-        ]))
+        let tokens: Vec<&str> = split_tokens(tokens).collect();
+        TokenPool::in_memory(&settings(&tokens, Some("k"), std::path::Path::new(".")))
     }
 
     fn lease_token(pool: &Arc<TokenPool>) -> String {
@@ -728,10 +706,7 @@ mod tests {
     #[test]
     fn ids_are_keyed_hashes() {
         let a = pool("x");
-        let b = TokenPool::in_memory(&config(&[
-            ("TOKEN_POOL", "x"),
-            ("TOKEN_HASH_SECRET", "other"),
-        ]));
+        let b = TokenPool::in_memory(&settings(&["x"], Some("other"), std::path::Path::new(".")));
         assert_eq!(a.token_id("x"), a.snapshot().tokens[0].token_id);
         assert_ne!(a.token_id("x"), b.token_id("x"));
         assert_eq!(a.token_id("x").0.len(), 16);
@@ -746,13 +721,9 @@ mod tests {
     #[tokio::test]
     async fn state_survives_a_restart_and_env_rules_hold() {
         let dir = tempfile::tempdir().unwrap();
-        let state_dir = dir.path().to_str().unwrap().to_owned();
-        let first = TokenPool::open(&config(&[
-            ("TOKEN", "env-1"),
-            ("ZAI2API_STATE_DIR", &state_dir),
-        ]))
-        .await
-        .unwrap();
+        let first = TokenPool::open(&settings(&["env-1"], None, dir.path()))
+            .await
+            .unwrap();
         first.add_pasted("dash-1,dash-2").await;
         let mut l = first
             .lease(&[first.token_id("dash-1"), first.token_id("dash-2")])
@@ -763,12 +734,9 @@ mod tests {
         let id_before = first.token_id("dash-1");
         drop(first);
         // Restart without TOKEN: the dashboard tokens and the hash secret survive, the env one goes.
-        let second = TokenPool::open(&config(&[
-            ("TOKEN", "env-2"),
-            ("ZAI2API_STATE_DIR", &state_dir),
-        ]))
-        .await
-        .unwrap();
+        let second = TokenPool::open(&settings(&["env-2"], None, dir.path()))
+            .await
+            .unwrap();
         let snap = second.snapshot();
         let ids: Vec<&TokenId> = snap.tokens.iter().map(|t| &t.token_id).collect();
         assert_eq!(second.token_id("dash-1"), id_before);
@@ -784,13 +752,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(store::FILE_NAME);
         std::fs::write(&path, "not json").unwrap();
-        let err = TokenPool::open(&config(&[(
-            "ZAI2API_STATE_DIR",
-            dir.path().to_str().unwrap(),
-        )]))
-        .await
-        .err()
-        .unwrap();
+        let err = TokenPool::open(&settings(&[], None, dir.path()))
+            .await
+            .err()
+            .unwrap();
         assert!(err.contains("token_pool.json"), "{err}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "not json");
     }

@@ -19,15 +19,33 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
-use super::client::UpstreamClient;
+use secrecy::SecretString;
+
+use super::client::{Timeouts, UpstreamClient};
 use super::profile::{DeviceIdFormat, UpstreamProfile};
-use crate::config::Config;
 
 /// How often the profile file's stamp is checked.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// File name of the device id inside ZAI2API_STATE_DIR.
 pub const DEVICE_ID_FILE: &str = "device_id";
+
+/// What the upstream client takes from the configuration (`From<&Config>` is in `config.rs`).
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    /// The chat.z.ai origin (BASE).
+    pub base: url::Url,
+    /// The credential for requests outside the pool (the model list, the doctor): TOKEN, else the
+    /// first TOKEN_POOL entry. A blank one counts as none.
+    pub token: Option<SecretString>,
+    /// Whether guest sessions may be used (ANONYMOUS_MODE).
+    pub anonymous_mode: bool,
+    pub timeouts: Timeouts,
+    /// Where the device id is persisted (ZAI2API_STATE_DIR).
+    pub state_dir: PathBuf,
+    /// The operator's profile file (UPSTREAM_PROFILE); `None` uses the built-in profile.
+    pub profile_path: Option<PathBuf>,
+}
 
 /// Reads and validates a profile file. The error is one line starting with the file name.
 pub fn load_file(path: &Path) -> Result<UpstreamProfile, String> {
@@ -41,26 +59,22 @@ fn parse(path: &Path, text: &str) -> Result<UpstreamProfile, String> {
         .map_err(|e| format!("upstream profile {}: {e}", path.display()))
 }
 
-/// The upstream client for a configuration: the profile file (or the built-in profile), the
-/// configured token (TOKEN, else the first pool token) and the state directory for the device id.
-pub fn client_from_config(config: &Config) -> Result<UpstreamClient, String> {
-    let profile = match &config.upstream_profile {
+/// The upstream client for the settings: the profile file (or the built-in profile), the
+/// configured token and the state directory for the device id.
+pub fn client_from_config(settings: &UpstreamSettings) -> Result<UpstreamClient, String> {
+    let profile = match &settings.profile_path {
         Some(path) => load_file(path)?,
         None => UpstreamProfile::default(),
     };
-    let token = config
-        .token
-        .clone()
-        .or_else(|| config.token_pool.first().cloned());
     let client = UpstreamClient::new(
-        config.base.clone(),
-        token,
-        config.anonymous_mode,
+        settings.base.clone(),
+        settings.token.clone(),
+        settings.anonymous_mode,
         profile,
-        config.upstream_timeouts,
+        settings.timeouts,
     )?
-    .with_state_dir(config.state_dir.clone());
-    Ok(match &config.upstream_profile {
+    .with_state_dir(settings.state_dir.clone());
+    Ok(match &settings.profile_path {
         Some(path) => {
             tracing::info!(file = %path.display(), "using the upstream profile file");
             client.with_profile_source(path.display().to_string())
@@ -70,8 +84,11 @@ pub fn client_from_config(config: &Config) -> Result<UpstreamClient, String> {
 }
 
 /// Starts the reload watcher when a profile file is configured. Must run inside a tokio runtime.
-pub fn watch(client: &Arc<UpstreamClient>, config: &Config) -> Option<tokio::task::JoinHandle<()>> {
-    let path = config.upstream_profile.clone()?;
+pub fn watch(
+    client: &Arc<UpstreamClient>,
+    settings: &UpstreamSettings,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let path = settings.profile_path.clone()?;
     Some(tokio::spawn(watch_loop(Arc::downgrade(client), path)))
 }
 

@@ -1,20 +1,30 @@
 //! Everything that speaks chat.z.ai's private web API.
 //!
 //! `profile` is the data that describes the current protocol (paths, headers, query set, signature,
-//! FE-version policy); `client` does the HTTP; `sse` and `transcript` turn the reply bytes into
+//! FE-version policy); `client` is the facade that does the HTTP, its operations split by
+//! responsibility into `transport`, `session`, `completion`, `upload`, `models_list` and
+//! `site_config`; `sse` and `transcript` turn the reply bytes into
 //! [`crate::semantic::Semantic`] events (`phase` reads the 2026-09 phase-driven format for it); `live` loads the operator's profile file and reloads it
 //! while serving. Nothing below this module knows upstream's wire.
 
 pub mod client;
+pub mod completion;
 pub mod fe_version;
 pub mod live;
+pub mod models_list;
 pub mod phase;
 pub mod profile;
 pub mod request;
+pub mod session;
+pub mod site_config;
 pub mod sse;
 pub mod status;
 pub mod transcript;
+pub mod transport;
+pub mod upload;
 pub mod wire;
+
+pub use live::UpstreamSettings;
 
 use std::collections::BTreeMap;
 

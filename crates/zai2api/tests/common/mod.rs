@@ -35,7 +35,7 @@ pub fn offline_state(max_body_bytes: &str, pairs: &[(&str, &str)]) -> AppState {
         Timeouts::default(),
     )
     .expect("upstream client");
-    let pool = zai2api::pool::TokenPool::in_memory(&config);
+    let pool = zai2api::pool::TokenPool::in_memory(&zai2api::pool::PoolSettings::from(&config));
     AppState::new(
         Arc::new(config),
         Arc::new(upstream),
