@@ -142,21 +142,20 @@ pub struct Config {
     pub reasoning_effort: Option<crate::upstream::ReasoningEffort>,
 }
 
-impl Config {
-    /// The tool strategy for a resolved model: its override if any, else `TOOL_STRATEGY`.
-    pub fn tool_strategy_for(
-        &self,
-        upstream_id: &str,
-        public_name: &str,
-    ) -> crate::tools::ToolStrategy {
-        self.tool_strategy_overrides
-            .find(upstream_id, public_name)
-            .unwrap_or(self.tool_strategy)
-    }
-}
-
 // The settings each lower module takes: they are defined down there and built here, so the
 // dependency points from the configuration down to them and never back.
+
+impl From<&Config> for crate::chat::service::ChatSettings {
+    fn from(config: &Config) -> Self {
+        Self {
+            default_model: config.model.clone(),
+            anonymous_mode: config.anonymous_mode,
+            reasoning_effort: config.reasoning_effort,
+            tool_strategy: config.tool_strategy,
+            tool_strategy_overrides: config.tool_strategy_overrides.clone(),
+        }
+    }
+}
 
 impl From<&Config> for crate::upstream::UpstreamSettings {
     fn from(config: &Config) -> Self {
@@ -637,21 +636,28 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.tool_strategy, ToolStrategy::Native);
-        assert_eq!(c.tool_strategy_for("GLM-4.6V", "x"), ToolStrategy::Native);
+        let chat = |c: &Config| crate::chat::service::ChatSettings::from(c);
         assert_eq!(
-            c.tool_strategy_for("0727-360B-API", "glm-4.5-thinking"),
+            chat(&c).tool_strategy_for("GLM-4.6V", "x"),
+            ToolStrategy::Native
+        );
+        assert_eq!(
+            chat(&c).tool_strategy_for("0727-360B-API", "glm-4.5-thinking"),
             ToolStrategy::Prompt
         );
         assert_eq!(
-            c.tool_strategy_for("glm-4.7", "GLM-4.7"),
+            chat(&c).tool_strategy_for("glm-4.7", "GLM-4.7"),
             ToolStrategy::Native
         );
         let c = cfg(&[("TOOL_STRATEGY_OVERRIDES", "GLM-4.7=native")]).unwrap();
         assert_eq!(
-            c.tool_strategy_for("glm-4.7", "GLM-4.7"),
+            chat(&c).tool_strategy_for("glm-4.7", "GLM-4.7"),
             ToolStrategy::Native
         );
-        assert_eq!(c.tool_strategy_for("glm-5", "GLM-5"), ToolStrategy::Prompt);
+        assert_eq!(
+            chat(&c).tool_strategy_for("glm-5", "GLM-5"),
+            ToolStrategy::Prompt
+        );
         let e = cfg(&[("TOOL_STRATEGY", "xml")]).unwrap_err();
         assert_eq!(e.variable, "TOOL_STRATEGY");
         for bad in ["glm-4.6v", "glm-4.6v=fast", "=native"] {

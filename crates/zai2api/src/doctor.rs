@@ -482,7 +482,8 @@ async fn completion(
 ) -> Result<String, UpstreamError> {
     use futures_util::StreamExt as _;
     let bytes = client.start_completion(credential, chat).await?;
-    let mut events = crate::service::semantic_stream(bytes, client.profile().stream.clone());
+    let mut events =
+        crate::upstream::reply::semantic_stream(bytes, client.profile().stream.clone());
     let mut answer = String::new();
     while let Some(event) = events.next().await {
         match event {

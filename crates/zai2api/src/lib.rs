@@ -1,11 +1,13 @@
 //! zai2api: an OpenAI- and Anthropic-compatible gateway in front of chat.z.ai.
 //!
 //! The road from client bytes to upstream and back (ARCHITECTURE §1):
-//! `app` (auth, limits) → `api::*` (wire → [`chat::ChatRequest`]) → `models` (alias → upstream id)
-//! → `upstream::client` (credential, signed request) → `upstream::sse` → `upstream::transcript`
-//! (→ [`semantic::Semantic`]) → `api::*` renderers → client bytes. `service` drives one request
-//! along it. `stats` counts what passes; `web` serves the status page, the dashboard and the
-//! monitoring JSON.
+//! [`app`] (routes and layers) → [`http`] (client identity, access, request log, state) →
+//! `api::*` (wire → [`chat::ChatRequest`]) → [`chat::service::ChatService`] (model via
+//! [`models`], credential via [`pool`], failover before the first byte) → [`upstream`] (profile,
+//! signed request) → [`upstream::reply`] (SSE parser → transcript → [`semantic::Semantic`]) →
+//! [`tools`] / stop sequences → `api::*` renderers → client bytes. Every stream transform is a
+//! [`stage::Stage`]. [`stats`] counts what passes; [`web`] serves the status page, the dashboard
+//! and the monitoring JSON. Dependencies point down this road; the one knot is handlers ↔ state.
 
 pub mod api;
 pub mod app;
@@ -18,7 +20,6 @@ pub mod http;
 pub mod models;
 pub mod pool;
 pub mod semantic;
-pub mod service;
 pub mod stage;
 pub mod stats;
 pub mod text;

@@ -3,6 +3,8 @@
 //! Everything above (SSE parsing, transcript rebuild) speaks upstream; everything below (OpenAI and
 //! Anthropic renderers) speaks a client format. Only these types cross the line.
 
+use std::pin::Pin;
+
 use crate::error::UpstreamError;
 
 /// One thing the upstream said, in the order it said it.
@@ -60,3 +62,7 @@ pub struct Usage {
     pub total_tokens: u64,
     pub cached_tokens: Option<u64>,
 }
+
+/// A reply as a lazy stream of semantic events: the type every stage between the upstream client
+/// and the renderers hands on.
+pub type SemanticStream = Pin<Box<dyn futures_util::Stream<Item = Semantic> + Send>>;

@@ -357,7 +357,7 @@ async fn the_socket_stream_is_the_pipeline_rendering_of_the_capture() {
             let body: Result<bytes::Bytes, zai2api::error::UpstreamError> =
                 Ok(bytes::Bytes::from_static(fixture.as_bytes()));
             let events: Vec<_> =
-                futures_util::StreamExt::collect(zai2api::service::semantic_stream(
+                futures_util::StreamExt::collect(zai2api::upstream::reply::semantic_stream(
                     Box::pin(futures_util::stream::iter([body])),
                     zai2api::upstream::phase::StreamProfile::default(),
                 ))

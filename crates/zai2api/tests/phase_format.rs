@@ -16,9 +16,9 @@ use zai2api::api::openai::stream::ChunkRenderer;
 use zai2api::api::think::ThinkMode;
 use zai2api::error::UpstreamError;
 use zai2api::semantic::Semantic;
-use zai2api::service::semantic_stream;
 use zai2api::stage::Stage;
 use zai2api::upstream::phase::{PhaseRole, StreamProfile};
+use zai2api::upstream::reply::semantic_stream;
 
 const PHASE: &str = include_str!("data/glm53flash-phase-2026-09.reconstructed.sse");
 const SEARCH: &str = include_str!("data/glm53flash-search-2026-09.reconstructed.sse");

@@ -17,7 +17,7 @@
 //! - Without stop sequences the transform is the identity.
 
 use crate::semantic::Semantic;
-use crate::service::SemanticStream;
+use crate::semantic::SemanticStream;
 use crate::stage::Stage;
 
 /// The stop-sequence state of one reply.

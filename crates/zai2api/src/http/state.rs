@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::chat::service::{ChatService, ChatSettings};
 use crate::config::Config;
 use crate::models::ModelCatalogue;
 use crate::stats::Stats;
@@ -11,6 +12,8 @@ use crate::upstream::client::UpstreamClient;
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
+    /// Serves every chat (both client APIs).
+    pub chat: Arc<ChatService>,
     pub upstream: Arc<UpstreamClient>,
     pub models: Arc<ModelCatalogue>,
     pub pool: Arc<crate::pool::TokenPool>,
@@ -21,15 +24,23 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State with fresh statistics and login throttle around the given parts.
+    /// State with fresh statistics and login throttle around the given parts, and the chat
+    /// service built from them.
     pub fn new(
         config: Arc<Config>,
         upstream: Arc<UpstreamClient>,
         models: Arc<ModelCatalogue>,
         pool: Arc<crate::pool::TokenPool>,
     ) -> Self {
+        let chat = Arc::new(ChatService::new(
+            upstream.clone(),
+            models.clone(),
+            pool.clone(),
+            ChatSettings::from(config.as_ref()),
+        ));
         Self {
             config,
+            chat,
             upstream,
             models,
             pool,

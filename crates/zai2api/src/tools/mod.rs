@@ -35,7 +35,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::chat::{ChatRequest, ToolChoice, ToolSpec};
-use crate::service::SemanticStream;
+use crate::semantic::SemanticStream;
 
 pub use transform::ToolTransform;
 

@@ -14,6 +14,7 @@ pub mod live;
 pub mod models_list;
 pub mod phase;
 pub mod profile;
+pub mod reply;
 pub mod request;
 pub mod session;
 pub mod site_config;
@@ -67,40 +68,7 @@ pub struct UpstreamChat {
     pub agent_mode: bool,
 }
 
-/// How hard the model should think (OpenAI `reasoning_effort`, Anthropic `thinking.budget_tokens`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ReasoningEffort {
-    Minimal,
-    Low,
-    Medium,
-    High,
-    Max,
-}
-
-impl ReasoningEffort {
-    /// The lowercase name clients use (`minimal` … `max`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Minimal => "minimal",
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-            Self::Max => "max",
-        }
-    }
-
-    /// Parses a client's value, case-insensitively.
-    pub fn parse(value: &str) -> Option<Self> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "minimal" => Some(Self::Minimal),
-            "low" => Some(Self::Low),
-            "medium" => Some(Self::Medium),
-            "high" => Some(Self::High),
-            "max" => Some(Self::Max),
-            _ => None,
-        }
-    }
-}
+pub use crate::chat::ReasoningEffort;
 
 /// OpenAI tool fields of one history message (native strategy).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -17,7 +17,6 @@ use super::wire::CountTokens;
 use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::request_log::UsedToken;
-use crate::service;
 
 fn model_names(state: &AppState) -> ModelNames<'_> {
     ModelNames {
@@ -34,7 +33,7 @@ pub async fn messages(
     let body = body.map_err(crate::api::body_error)?;
     let request = request::parse_body(&body, model_names(&state), Purpose::Messages)?;
     let input_tokens = request::input_tokens(&request);
-    let chat = service::start_chat(&state, &request).await?;
+    let chat = state.chat.start(&request).await?;
     let used = UsedToken(chat.token.clone());
     let options = RenderOptions {
         id: stream::message_id(),

@@ -33,9 +33,10 @@ use super::wire::{
 use crate::api::openai::stream::ended_early;
 use crate::api::stop::StopSequences;
 use crate::chat::ToolCall;
+use crate::chat::service::StartedChat;
 use crate::error::AppError;
+use crate::semantic::SemanticStream;
 use crate::semantic::{self, Semantic};
-use crate::service::{SemanticStream, StartedChat};
 use crate::stage::{self, Stage};
 
 /// The `signature` of every thinking block we send. Upstream reasoning carries no signature; this

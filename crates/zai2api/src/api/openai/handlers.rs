@@ -15,7 +15,6 @@ use super::{request, stream};
 use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::request_log::UsedToken;
-use crate::service;
 
 /// `GET /v1/models`.
 pub async fn list_models(State(state): State<AppState>) -> Result<Json<ModelList>, AppError> {
@@ -48,7 +47,7 @@ pub async fn chat_completions(
 ) -> Result<Response, AppError> {
     let body = body.map_err(crate::api::body_error)?;
     let request = request::parse_body(&body)?;
-    let chat = service::start_chat(&state, &request).await?;
+    let chat = state.chat.start(&request).await?;
     let used = UsedToken(chat.token.clone());
     let options = stream::RenderOptions {
         stream: request.stream,

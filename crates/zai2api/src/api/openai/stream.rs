@@ -30,9 +30,10 @@ use super::wire::{
 };
 use crate::api::stop::StopSequences;
 use crate::api::think::{Delta, ThinkMode, ThinkRenderer};
+use crate::chat::service::StartedChat;
 use crate::error::{AppError, UpstreamError, UpstreamErrorKind};
+use crate::semantic::SemanticStream;
 use crate::semantic::{self, Semantic};
-use crate::service::StartedChat;
 use crate::stage::{self, Stage};
 
 /// How a started chat is rendered.
@@ -491,7 +492,7 @@ fn sse_data<T: serde::Serialize>(value: &T) -> Bytes {
 /// Runs the whole reply through the renderer and folds its chunks into one `chat.completion`.
 async fn collect(
     renderer: ChunkRenderer,
-    events: crate::service::SemanticStream,
+    events: SemanticStream,
 ) -> Result<ChatCompletion, AppError> {
     let mut folder = ChunkFolder::default();
     if let Frame::Chunk(first) = renderer.start_frame() {

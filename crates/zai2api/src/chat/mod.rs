@@ -1,4 +1,9 @@
-//! The client-neutral chat request that both API adapters produce.
+//! The chat domain: the client-neutral request both API adapters produce (this file), the
+//! [`service::ChatService`] that serves it, and [`upstream_turn`], which turns it into the turn
+//! upstream is sent.
+
+pub mod service;
+pub mod upstream_turn;
 
 /// A chat request after the client's wire format has been read.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -20,7 +25,7 @@ pub struct ChatRequest {
     pub single_tool_call: bool,
     /// How hard to think (OpenAI `reasoning_effort`, Anthropic `thinking.budget_tokens`); the
     /// service sends it only to models that take it.
-    pub reasoning_effort: Option<crate::upstream::ReasoningEffort>,
+    pub reasoning_effort: Option<ReasoningEffort>,
     /// An Aliyun captcha attestation the client obtained itself (`captcha_verify_param`), passed
     /// through to upstream as is.
     pub captcha_verify_param: Option<String>,
@@ -167,4 +172,39 @@ pub enum ImageSource {
     Inline { media_type: String, data: Vec<u8> },
     /// An http(s) URL, passed through.
     Url(String),
+}
+
+/// How hard the model should think (OpenAI `reasoning_effort`, Anthropic `thinking.budget_tokens`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ReasoningEffort {
+    Minimal,
+    Low,
+    Medium,
+    High,
+    Max,
+}
+
+impl ReasoningEffort {
+    /// The lowercase name clients use (`minimal` … `max`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Minimal => "minimal",
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Max => "max",
+        }
+    }
+
+    /// Parses a client's value, case-insensitively.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "minimal" => Some(Self::Minimal),
+            "low" => Some(Self::Low),
+            "medium" => Some(Self::Medium),
+            "high" => Some(Self::High),
+            "max" => Some(Self::Max),
+            _ => None,
+        }
+    }
 }

@@ -1,0 +1,267 @@
+//! How a [`ChatRequest`] becomes the [`UpstreamChat`] upstream is sent: history shaped for the
+//! model's tool strategy, inline images uploaded, the signed prompt chosen, sampling parameters,
+//! and the thinking fields decided against the model's capabilities.
+//!
+//! Invariants:
+//! - Reasoning markup of earlier assistant turns never goes upstream (the model would copy it).
+//! - `enable_thinking: false` is sent only where the model can skip thinking; an effort only to
+//!   models that take one, never beside thinking switched off ([`thinking_fields`]).
+//! - Images are uploaded only for logged-in credentials; a guest gets a clear 400 instead.
+
+use super::{ChatMessage, ChatRequest, ContentPart, ImageSource, ReasoningEffort, Role};
+use crate::error::AppError;
+use crate::models::ResolvedModel;
+use crate::tools::{self, ToolSetup, ToolStrategy};
+use crate::upstream::client::{Credential, UpstreamClient};
+use crate::upstream::{
+    ModelCapabilities, UpstreamChat, UpstreamContent, UpstreamMessage, UpstreamPart,
+};
+
+/// Converts the client's conversation into upstream's shape, uploading inline images.
+pub async fn build(
+    upstream: &UpstreamClient,
+    default_effort: Option<ReasoningEffort>,
+    request: &ChatRequest,
+    model: &ResolvedModel,
+    tools: &ToolSetup,
+    credential: &Credential,
+) -> Result<UpstreamChat, AppError> {
+    let mut messages = Vec::with_capacity(request.messages.len());
+    let mut files = Vec::new();
+    for message in &request.messages {
+        let content = upstream_content(upstream, message, credential, &mut files).await?;
+        messages.push(UpstreamMessage {
+            role: message.role,
+            content,
+        });
+    }
+    let shaped = tools::history::shape(
+        tools.strategy,
+        &request.messages,
+        messages,
+        tools.active.as_deref(),
+    );
+    let messages = shaped.messages;
+    let last_turn_is_result = request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| matches!(m.role, Role::User | Role::Tool))
+        .is_some_and(|m| m.role == Role::Tool);
+    let prompt = if tools.strategy == ToolStrategy::Prompt && last_turn_is_result {
+        // Tool results became the last user turn; that turn is what upstream sees as the prompt.
+        messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::User)
+            .map(upstream_text)
+            .unwrap_or_default()
+    } else {
+        request
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::User)
+            .map(ChatMessage::text)
+            .unwrap_or_default()
+    };
+    let (tool_specs, tool_choice) = match (&tools.active, tools.strategy) {
+        (Some(set), ToolStrategy::Native) => (set.specs.clone(), set.choice.clone()),
+        _ => (Vec::new(), crate::chat::ToolChoice::Auto),
+    };
+    let mut params = serde_json::Map::new();
+    let sampling = &request.sampling;
+    if let Some(t) = sampling.temperature {
+        params.insert("temperature".into(), t.into());
+    }
+    if let Some(p) = sampling.top_p {
+        params.insert("top_p".into(), p.into());
+    }
+    if let Some(m) = sampling.max_tokens {
+        params.insert("max_tokens".into(), m.into());
+    }
+    if !sampling.stop.is_empty() {
+        params.insert("stop".into(), sampling.stop.clone().into());
+    }
+    let (enable_thinking, reasoning_effort) = thinking_fields(
+        request.thinking.or(model.thinking),
+        request.reasoning_effort.or(default_effort),
+        &model.capabilities,
+    );
+    Ok(UpstreamChat {
+        model: model.upstream_id.clone(),
+        messages,
+        prompt,
+        enable_thinking,
+        web_search: model.search,
+        mcp_servers: if model.search {
+            model.mcp_server_ids.clone()
+        } else {
+            Vec::new()
+        },
+        vision: model.capabilities.vision,
+        files,
+        params,
+        tools: tool_specs,
+        tool_choice,
+        message_tools: shaped.message_tools,
+        reasoning_effort,
+        captcha_verify_param: request.captcha_verify_param.clone(),
+        agent_mode: model.capabilities.agent_mode,
+    })
+}
+
+/// `features.enable_thinking` and `features.reasoning_effort` for a model (protocol §19.2).
+///
+/// Thinking is switched off upstream only where the model allows it (`skip_think`); elsewhere the
+/// field is left out and the reply's reasoning is dropped by the service instead. An effort goes
+/// only to models that take one, and never beside thinking switched off.
+pub fn thinking_fields(
+    thinking: Option<bool>,
+    effort: Option<ReasoningEffort>,
+    caps: &ModelCapabilities,
+) -> (Option<bool>, Option<ReasoningEffort>) {
+    let enable = match thinking {
+        Some(false) if !caps.skip_think => None,
+        other => other,
+    };
+    let effort = effort.filter(|_| caps.reasoning_effort && thinking != Some(false));
+    (enable, effort)
+}
+
+/// The text parts of an upstream message, joined by newlines.
+fn upstream_text(message: &UpstreamMessage) -> String {
+    match &message.content {
+        UpstreamContent::Text(t) => t.clone(),
+        UpstreamContent::Parts(parts) => parts
+            .iter()
+            .filter_map(|p| match p {
+                UpstreamPart::Text(t) => Some(t.as_str()),
+                UpstreamPart::ImageUrl(_) => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+async fn upstream_content(
+    upstream: &UpstreamClient,
+    message: &ChatMessage,
+    credential: &Credential,
+    files: &mut Vec<serde_json::Value>,
+) -> Result<UpstreamContent, AppError> {
+    let has_images = message
+        .parts
+        .iter()
+        .any(|p| matches!(p, ContentPart::Image(_)));
+    if !has_images {
+        let text = message.text();
+        let text = if message.role == Role::Assistant {
+            strip_reasoning_markup(&text)
+        } else {
+            text
+        };
+        return Ok(UpstreamContent::Text(text));
+    }
+    let mut parts = Vec::with_capacity(message.parts.len());
+    for part in &message.parts {
+        match part {
+            ContentPart::Text(t) => parts.push(UpstreamPart::Text(t.clone())),
+            ContentPart::Image(ImageSource::Url(url)) => {
+                parts.push(UpstreamPart::ImageUrl(url.clone()))
+            }
+            ContentPart::Image(ImageSource::Inline { media_type, data }) => {
+                if credential.guest {
+                    return Err(AppError::ImageUploadNeedsLogin);
+                }
+                let uploaded = upstream
+                    .upload_image(credential, media_type, data.clone())
+                    .await?;
+                files.push(uploaded.entry);
+                parts.push(UpstreamPart::ImageUrl(uploaded.reference));
+            }
+        }
+    }
+    Ok(UpstreamContent::Parts(parts))
+}
+
+/// Removes reasoning renderings (`<think>…</think>`, `<details type="reasoning">…</details>`) from
+/// an assistant message of the history: upstream's model copies such markup if it sees it
+/// (protocol §16.13).
+pub fn strip_reasoning_markup(text: &str) -> String {
+    let mut out = text.to_owned();
+    for (open, close) in [
+        ("<think>", "</think>"),
+        ("<details type=\"reasoning\"", "</details>"),
+    ] {
+        while let Some(start) = out.find(open) {
+            let Some(len) = out[start..].find(close) else {
+                break;
+            };
+            let end = start + len + close.len();
+            out.replace_range(start..end, "");
+        }
+    }
+    let trimmed = out.trim_start();
+    if trimmed.len() == out.len() {
+        out
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_reasoning_markup_is_removed() {
+        assert_eq!(
+            strip_reasoning_markup("<think>\n\nhm\n\n</think>\n\nHello"),
+            "Hello"
+        );
+        assert_eq!(
+            strip_reasoning_markup(
+                "<details type=\"reasoning\" open><div>x</div><summary>s</summary></details>\n\nHi"
+            ),
+            "Hi"
+        );
+        assert_eq!(
+            strip_reasoning_markup("plain <think> no close"),
+            "plain <think> no close"
+        );
+    }
+
+    #[test]
+    fn thinking_fields_follow_the_capabilities() {
+        use crate::upstream::ModelCapabilities;
+        let always = ModelCapabilities {
+            think: true,
+            reasoning_effort: true,
+            ..Default::default()
+        };
+        let skippable = ModelCapabilities {
+            skip_think: true,
+            ..always.clone()
+        };
+        let old = ModelCapabilities {
+            think: true,
+            skip_think: true,
+            ..Default::default()
+        };
+        let high = Some(ReasoningEffort::High);
+        // Off only where the model can skip thinking; no effort beside thinking off.
+        assert_eq!(thinking_fields(Some(false), high, &always), (None, None));
+        assert_eq!(
+            thinking_fields(Some(false), high, &skippable),
+            (Some(false), None)
+        );
+        // An effort only for models that take one.
+        assert_eq!(
+            thinking_fields(Some(true), high, &always),
+            (Some(true), high)
+        );
+        assert_eq!(thinking_fields(None, high, &old), (None, None));
+        assert_eq!(thinking_fields(None, None, &always), (None, None));
+    }
+}
