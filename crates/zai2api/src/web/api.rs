@@ -1,4 +1,4 @@
-//! JSON endpoints: the dashboard API (`/dashboard/api/*`, behind [`super::auth::require_access`])
+//! JSON endpoints: the dashboard API (`/dashboard/api/*`, behind [`crate::http::auth::require_access`])
 //! and the public monitoring snapshot (`/token-pool/status`).
 //!
 //! Invariants: thin handlers (extract, call the pool or the stats, answer); every token leaves
