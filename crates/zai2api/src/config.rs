@@ -110,7 +110,7 @@ pub struct Config {
     /// `MODELS_CACHE_TTL`: how long upstream's model list is trusted (seconds in the env).
     pub models_cache_ttl: Duration,
     /// `UPSTREAM_CONNECT_TIMEOUT`, `UPSTREAM_FIRST_BYTE_TIMEOUT`, `UPSTREAM_IDLE_TIMEOUT` (seconds).
-    pub upstream_timeouts: crate::upstream::client::Timeouts,
+    pub upstream_timeouts: crate::upstream::transport::Timeouts,
     /// `SECRET_KEY`: dashboard session key.
     pub secret_key: SecretString,
     /// `TOKEN_POOL`: logged-in tokens, comma- or newline-separated in the env, deduplicated.
@@ -334,7 +334,7 @@ impl Config {
             )
             .map(Duration::from_secs)
         };
-        let upstream_timeouts = crate::upstream::client::Timeouts {
+        let upstream_timeouts = crate::upstream::transport::Timeouts {
             connect: timeout(
                 "UPSTREAM_CONNECT_TIMEOUT",
                 defaults::UPSTREAM_CONNECT_TIMEOUT_SECS,

@@ -23,7 +23,9 @@ use crate::chat::Role;
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use crate::models::ModelCatalogue;
 use crate::semantic::Semantic;
-use crate::upstream::client::{Credential, SiteConfig, UpstreamClient};
+use crate::upstream::client::UpstreamClient;
+use crate::upstream::session::Credential;
+use crate::upstream::site_config::SiteConfig;
 use crate::upstream::{UpstreamChat, UpstreamContent, UpstreamMessage, UpstreamModel};
 
 /// The prompt of the test completion.

@@ -578,7 +578,7 @@ fn prettify_id(id: &str) -> String {
 /// reader for one wire).
 pub fn parse_upstream_models(body: &[u8]) -> Result<Vec<UpstreamModel>, serde_json::Error> {
     let value: serde_json::Value = serde_json::from_slice(body)?;
-    Ok(crate::upstream::client::parse_models(&value))
+    Ok(crate::upstream::models_list::parse_models(&value))
 }
 
 #[cfg(test)]

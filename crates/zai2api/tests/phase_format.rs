@@ -40,7 +40,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// `bytes` cut at `cuts` (taken modulo the length), as the upstream body stream.
-fn body(bytes: &[u8], cuts: &[usize]) -> zai2api::upstream::client::ByteStream {
+fn body(bytes: &[u8], cuts: &[usize]) -> zai2api::upstream::transport::ByteStream {
     let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
     points.sort_unstable();
     points.push(bytes.len());

@@ -13,8 +13,10 @@ use serde_json::Value;
 use zai_signature::{SignInput, SignatureScheme};
 use zai2api::chat::Role;
 use zai2api::error::{UpstreamError, UpstreamErrorKind};
-use zai2api::upstream::client::{ByteStream, Credential, Timeouts, UpstreamClient};
+use zai2api::upstream::client::UpstreamClient;
 use zai2api::upstream::profile::UpstreamProfile;
+use zai2api::upstream::session::Credential;
+use zai2api::upstream::transport::{ByteStream, Timeouts};
 use zai2api::upstream::{UpstreamChat, UpstreamContent, UpstreamMessage};
 
 fn client_for(

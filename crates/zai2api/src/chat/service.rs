@@ -30,7 +30,8 @@ use crate::models::{ModelCatalogue, ResolvedModel};
 use crate::pool::{Lease, TokenId, TokenPool};
 use crate::semantic::{Semantic, SemanticStream};
 use crate::tools::{self, StrategyOverrides, ToolSetup, ToolStrategy};
-use crate::upstream::client::{Credential, UpstreamClient};
+use crate::upstream::client::UpstreamClient;
+use crate::upstream::session::Credential;
 
 /// Upstream completion calls one client request may make before its first byte (failover bound).
 pub const MAX_ATTEMPTS: usize = 3;

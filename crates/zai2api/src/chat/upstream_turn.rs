@@ -12,7 +12,8 @@ use super::{ChatMessage, ChatRequest, ContentPart, ImageSource, ReasoningEffort,
 use crate::error::AppError;
 use crate::models::ResolvedModel;
 use crate::tools::{self, ToolSetup, ToolStrategy};
-use crate::upstream::client::{Credential, UpstreamClient};
+use crate::upstream::client::UpstreamClient;
+use crate::upstream::session::Credential;
 use crate::upstream::{
     ModelCapabilities, UpstreamChat, UpstreamContent, UpstreamMessage, UpstreamPart,
 };

@@ -9,6 +9,8 @@
 //! - The signature timestamp is never earlier than the request timestamp.
 //! - A non-200 answer is a typed error here, before any byte reaches the caller; what is returned
 //!   is a body already accepted by upstream.
+//!
+//! Free functions over the operation's `Call`; the client facade delegates to them.
 
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -16,142 +18,135 @@ use time::OffsetDateTime;
 use zai_signature::SignInput;
 
 use super::UpstreamChat;
-use super::client::UpstreamClient;
-use super::profile::{SignatureClock, UpstreamProfile};
+use super::call::Call;
+use super::profile::SignatureClock;
 use super::request::{self, CompletionIds, QueryContext, epoch_ms};
 use super::session::Credential;
 use super::transport::{ByteStream, bad_json};
 use crate::error::UpstreamError;
 
-impl UpstreamClient {
-    /// `POST chats/new` on its own (the doctor's chat-creation step); returns the chat id.
-    pub async fn precreate_chat(
-        &self,
-        credential: &Credential,
-        chat: &UpstreamChat,
-    ) -> Result<String, UpstreamError> {
-        let profile = self.profile();
-        let fe = self.fe_version_with(&profile, false).await;
-        let user_message_id = uuid::Uuid::new_v4().to_string();
-        self.create_chat(&profile, credential, chat, &user_message_id, &fe)
-            .await
-    }
+/// `POST chats/new` on its own (the doctor's chat-creation step); returns the chat id.
+pub(super) async fn precreate_chat(
+    call: &Call<'_>,
+    credential: &Credential,
+    chat: &UpstreamChat,
+) -> Result<String, UpstreamError> {
+    let fe = call.fe_version().await;
+    let user_message_id = uuid::Uuid::new_v4().to_string();
+    create_chat(call, credential, chat, &user_message_id, &fe).await
+}
 
-    /// `POST chats/new`; returns the chat id.
-    async fn create_chat(
-        &self,
-        profile: &UpstreamProfile,
-        credential: &Credential,
-        chat: &UpstreamChat,
-        user_message_id: &str,
-        fe: &str,
-    ) -> Result<String, UpstreamError> {
-        let path = profile.endpoints.chats_new.clone();
-        let body =
-            request::chat_new_body(profile, chat, user_message_id, OffsetDateTime::now_utc());
-        let t = &self.transport;
-        let req = t
-            .http
-            .post(t.url(&path)?)
-            .headers(self.headers(profile, fe, &t.root_referer(), Some(&credential.token)))
-            .json(&body);
-        let resp = t.send(req, &path).await?;
-        let resp = self.check(resp, &path, Some(&credential.token)).await?;
-        let v = t.read_json(resp, &path).await?;
-        v.get("id")
-            .or_else(|| v.get("chat").and_then(|c| c.get("id")))
-            .and_then(Value::as_str)
-            .filter(|id| !id.is_empty())
-            .map(str::to_owned)
-            .ok_or_else(|| bad_json(&path, "created chat has no `id`"))
-    }
+/// `POST chats/new`; returns the chat id.
+async fn create_chat(
+    call: &Call<'_>,
+    credential: &Credential,
+    chat: &UpstreamChat,
+    user_message_id: &str,
+    fe: &str,
+) -> Result<String, UpstreamError> {
+    let path = &call.profile.endpoints.chats_new;
+    let body = request::chat_new_body(
+        &call.profile,
+        chat,
+        user_message_id,
+        OffsetDateTime::now_utc(),
+    );
+    let v = call
+        .post_json(path, fe, &credential.token, |req| req.json(&body))
+        .await?;
+    v.get("id")
+        .or_else(|| v.get("chat").and_then(|c| c.get("id")))
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| bad_json(path, "created chat has no `id`"))
+}
 
-    /// Pre-creates the chat (when the profile says so), signs and sends the completion, checks the
-    /// HTTP status and returns the SSE body. Non-200 answers become typed errors here.
-    pub async fn start_completion(
-        &self,
-        credential: &Credential,
-        chat: &UpstreamChat,
-    ) -> Result<ByteStream, UpstreamError> {
-        // One snapshot for the whole completion: chat creation, query, headers and signature.
-        let profile = self.profile();
-        let fe = self.fe_version_with(&profile, false).await;
-        let user_message_id = uuid::Uuid::new_v4().to_string();
-        let chat_id = if profile.precreate_chat {
-            self.create_chat(&profile, credential, chat, &user_message_id, &fe)
-                .await?
-        } else {
-            uuid::Uuid::new_v4().to_string()
-        };
-        let message_id = uuid::Uuid::new_v4().to_string();
-        let request_id = uuid::Uuid::new_v4().to_string();
+/// Pre-creates the chat (when the profile says so), signs and sends the completion, checks the
+/// HTTP status and returns the SSE body. Non-200 answers become typed errors here.
+pub(super) async fn start_completion(
+    call: &Call<'_>,
+    credential: &Credential,
+    chat: &UpstreamChat,
+) -> Result<ByteStream, UpstreamError> {
+    // One snapshot for the whole completion: chat creation, query, headers and signature.
+    let profile = &*call.profile;
+    let fe = call.fe_version().await;
+    let user_message_id = uuid::Uuid::new_v4().to_string();
+    let chat_id = if profile.precreate_chat {
+        create_chat(call, credential, chat, &user_message_id, &fe).await?
+    } else {
+        uuid::Uuid::new_v4().to_string()
+    };
+    let message_id = uuid::Uuid::new_v4().to_string();
+    let request_id = uuid::Uuid::new_v4().to_string();
 
-        let now = OffsetDateTime::now_utc();
-        let timestamp = epoch_ms(now);
-        let signature_timestamp = match profile.signature_clock {
-            // 2026-09: one reading for both (§19.2).
-            SignatureClock::Same => timestamp,
-            // Until 2026-08 the browser read the clock again just before signing (§11.3); never
-            // earlier than `timestamp`.
-            SignatureClock::SecondReading => epoch_ms(OffsetDateTime::now_utc()).max(timestamp),
-        };
-        let t = &self.transport;
-        let token = credential.token.expose_secret();
-        let device_id = self.device_id().unwrap_or_default();
-        let ctx = QueryContext {
+    let now = OffsetDateTime::now_utc();
+    let timestamp = epoch_ms(now);
+    let signature_timestamp = match profile.signature_clock {
+        // 2026-09: one reading for both (§19.2).
+        SignatureClock::Same => timestamp,
+        // Until 2026-08 the browser read the clock again just before signing (§11.3); never
+        // earlier than `timestamp`.
+        SignatureClock::SecondReading => epoch_ms(OffsetDateTime::now_utc()).max(timestamp),
+    };
+    let t = call.transport;
+    let token = credential.token.expose_secret();
+    let device_id = &call.device_id;
+    let ctx = QueryContext {
+        timestamp,
+        signature_timestamp,
+        request_id: &request_id,
+        user_id: &credential.user_id,
+        token,
+        user_agent: &profile.user_agent,
+        origin: &t.origin,
+        host: &t.host,
+        hostname: &t.hostname,
+        chat_id: &chat_id,
+        client_version: &profile.client_version,
+        device_id,
+        now,
+    };
+    let path = profile.endpoints.completions.clone();
+    let mut url = t.url(&path)?;
+    url.query_pairs_mut()
+        .extend_pairs(request::build_query(profile, &ctx));
+
+    let referer = format!("{}/c/{chat_id}", t.origin);
+    let mut headers = t.render_headers(
+        profile,
+        profile.completion_call_headers(),
+        &fe,
+        &referer,
+        Some(&credential.token),
+        device_id,
+    );
+    if let Some(scheme) = &profile.signature {
+        let signature = scheme.sign(&SignInput {
+            request_id: &request_id,
             timestamp,
             signature_timestamp,
-            request_id: &request_id,
             user_id: &credential.user_id,
-            token,
-            user_agent: &profile.user_agent,
-            origin: &t.origin,
-            host: &t.host,
-            hostname: &t.hostname,
-            chat_id: &chat_id,
-            client_version: &profile.client_version,
-            device_id: &device_id,
-            now,
-        };
-        let path = profile.endpoints.completions.clone();
-        let mut url = t.url(&path)?;
-        url.query_pairs_mut()
-            .extend_pairs(request::build_query(&profile, &ctx));
-
-        let referer = format!("{}/c/{chat_id}", t.origin);
-        let mut headers = t.render_headers(
-            &profile,
-            profile.completion_call_headers(),
-            &fe,
-            &referer,
-            Some(&credential.token),
-            &device_id,
-        );
-        if let Some(scheme) = &profile.signature {
-            let signature = scheme.sign(&SignInput {
-                request_id: &request_id,
-                timestamp,
-                signature_timestamp,
-                user_id: &credential.user_id,
-                prompt: &chat.prompt,
-            });
-            if let (Ok(name), Ok(value)) = (
-                reqwest::header::HeaderName::from_bytes(profile.signature_header.as_bytes()),
-                reqwest::header::HeaderValue::from_str(&signature),
-            ) {
-                headers.insert(name, value);
-            }
+            prompt: &chat.prompt,
+        });
+        if let (Ok(name), Ok(value)) = (
+            reqwest::header::HeaderName::from_bytes(profile.signature_header.as_bytes()),
+            reqwest::header::HeaderValue::from_str(&signature),
+        ) {
+            headers.insert(name, value);
         }
-        let ids = CompletionIds {
-            chat_id: &chat_id,
-            message_id: &message_id,
-            user_message_id: &user_message_id,
-        };
-        let body = request::completion_body(&profile, chat, &ids, &credential.user_name, now);
-        let req = t.http.post(url).headers(headers).json(&body);
-        tracing::debug!(path = %path, chat_id = %chat_id, model = %chat.model, "starting upstream completion");
-        let resp = t.send(req, &path).await?;
-        let resp = self.check(resp, &path, Some(&credential.token)).await?;
-        Ok(t.body_stream(resp, path))
     }
+    let ids = CompletionIds {
+        chat_id: &chat_id,
+        message_id: &message_id,
+        user_message_id: &user_message_id,
+    };
+    let body = request::completion_body(profile, chat, &ids, &credential.user_name, now);
+    let req = t.http.post(url).headers(headers).json(&body);
+    tracing::debug!(path = %path, chat_id = %chat_id, model = %chat.model, "starting upstream completion");
+    let resp = call
+        .send_checked(req, &path, Some(&credential.token))
+        .await?;
+    Ok(t.body_stream(resp, path))
 }

@@ -1,5 +1,7 @@
 //! The upstream profile as live data: the operator's file (`UPSTREAM_PROFILE`), loading it at
-//! start, reloading it while serving, and the persisted device id some profiles send.
+//! start, building the client from the settings, and reloading the file while serving. This is the
+//! one upstream file above the client facade (it builds the client); nothing in the client or its
+//! parts depends on it.
 //!
 //! Invariants:
 //! - A profile is either valid and in use, or rejected with one log line that names the file, the
@@ -11,9 +13,6 @@
 //!   reload and a rejected edit is logged once, not on every poll. SIGHUP always re-reads.
 //! - The watcher holds only a `Weak` reference to the client: it ends with the server's state.
 //! - In-flight requests are never disturbed: see the client's snapshot rule.
-//! - The device id is created once per state directory, written atomically (temporary file, then
-//!   rename) and read back on later starts, so upstream sees one stable device across restarts. A
-//!   stored id of another form than the profile's `device_id_format` is replaced (once).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
@@ -21,14 +20,12 @@ use std::time::{Duration, SystemTime};
 
 use secrecy::SecretString;
 
-use super::client::{Timeouts, UpstreamClient};
-use super::profile::{DeviceIdFormat, UpstreamProfile};
+use super::client::UpstreamClient;
+use super::profile::UpstreamProfile;
+use super::transport::Timeouts;
 
 /// How often the profile file's stamp is checked.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
-
-/// File name of the device id inside ZAI2API_STATE_DIR.
-pub const DEVICE_ID_FILE: &str = "device_id";
 
 /// What the upstream client takes from the configuration (`From<&Config>` is in `config.rs`).
 #[derive(Debug, Clone)]
@@ -196,76 +193,9 @@ async fn next_hangup(_: &mut Hangup) {
     std::future::pending::<()>().await;
 }
 
-/// A new device id of `format`: `uid_` + 16 characters from `[a-z0-9]`, or a UUID v4.
-pub fn new_device_id(format: DeviceIdFormat) -> String {
-    const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    match format {
-        DeviceIdFormat::Uuid => uuid::Uuid::new_v4().to_string(),
-        DeviceIdFormat::Uid => {
-            use rand::Rng as _;
-            let mut rng = rand::rng();
-            let tail: String = (0..16)
-                .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-                .collect();
-            format!("uid_{tail}")
-        }
-    }
-}
-
-/// The device id kept in `dir`, created (and persisted) on first use, of the form `format`. Without
-/// a directory, or when it cannot be written, the id lives in memory for this process only (logged).
-pub fn load_or_create_device_id(dir: Option<&Path>, format: DeviceIdFormat) -> String {
-    let fresh = || new_device_id(format);
-    let Some(dir) = dir else {
-        return fresh();
-    };
-    let path = dir.join(DEVICE_ID_FILE);
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let id = text.trim();
-        if format.matches(id) {
-            return id.to_owned();
-        }
-        tracing::warn!(file = %path.display(), "the stored device id is not of the profile's device_id_format; creating a new one");
-    }
-    let id = fresh();
-    let tmp = dir.join(format!("{DEVICE_ID_FILE}.tmp"));
-    let written = std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&tmp, format!("{id}\n")))
-        .and_then(|()| std::fs::rename(&tmp, &path));
-    match written {
-        Ok(()) => tracing::info!(file = %path.display(), "created the upstream device id"),
-        Err(e) => tracing::warn!(
-            file = %path.display(),
-            error = %e,
-            "cannot persist the device id; it will change at the next start"
-        ),
-    }
-    id
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn device_id_survives_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = load_or_create_device_id(Some(dir.path()), DeviceIdFormat::Uid);
-        let second = load_or_create_device_id(Some(dir.path()), DeviceIdFormat::Uid);
-        assert_eq!(first, second);
-        assert!(DeviceIdFormat::Uid.matches(&first), "{first}");
-        assert_ne!(load_or_create_device_id(None, DeviceIdFormat::Uid), first);
-        // Switching the form replaces the stored id once; it is stable again afterwards.
-        let old = load_or_create_device_id(Some(dir.path()), DeviceIdFormat::Uuid);
-        assert_eq!(uuid::Uuid::parse_str(&old).unwrap().get_version_num(), 4);
-        assert_eq!(
-            load_or_create_device_id(Some(dir.path()), DeviceIdFormat::Uuid),
-            old
-        );
-        for _ in 0..50 {
-            assert!(DeviceIdFormat::Uid.matches(&new_device_id(DeviceIdFormat::Uid)));
-        }
-    }
 
     #[test]
     fn load_file_names_the_file() {

@@ -1,14 +1,19 @@
 //! Everything that speaks chat.z.ai's private web API.
 //!
 //! `profile` is the data that describes the current protocol (paths, headers, query set, signature,
-//! FE-version policy); `client` is the facade that does the HTTP, its operations split by
-//! responsibility into `transport`, `session`, `completion`, `upload`, `models_list` and
-//! `site_config`; `sse` and `transcript` turn the reply bytes into
-//! [`crate::semantic::Semantic`] events (`phase` reads the 2026-09 phase-driven format for it); `live` loads the operator's profile file and reloads it
-//! while serving. Nothing below this module knows upstream's wire.
+//! FE-version policy); `client` is the facade that does the HTTP. Its operations live below it, split
+//! by responsibility into `session`, `completion`, `upload`, `models_list` and `site_config`; they
+//! work on a per-operation `call::Call` (profile snapshot, device id, FE version, the shared
+//! request helpers) over the `transport`, and never import the facade. `device_id` keeps the
+//! persisted device id; `sse` and `transcript` turn the reply bytes into
+//! [`crate::semantic::Semantic`] events (`phase` reads the 2026-09 phase-driven format for it);
+//! `live` loads the operator's profile file, builds the client and reloads the profile while
+//! serving (the one file above the facade). Nothing below this module knows upstream's wire.
 
+mod call;
 pub mod client;
 pub mod completion;
+pub mod device_id;
 pub mod fe_version;
 pub mod live;
 pub mod models_list;

@@ -7,10 +7,13 @@
 //!   it says not). Only a reply with no list at all is `BadResponse`.
 //! - Model rules apply in order; a later matching rule wins, and a rule changes only the flags it
 //!   names.
+//!
+//! Parsing is pure; `list_models` fetches over the operation's `Call` (the client facade
+//! delegates to it).
 
 use serde_json::Value;
 
-use super::client::UpstreamClient;
+use super::call::Call;
 use super::profile::ModelRule;
 use super::session::Credential;
 use super::transport::bad_json;
@@ -111,23 +114,20 @@ pub fn apply_model_rules(
     models
 }
 
-impl UpstreamClient {
-    /// `GET models` with `credential`, parsed and corrected by the profile's model rules.
-    pub async fn list_models(
-        &self,
-        credential: &Credential,
-    ) -> Result<Vec<UpstreamModel>, UpstreamError> {
-        let profile = self.profile();
-        let fe = self.fe_version_with(&profile, false).await;
-        let path = profile.endpoints.models.clone();
-        let v = self
-            .get_json(&profile, &path, Some(&credential.token), &fe)
-            .await?;
-        if v.get("data").and_then(Value::as_array).is_none() && !v.is_array() {
-            return Err(bad_json(&path, "no `data` list"));
-        }
-        Ok(apply_model_rules(parse_models(&v), &profile.model_rules))
+/// `GET models` with `credential`, parsed and corrected by the profile's model rules.
+pub(super) async fn list_models(
+    call: &Call<'_>,
+    credential: &Credential,
+) -> Result<Vec<UpstreamModel>, UpstreamError> {
+    let path = &call.profile.endpoints.models;
+    let v = call.get_json(path, Some(&credential.token)).await?;
+    if v.get("data").and_then(Value::as_array).is_none() && !v.is_array() {
+        return Err(bad_json(path, "no `data` list"));
     }
+    Ok(apply_model_rules(
+        parse_models(&v),
+        &call.profile.model_rules,
+    ))
 }
 
 #[cfg(test)]

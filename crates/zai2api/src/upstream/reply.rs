@@ -11,10 +11,10 @@
 
 use futures_util::StreamExt;
 
-use super::client::ByteStream;
 use super::phase::StreamProfile;
 use super::sse::SseParser;
 use super::transcript::Transcript;
+use super::transport::ByteStream;
 use crate::semantic::{Semantic, SemanticStream};
 use crate::stage::{self, Stage};
 

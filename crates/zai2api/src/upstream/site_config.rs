@@ -5,10 +5,12 @@
 //! - Reading is lenient: numbers or numeric strings, booleans or `"true"`/`"false"`/`"1"`/`"0"`;
 //!   anything else is `None`, never an error.
 //! - Only the last successful answer is kept; a failed fetch leaves the previous one in place.
+//!
+//! `LastSiteConfig` is the client's slot for it; it fetches over the operation's `Call`.
 
 use serde_json::Value;
 
-use super::client::UpstreamClient;
+use super::call::Call;
 use super::session::Credential;
 use crate::error::UpstreamError;
 
@@ -46,28 +48,31 @@ impl SiteConfig {
     }
 }
 
-impl UpstreamClient {
+/// The last answer of `GET config`, kept for the status page.
+#[derive(Debug, Default)]
+pub(super) struct LastSiteConfig(std::sync::Mutex<Option<SiteConfig>>);
+
+impl LastSiteConfig {
     /// `GET config`: upstream's app config (its `completion_version` says which completion
-    /// endpoint generation the site uses).
-    /// What it says is also kept for [`UpstreamClient::site_config`].
-    pub async fn app_config(&self, credential: &Credential) -> Result<Value, UpstreamError> {
-        let profile = self.profile();
-        let fe = self.fe_version_with(&profile, false).await;
-        let path = profile.endpoints.config.clone();
-        let v = self
-            .get_json(&profile, &path, Some(&credential.token), &fe)
-            .await?;
-        *self.site_slot() = Some(SiteConfig::from_json(&v));
+    /// endpoint generation the site uses). What it says is kept for `LastSiteConfig::get`.
+    pub(super) async fn fetch(
+        &self,
+        call: &Call<'_>,
+        credential: &Credential,
+    ) -> Result<Value, UpstreamError> {
+        let path = &call.profile.endpoints.config;
+        let v = call.get_json(path, Some(&credential.token)).await?;
+        *self.slot() = Some(SiteConfig::from_json(&v));
         Ok(v)
     }
 
     /// What the last `GET config` said, if one was made (the doctor makes it).
-    pub fn site_config(&self) -> Option<SiteConfig> {
-        *self.site_slot()
+    pub(super) fn get(&self) -> Option<SiteConfig> {
+        *self.slot()
     }
 
-    fn site_slot(&self) -> std::sync::MutexGuard<'_, Option<SiteConfig>> {
-        self.site
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<SiteConfig>> {
+        self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }

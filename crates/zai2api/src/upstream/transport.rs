@@ -9,7 +9,7 @@
 //!   chunks. There is no overall deadline: a long answer may stream for minutes.
 //! - Every non-2xx or HTML answer becomes a typed error (see `status`); an error body is read up
 //!   to [`MAX_ERROR_BODY`] bytes only. Marking the FE version stale after a firewall answer is the
-//!   caller's part (the client's `check`), since the transport holds no FE-version cache.
+//!   caller's part (`call::Call::send_checked`), since the transport holds no FE-version cache.
 //! - The bearer token is put in a header marked sensitive and is never logged.
 
 use std::pin::Pin;

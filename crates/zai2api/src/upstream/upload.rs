@@ -6,10 +6,12 @@
 //! - The file name sent upstream is a fresh UUID with an extension from the media type; the
 //!   client's own file name never reaches upstream.
 //! - An answer without an `id` is `BadResponse`; the other fields fall back to what was sent.
+//!
+//! `upload_image` works on the operation's `Call`; the client facade delegates to it.
 
 use serde_json::Value;
 
-use super::client::UpstreamClient;
+use super::call::Call;
 use super::session::Credential;
 use super::transport::{bad_json, err};
 use crate::error::{UpstreamError, UpstreamErrorKind};
@@ -84,48 +86,39 @@ fn uploaded_file(
     })
 }
 
-impl UpstreamClient {
-    /// Uploads an image for a logged-in credential. Guests are refused before any request with
-    /// kind `ModelNotAvailable` and detail [`GUEST_UPLOAD_REFUSED`] (callers should check
-    /// `credential.guest` first and answer the client with a 400).
-    pub async fn upload_image(
-        &self,
-        credential: &Credential,
-        media_type: &str,
-        data: Vec<u8>,
-    ) -> Result<UploadedFile, UpstreamError> {
-        if credential.guest {
-            return Err(err(
-                UpstreamErrorKind::ModelNotAvailable,
-                GUEST_UPLOAD_REFUSED,
-            ));
-        }
-        let profile = self.profile();
-        let fe = self.fe_version_with(&profile, false).await;
-        let path = profile.endpoints.files.clone();
-        let size = data.len();
-        let filename = format!("{}.{}", uuid::Uuid::new_v4(), extension_for(media_type));
-        let part = reqwest::multipart::Part::bytes(data)
-            .file_name(filename.clone())
-            .mime_str(media_type)
-            .map_err(|_| {
-                err(
-                    UpstreamErrorKind::BadResponse,
-                    format!("unusable media type `{media_type}`"),
-                )
-            })?;
-        let form = reqwest::multipart::Form::new().part("file", part);
-        let t = &self.transport;
-        let req = t
-            .http
-            .post(t.url(&path)?)
-            .headers(self.headers(&profile, &fe, &t.root_referer(), Some(&credential.token)))
-            .multipart(form);
-        let resp = t.send(req, &path).await?;
-        let resp = self.check(resp, &path, Some(&credential.token)).await?;
-        let file = t.read_json(resp, &path).await?;
-        uploaded_file(file, &path, &filename, size)
+/// Uploads an image for a logged-in credential. Guests are refused before any request with
+/// kind `ModelNotAvailable` and detail [`GUEST_UPLOAD_REFUSED`] (callers should check
+/// `credential.guest` first and answer the client with a 400).
+pub(super) async fn upload_image(
+    call: &Call<'_>,
+    credential: &Credential,
+    media_type: &str,
+    data: Vec<u8>,
+) -> Result<UploadedFile, UpstreamError> {
+    if credential.guest {
+        return Err(err(
+            UpstreamErrorKind::ModelNotAvailable,
+            GUEST_UPLOAD_REFUSED,
+        ));
     }
+    let fe = call.fe_version().await;
+    let path = &call.profile.endpoints.files;
+    let size = data.len();
+    let filename = format!("{}.{}", uuid::Uuid::new_v4(), extension_for(media_type));
+    let part = reqwest::multipart::Part::bytes(data)
+        .file_name(filename.clone())
+        .mime_str(media_type)
+        .map_err(|_| {
+            err(
+                UpstreamErrorKind::BadResponse,
+                format!("unusable media type `{media_type}`"),
+            )
+        })?;
+    let form = reqwest::multipart::Form::new().part("file", part);
+    let file = call
+        .post_json(path, &fe, &credential.token, |req| req.multipart(form))
+        .await?;
+    uploaded_file(file, path, &filename, size)
 }
 
 #[cfg(test)]

@@ -11,8 +11,9 @@ use zai2api::app::app;
 use zai2api::config::Config;
 use zai2api::http::{AppState, build_state};
 use zai2api::models::ModelCatalogue;
-use zai2api::upstream::client::{Timeouts, UpstreamClient};
+use zai2api::upstream::client::UpstreamClient;
 use zai2api::upstream::profile::UpstreamProfile;
+use zai2api::upstream::transport::Timeouts;
 
 /// The saved 2026-03 `/api/models` dump.
 pub const MODELS: &[u8] = include_bytes!("../data/models-2026-03.json");
