@@ -1,4 +1,4 @@
-//! The gateway on the 2026-09 model list (`data/models-2026-09.digest.json`, turned into the full
+//! The gateway on the 2026-09 model list (`fake-zai/fixtures/models-2026-09.digest.json`, turned into the full
 //! `/api/models` shape): the public names clients see, the 404 for models that vanished since
 //! 2026-03 in both API shapes, and the Anthropic defaults reaching the models they name.
 //!
@@ -25,7 +25,10 @@ use zai2api::models::ModelCatalogue;
 use zai2api::upstream::client::{Timeouts, UpstreamClient};
 use zai2api::upstream::profile::UpstreamProfile;
 
-const DIGEST: &[u8] = include_bytes!("data/models-2026-09.digest.json");
+const DIGEST: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fake-zai/fixtures/models-2026-09.digest.json"
+));
 
 /// The digest as upstream sends it: capabilities under `info.meta.capabilities`.
 fn upstream_body() -> Vec<u8> {

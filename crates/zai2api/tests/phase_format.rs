@@ -20,10 +20,22 @@ use zai2api::service::semantic_stream;
 use zai2api::stage::Stage;
 use zai2api::upstream::phase::{PhaseRole, StreamProfile};
 
-const PHASE: &str = include_str!("data/glm53flash-phase-2026-09.reconstructed.sse");
-const SEARCH: &str = include_str!("data/glm53flash-search-2026-09.reconstructed.sse");
-const MARKUP: &str = include_str!("data/glm46-thinking-2025-10.sse");
-const MARKUP_TOOL: &str = include_str!("data/glm46v-toolcall-2025-12.repaired.sse");
+const PHASE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fake-zai/fixtures/glm53flash-phase-2026-09.reconstructed.sse"
+));
+const SEARCH: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fake-zai/fixtures/glm53flash-search-2026-09.reconstructed.sse"
+));
+const MARKUP: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fake-zai/fixtures/glm46-thinking-2025-10.sse"
+));
+const MARKUP_TOOL: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fake-zai/fixtures/glm46v-toolcall-2025-12.repaired.sse"
+));
 
 const MODES: [(ThinkMode, &str); 4] = [
     (ThinkMode::Reasoning, "reasoning"),

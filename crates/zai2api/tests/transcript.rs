@@ -10,8 +10,14 @@ use zai2api::semantic::Semantic;
 use zai2api::upstream::sse::SseParser;
 use zai2api::upstream::transcript::Transcript;
 
-const THINKING: &str = include_str!("data/glm46-thinking-2025-10.sse");
-const TOOL: &str = include_str!("data/glm46v-toolcall-2025-12.repaired.sse");
+const THINKING: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fake-zai/fixtures/glm46-thinking-2025-10.sse"
+));
+const TOOL: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fake-zai/fixtures/glm46v-toolcall-2025-12.repaired.sse"
+));
 
 /// Runs `bytes`, split at `cuts`, through the parser and transcript.
 fn run(bytes: &[u8], cuts: &[usize]) -> (Transcript, Vec<Semantic>) {

@@ -15,7 +15,10 @@ use zai2api::upstream::client::{Timeouts, UpstreamClient};
 use zai2api::upstream::profile::UpstreamProfile;
 
 /// The saved 2026-03 `/api/models` dump.
-pub const MODELS: &[u8] = include_bytes!("../data/models-2026-03.json");
+pub const MODELS: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fake-zai/fixtures/models-2026-03.json"
+));
 
 /// A state for in-process router tests: the upstream client points at a port nothing listens on
 /// and the catalogue comes from the saved model dump, so a test that reached upstream by accident
