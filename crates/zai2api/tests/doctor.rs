@@ -349,31 +349,17 @@ async fn the_dashboard_runs_the_doctor_for_logged_in_users() {
     assert!(script.contains("/dashboard/api/doctor"));
 }
 
-#[path = "support/override_proxy.rs"]
-mod override_proxy;
-
-/// fake-zai behind a proxy that answers `GET path` (for `bearer`, or anyone) with `body`.
-async fn behind(fake: &FakeZai, path: &'static str, bearer: Option<&str>, body: Value) -> String {
-    override_proxy::start(
-        fake.base_url(),
-        vec![override_proxy::Override {
-            path,
-            bearer: bearer.map(str::to_owned),
-            body,
-        }],
-    )
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn completion_version_is_read_as_a_number_or_a_string_and_captcha_is_reported() {
     let fake = FakeZai::start(FakeConfig::default()).await.unwrap();
     // 2026-09: a string version and captchas on → a warning that says so.
-    let config = serde_json::json!({"completion_version": "2", "enable_captcha": true,
-                                    "enable_websocket": false, "default_models": "glm-5.3"});
-    let base = behind(&fake, "/api/config", None, config).await;
-    let report = doctor(&fake, &[("BASE", base.as_str())]).await;
+    fake.update(|c| {
+        c.completion_version_as_string = true;
+        c.enable_captcha = Some(true);
+        c.enable_websocket = Some(false);
+        c.default_models = Some("glm-5.3".to_owned());
+    });
+    let report = doctor(&fake, &[]).await;
     assert!(report.ok, "{}", report.render_text());
     let config = step(&report, "config");
     assert_eq!(config.status, Warn);
@@ -385,15 +371,15 @@ async fn completion_version_is_read_as_a_number_or_a_string_and_captcha_is_repor
     );
     assert!(config.hint.as_deref().unwrap().contains("captcha"));
     // A string version still catches a profile on the wrong path.
-    let config = serde_json::json!({"completion_version": "2"});
-    let base = behind(&fake, "/api/config", None, config).await;
+    fake.update(|c| {
+        c.enable_captcha = None;
+        c.enable_websocket = None;
+        c.default_models = None;
+    });
     let legacy = legacy_path_profile();
     let report = doctor(
         &fake,
-        &[
-            ("BASE", base.as_str()),
-            ("UPSTREAM_PROFILE", legacy.path().to_str().unwrap()),
-        ],
+        &[("UPSTREAM_PROFILE", legacy.path().to_str().unwrap())],
     )
     .await;
     let config = step(&report, "config");
@@ -406,9 +392,11 @@ async fn completion_version_is_read_as_a_number_or_a_string_and_captcha_is_repor
         config.detail
     );
     // The older shape: a number, no captcha flag → a plain pass.
-    let config = serde_json::json!({"completion_version": 2, "enable_captcha": false});
-    let base = behind(&fake, "/api/config", None, config).await;
-    let report = doctor(&fake, &[("BASE", base.as_str())]).await;
+    fake.update(|c| {
+        c.completion_version_as_string = false;
+        c.enable_captcha = Some(false);
+    });
+    let report = doctor(&fake, &[]).await;
     let config = step(&report, "config");
     assert_eq!(config.status, Pass, "{}", config.detail);
     assert!(
@@ -429,18 +417,19 @@ fn legacy_path_profile() -> tempfile::NamedTempFile {
 
 #[tokio::test]
 async fn a_token_upstream_answers_with_a_guest_fails_the_session_step() {
-    let fake = FakeZai::start(FakeConfig::default()).await.unwrap();
+    // Revoked: upstream answers the token with a fresh guest session (§19.2).
+    let fake = FakeZai::start(FakeConfig {
+        guest_downgrade: true,
+        lowercase_guest_email: true,
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
     fake.add_user("doctor-stale", "Stale");
-    let guest = serde_json::json!({"id": "g-1", "email": "guest-1@guest.com", "name": "Guest",
-                                   "role": "guest", "token": "a.b.c"});
-    let base = behind(&fake, "/api/v1/auths/", Some("doctor-stale"), guest).await;
+    fake.revoke_token("doctor-stale");
     let report = doctor(
         &fake,
-        &[
-            ("BASE", base.as_str()),
-            ("TOKEN", "doctor-stale"),
-            ("ANONYMOUS_MODE", "false"),
-        ],
+        &[("TOKEN", "doctor-stale"), ("ANONYMOUS_MODE", "false")],
     )
     .await;
     assert_eq!(
@@ -459,7 +448,7 @@ async fn a_token_upstream_answers_with_a_guest_fails_the_session_step() {
     );
     assert!(session.hint.as_deref().unwrap().contains("fresh token"));
     assert!(!report.render_text().contains("doctor-stale"));
-    assert_eq!(fake.guests_created(), 0);
+    common::only_downgrade_guests(&fake, "doctor-stale");
 }
 
 #[tokio::test]

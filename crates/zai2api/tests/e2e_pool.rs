@@ -215,34 +215,25 @@ async fn pool_state_survives_a_restart() {
     );
 }
 
-#[path = "support/override_proxy.rs"]
-mod override_proxy;
-
 /// Since 2026-09 upstream answers a stale or revoked Bearer on `GET /api/v1/auths/` with a fresh
 /// guest session instead of a 401 (§19.2). The gateway refuses such a token before the first
 /// byte, counts it against the token with a visible reason, and the same request moves on.
 #[tokio::test]
 async fn a_token_answered_with_a_guest_session_fails_over_with_a_reason() {
-    let fake = FakeZai::start(FakeConfig::default()).await.unwrap();
+    let fake = FakeZai::start(FakeConfig {
+        guest_downgrade: true,
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
     for (token, name) in [("tok-a", "a"), ("tok-b", "b")] {
         fake.add_user(token, name);
     }
-    let guest = serde_json::json!({"id": "g-9", "email": "guest-1759@guest.com", "name": "Guest",
-                                   "role": "guest", "token": "g.h.i"});
-    let base = override_proxy::start(
-        fake.base_url(),
-        vec![override_proxy::Override {
-            path: "/api/v1/auths/",
-            bearer: Some("tok-a".to_owned()),
-            body: guest,
-        }],
-    )
-    .await
-    .unwrap();
+    // tok-a is revoked: upstream answers it with a fresh guest session.
+    fake.revoke_token("tok-a");
     let gw = Gateway::start_with(
         fake,
         &[
-            ("BASE", base.as_str()),
             // tok-a second: the model catalogue resolves with the first pool token.
             ("TOKEN_POOL", "tok-b,tok-a"),
             ("ANONYMOUS_MODE", "false"),
@@ -257,7 +248,7 @@ async fn a_token_answered_with_a_guest_session_fails_over_with_a_reason() {
     }
     // tok-a never reached a completion, and nothing ran as a guest.
     assert_eq!(completion_tokens(&gw), ["tok-b", "tok-b"]);
-    assert_eq!(gw.fake.guests_created(), 0);
+    common::only_downgrade_guests(&gw.fake, "tok-a");
     let pool = gw.get_json("/token-pool/status").await;
     let tokens = pool["tokens"].as_array().unwrap();
     let stale = tokens

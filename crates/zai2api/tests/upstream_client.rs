@@ -1,9 +1,15 @@
-//! The upstream client over real sockets: against fake-zai (guest reuse, user tokens, chat
-//! pre-creation, signatures, firewall, uploads, models, timeouts) and against a tiny axum stub where
-//! a test needs to change upstream between two requests (FE version drift).
+//! The upstream client over real sockets against fake-zai: guest reuse, user tokens, chat
+//! pre-creation, signatures, firewall, uploads, models, timeouts, FE version drift (the fake's
+//! version changed between two requests) and the identity guard (§19.2).
+
+#[expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "the harness fails loudly on what must be there"
+)]
+mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use fake_zai::{FakeConfig, FakeZai, RecordedRequest};
@@ -516,96 +522,25 @@ async fn concurrency_limit_maps_to_its_kind() {
     drop(held);
 }
 
-// ---- FE-version drift against a stub whose version can change between requests -------------
-
-mod stub {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
-
-    use axum::Router;
-    use axum::http::{HeaderMap, StatusCode};
-    use axum::response::{Html, IntoResponse, Response};
-    use axum::routing::{get, post};
-
-    #[derive(Default)]
-    pub struct State {
-        pub version: Mutex<String>,
-        pub landing_hits: AtomicUsize,
-    }
-
-    fn current(state: &State) -> String {
-        state.version.lock().map(|v| v.clone()).unwrap_or_default()
-    }
-
-    pub async fn serve(state: Arc<State>) -> std::io::Result<String> {
-        let s1 = state.clone();
-        let s2 = state.clone();
-        let app = Router::new()
-            .route(
-                "/",
-                get(move || {
-                    let s = s1.clone();
-                    async move {
-                        s.landing_hits.fetch_add(1, Ordering::SeqCst);
-                        // An older build is also referenced: the numerically largest must win.
-                        Html(format!(
-                            "<script src=\"/frontend/prod-fe-1.0.99/assets/old.js\"></script>\
-                             <script src=\"/frontend/{}/assets/index.js\"></script>",
-                            current(&s)
-                        ))
-                    }
-                }),
-            )
-            .route(
-                "/api/v1/auths/",
-                get(|| async {
-                    axum::Json(serde_json::json!({"id": "g-1", "name": "Guest-1", "role": "guest", "token": "a.b.c"}))
-                }),
-            )
-            .route("/api/v1/chats/new", post(|| async { axum::Json(serde_json::json!({"id": "chat-1"})) }))
-            .route(
-                "/api/v2/chat/completions",
-                post(move |headers: HeaderMap| {
-                    let s = s2.clone();
-                    async move {
-                        let sent = headers.get("x-fe-version").and_then(|v| v.to_str().ok()).unwrap_or("");
-                        if sent != current(&s) {
-                            let page = "<!doctypehtml><html><title>405</title></html>";
-                            return (StatusCode::METHOD_NOT_ALLOWED, [("content-type", "text/html")], page)
-                                .into_response();
-                        }
-                        let r: Response = ([("content-type", "text/event-stream")], "data: {\"done\":true}\n\n")
-                            .into_response();
-                        r
-                    }
-                }),
-            );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(format!("http://{addr}"))
-    }
-}
+// ---- FE-version drift: upstream deploys a new front end between two requests --------------
 
 #[tokio::test]
 async fn fe_version_drift_firewall_then_rescrape() {
-    let state = Arc::new(stub::State::default());
-    *state.version.lock().unwrap() = "prod-fe-1.0.107".to_owned();
-    let base = stub::serve(state.clone()).await.unwrap();
-    let client = guest_client(&base);
+    let fake = FakeZai::start(FakeConfig {
+        fe_version: "prod-fe-1.0.107".to_owned(),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let landing_hits = || count(&fake.requests(), "GET", "/");
+    let client = guest_client(&fake.base_url());
     let cred = client.credential().await.unwrap();
     assert_eq!(client.fe_version().await, "prod-fe-1.0.107");
     complete(&client, &cred, &chat("glm-4.7", "a")).await;
-    assert_eq!(
-        state.landing_hits.load(Ordering::SeqCst),
-        1,
-        "cached within the TTL"
-    );
+    assert_eq!(landing_hits(), 1, "cached within the TTL");
 
     // Upstream deploys a new front end: the cached version is now stale.
-    *state.version.lock().unwrap() = "prod-fe-1.1.2".to_owned();
+    fake.update(|c| c.fe_version = "prod-fe-1.1.2".to_owned());
     let e = completion_error(
         &client,
         &cred,
@@ -617,15 +552,10 @@ async fn fe_version_drift_firewall_then_rescrape() {
     // The firewall answer marked the version stale: the next request scrapes and succeeds.
     complete(&client, &cred, &chat("glm-4.7", "c")).await;
     assert_eq!(client.fe_version().await, "prod-fe-1.1.2");
-    assert_eq!(state.landing_hits.load(Ordering::SeqCst), 2);
+    assert_eq!(landing_hits(), 2);
 }
 
 // ---- identity guard: a token upstream answers with a guest session (2026-09, §19.2) ---------
-
-#[path = "support/override_proxy.rs"]
-mod override_proxy;
-
-use override_proxy::Override;
 
 /// A readable (unsigned) JWT whose `id` claim is `id`.
 fn jwt(id: &str) -> String {
@@ -638,84 +568,80 @@ fn jwt(id: &str) -> String {
     )
 }
 
-/// fake-zai behind a proxy that answers `GET /api/v1/auths/` for `token` with `session`.
-#[expect(
-    clippy::unwrap_used,
-    reason = "test setup: a failure here should fail the test loudly"
-)]
-async fn downgrading(fake: &FakeZai, token: &str, session: Value) -> String {
-    override_proxy::start(
-        fake.base_url(),
-        vec![Override {
-            path: "/api/v1/auths/",
-            bearer: Some(token.to_owned()),
-            body: session,
-        }],
-    )
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn a_token_answered_with_a_guest_session_is_token_invalid() {
-    use zai2api::upstream::request::GUEST_DOWNGRADE;
     let fake = fake().await;
+    fake.update(|c| c.guest_downgrade = true);
     let token = "stale-token-for-tests-0001";
+    // Revoked: upstream answers it with a fresh guest (role guest, a `Guest-…@guest.com` e-mail).
     fake.add_user(token, "Stale");
-    let guest = serde_json::json!({"id": "g-1", "email": "Guest-1759@guest.com", "name": "Guest",
-                                   "role": "guest", "token": "a.b.c"});
-    let by_email = serde_json::json!({"id": "g-2", "email": "guest-42@GUEST.COM", "role": "user"});
-    for session in [guest, by_email] {
-        let base = downgrading(&fake, token, session.clone()).await;
-        let client = user_client(&base, token);
-        let e = client.credential().await.unwrap_err();
-        assert_eq!(e.kind, UpstreamErrorKind::TokenInvalid, "{session}");
-        assert!(e.detail.starts_with(GUEST_DOWNGRADE), "{}", e.detail);
-        assert!(!e.detail.contains(token));
-        // The same answer refuses the doctor's session check too.
-        let cred = Credential {
-            token: SecretString::from(token.to_owned()),
-            user_id: "u".into(),
-            user_name: "Stale".into(),
-            guest: false,
-        };
-        let e = client.check_session(&cred).await.unwrap_err();
-        assert_eq!(e.kind, UpstreamErrorKind::TokenInvalid);
-    }
-    // Never used as a guest: no guest created, no chat, no completion.
-    assert_eq!(fake.guests_created(), 0);
+    fake.revoke_token(token);
+    refused_as_a_guest(&fake, token, "revoked").await;
+    // Never used as a guest: no guest asked for, no chat, no completion.
+    common::only_downgrade_guests(&fake, token);
+    // An account whose e-mail gives the guest away though its role says user.
+    fake.add_user_as(token, "g-2", "Guest", "guest-42@GUEST.COM");
+    refused_as_a_guest(&fake, token, "guest e-mail").await;
     assert_eq!(count(&fake.requests(), "POST", "/api/v1/chats/new"), 0);
     assert_eq!(
         count(&fake.requests(), "POST", "/api/v2/chat/completions"),
         0
     );
-    // Without the proxy the same token resolves.
+    // A plain account behind the same token resolves.
+    fake.add_user(token, "Stale");
     let client = user_client(&fake.base_url(), token);
     assert!(!client.credential().await.unwrap().guest);
+}
+
+/// `token`'s credential and the doctor's session check are both refused as a guest downgrade.
+#[expect(
+    clippy::unwrap_used,
+    reason = "test helper: a failure here should fail the test loudly"
+)]
+async fn refused_as_a_guest(fake: &FakeZai, token: &str, case: &str) {
+    use zai2api::upstream::request::GUEST_DOWNGRADE;
+    let client = user_client(&fake.base_url(), token);
+    let e = client.credential().await.unwrap_err();
+    assert_eq!(e.kind, UpstreamErrorKind::TokenInvalid, "{case}");
+    assert!(e.detail.starts_with(GUEST_DOWNGRADE), "{}", e.detail);
+    assert!(!e.detail.contains(token));
+    // The same answer refuses the doctor's session check too.
+    let cred = Credential {
+        token: SecretString::from(token.to_owned()),
+        user_id: "u".into(),
+        user_name: "Stale".into(),
+        guest: false,
+    };
+    let e = client.check_session(&cred).await.unwrap_err();
+    assert_eq!(e.kind, UpstreamErrorKind::TokenInvalid, "{case}");
 }
 
 #[tokio::test]
 async fn a_jwt_answered_with_another_user_is_token_invalid() {
     let fake = fake().await;
     let token = jwt("u-1");
-    let other =
-        serde_json::json!({"id": "u-2", "email": "b@example.com", "name": "B", "role": "user"});
-    let base = downgrading(&fake, &token, other).await;
-    let e = user_client(&base, &token).credential().await.unwrap_err();
+    fake.add_user_as(&token, "u-2", "B", "b@example.com");
+    let e = user_client(&fake.base_url(), &token)
+        .credential()
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, UpstreamErrorKind::TokenInvalid);
     assert!(e.detail.contains("user id"), "{}", e.detail);
 
     // The same id passes, and upstream's name wins over the JWT's.
-    let same =
-        serde_json::json!({"id": "u-1", "email": "a@example.com", "name": "Ann", "role": "user"});
-    let base = downgrading(&fake, &token, same).await;
-    let cred = user_client(&base, &token).credential().await.unwrap();
+    fake.add_user_as(&token, "u-1", "Ann", "a@example.com");
+    let cred = user_client(&fake.base_url(), &token)
+        .credential()
+        .await
+        .unwrap();
     assert_eq!(
         (cred.user_id.as_str(), cred.user_name.as_str()),
         ("u-1", "Ann")
     );
 
-    // verify_token_session = false trusts a readable JWT without asking upstream.
+    // verify_token_session = false trusts a readable JWT without asking upstream (which would
+    // answer another user again).
+    fake.add_user_as(&token, "u-2", "B", "b@example.com");
     let profile = UpstreamProfile::from_toml_str("verify_token_session = false\n").unwrap();
     let before = count(&fake.requests(), "GET", "/api/v1/auths/");
     let client = client_for(&fake.base_url(), Some(&token), false, profile);

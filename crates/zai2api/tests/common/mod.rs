@@ -192,3 +192,26 @@ pub fn user(text: &str) -> Value {
 pub fn user_with_model(model: &str, text: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": text}]})
 }
+
+/// Asserts that nothing asked fake-zai for a guest session: every guest it minted was its
+/// downgrade answer (§19.2, `guest_downgrade`) to a `GET /api/v1/auths/` with the stale `token`,
+/// one per call, and no `/api/v1/auths…` call came without a Bearer token.
+pub fn only_downgrade_guests(fake: &FakeZai, token: &str) {
+    let bearer = format!("Bearer {token}");
+    let mut downgraded = 0;
+    for r in fake.requests() {
+        if !r.path.starts_with("/api/v1/auths") {
+            continue;
+        }
+        match r.header("authorization") {
+            Some(b) if b == bearer => downgraded += 1,
+            Some(_) => {}
+            None => panic!("{} {} asked for a guest session", r.method, r.path),
+        }
+    }
+    assert_eq!(
+        fake.guests_created(),
+        downgraded,
+        "a guest was minted otherwise"
+    );
+}
