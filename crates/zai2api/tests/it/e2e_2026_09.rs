@@ -282,19 +282,8 @@ async fn anthropic_tool_use_arrives_in_input_json_deltas() {
 
 #[tokio::test]
 async fn a_token_answered_as_a_guest_fails_over_and_is_never_used_as_one() {
-    let fake = FakeZai::start(era()).await.unwrap();
-    fake.add_user("tok-stale", "stale");
-    fake.add_user("tok-good", "good");
-    assert!(fake.revoke_token("tok-stale"));
-    let gw = Gateway::start_with(
-        fake,
-        &[
-            ("TOKEN_POOL", "tok-stale,tok-good"),
-            ("ANONYMOUS_MODE", "false"),
-            ("TOKEN_HASH_SECRET", "test-secret"),
-        ],
-    )
-    .await;
+    let pool = ["tok-stale", "tok-good"];
+    let gw = common::pool_gateway_on(era(), &pool, &["tok-stale"], &[]).await;
     for _ in 0..2 {
         let (status, body) = gw
             .chat(&user_with_model("GLM-5.3", "hi [[fake:plain]]"))

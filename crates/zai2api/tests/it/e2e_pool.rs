@@ -12,18 +12,13 @@ use fake_zai::{FakeConfig, FakeZai, TokenFault};
 
 /// A fake with three registered users and a gateway whose pool holds their tokens.
 async fn pool_gateway(extra: &[(&str, &str)]) -> Gateway {
-    let fake = FakeZai::start(FakeConfig::default()).await.unwrap();
-    for (token, name) in [("tok-a", "a"), ("tok-b", "b"), ("tok-c", "c")] {
-        fake.add_user(token, name);
-    }
-    // `extra` comes first: the first value given for a name wins.
-    let mut env = extra.to_vec();
-    env.extend_from_slice(&[
-        ("TOKEN_POOL", "tok-a,tok-b,tok-c"),
-        ("ANONYMOUS_MODE", "false"),
-        ("TOKEN_HASH_SECRET", "test-secret"),
-    ]);
-    Gateway::start_with(fake, &env).await
+    common::pool_gateway_on(
+        FakeConfig::default(),
+        &["tok-a", "tok-b", "tok-c"],
+        &[],
+        extra,
+    )
+    .await
 }
 
 /// The bearer tokens of the completions fake-zai received, in order.
@@ -217,27 +212,13 @@ async fn pool_state_survives_a_restart() {
 /// byte, counts it against the token with a visible reason, and the same request moves on.
 #[tokio::test]
 async fn a_token_answered_with_a_guest_session_fails_over_with_a_reason() {
-    let fake = FakeZai::start(FakeConfig {
+    // tok-a is revoked: upstream answers it with a fresh guest session. It comes second in the
+    // pool: the model catalogue resolves with the first pool token.
+    let downgrading = FakeConfig {
         guest_downgrade: true,
         ..FakeConfig::default()
-    })
-    .await
-    .unwrap();
-    for (token, name) in [("tok-a", "a"), ("tok-b", "b")] {
-        fake.add_user(token, name);
-    }
-    // tok-a is revoked: upstream answers it with a fresh guest session.
-    fake.revoke_token("tok-a");
-    let gw = Gateway::start_with(
-        fake,
-        &[
-            // tok-a second: the model catalogue resolves with the first pool token.
-            ("TOKEN_POOL", "tok-b,tok-a"),
-            ("ANONYMOUS_MODE", "false"),
-            ("TOKEN_HASH_SECRET", "test-secret"),
-        ],
-    )
-    .await;
+    };
+    let gw = common::pool_gateway_on(downgrading, &["tok-b", "tok-a"], &["tok-a"], &[]).await;
     // The first request uses tok-b; the second meets tok-a, which is refused, and moves on.
     for _ in 0..2 {
         let (status, body) = gw.chat(&user("hi [[fake:plain]]")).await;

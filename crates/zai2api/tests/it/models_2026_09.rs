@@ -1,16 +1,15 @@
-//! The gateway on the 2026-09 model list (`fake-zai/fixtures/models-2026-09.digest.json`, turned into the full
-//! `/api/models` shape): the public names clients see, the 404 for models that vanished since
+//! The gateway on the 2026-09 model list (fake-zai's `models-2026-09.digest.json`, turned into
+//! the full `/api/models` shape): the public names clients see, the 404 for models that vanished since
 //! 2026-03 in both API shapes, and the Anthropic defaults reaching the models they name.
 //!
 //! The catalogue is static (built from the digest), so the list never comes from fake-zai, which
 //! serves the 2026-03 list; chats go to fake-zai, which answers for any model id.
 #![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     reason = "test helpers outside #[test] fns: a failed unwrap is a failed test"
 )]
 
-use std::sync::Arc;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -19,20 +18,11 @@ use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 use zai2api::app::app;
-use zai2api::config::Config;
 use zai2api::http::AppState;
-use zai2api::models::ModelCatalogue;
-use zai2api::upstream::client::{Timeouts, UpstreamClient};
-use zai2api::upstream::profile::UpstreamProfile;
-
-const DIGEST: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../fake-zai/fixtures/models-2026-09.digest.json"
-));
 
 /// The digest as upstream sends it: capabilities under `info.meta.capabilities`.
 fn upstream_body() -> Vec<u8> {
-    let digest: Value = serde_json::from_slice(DIGEST).unwrap();
+    let digest: Value = serde_json::from_slice(common::MODELS_2026_09_DIGEST).unwrap();
     let data: Vec<Value> = digest["models"]
         .as_array()
         .unwrap()
@@ -48,18 +38,7 @@ fn upstream_body() -> Vec<u8> {
 
 /// A state on the 2026-09 list; `base` is where chats go (a dead port unless a test runs fake-zai).
 fn state(base: &str) -> AppState {
-    let config = Config::from_pairs(&[("BASE", base)]).expect("valid test config");
-    let upstream = UpstreamClient::new(
-        config.base.clone(),
-        None,
-        true,
-        UpstreamProfile::default(),
-        Timeouts::default(),
-    )
-    .expect("upstream client");
-    let pool = zai2api::pool::TokenPool::in_memory(&zai2api::pool::PoolSettings::from(&config));
-    let models = ModelCatalogue::from_upstream_json(&upstream_body()).expect("digest parses");
-    AppState::new(Arc::new(config), Arc::new(upstream), Arc::new(models), pool)
+    common::state_on(base, &upstream_body(), &[])
 }
 
 fn offline() -> AppState {

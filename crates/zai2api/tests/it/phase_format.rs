@@ -20,22 +20,10 @@ use zai2api::service::semantic_stream;
 use zai2api::stage::Stage;
 use zai2api::upstream::phase::{PhaseRole, StreamProfile};
 
-const PHASE: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../fake-zai/fixtures/glm53flash-phase-2026-09.reconstructed.sse"
-));
-const SEARCH: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../fake-zai/fixtures/glm53flash-search-2026-09.reconstructed.sse"
-));
-const MARKUP: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../fake-zai/fixtures/glm46-thinking-2025-10.sse"
-));
-const MARKUP_TOOL: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../fake-zai/fixtures/glm46v-toolcall-2025-12.repaired.sse"
-));
+use crate::common::{
+    CAPTURE_PHASE as PHASE, CAPTURE_SEARCH as SEARCH, CAPTURE_THINKING as MARKUP,
+    CAPTURE_TOOL as MARKUP_TOOL, views,
+};
 
 const MODES: [(ThinkMode, &str); 4] = [
     (ThinkMode::Reasoning, "reasoning"),
@@ -139,19 +127,6 @@ fn usage_of(events: &[Semantic]) -> zai2api::semantic::Usage {
             _ => None,
         })
         .unwrap()
-}
-
-fn views(events: &[Semantic]) -> (String, String) {
-    let mut reasoning = String::new();
-    let mut answer = String::new();
-    for e in events {
-        match e {
-            Semantic::Reasoning(t) => reasoning.push_str(t),
-            Semantic::Answer(t) => answer.push_str(t),
-            _ => {}
-        }
-    }
-    (reasoning, answer)
 }
 
 #[test]

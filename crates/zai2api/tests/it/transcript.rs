@@ -10,14 +10,7 @@ use zai2api::semantic::Semantic;
 use zai2api::upstream::sse::SseParser;
 use zai2api::upstream::transcript::Transcript;
 
-const THINKING: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../fake-zai/fixtures/glm46-thinking-2025-10.sse"
-));
-const TOOL: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../fake-zai/fixtures/glm46v-toolcall-2025-12.repaired.sse"
-));
+use crate::common::{CAPTURE_THINKING as THINKING, CAPTURE_TOOL as TOOL, views};
 
 /// Runs `bytes`, split at `cuts`, through the parser and transcript.
 fn run(bytes: &[u8], cuts: &[usize]) -> (Transcript, Vec<Semantic>) {
@@ -42,19 +35,6 @@ fn run(bytes: &[u8], cuts: &[usize]) -> (Transcript, Vec<Semantic>) {
     }
     events.extend(transcript.finish());
     (transcript, events)
-}
-
-fn views(events: &[Semantic]) -> (String, String) {
-    let mut reasoning = String::new();
-    let mut answer = String::new();
-    for e in events {
-        match e {
-            Semantic::Reasoning(t) => reasoning.push_str(t),
-            Semantic::Answer(t) => answer.push_str(t),
-            _ => {}
-        }
-    }
-    (reasoning, answer)
 }
 
 /// The reasoning of every closed block, computed directly from a finished message: the text between

@@ -17,20 +17,43 @@ use zai2api::models::ModelCatalogue;
 use zai2api::upstream::client::{Timeouts, UpstreamClient};
 use zai2api::upstream::profile::UpstreamProfile;
 
+/// A file of `crates/fake-zai/fixtures`, the one place the captures and model lists live.
+macro_rules! fixture {
+    ($name:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fake-zai/fixtures/",
+            $name
+        ))
+    };
+}
+
+/// The real GLM-4.6 capture (markup format), as fake-zai replays it.
+pub const CAPTURE_THINKING: &str = fixture!("glm46-thinking-2025-10.sse");
+/// The repaired GLM-4.6V tool-call capture (markup format).
+pub const CAPTURE_TOOL: &str = fixture!("glm46v-toolcall-2025-12.repaired.sse");
+/// The reconstructed 2026-09 GLM-5.3-Flash turn (phase format).
+pub const CAPTURE_PHASE: &str = fixture!("glm53flash-phase-2026-09.reconstructed.sse");
+/// The reconstructed 2026-09 deep-search turn (phase format).
+pub const CAPTURE_SEARCH: &str = fixture!("glm53flash-search-2026-09.reconstructed.sse");
 /// The saved 2026-03 `/api/models` dump.
-pub const MODELS: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../fake-zai/fixtures/models-2026-03.json"
-));
+pub const MODELS: &[u8] = fixture!("models-2026-03.json").as_bytes();
+/// The 2026-09 model list digest (ids, names, capability flags).
+pub const MODELS_2026_09_DIGEST: &[u8] = fixture!("models-2026-09.digest.json").as_bytes();
 
 /// A state for in-process router tests: the upstream client points at a port nothing listens on
 /// and the catalogue comes from the saved model dump, so a test that reached upstream by accident
 /// fails loudly instead of touching the network. The pool lives in memory.
 pub fn offline_state(max_body_bytes: &str, pairs: &[(&str, &str)]) -> AppState {
-    let mut all = vec![
-        ("BASE", "http://127.0.0.1:9"),
-        ("MAX_BODY_BYTES", max_body_bytes),
-    ];
+    let mut all = vec![("MAX_BODY_BYTES", max_body_bytes)];
+    all.extend_from_slice(pairs);
+    state_on("http://127.0.0.1:9", MODELS, &all)
+}
+
+/// A state whose upstream client points at `base` and whose catalogue is the `/api/models` body
+/// `models`; `pairs` add settings. The pool lives in memory.
+pub fn state_on(base: &str, models: &[u8], pairs: &[(&str, &str)]) -> AppState {
+    let mut all = vec![("BASE", base)];
     all.extend_from_slice(pairs);
     let config = Config::from_pairs(&all).expect("valid test config");
     let upstream = UpstreamClient::new(
@@ -45,9 +68,36 @@ pub fn offline_state(max_body_bytes: &str, pairs: &[(&str, &str)]) -> AppState {
     AppState::new(
         Arc::new(config),
         Arc::new(upstream),
-        Arc::new(ModelCatalogue::from_upstream_json(MODELS).expect("model dump parses")),
+        Arc::new(ModelCatalogue::from_upstream_json(models).expect("model list parses")),
         pool,
     )
+}
+
+/// fake-zai (`fake`) with one account per token of `pool` (named after the token without its
+/// `tok-` prefix), `revoked` of them then revoked upstream, behind a gateway whose TOKEN_POOL is
+/// `pool` in that order (anonymous mode off, a fixed hash secret); `extra` settings come first.
+pub async fn pool_gateway_on(
+    fake: FakeConfig,
+    pool: &[&str],
+    revoked: &[&str],
+    extra: &[(&str, &str)],
+) -> Gateway {
+    let fake = FakeZai::start(fake).await.expect("fake-zai starts");
+    for token in pool {
+        fake.add_user(token, token.trim_start_matches("tok-"));
+    }
+    for token in revoked {
+        fake.revoke_token(token);
+    }
+    let tokens = pool.join(",");
+    // `extra` comes first: the first value given for a name wins.
+    let mut env = extra.to_vec();
+    env.extend_from_slice(&[
+        ("TOKEN_POOL", tokens.as_str()),
+        ("ANONYMOUS_MODE", "false"),
+        ("TOKEN_HASH_SECRET", "test-secret"),
+    ]);
+    Gateway::start_with(fake, &env).await
 }
 
 pub struct Gateway {
@@ -218,4 +268,19 @@ pub fn only_downgrade_guests(fake: &FakeZai, token: &str) {
         downgraded,
         "a guest was minted otherwise"
     );
+}
+
+/// The reasoning and the answer text of semantic events, each joined.
+pub fn views(events: &[zai2api::semantic::Semantic]) -> (String, String) {
+    use zai2api::semantic::Semantic;
+    let mut reasoning = String::new();
+    let mut answer = String::new();
+    for e in events {
+        match e {
+            Semantic::Reasoning(t) => reasoning.push_str(t),
+            Semantic::Answer(t) => answer.push_str(t),
+            _ => {}
+        }
+    }
+    (reasoning, answer)
 }
