@@ -6,6 +6,7 @@
 //! - `FakeZai::base_url(&self) -> String` (e.g. `http://127.0.0.1:12345`)
 //! - `FakeZai::requests(&self) -> Vec<RecordedRequest>` everything received, in order
 //! - `FakeZai::add_user(&self, token: &str, name: &str) -> String` registers a logged-in token, returns its user id
+//!   (`FakeZai::add_user_as` with a chosen id and e-mail)
 //! - scenarios chosen per request by a directive in the last user message: `[[fake:NAME]]`
 //! - `FakeConfig::era("2026-09")` (phase-format streams, §19); `FakeZai::revoke_token`,
 //!   `FakeZai::completion_reasoning_efforts`, `RecordedRequest::reasoning_effort` and
@@ -171,17 +172,27 @@ impl FakeZai {
     /// Registers a logged-in account (`role: "user"`) whose bearer token is `token`; returns its user id.
     pub fn add_user(&self, token: &str, name: &str) -> String {
         let id = uuid::Uuid::new_v4().to_string();
+        let email = format!(
+            "{}@example.com",
+            name.to_ascii_lowercase().replace(' ', ".")
+        );
+        self.add_user_as(token, &id, name, &email);
+        id
+    }
+
+    /// Registers a logged-in account (`role: "user"`) with the id and e-mail `GET /api/v1/auths/`
+    /// answers for `token` chosen by the test (`add_user` picks both): how a test shows a token
+    /// whose JWT claims another id than upstream's session, or an account whose e-mail looks like
+    /// a guest's. The token is not checked against `id`; completions check the query `user_id`
+    /// against `id` as for any account.
+    pub fn add_user_as(&self, token: &str, id: &str, name: &str, email: &str) {
         self.shared.insert_session(state::Session {
-            id: id.clone(),
-            email: format!(
-                "{}@example.com",
-                name.to_ascii_lowercase().replace(' ', ".")
-            ),
+            id: id.to_owned(),
+            email: email.to_owned(),
             name: name.to_owned(),
             role: state::Role::User,
             token: token.to_owned(),
         });
-        id
     }
 
     /// `reasoning_effort` of every completion call received so far (accepted or rejected), in

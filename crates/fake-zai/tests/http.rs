@@ -221,6 +221,19 @@ async fn landing_guest_and_session_check() {
         (Some(u.id.as_str()), Some("user"), Some("Alice"))
     );
 
+    // An account with a chosen id and e-mail: `/auths/` answers them as they were given.
+    fake.add_user_as("chosen-token", "u-7", "Ann", "guest-42@GUEST.COM");
+    let v = get_json(&fake, "/api/v1/auths/", Some("chosen-token")).await;
+    assert_eq!(
+        (v["id"].as_str(), v["email"].as_str(), v["role"].as_str()),
+        (Some("u-7"), Some("guest-42@GUEST.COM"), Some("user"))
+    );
+    assert_eq!(
+        (v["name"].as_str(), v["token"].as_str()),
+        (Some("Ann"), Some("chosen-token"))
+    );
+    assert_eq!(fake.guests_created(), 2, "no guest is minted for it");
+
     let resp = get(&fake, "/api/v1/auths/", Some("nope")).await;
     assert_eq!(resp.status(), 401);
     assert_eq!(json(resp).await["detail"], fake_zai::DETAIL_401);

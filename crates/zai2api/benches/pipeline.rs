@@ -16,8 +16,14 @@ use zai2api::api::think::ThinkMode;
 use zai2api::upstream::sse::SseParser;
 use zai2api::upstream::transcript::Transcript;
 
-const CAPTURE: &str = include_str!("../tests/data/glm46-thinking-2025-10.sse");
-const PHASE: &str = include_str!("../tests/data/glm53flash-phase-2026-09.reconstructed.sse");
+const CAPTURE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fake-zai/fixtures/glm46-thinking-2025-10.sse"
+));
+const PHASE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fake-zai/fixtures/glm53flash-phase-2026-09.reconstructed.sse"
+));
 
 /// The phase-format turn with every thinking frame repeated `times` times.
 fn phase_stretched(times: usize) -> String {

@@ -590,7 +590,10 @@ mod tests {
     use super::*;
     use crate::error::UpstreamErrorKind;
 
-    const FIXTURE: &[u8] = include_bytes!("../tests/data/models-2026-03.json");
+    const FIXTURE: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fake-zai/fixtures/models-2026-03.json"
+    ));
 
     fn fixture() -> ModelCatalogue {
         ModelCatalogue::from_upstream_json(FIXTURE).unwrap()
@@ -832,7 +835,10 @@ mod tests {
         assert!(matches!(&e, AppError::ModelNotFound { model, .. } if model == "nope"));
     }
 
-    const DIGEST_2026_09: &[u8] = include_bytes!("../tests/data/models-2026-09.digest.json");
+    const DIGEST_2026_09: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fake-zai/fixtures/models-2026-09.digest.json"
+    ));
 
     /// The 2026-09 digest in the full `/api/models` shape (capabilities under
     /// `info.meta.capabilities`, `active` as `info.is_active`), read by the production parser.

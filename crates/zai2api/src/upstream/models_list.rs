@@ -153,7 +153,10 @@ mod tests {
 
     #[test]
     fn models_fixture_has_thirteen() {
-        let text = include_str!("../../tests/data/models-2026-03.json");
+        let text = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fake-zai/fixtures/models-2026-03.json"
+        ));
         let v: Value = serde_json::from_str(text).unwrap();
         let m = parse_models(&v);
         assert_eq!(m.len(), 13);
