@@ -29,6 +29,8 @@ pub mod defaults {
     /// 20 MiB: room for a few base64 images, small enough to bound memory per request.
     pub const MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
     pub const MODELS_CACHE_TTL_SECS: u64 = 600;
+    pub const CONVERSATIONS_MAX: u64 = 10_000;
+    pub const CONVERSATION_IDLE_TIMEOUT_SECS: u64 = 3600;
     pub const UPSTREAM_CONNECT_TIMEOUT_SECS: u64 = 10;
     pub const UPSTREAM_FIRST_BYTE_TIMEOUT_SECS: u64 = 60;
     pub const UPSTREAM_IDLE_TIMEOUT_SECS: u64 = 120;
@@ -109,6 +111,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `MODELS_CACHE_TTL`: how long upstream's model list is trusted (seconds in the env).
     pub models_cache_ttl: Duration,
+    /// `CONVERSATIONS_MAX`: conversation states remembered for the `continue` history strategy.
+    pub conversations_max: usize,
+    /// `CONVERSATION_IDLE_TIMEOUT`: how long an unused conversation state is remembered.
+    pub conversation_idle: Duration,
     /// `UPSTREAM_CONNECT_TIMEOUT`, `UPSTREAM_FIRST_BYTE_TIMEOUT`, `UPSTREAM_IDLE_TIMEOUT` (seconds).
     pub upstream_timeouts: crate::upstream::transport::Timeouts,
     /// `SECRET_KEY`: dashboard session key.
@@ -153,6 +159,8 @@ impl From<&Config> for crate::chat::service::ChatSettings {
             reasoning_effort: config.reasoning_effort,
             tool_strategy: config.tool_strategy,
             tool_strategy_overrides: config.tool_strategy_overrides.clone(),
+            conversation_max: config.conversations_max,
+            conversation_idle: config.conversation_idle,
         }
     }
 }
@@ -207,6 +215,8 @@ impl fmt::Debug for Config {
             .field("listen_host", &self.listen_host)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("models_cache_ttl", &self.models_cache_ttl)
+            .field("conversations_max", &self.conversations_max)
+            .field("conversation_idle", &self.conversation_idle)
             .field("upstream_timeouts", &self.upstream_timeouts)
             .field("secret_key", &"[redacted]")
             .field(
@@ -321,6 +331,21 @@ impl Config {
             &get,
             "MODELS_CACHE_TTL",
             defaults::MODELS_CACHE_TTL_SECS,
+            1,
+            "expected a whole number of seconds, at least 1",
+        )?);
+        let conversations_max = usize::try_from(parse_u64(
+            &get,
+            "CONVERSATIONS_MAX",
+            defaults::CONVERSATIONS_MAX,
+            1,
+            "expected a whole number, at least 1",
+        )?)
+        .unwrap_or(usize::MAX);
+        let conversation_idle = Duration::from_secs(parse_u64(
+            &get,
+            "CONVERSATION_IDLE_TIMEOUT",
+            defaults::CONVERSATION_IDLE_TIMEOUT_SECS,
             1,
             "expected a whole number of seconds, at least 1",
         )?);
@@ -442,6 +467,8 @@ impl Config {
             listen_host,
             max_body_bytes,
             models_cache_ttl,
+            conversations_max,
+            conversation_idle,
             upstream_timeouts,
             secret_key,
             token_pool,
@@ -874,6 +901,8 @@ mod tests {
             "TOOL_STRATEGY",
             "TOOL_STRATEGY_OVERRIDES",
             "REASONING_EFFORT",
+            "CONVERSATIONS_MAX",
+            "CONVERSATION_IDLE_TIMEOUT",
         ] {
             assert!(
                 pairs.iter().any(|(k, _)| k == name),

@@ -226,6 +226,11 @@ pub enum AppError {
     RouteNotFound,
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    /// The conversation's previous reply is still streaming.
+    #[error(
+        "this conversation's previous reply is still streaming; send the next turn after it ends"
+    )]
+    ConversationBusy,
     #[error("image upload needs a logged-in TOKEN; guest sessions cannot upload files")]
     ImageUploadNeedsLogin,
     #[error("no logged-in upstream token is available right now")]
@@ -269,6 +274,7 @@ impl AppError {
             }
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::ConversationBusy => StatusCode::CONFLICT,
             Self::NoUpstreamToken { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream(e) => e.kind.status(),
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -288,6 +294,7 @@ impl AppError {
             Self::PayloadTooLarge => "request_too_large",
             Self::RouteNotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::ConversationBusy => "conversation_busy",
             Self::ImageUploadNeedsLogin => "image_upload_requires_login",
             Self::NoUpstreamToken { .. } => "no_upstream_token",
             Self::Upstream(e) => e.kind.code(),
@@ -308,6 +315,7 @@ impl AppError {
             | Self::PayloadTooLarge
             | Self::RouteNotFound
             | Self::MethodNotAllowed
+            | Self::ConversationBusy
             | Self::ImageUploadNeedsLogin => "client",
             Self::Upstream(_) | Self::NoUpstreamToken { .. } => "upstream",
             Self::Internal(_) => "internal",
@@ -357,6 +365,7 @@ impl AppError {
             | Self::PayloadTooLarge
             | Self::RouteNotFound
             | Self::MethodNotAllowed
+            | Self::ConversationBusy
             | Self::TokenNotFound
             | Self::ImageUploadNeedsLogin => "invalid_request_error",
             Self::Unauthorized => "authentication_error",
@@ -393,7 +402,7 @@ impl AppError {
     /// the exception class from the status, clients read the type).
     pub fn anthropic_type(&self) -> &'static str {
         match self.status().as_u16() {
-            400 | 405 => "invalid_request_error",
+            400 | 405 | 409 => "invalid_request_error",
             401 => "authentication_error",
             403 => "permission_error",
             404 => "not_found_error",

@@ -44,3 +44,50 @@ pub fn body_error(rejection: BytesRejection) -> AppError {
         )
     }
 }
+
+/// Header that pins a conversation (request) and names it (every chat reply).
+pub const CONVERSATION_HEADER: &str = "x-zai2api-conversation";
+
+/// Whose conversation a request continues: the `x-zai2api-conversation` header, else the
+/// request's own user field (already in `identity`), else a digest of the API key presented, so
+/// clients with different keys never share a conversation.
+pub fn conversation_identity(headers: &axum::http::HeaderMap, from_body: &str) -> String {
+    use sha2::Digest;
+    if let Some(pin) = headers
+        .get(CONVERSATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        return format!("pin:{pin}");
+    }
+    if !from_body.is_empty() {
+        return from_body.to_owned();
+    }
+    let key = ["authorization", "x-api-key"]
+        .iter()
+        .find_map(|name| headers.get(*name))
+        .map(|v| v.as_bytes().to_vec())
+        .unwrap_or_default();
+    format!("key:{}", hex::encode(sha2::Sha256::digest(&key)))
+}
+
+/// Names the conversation in a reply (the pinned id when the client gave one, else the upstream
+/// chat the reply belongs to).
+pub fn name_conversation(
+    response: &mut axum::response::Response,
+    headers: &axum::http::HeaderMap,
+    conversation: Option<&str>,
+) {
+    let pinned = headers
+        .get(CONVERSATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    if let Some(value) = pinned
+        .or(conversation)
+        .and_then(|v| axum::http::HeaderValue::from_str(v).ok())
+    {
+        response.headers_mut().insert(CONVERSATION_HEADER, value);
+    }
+}

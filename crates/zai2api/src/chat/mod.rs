@@ -2,6 +2,7 @@
 //! [`service::ChatService`] that serves it, and [`upstream_turn`], which turns it into the turn
 //! upstream is sent.
 
+pub mod conversation;
 pub mod service;
 pub mod upstream_turn;
 
@@ -29,6 +30,9 @@ pub struct ChatRequest {
     /// An Aliyun captcha attestation the client obtained itself (`captcha_verify_param`), passed
     /// through to upstream as is.
     pub captcha_verify_param: Option<String>,
+    /// Whose conversation this is, for continuity (`x-zai2api-conversation`, the request's
+    /// `user`, else a digest of the API key): conversations of different identities never meet.
+    pub identity: String,
 }
 
 /// A function the client can run.

@@ -24,14 +24,20 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 
-use super::{ChatRequest, ReasoningEffort, upstream_turn};
+use super::conversation::{
+    self, BusyGuard, Conversation, ConversationDigest, ConversationIndex, MemoryIndex,
+};
+use super::upstream_turn::{self, HistoryPlan};
+use super::{ChatRequest, ReasoningEffort, Role};
 use crate::error::{AppError, UpstreamError};
 use crate::models::{ModelCatalogue, ResolvedModel};
 use crate::pool::{Lease, TokenId, TokenPool};
 use crate::semantic::{Semantic, SemanticStream};
 use crate::tools::{self, StrategyOverrides, ToolSetup, ToolStrategy};
 use crate::upstream::client::UpstreamClient;
+use crate::upstream::profile::HistoryStrategy;
 use crate::upstream::session::Credential;
+use crate::upstream::{Continuation, TurnIds};
 
 /// Upstream completion calls one client request may make before its first byte (failover bound).
 pub const MAX_ATTEMPTS: usize = 3;
@@ -46,6 +52,8 @@ pub struct StartedChat {
     pub events: SemanticStream,
     /// The pool token serving the reply (`None`: a guest session).
     pub token: Option<TokenId>,
+    /// The conversation's id for the client (`x-zai2api-conversation`): the upstream chat.
+    pub conversation: Option<String>,
 }
 
 /// What the service needs to know from the settings.
@@ -61,6 +69,10 @@ pub struct ChatSettings {
     pub tool_strategy: ToolStrategy,
     /// `TOOL_STRATEGY_OVERRIDES`.
     pub tool_strategy_overrides: StrategyOverrides,
+    /// `CONVERSATIONS_MAX`: conversation states remembered for `continue`.
+    pub conversation_max: usize,
+    /// `CONVERSATION_IDLE_TIMEOUT`: how long an unused conversation state is remembered.
+    pub conversation_idle: std::time::Duration,
 }
 
 impl ChatSettings {
@@ -79,6 +91,7 @@ pub struct ChatService {
     models: Arc<ModelCatalogue>,
     pool: Arc<TokenPool>,
     settings: ChatSettings,
+    conversations: Arc<dyn ConversationIndex>,
 }
 
 impl ChatService {
@@ -92,6 +105,10 @@ impl ChatService {
             upstream,
             models,
             pool,
+            conversations: Arc::new(MemoryIndex::new(
+                settings.conversation_max,
+                settings.conversation_idle,
+            )),
             settings,
         }
     }
@@ -108,25 +125,99 @@ impl ChatService {
             self.settings
                 .tool_strategy_for(&model.upstream_id, &model.public_name),
         );
+        let strategy = self.upstream.profile().history.strategy;
+        let digests = conversation::digest_request(&request.identity, &request.messages);
+        // A continuation of a conversation this gateway served: its upstream chat, owner and
+        // the guard that keeps a second continuation from the same state out meanwhile.
+        let mut continuing = None;
+        if strategy == HistoryStrategy::Continue {
+            if let Some((digest, _)) = digests.prefix {
+                if let Some(known) = self.conversations.find(&digest) {
+                    let guard = self
+                        .conversations
+                        .begin(&digest)
+                        .ok_or(AppError::ConversationBusy)?;
+                    continuing = Some((known, guard));
+                }
+            }
+        }
         let mut tried: Vec<TokenId> = Vec::new();
         let mut last_error: Option<UpstreamError> = None;
         for _ in 0..MAX_ATTEMPTS {
-            let (credential, mut lease) = match self.acquire(&mut tried).await {
-                Ok(found) => found,
-                // Nothing left to try: report what went wrong with the last one, if anything did.
-                Err(e) => return Err(last_error.map_or(e, AppError::Upstream)),
+            let owner = match continuing.take() {
+                Some((known, guard)) if known.model == model.upstream_id => {
+                    match self.owner_credential(&known).await {
+                        Some(found) => Some((known, guard, found)),
+                        None => {
+                            tracing::info!(
+                                "the conversation's upstream chat is not reachable with its owner; starting over with the history flattened"
+                            );
+                            None
+                        }
+                    }
+                }
+                _ => None,
             };
-            match self.start_once(request, &model, &tools, &credential).await {
-                Ok(events) => {
+            let (plan, credential, mut lease, guard) = match owner {
+                Some((known, guard, (credential, lease))) => (
+                    HistoryPlan::Continue {
+                        continuation: Continuation {
+                            chat_id: known.chat_id.clone(),
+                            parent_message_id: known.parent_message_id.clone(),
+                        },
+                        resend_system: known.system_digest != digests.system,
+                    },
+                    credential,
+                    lease,
+                    Some(guard),
+                ),
+                None => {
+                    let (credential, lease) = match self.acquire(&mut tried).await {
+                        Ok(found) => found,
+                        // Nothing left to try: report what went wrong with the last one.
+                        Err(e) => return Err(last_error.map_or(e, AppError::Upstream)),
+                    };
+                    let plan = match strategy {
+                        HistoryStrategy::Messages => HistoryPlan::Messages,
+                        HistoryStrategy::Flatten | HistoryStrategy::Continue => {
+                            HistoryPlan::Flatten
+                        }
+                    };
+                    (plan, credential, lease, None)
+                }
+            };
+            let continued = matches!(plan, HistoryPlan::Continue { .. });
+            match self
+                .start_once(request, &model, &tools, &credential, &plan)
+                .await
+            {
+                Ok((events, ids)) => {
                     let token = lease.as_mut().map(|l| {
                         l.record_success();
                         l.id().clone()
                     });
+                    let events = match strategy {
+                        HistoryStrategy::Continue => self.remember(
+                            events,
+                            digests.full,
+                            Conversation {
+                                chat_id: ids.chat_id.clone(),
+                                parent_message_id: ids.message_id.clone(),
+                                model: model.upstream_id.clone(),
+                                token: token.clone(),
+                                user_id: credential.user_id.clone(),
+                                system_digest: digests.system,
+                            },
+                            guard,
+                        ),
+                        HistoryStrategy::Messages | HistoryStrategy::Flatten => events,
+                    };
                     return Ok(StartedChat {
                         model: model.public_name.clone(),
                         prompt_text: crate::usage::prompt_text(request),
                         events: hold_lease(events, lease),
                         token,
+                        conversation: Some(ids.chat_id),
                     });
                 }
                 Err(AppError::Upstream(e)) => {
@@ -138,6 +229,16 @@ impl ChatService {
                     if let Some(l) = lease.as_mut() {
                         l.record_failure(e.kind);
                         tried.push(l.id().clone());
+                    }
+                    if continued {
+                        // The chat may be gone or its owner refused: the client does not see
+                        // this, the turn starts over with the history flattened.
+                        tracing::info!(
+                            kind = e.kind.code(),
+                            "continuing the upstream chat failed; starting over with the history flattened"
+                        );
+                        last_error = Some(e);
+                        continue;
                     }
                     if !policy.fails_over(pool_token) {
                         return Err(AppError::Upstream(e));
@@ -155,6 +256,61 @@ impl ChatService {
             || AppError::Internal("no attempt was made".into()),
             AppError::Upstream,
         ))
+    }
+
+    /// The credential that owns a remembered upstream chat, if it can serve now: its pool token
+    /// (not resting), or the guest session it was made with.
+    async fn owner_credential(&self, known: &Conversation) -> Option<(Credential, Option<Lease>)> {
+        match &known.token {
+            Some(id) => {
+                let mut lease = self.pool.lease_token(id)?;
+                match self.upstream.user_credential(lease.token()).await {
+                    Ok(credential) if credential.user_id == known.user_id => {
+                        Some((credential, Some(lease)))
+                    }
+                    Ok(_) => None,
+                    Err(e) => {
+                        lease.record_error(&e);
+                        None
+                    }
+                }
+            }
+            None if self.settings.anonymous_mode => {
+                let credential = self.upstream.guest_credential().await.ok()?;
+                (credential.user_id == known.user_id).then_some((credential, None))
+            }
+            None => None,
+        }
+    }
+
+    /// Records the conversation state this reply creates once it ends well: the digest of the
+    /// request's turns extended by the reply as the client will send it back.
+    fn remember(
+        &self,
+        events: SemanticStream,
+        full: ConversationDigest,
+        conversation: Conversation,
+        guard: Option<BusyGuard>,
+    ) -> SemanticStream {
+        let index = Arc::clone(&self.conversations);
+        let mut answer = String::new();
+        let mut calls: Vec<crate::chat::ToolCall> = Vec::new();
+        let mut pending = Some((conversation, guard));
+        Box::pin(events.map(move |event| {
+            match &event {
+                Semantic::Answer(text) => answer.push_str(text),
+                Semantic::ToolCall(call) => calls.push(call.clone()),
+                Semantic::Done => {
+                    if let Some((conversation, guard)) = pending.take() {
+                        let digest = conversation::extend(&full, Role::Assistant, &answer, &calls);
+                        index.record(digest, conversation);
+                        drop(guard);
+                    }
+                }
+                _ => {}
+            }
+            event
+        }))
     }
 
     /// The next credential: a pool token not yet tried, else a guest session if allowed.
@@ -190,10 +346,12 @@ impl ChatService {
         model: &ResolvedModel,
         tools: &ToolSetup,
         credential: &Credential,
-    ) -> Result<SemanticStream, AppError> {
+        plan: &HistoryPlan,
+    ) -> Result<(SemanticStream, TurnIds), AppError> {
         let chat = upstream_turn::build(
             &self.upstream,
             self.settings.reasoning_effort,
+            plan,
             request,
             model,
             tools,
@@ -201,7 +359,7 @@ impl ChatService {
         )
         .await?;
         let stream_profile = self.upstream.profile().stream.clone();
-        let bytes = self.upstream.start_completion(credential, &chat).await?;
+        let (bytes, ids) = self.upstream.start_turn(credential, &chat).await?;
         let mut events = crate::upstream::reply::semantic_stream(bytes, stream_profile);
         if request.thinking == Some(false) {
             // The client asked for no thinking; a model that always thinks (or ignores the switch)
@@ -224,7 +382,10 @@ impl ChatService {
                 }
             }
         }
-        Ok(Box::pin(futures_util::stream::iter(head).chain(events)))
+        Ok((
+            Box::pin(futures_util::stream::iter(head).chain(events)),
+            ids,
+        ))
     }
 }
 

@@ -14,14 +14,19 @@ use crate::models::ResolvedModel;
 use crate::tools::{self, ToolSetup, ToolStrategy};
 use crate::upstream::client::UpstreamClient;
 use crate::upstream::session::Credential;
+use std::collections::BTreeMap;
+
+use crate::upstream::profile::HistoryProfile;
 use crate::upstream::{
-    ModelCapabilities, UpstreamChat, UpstreamContent, UpstreamMessage, UpstreamPart,
+    Continuation, MessageTools, ModelCapabilities, UpstreamChat, UpstreamContent, UpstreamMessage,
+    UpstreamPart,
 };
 
 /// Converts the client's conversation into upstream's shape, uploading inline images.
 pub async fn build(
     upstream: &UpstreamClient,
     default_effort: Option<ReasoningEffort>,
+    plan: &HistoryPlan,
     request: &ChatRequest,
     model: &ResolvedModel,
     tools: &ToolSetup,
@@ -42,14 +47,24 @@ pub async fn build(
         messages,
         tools.active.as_deref(),
     );
-    let messages = shaped.messages;
+    let history = upstream.profile().history.clone();
+    let (messages, message_tools) =
+        apply_plan(plan, &history, shaped.messages, shaped.message_tools);
     let last_turn_is_result = request
         .messages
         .iter()
         .rev()
         .find(|m| matches!(m.role, Role::User | Role::Tool))
         .is_some_and(|m| m.role == Role::Tool);
-    let prompt = if tools.strategy == ToolStrategy::Prompt && last_turn_is_result {
+    let prompt = if !matches!(plan, HistoryPlan::Messages) {
+        // The one user message sent (flattened, or the new turn) is what upstream signs.
+        messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::User)
+            .map(upstream_text)
+            .unwrap_or_default()
+    } else if tools.strategy == ToolStrategy::Prompt && last_turn_is_result {
         // Tool results became the last user turn; that turn is what upstream sees as the prompt.
         messages
             .iter()
@@ -105,11 +120,163 @@ pub async fn build(
         params,
         tools: tool_specs,
         tool_choice,
-        message_tools: shaped.message_tools,
+        message_tools,
         reasoning_effort,
         captcha_verify_param: request.captcha_verify_param.clone(),
         agent_mode: model.capabilities.agent_mode,
+        continuation: match plan {
+            HistoryPlan::Continue { continuation, .. } => Some(continuation.clone()),
+            HistoryPlan::Messages | HistoryPlan::Flatten => None,
+        },
     })
+}
+
+/// How this turn's history goes upstream (decided by the chat service from the profile's
+/// strategy and what it remembers of the conversation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryPlan {
+    /// Every turn in `messages`.
+    Messages,
+    /// A new upstream chat; earlier turns and the system text go inside the one user message.
+    Flatten,
+    /// Continue an upstream chat with only the new messages; the system text goes along when it
+    /// changed since the chat last saw it.
+    Continue {
+        continuation: Continuation,
+        resend_system: bool,
+    },
+}
+
+/// Cuts and rewrites the shaped messages for `plan`. The "new turn" is everything after the last
+/// assistant message; system messages are gathered into one text.
+pub fn apply_plan(
+    plan: &HistoryPlan,
+    history: &HistoryProfile,
+    messages: Vec<UpstreamMessage>,
+    message_tools: BTreeMap<usize, MessageTools>,
+) -> (Vec<UpstreamMessage>, BTreeMap<usize, MessageTools>) {
+    let (send_system, flatten) = match plan {
+        HistoryPlan::Messages => return (messages, message_tools),
+        HistoryPlan::Flatten => (true, true),
+        HistoryPlan::Continue { resend_system, .. } => (*resend_system, false),
+    };
+    let system = messages
+        .iter()
+        .filter(|m| m.role == Role::System)
+        .map(upstream_text)
+        .filter(|t| !t.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let start = messages
+        .iter()
+        .rposition(|m| m.role == Role::Assistant)
+        .map_or(0, |i| i + 1);
+    let mut kept = Vec::new();
+    let mut tools_out = BTreeMap::new();
+    let mut earlier = String::new();
+    for (i, message) in messages.into_iter().enumerate() {
+        if message.role == Role::System {
+            continue;
+        }
+        if i < start {
+            let role = match message.role {
+                Role::Assistant => "Assistant",
+                Role::Tool => "Tool result",
+                Role::User | Role::System => "User",
+            };
+            earlier.push_str(
+                &history
+                    .flatten_turn
+                    .replace("{role}", role)
+                    .replace("{text}", upstream_text(&message).trim()),
+            );
+            continue;
+        }
+        if !flatten {
+            if let Some(t) = message_tools.get(&i) {
+                tools_out.insert(kept.len(), t.clone());
+            }
+        }
+        kept.push(message);
+    }
+    if flatten {
+        // Everything new becomes one user message (tool results as text).
+        let mut text = Vec::new();
+        let mut images = Vec::new();
+        for message in &kept {
+            match &message.content {
+                UpstreamContent::Text(t) => text.push(t.clone()),
+                UpstreamContent::Parts(parts) => {
+                    for part in parts {
+                        match part {
+                            UpstreamPart::Text(t) => text.push(t.clone()),
+                            UpstreamPart::ImageUrl(u) => {
+                                images.push(UpstreamPart::ImageUrl(u.clone()))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut message = text.join("\n\n");
+        if !earlier.is_empty() {
+            message = history
+                .flatten_template
+                .replace("{history}", &earlier)
+                .replace("{message}", &message);
+        }
+        kept = vec![UpstreamMessage {
+            role: Role::User,
+            content: if images.is_empty() {
+                UpstreamContent::Text(message)
+            } else {
+                let mut parts = vec![UpstreamPart::Text(message)];
+                parts.extend(images);
+                UpstreamContent::Parts(parts)
+            },
+        }];
+    }
+    if send_system && !system.is_empty() {
+        if let Some(first) = kept.iter_mut().find(|m| m.role == Role::User) {
+            wrap_text(first, |text| {
+                history
+                    .system_template
+                    .replace("{system}", &system)
+                    .replace("{message}", text)
+            });
+        } else {
+            // Only tool results are new (native): the instruction travels as a user message.
+            let text = history
+                .system_template
+                .replace("{system}", &system)
+                .replace("{message}", "");
+            let shift: BTreeMap<usize, MessageTools> =
+                tools_out.into_iter().map(|(i, t)| (i + 1, t)).collect();
+            tools_out = shift;
+            kept.insert(
+                0,
+                UpstreamMessage {
+                    role: Role::User,
+                    content: UpstreamContent::Text(text.trim_end().to_owned()),
+                },
+            );
+        }
+    }
+    (kept, tools_out)
+}
+
+/// Rewrites the text of a message (its first text part when it has parts).
+fn wrap_text(message: &mut UpstreamMessage, f: impl FnOnce(&str) -> String) {
+    match &mut message.content {
+        UpstreamContent::Text(t) => *t = f(t),
+        UpstreamContent::Parts(parts) => match parts.iter_mut().find_map(|p| match p {
+            UpstreamPart::Text(t) => Some(t),
+            UpstreamPart::ImageUrl(_) => None,
+        }) {
+            Some(t) => *t = f(t),
+            None => parts.insert(0, UpstreamPart::Text(f(""))),
+        },
+    }
 }
 
 /// `features.enable_thinking` and `features.reasoning_effort` for a model (protocol §19.2).

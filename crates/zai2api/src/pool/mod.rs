@@ -393,6 +393,19 @@ impl TokenPool {
         None
     }
 
+    /// A lease of one particular token (a conversation's owner), if it is usable now. The
+    /// rotation does not move.
+    pub fn lease_token(self: &Arc<Self>, id: &TokenId) -> Option<Lease> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let e = state.entries.iter_mut().find(|e| &e.id == id)?;
+        if e.health.admit(self.rules, now) == Admission::Resting {
+            return None;
+        }
+        e.in_flight += 1;
+        Some(Lease::new(Arc::clone(self), e.id.clone(), e.token.clone()))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.lock().entries.is_empty()
     }

@@ -227,6 +227,16 @@ impl UpstreamClient {
         credential: &Credential,
         chat: &UpstreamChat,
     ) -> Result<ByteStream, UpstreamError> {
+        Ok(self.start_turn(credential, chat).await?.0)
+    }
+
+    /// Like [`Self::start_completion`], also saying which upstream chat and assistant message
+    /// the turn went to (what a later continuation attaches to).
+    pub async fn start_turn(
+        &self,
+        credential: &Credential,
+        chat: &UpstreamChat,
+    ) -> Result<(ByteStream, crate::upstream::TurnIds), UpstreamError> {
         completion::start_completion(&self.call(), credential, chat).await
     }
 

@@ -17,12 +17,12 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use zai_signature::SignInput;
 
-use super::UpstreamChat;
 use super::call::Call;
 use super::profile::SignatureClock;
 use super::request::{self, CompletionIds, QueryContext, epoch_ms};
 use super::session::Credential;
 use super::transport::{ByteStream, bad_json};
+use super::{TurnIds, UpstreamChat};
 use crate::error::UpstreamError;
 
 /// `POST chats/new` on its own (the doctor's chat-creation step); returns the chat id.
@@ -68,15 +68,18 @@ pub(super) async fn start_completion(
     call: &Call<'_>,
     credential: &Credential,
     chat: &UpstreamChat,
-) -> Result<ByteStream, UpstreamError> {
+) -> Result<(ByteStream, TurnIds), UpstreamError> {
     // One snapshot for the whole completion: chat creation, query, headers and signature.
     let profile = &*call.profile;
     let fe = call.fe_version().await;
     let user_message_id = uuid::Uuid::new_v4().to_string();
-    let chat_id = if profile.precreate_chat {
-        create_chat(call, credential, chat, &user_message_id, &fe).await?
-    } else {
-        uuid::Uuid::new_v4().to_string()
+    let chat_id = match &chat.continuation {
+        // The chat exists upstream; the new user message hangs below the previous reply.
+        Some(c) => c.chat_id.clone(),
+        None if profile.precreate_chat => {
+            create_chat(call, credential, chat, &user_message_id, &fe).await?
+        }
+        None => uuid::Uuid::new_v4().to_string(),
     };
     let message_id = uuid::Uuid::new_v4().to_string();
     let request_id = uuid::Uuid::new_v4().to_string();
@@ -144,9 +147,15 @@ pub(super) async fn start_completion(
     };
     let body = request::completion_body(profile, chat, &ids, &credential.user_name, now);
     let req = t.http.post(url).headers(headers).json(&body);
-    tracing::debug!(path = %path, chat_id = %chat_id, model = %chat.model, "starting upstream completion");
+    tracing::debug!(path = %path, chat_id = %chat_id, model = %chat.model, continued = chat.continuation.is_some(), "starting upstream completion");
     let resp = call
         .send_checked(req, &path, Some(&credential.token))
         .await?;
-    Ok(t.body_stream(resp, path))
+    Ok((
+        t.body_stream(resp, path),
+        TurnIds {
+            chat_id: chat_id.clone(),
+            message_id: message_id.clone(),
+        },
+    ))
 }

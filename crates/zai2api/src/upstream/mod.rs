@@ -71,6 +71,23 @@ pub struct UpstreamChat {
     pub captcha_verify_param: Option<String>,
     /// The model has `capabilities.agent_mode` (chats/new `type` may differ, protocol §19.2).
     pub agent_mode: bool,
+    /// Continue an upstream chat instead of creating one (history strategy `continue`).
+    pub continuation: Option<Continuation>,
+}
+
+/// Where a continued turn attaches in upstream's server-side history (protocol §19.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Continuation {
+    pub chat_id: String,
+    /// The previous assistant message: the new user message's parent.
+    pub parent_message_id: String,
+}
+
+/// The upstream ids of a started turn: the chat, and the assistant message being written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnIds {
+    pub chat_id: String,
+    pub message_id: String,
 }
 
 pub use crate::chat::ReasoningEffort;

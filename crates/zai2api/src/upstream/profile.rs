@@ -100,6 +100,48 @@ pub struct UpstreamProfile {
     pub model_rules: Vec<ModelRule>,
     /// How the reply stream is read: which phase of the 2026-09 format means what (§19.1).
     pub stream: super::phase::StreamProfile,
+    /// How earlier turns of a conversation reach upstream (§19.2: server-side history).
+    pub history: HistoryProfile,
+}
+
+/// How a conversation's earlier turns reach upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryStrategy {
+    /// Every turn in the completion's `messages` (the pre-2026-09 reading).
+    Messages,
+    /// Earlier turns rendered into the one new user message ([`HistoryProfile::flatten_template`]).
+    Flatten,
+    /// Keep the upstream chat and send only what is new, attached to the previous reply; a
+    /// history the gateway has not served is flattened once.
+    Continue,
+}
+
+/// The `[history]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryProfile {
+    pub strategy: HistoryStrategy,
+    /// Carries the system text (and the prompt tool strategy's instruction) inside a user message,
+    /// for `flatten` and `continue` (upstream keeps no system prompt of its own): `{system}` and
+    /// `{message}` are replaced.
+    pub system_template: String,
+    /// The flattened message: `{history}` (the turns, each per `flatten_turn`) and `{message}`.
+    pub flatten_template: String,
+    /// One earlier turn: `{role}` (`User`, `Assistant` or `Tool result`) and `{text}`.
+    pub flatten_turn: String,
+}
+
+impl Default for HistoryProfile {
+    fn default() -> Self {
+        Self {
+            strategy: HistoryStrategy::Messages,
+            system_template: "[Instructions]\n{system}\n[/Instructions]\n\n{message}".into(),
+            flatten_template: "[Conversation so far]\n{history}[/Conversation so far]\n\n{message}"
+                .into(),
+            flatten_turn: "{role}: {text}\n\n".into(),
+        }
+    }
 }
 
 /// One capability correction: models whose id matches `model` (`*` globs, ASCII case ignored) get
@@ -510,6 +552,7 @@ impl Default for UpstreamProfile {
             chat_new: ChatNewFields::default(),
             model_rules: Vec::new(),
             stream: super::phase::StreamProfile::default(),
+            history: HistoryProfile::default(),
         }
     }
 }

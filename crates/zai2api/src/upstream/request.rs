@@ -352,7 +352,7 @@ pub fn completion_body(
         "chat_id": ids.chat_id,
         "id": ids.message_id,
         "current_user_message_id": ids.user_message_id,
-        "current_user_message_parent_id": null,
+        "current_user_message_parent_id": chat.continuation.as_ref().map(|c| c.parent_message_id.clone()),
         "background_tasks": {
             "title_generation": profile.background_tasks,
             "tags_generation": profile.background_tasks,

@@ -9,6 +9,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
 use axum::response::Response;
 
 use super::request::{self, ModelNames, Purpose};
@@ -28,13 +29,16 @@ fn model_names(state: &AppState) -> ModelNames<'_> {
 /// `POST /v1/messages`.
 pub async fn messages(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
     let body = body.map_err(crate::api::body_error)?;
-    let request = request::parse_body(&body, model_names(&state), Purpose::Messages)?;
+    let mut request = request::parse_body(&body, model_names(&state), Purpose::Messages)?;
+    request.identity = crate::api::conversation_identity(&headers, &request.identity);
     let input_tokens = request::input_tokens(&request);
     let chat = state.chat.start(&request).await?;
     let used = UsedToken(chat.token.clone());
+    let conversation = chat.conversation.clone();
     let options = RenderOptions {
         id: stream::message_id(),
         model: chat.model.clone(),
@@ -45,6 +49,7 @@ pub async fn messages(
     };
     let mut response = stream::respond(chat, request.stream, options).await;
     response.extensions_mut().insert(used);
+    crate::api::name_conversation(&mut response, &headers, conversation.as_deref());
     Ok(response)
 }
 

@@ -167,6 +167,14 @@ pub fn to_chat_request(
             .and_then(|t| t.budget_tokens)
             .map(effort_for_budget),
         captcha_verify_param: wire.captcha_verify_param.filter(|p| !p.trim().is_empty()),
+        identity: wire
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("user_id"))
+            .and_then(serde_json::Value::as_str)
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| format!("user:{u}"))
+            .unwrap_or_default(),
     })
 }
 

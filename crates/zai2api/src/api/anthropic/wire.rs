@@ -29,6 +29,8 @@ pub struct MessagesRequest {
     pub tool_choice: Option<ToolChoiceParam>,
     /// zai2api extension: an Aliyun captcha attestation to pass to upstream.
     pub captcha_verify_param: Option<String>,
+    /// `metadata.user_id`: zai2api keeps conversations of different users apart.
+    pub metadata: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]

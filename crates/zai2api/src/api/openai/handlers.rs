@@ -7,6 +7,7 @@
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::{Json, body::Bytes};
 
@@ -43,12 +44,15 @@ pub async fn get_model(
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
     let body = body.map_err(crate::api::body_error)?;
-    let request = request::parse_body(&body)?;
+    let mut request = request::parse_body(&body)?;
+    request.identity = crate::api::conversation_identity(&headers, &request.identity);
     let chat = state.chat.start(&request).await?;
     let used = UsedToken(chat.token.clone());
+    let conversation = chat.conversation.clone();
     let options = stream::RenderOptions {
         stream: request.stream,
         include_usage: request.include_usage,
@@ -58,5 +62,6 @@ pub async fn chat_completions(
     };
     let mut response = stream::respond(chat, options).await;
     response.extensions_mut().insert(used);
+    crate::api::name_conversation(&mut response, &headers, conversation.as_deref());
     Ok(response)
 }

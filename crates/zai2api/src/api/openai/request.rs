@@ -150,6 +150,11 @@ pub fn to_chat_request(wire: ChatCompletionRequest) -> Result<ChatRequest, AppEr
         single_tool_call: wire.parallel_tool_calls == Some(false),
         reasoning_effort: effort.and_then(|(_, level)| level),
         captcha_verify_param: wire.captcha_verify_param.filter(|p| !p.trim().is_empty()),
+        identity: wire
+            .user
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| format!("user:{u}"))
+            .unwrap_or_default(),
     })
 }
 

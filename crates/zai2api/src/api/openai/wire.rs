@@ -48,6 +48,9 @@ pub struct ChatCompletionRequest {
     /// zai2api extension: an Aliyun captcha attestation to pass to upstream.
     #[serde(default)]
     pub captcha_verify_param: Option<String>,
+    /// The end user; zai2api keeps conversations of different users apart.
+    #[serde(default)]
+    pub user: Option<String>,
     /// Functions the model may call; only `type: function` is supported (checked in `request.rs`).
     #[serde(default)]
     pub tools: Option<Vec<Tool>>,
