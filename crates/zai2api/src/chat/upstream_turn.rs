@@ -432,4 +432,82 @@ mod tests {
         assert_eq!(thinking_fields(None, high, &old), (None, None));
         assert_eq!(thinking_fields(None, None, &always), (None, None));
     }
+
+    fn text(role: Role, t: &str) -> UpstreamMessage {
+        UpstreamMessage {
+            role,
+            content: UpstreamContent::Text(t.to_owned()),
+        }
+    }
+
+    fn texts(messages: &[UpstreamMessage]) -> Vec<(Role, String)> {
+        messages
+            .iter()
+            .map(|m| (m.role, upstream_text(m)))
+            .collect()
+    }
+
+    fn conversation() -> Vec<UpstreamMessage> {
+        vec![
+            text(Role::System, "be brief"),
+            text(Role::User, "one"),
+            text(Role::Assistant, "first answer"),
+            text(Role::User, "two"),
+        ]
+    }
+
+    #[test]
+    fn flatten_puts_history_and_system_into_the_one_user_message() {
+        let h = HistoryProfile::default();
+        let (out, tools) = apply_plan(&HistoryPlan::Flatten, &h, conversation(), BTreeMap::new());
+        assert!(tools.is_empty());
+        assert_eq!(
+            texts(&out),
+            vec![(
+                Role::User,
+                "[Instructions]\nbe brief\n[/Instructions]\n\n[Conversation so far]\nUser: one\n\nAssistant: first answer\n\n[/Conversation so far]\n\ntwo".to_owned()
+            )]
+        );
+        // Messages: untouched.
+        let (same, _) = apply_plan(&HistoryPlan::Messages, &h, conversation(), BTreeMap::new());
+        assert_eq!(same, conversation());
+    }
+
+    #[test]
+    fn a_continuation_sends_only_the_new_turn_and_the_system_text_when_it_changed() {
+        let h = HistoryProfile::default();
+        let plan = |resend_system| HistoryPlan::Continue {
+            continuation: Continuation {
+                chat_id: "c".into(),
+                parent_message_id: "m".into(),
+            },
+            resend_system,
+        };
+        let (out, _) = apply_plan(&plan(false), &h, conversation(), BTreeMap::new());
+        assert_eq!(texts(&out), vec![(Role::User, "two".to_owned())]);
+        let (out, _) = apply_plan(&plan(true), &h, conversation(), BTreeMap::new());
+        assert_eq!(
+            texts(&out),
+            vec![(
+                Role::User,
+                "[Instructions]\nbe brief\n[/Instructions]\n\ntwo".to_owned()
+            )]
+        );
+        // Native tool results keep their tool fields, re-indexed to the messages sent.
+        let mut messages = conversation();
+        messages[3] = text(Role::Tool, "sunny");
+        let mut tools = BTreeMap::new();
+        tools.insert(
+            3,
+            MessageTools {
+                tool_calls: Vec::new(),
+                tool_call_id: Some("call_1".into()),
+            },
+        );
+        let (out, tools) = apply_plan(&plan(true), &h, messages, tools);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[0].role, Role::User);
+        assert_eq!(out[1].role, Role::Tool);
+        assert_eq!(tools[&1].tool_call_id.as_deref(), Some("call_1"));
+    }
 }
