@@ -7,7 +7,11 @@
 //!   signature and `user_id` (400) → `stream_options` (400) → `reasoning_effort` (400) →
 //!   directive syntax (400) → `version` (in-stream 426) → captcha (in-stream) → guest model level
 //!   (in-stream 403) → chat pre-creation when `unknown_chat_fails_fast` (INTERNAL_ERROR as the only
-//!   event) → concurrency (429) → chat pre-creation (INTERNAL_ERROR at `done`).
+//!   event) → concurrency (429) → chat pre-creation, and with `server_side_history` a parent id
+//!   not in the chat's tree (INTERNAL_ERROR at `done`).
+//! - With `server_side_history`, an answered stream (no INTERNAL_ERROR at `done`) stores its user
+//!   and assistant messages in the chat's tree when it is planned, before its first byte, so the
+//!   next turn sees them however the client reads this one.
 //!   `required_headers` are checked earlier, for every `/api/…` route (`server::observe`).
 //! - In-stream errors are HTTP 200 `text/event-stream` with the §12.10 event as the only event.
 //! - The stream format (`stream_format`) changes only how a scenario is written, never which
@@ -26,6 +30,7 @@ use serde_json::Value;
 use zai_signature::SignInput;
 
 use crate::config::{MissingHeaderAnswer, ModelList, Scenario, StreamFormat};
+use crate::history::StoredMessage;
 use crate::scenarios::{self, Ctx, Plan};
 use crate::script::Frame;
 use crate::server::{App, DETAIL_401, LogTag, detail, not_found, require_session, waf_response};
@@ -308,6 +313,10 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
     if cfg.require_precreated_chat && cfg.unknown_chat_fails_fast && !chat_known {
         return in_stream(scenarios::EVENT_INTERNAL_ERROR, "check=precreated_chat");
     }
+    let chat_id = request["chat_id"].as_str().unwrap_or("");
+    let history = cfg
+        .server_side_history
+        .then(|| server_side(&app, &session.id, chat_id, &request));
     let Some(guard) = app.try_acquire(&session.id, cfg.max_concurrent_per_user) else {
         return tagged(
             detail(StatusCode::TOO_MANY_REQUESTS, DETAIL_CONCURRENCY),
@@ -322,24 +331,35 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
         tools: request.get("tools").filter(|t| !t.is_null()).cloned(),
         delay: cfg.event_delay,
         stall: cfg.stall_duration,
-        internal_error_at_done: cfg.require_precreated_chat && !chat_known,
+        internal_error_at_done: (cfg.require_precreated_chat && !chat_known)
+            || history.as_ref().is_some_and(|h| h.stale_parent),
         tool: crate::tools::ToolContext {
             format: cfg.stream_format,
             ..crate::tools::ToolContext::read(&request)
         },
         format: cfg.stream_format,
         thinks,
+        seen: history.as_ref().map_or_else(
+            || crate::history::Seen::from_messages(&request),
+            |h| h.seen.clone(),
+        ),
     };
     let tag = format!(
         "scenario={scenario:?}{}",
-        if ctx.internal_error_at_done {
-            " chat=unknown"
-        } else {
-            ""
+        match (&history, ctx.internal_error_at_done) {
+            (Some(h), true) if h.stale_parent => " parent=stale",
+            (_, true) => " chat=unknown",
+            _ => "",
         }
     );
     match scenarios::plan(&scenario, &ctx) {
-        Plan::Stream(frames) => tagged(sse(frames, Some(guard), cfg.send_done_marker), &tag),
+        Plan::Stream(frames) => {
+            if let Some(h) = history.filter(|_| !ctx.internal_error_at_done) {
+                let answer = crate::history::answer_text(&crate::script::frames_to_string(&frames));
+                app.store_messages(&session.id, chat_id, h.into_stored(answer));
+            }
+            tagged(sse(frames, Some(guard), cfg.send_done_marker), &tag)
+        }
         Plan::Http {
             status,
             content_type,
@@ -352,6 +372,65 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
                 &tag,
             )
         }
+    }
+}
+
+/// A completion's view of the server-side tree (`server_side_history`).
+struct ServerSide {
+    seen: crate::history::Seen,
+    /// `current_user_message_parent_id` names a message the chat's tree lacks.
+    stale_parent: bool,
+    /// The user message to store, `None` when the tree has it already (first turn).
+    user: Option<StoredMessage>,
+    user_id: String,
+    assistant_id: String,
+}
+
+impl ServerSide {
+    /// The messages to store once the answer `answer` is planned.
+    fn into_stored(self, answer: String) -> Vec<StoredMessage> {
+        let mut out: Vec<StoredMessage> = self.user.into_iter().collect();
+        out.push(StoredMessage {
+            id: self.assistant_id,
+            parent: Some(self.user_id),
+            role: "assistant".to_owned(),
+            content: answer,
+        });
+        out
+    }
+}
+
+/// The model's context in server-side mode: the stored path to the parent (or, when the parent
+/// is null and `chats/new` already stored the user message, the path above that message) plus
+/// the new user message, the last `user` entry of `messages`.
+fn server_side(app: &App, user_id: &str, chat_id: &str, request: &Value) -> ServerSide {
+    let tree = app.tree(user_id, chat_id);
+    let new_id = request["current_user_message_id"]
+        .as_str()
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let parent = request["current_user_message_parent_id"]
+        .as_str()
+        .map(str::to_owned);
+    let stored_user = tree.get(&new_id).filter(|m| m.role == "user").cloned();
+    let stale_parent = parent.as_deref().is_some_and(|p| !tree.contains(p));
+    let above = parent
+        .clone()
+        .or_else(|| stored_user.as_ref().and_then(|u| u.parent.clone()));
+    let path = above.map(|p| tree.path_to(&p)).unwrap_or_default();
+    let text = crate::history::new_user_text(request);
+    ServerSide {
+        seen: crate::history::Seen::from_tree(&path, &text, request),
+        stale_parent,
+        user: stored_user.is_none().then(|| StoredMessage {
+            id: new_id.clone(),
+            parent,
+            role: "user".to_owned(),
+            content: text,
+        }),
+        user_id: new_id,
+        assistant_id: request["id"]
+            .as_str()
+            .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned),
     }
 }
 

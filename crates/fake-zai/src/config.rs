@@ -105,6 +105,16 @@ pub struct FakeConfig {
     /// The completion query must hold `token=<the Bearer token>` (§19.2); otherwise HTTP 401
     /// [`DETAIL_NOT_AUTHENTICATED`](crate::DETAIL_NOT_AUTHENTICATED). Default off.
     pub require_token_query: bool,
+    /// Server-side history (§19.2): the model's context is the chat's stored message tree — the
+    /// path from its root to `current_user_message_parent_id` — plus the new user message (the
+    /// last `user` entry of `messages`); the rest of `messages`, system messages included, is
+    /// ignored (`recall` reports ignored system messages). Each answered completion stores its
+    /// user message (unless already there, as on the first turn, seeded by `chats/new`) and the
+    /// assistant message (`id`). A parent id not in the chat's tree ends the stream with
+    /// INTERNAL_ERROR instead of `done` (§16.8). Off: the model sees `messages` as sent. The
+    /// tool scenarios still read the offer (body `tools`, the prompt instruction in a system
+    /// message) and tool results from `messages` as sent in both modes. Default off.
+    pub server_side_history: bool,
 }
 
 /// How completion streams are written.
@@ -228,7 +238,7 @@ impl FakeConfig {
     /// | `2025-11-v2-endpoint` | `/api/v2` only | v3 | `completion_version` 2 |
     /// | `2026-03-precreate` | `/api/v2` only | v3 | unknown `chat_id` → INTERNAL_ERROR, no content |
     /// | `2026-08-extra-header` | `/api/v2` only | v3 | today's site plus a required `X-Device-Id` (405 WAF page without it) |
-    /// | `2026-09` | `/api/v2` only | v3 | FE `prod-fe-1.1.98`; phase-format streams (§19.1); the 2026-09 model list; `/api/config` with `completion_version:"2"`, `enable_captcha`, `default_models`; `reasoning_effort` validated; unknown Bearer → guest; `X-Device-Id` format and `token` query checked |
+    /// | `2026-09` | `/api/v2` only | v3 | FE `prod-fe-1.1.98`; phase-format streams (§19.1); the 2026-09 model list; `/api/config` with `completion_version:"2"`, `enable_captcha`, `default_models`; `reasoning_effort` validated; unknown Bearer → guest; `X-Device-Id` format and `token` query checked; server-side history |
     pub fn era(name: &str) -> Option<FakeConfig> {
         let today = FakeConfig::default();
         let v3_legacy = FakeConfig {
@@ -302,6 +312,7 @@ impl FakeConfig {
                 lowercase_guest_email: true,
                 require_device_id_format: true,
                 require_token_query: true,
+                server_side_history: true,
                 ..today
             },
             _ => return None,
@@ -347,6 +358,7 @@ impl Default for FakeConfig {
             lowercase_guest_email: false,
             require_device_id_format: false,
             require_token_query: false,
+            server_side_history: false,
         }
     }
 }
@@ -394,6 +406,8 @@ pub enum Scenario {
     NoUsage,
     /// Answers with the `signature_prompt` it received.
     Echo,
+    /// States what the model saw of the conversation ([`crate::scenarios::recall_answer`]).
+    Recall,
     /// One call in zai2api's prompt protocol (needs the tool instruction); the argument overrides
     /// the tool name.
     ToolPrompt(Option<String>),
@@ -445,6 +459,7 @@ impl Scenario {
             "huge" => Self::Huge,
             "no_usage" => Self::NoUsage,
             "echo" => Self::Echo,
+            "recall" => Self::Recall,
             "tool_prompt" => Self::ToolPrompt(arg),
             "tool_malformed" => match arg.as_deref() {
                 None | Some("fixable" | "broken") => Self::ToolMalformed(arg),
@@ -513,6 +528,7 @@ mod tests {
             assert_eq!(era.stream_format, StreamFormat::Markup);
             assert_eq!(era.models, ModelList::V2026_03);
             assert!(!era.guest_downgrade && !era.check_reasoning_effort);
+            assert!(!era.server_side_history);
         }
         let phase = &eras[7];
         assert_eq!(phase.fe_version, "prod-fe-1.1.98");
@@ -523,6 +539,7 @@ mod tests {
         assert_eq!(phase.default_models.as_deref(), Some("glm-5.3"));
         assert!(phase.check_reasoning_effort && phase.guest_downgrade);
         assert!(phase.require_device_id_format && phase.require_token_query);
+        assert!(phase.server_side_history && !today.server_side_history);
         assert!(phase.require_precreated_chat && phase.unknown_chat_fails_fast);
         assert!(phase.enable_v2_path && !phase.enable_legacy_path);
         assert_eq!(phase.signature, Some(SignatureScheme::v3()));

@@ -11,6 +11,8 @@
 //! - `FakeConfig::era("2026-09")` (phase-format streams, §19); `FakeZai::revoke_token`,
 //!   `FakeZai::completion_reasoning_efforts`, `RecordedRequest::reasoning_effort` and
 //!   `script::read_phases` for its tests
+//! - `FakeConfig::server_side_history` (on in `2026-09`), the `recall` scenario
+//!   (`recall_answer`), `FakeZai::chat_tree`, `FakeZai::chat_path`, `FakeZai::chats_created`
 //!
 //! Invariants: a `FakeZai` owns one server task; dropping the handle aborts it (tests never leak
 //! servers). All state is shared through [`state::Shared`], so every setter works while serving.
@@ -20,6 +22,7 @@ use std::sync::Arc;
 
 mod completions;
 mod config;
+pub mod history;
 mod pages;
 pub mod phase;
 pub mod scenarios;
@@ -35,7 +38,11 @@ pub use completions::{
 pub use config::{
     ERAS, FakeConfig, MissingHeaderAnswer, ModelList, RequiredHeader, Scenario, StreamFormat,
 };
-pub use scenarios::{EVENT_426, EVENT_CAPTCHA, EVENT_INTERNAL_ERROR, EVENT_MODEL_LEVEL, texts};
+pub use history::StoredMessage;
+pub use scenarios::{
+    EVENT_426, EVENT_CAPTCHA, EVENT_INTERNAL_ERROR, EVENT_MODEL_LEVEL, RecallSystem, recall_answer,
+    recall_answer_with, texts,
+};
 pub use server::{DETAIL_401, DETAIL_403};
 pub use state::TokenFault;
 pub use zai_signature::SignatureScheme;
@@ -242,6 +249,31 @@ impl FakeZai {
     /// Chat ids created through `POST /api/v1/chats/new` by `user_id` and not deleted.
     pub fn chats_of(&self, user_id: &str) -> Vec<String> {
         self.shared.chats_of(user_id)
+    }
+
+    /// The server-side message tree of chat `chat_id` (whoever created it): the messages
+    /// `chats/new` seeded (in any mode) plus, with `server_side_history`, one user and one
+    /// assistant message per answered completion; parents before children. Empty for an unknown
+    /// or deleted chat.
+    pub fn chat_tree(&self, chat_id: &str) -> Vec<StoredMessage> {
+        self.shared
+            .tree_of_chat(chat_id)
+            .map(|t| t.messages())
+            .unwrap_or_default()
+    }
+
+    /// The root-first path of chat `chat_id`'s tree down to message `message_id` (empty when
+    /// either is unknown): what a completion naming it as `current_user_message_parent_id` sees.
+    pub fn chat_path(&self, chat_id: &str, message_id: &str) -> Vec<StoredMessage> {
+        self.shared
+            .tree_of_chat(chat_id)
+            .map(|t| t.path_to(message_id))
+            .unwrap_or_default()
+    }
+
+    /// `POST /api/v1/chats/new` calls answered for `user_id` (deletions do not count down).
+    pub fn chats_created(&self, user_id: &str) -> usize {
+        self.shared.chats_created(user_id)
     }
 
     /// Completions of `user_id` currently streaming.

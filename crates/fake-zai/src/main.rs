@@ -64,6 +64,10 @@ struct Args {
     /// Do not end streams on unknown chat ids with INTERNAL_ERROR.
     #[arg(long)]
     no_precreate_check: bool,
+    /// Where the model's context comes from: `server` (the chat's stored tree, §19.2) or
+    /// `messages` (the completion's `messages` as sent); default the era's.
+    #[arg(long, value_name = "server|messages")]
+    history: Option<String>,
     /// Append `data: [DONE]` to streams.
     #[arg(long)]
     done_marker: bool,
@@ -113,8 +117,15 @@ fn config_from(args: &Args) -> Result<FakeConfig, String> {
         Some(name) => StreamFormat::parse(name)?,
         None => base.stream_format,
     };
+    let server_side_history = match args.history.as_deref() {
+        None => base.server_side_history,
+        Some("server") => true,
+        Some("messages") => false,
+        Some(other) => return Err(format!("--history takes server or messages, got {other:?}")),
+    };
     Ok(FakeConfig {
         fe_version,
+        server_side_history,
         check_fe_version: base.check_fe_version && !args.no_fe_check,
         signature,
         check_user_id: base.check_user_id && !args.no_user_id_check,

@@ -81,6 +81,76 @@ pub struct Ctx {
     pub format: StreamFormat,
     /// The turn thinks: `features.enable_thinking`, or a model that always thinks (phase format).
     pub thinks: bool,
+    /// What the model saw of the conversation (for `recall`).
+    pub seen: crate::history::Seen,
+}
+
+/// Longest user text `recall` lists unabridged, in characters.
+pub const RECALL_TEXT_MAX: usize = 200;
+/// Characters `recall` keeps from the start of a longer text (then `…`, then the last
+/// `RECALL_TEXT_MAX - RECALL_HEAD - 1` characters), so the result is exactly `RECALL_TEXT_MAX`.
+pub const RECALL_HEAD: usize = 120;
+
+/// The system messages of a request, as `recall` reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RecallSystem {
+    /// The request had none.
+    #[default]
+    None,
+    /// Messages mode: this many system messages, read by the model.
+    Seen(usize),
+    /// Server-side mode: this many system messages in `messages`, dropped (the real site keeps
+    /// no system prompt per message).
+    Ignored(usize),
+}
+
+/// A user text as `recall` lists it: verbatim up to [`RECALL_TEXT_MAX`] characters; a longer
+/// one keeps its first [`RECALL_HEAD`] characters, `…`, and its last characters, so both an
+/// instruction block at the start and a directive at the end stay visible.
+pub fn recall_clip(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= RECALL_TEXT_MAX {
+        return text.to_owned();
+    }
+    let tail = RECALL_TEXT_MAX - RECALL_HEAD - 1;
+    let mut out: String = chars[..RECALL_HEAD].iter().collect();
+    out.push('…');
+    out.extend(&chars[chars.len() - tail..]);
+    out
+}
+
+/// The `recall` answer for a request without system messages:
+/// `saw {U} user turns and {A} assistant turns: {t1} | {t2} | … | {tU}`, each text passed
+/// through [`recall_clip`]. The words stay plural whatever the counts (`saw 1 user turns …`).
+/// Pass the raw texts, exactly as sent (the directive included).
+pub fn recall_answer(user_texts: &[&str], assistant_turns: usize) -> String {
+    recall_answer_with(user_texts, assistant_turns, RecallSystem::None)
+}
+
+/// [`recall_answer`] followed, when the request had system messages, by ` [system: {S} seen]`
+/// (messages mode) or ` [system: {S} ignored]` (server-side mode).
+pub fn recall_answer_with(
+    user_texts: &[&str],
+    assistant_turns: usize,
+    system: RecallSystem,
+) -> String {
+    let texts: Vec<String> = user_texts.iter().map(|t| recall_clip(t)).collect();
+    let mut out = format!(
+        "saw {} user turns and {assistant_turns} assistant turns: {}",
+        user_texts.len(),
+        texts.join(" | ")
+    );
+    match system {
+        RecallSystem::None => {}
+        RecallSystem::Seen(n) => out.push_str(&format!(" [system: {n} seen]")),
+        RecallSystem::Ignored(n) => out.push_str(&format!(" [system: {n} ignored]")),
+    }
+    out
+}
+
+fn recall_text(seen: &crate::history::Seen) -> String {
+    let texts: Vec<&str> = seen.user_texts.iter().map(String::as_str).collect();
+    recall_answer_with(&texts, seen.assistant_turns, seen.system)
 }
 
 /// What the completion endpoint answers.
@@ -447,6 +517,14 @@ pub fn plan(scenario: &Scenario, ctx: &Ctx) -> Plan {
             ctx,
             delay,
         ),
+        Scenario::Recall => {
+            let mut ops: Vec<Op> = phase::split_arguments(&recall_text(&ctx.seen))
+                .into_iter()
+                .map(|piece| append(piece, "answer"))
+                .collect();
+            ops.extend([Op::Usage(Usage::new(9, 9)), Op::Done(DoneKind::Full)]);
+            stream(Style::Python, ops, ctx, delay)
+        }
         Scenario::Echo => {
             let ops = vec![
                 append(ctx.signature_prompt.clone(), "answer"),
@@ -538,6 +616,13 @@ fn phase_plan(scenario: &Scenario, ctx: &Ctx, delay: Duration) -> Option<Plan> {
             ],
         ),
         Scenario::Echo => phase::echo_ops(&ctx.signature_prompt),
+        Scenario::Recall => phase::finish(
+            phase::split_arguments(&recall_text(&ctx.seen))
+                .into_iter()
+                .map(phase::answer)
+                .collect(),
+            Some(Usage::new(9, 9)),
+        ),
         Scenario::Huge => phase::finish(vec![phase::answer(huge_text())], None),
         Scenario::Drop => {
             return Some(Plan::Stream(script::compile(
@@ -913,6 +998,7 @@ data: {"type": "chat:completion", "data": {"role": "assistant", "usage": {"promp
             Scenario::ToolPrompt(None),
             Scenario::Agent,
             Scenario::Echo,
+            Scenario::Recall,
             Scenario::Slow(0),
         ] {
             for ctx in [phase_ctx(), native_phase_ctx()] {
@@ -1033,6 +1119,62 @@ data: {"type": "chat:completion", "data": {"role": "assistant", "usage": {"promp
         let read = script::read_phases(&body_of(Scenario::ReplayPhase, &Ctx::default()));
         assert_eq!(read.phases.len(), 39);
         assert!(read.done_last && !read.markup);
+    }
+
+    #[test]
+    fn recall_states_what_was_seen_in_both_formats() {
+        assert_eq!(
+            recall_answer(&["first", "second", "third [[fake:recall]]"], 2),
+            "saw 3 user turns and 2 assistant turns: first | second | third [[fake:recall]]"
+        );
+        assert_eq!(
+            recall_answer_with(&["x"], 0, RecallSystem::Ignored(1)),
+            "saw 1 user turns and 0 assistant turns: x [system: 1 ignored]"
+        );
+        assert_eq!(
+            recall_answer_with(&["x"], 0, RecallSystem::Seen(2)),
+            "saw 1 user turns and 0 assistant turns: x [system: 2 seen]"
+        );
+        let long = format!("<sys>MARKER</sys>{}end [[fake:recall]]", "é".repeat(500));
+        let clipped = recall_clip(&long);
+        assert_eq!(clipped.chars().count(), RECALL_TEXT_MAX);
+        assert!(
+            clipped.starts_with("<sys>MARKER</sys>") && clipped.ends_with("end [[fake:recall]]")
+        );
+        assert_eq!(recall_clip("short"), "short");
+
+        let seen = crate::history::Seen {
+            user_texts: vec!["a".into(), "b [[fake:recall]]".into()],
+            assistant_turns: 1,
+            system: RecallSystem::None,
+        };
+        let want = recall_answer(&["a", "b [[fake:recall]]"], 1);
+        let markup = Ctx {
+            seen: seen.clone(),
+            ..Ctx::default()
+        };
+        let rebuilt = rebuild(&body_of(Scenario::Recall, &markup));
+        assert_eq!(rebuilt.content, want);
+        assert!(rebuilt.done && rebuilt.bad_edits == 0);
+        let phased = Ctx {
+            seen,
+            ..phase_ctx()
+        };
+        let read = assert_phase_shape(&body_of(Scenario::Recall, &phased));
+        assert_eq!(read.answer, want);
+        assert_eq!(
+            crate::history::answer_text(&body_of(Scenario::Recall, &phased)),
+            want
+        );
+        assert_eq!(
+            crate::history::answer_text(&body_of(Scenario::Recall, &markup)),
+            want
+        );
+        // Markup content loses its reasoning block when stored.
+        assert_eq!(
+            crate::history::answer_text(&body_of(Scenario::Thinking, &Ctx::default())),
+            texts::HELLO_ANSWER
+        );
     }
 
     #[test]

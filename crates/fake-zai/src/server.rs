@@ -346,6 +346,11 @@ async fn new_chat(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
         .unwrap_or("New Chat")
         .to_owned();
     app.add_chat(&session.id, &id);
+    app.seed_tree(
+        &session.id,
+        &id,
+        crate::history::ChatTree::seed(&chat["history"]["messages"]),
+    );
     let now = now_s();
     axum::Json(json!({
         "id": id,

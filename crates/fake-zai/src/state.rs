@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::RecordedRequest;
 use crate::config::FakeConfig;
+use crate::history::{ChatTree, StoredMessage};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -52,6 +53,10 @@ pub struct Shared {
     config: RwLock<FakeConfig>,
     sessions: Mutex<HashMap<String, Session>>,
     chats: Mutex<HashMap<String, HashSet<String>>>,
+    /// Message trees by (user id, chat id).
+    trees: Mutex<HashMap<(String, String), ChatTree>>,
+    /// `chats/new` calls answered, per user id.
+    chats_created: Mutex<HashMap<String, usize>>,
     uploads: Mutex<HashMap<String, Upload>>,
     inflight: Mutex<HashMap<String, usize>>,
     faults: Mutex<HashMap<String, TokenFault>>,
@@ -133,6 +138,45 @@ impl Shared {
             .insert(chat_id.to_owned());
     }
 
+    /// Stores the tree `chats/new` seeded for a new chat and counts the creation.
+    pub fn seed_tree(&self, user_id: &str, chat_id: &str, tree: ChatTree) {
+        lock(&self.trees).insert((user_id.to_owned(), chat_id.to_owned()), tree);
+        *lock(&self.chats_created)
+            .entry(user_id.to_owned())
+            .or_insert(0) += 1;
+    }
+
+    pub fn chats_created(&self, user_id: &str) -> usize {
+        lock(&self.chats_created).get(user_id).copied().unwrap_or(0)
+    }
+
+    /// A copy of the tree of `user_id`'s chat `chat_id` (empty when there is none).
+    pub fn tree(&self, user_id: &str, chat_id: &str) -> ChatTree {
+        lock(&self.trees)
+            .get(&(user_id.to_owned(), chat_id.to_owned()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The tree of chat `chat_id` of whichever user has one.
+    pub fn tree_of_chat(&self, chat_id: &str) -> Option<ChatTree> {
+        lock(&self.trees)
+            .iter()
+            .find(|((_, chat), _)| chat == chat_id)
+            .map(|(_, tree)| tree.clone())
+    }
+
+    /// Adds `messages` (in order) to the tree of `user_id`'s chat, creating it if needed.
+    pub fn store_messages(&self, user_id: &str, chat_id: &str, messages: Vec<StoredMessage>) {
+        let mut trees = lock(&self.trees);
+        let tree = trees
+            .entry((user_id.to_owned(), chat_id.to_owned()))
+            .or_default();
+        for m in messages {
+            tree.insert(m);
+        }
+    }
+
     pub fn has_chat(&self, user_id: &str, chat_id: &str) -> bool {
         lock(&self.chats)
             .get(user_id)
@@ -150,6 +194,8 @@ impl Shared {
 
     pub fn delete_chats(&self, user_id: &str, chat_id: Option<&str>) {
         let mut chats = lock(&self.chats);
+        lock(&self.trees)
+            .retain(|(user, chat), _| user != user_id || chat_id.is_some_and(|id| id != chat));
         match chat_id {
             Some(id) => {
                 if let Some(set) = chats.get_mut(user_id) {
