@@ -7,6 +7,7 @@
 mod common;
 
 mod api;
+mod continuity;
 mod crash_safety;
 mod doctor;
 mod e2e_2026_09;

@@ -1,0 +1,244 @@
+//! Conversation continuity against a fake with server-side history (the `2026-09` era: the model
+//! sees only the upstream chat's stored turns plus the new message, never the rest of
+//! `messages`). Every turn asks `[[fake:recall]]`, whose answer states what the model saw, so the
+//! tests can tell whether context arrived — and under which history strategy it is lost.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "tests fail loudly on what must be there"
+)]
+
+use fake_zai::{FakeConfig, FakeZai};
+use serde_json::{Value, json};
+
+use super::common::Gateway;
+
+const RECALL: &str = "[[fake:recall]]";
+
+/// A profile file choosing `strategy`, kept alive with the test.
+fn profile(strategy: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        file.path(),
+        format!("[history]\nstrategy = \"{strategy}\"\n"),
+    )
+    .unwrap();
+    file
+}
+
+async fn gateway_on(fake: FakeZai, profile: &tempfile::NamedTempFile) -> Gateway {
+    Gateway::start_with(
+        fake,
+        &[("UPSTREAM_PROFILE", profile.path().to_str().unwrap())],
+    )
+    .await
+}
+
+async fn gateway(strategy: &str) -> (Gateway, tempfile::NamedTempFile) {
+    let file = profile(strategy);
+    let fake = FakeZai::start(FakeConfig::era("2026-09").unwrap())
+        .await
+        .unwrap();
+    (gateway_on(fake, &file).await, file)
+}
+
+fn chats_created(gw: &Gateway) -> usize {
+    gw.fake.requests_to("/api/v1/chats/new").len()
+}
+
+/// One OpenAI turn: appends the user text, asks, appends the reply; returns the reply text.
+async fn turn(gw: &Gateway, messages: &mut Vec<Value>, text: &str, extra: Value) -> String {
+    messages.push(json!({"role": "user", "content": format!("{text} {RECALL}")}));
+    let mut body = json!({"model": "GLM-5.3-Flash", "messages": messages});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let (status, reply) = gw.chat(&body).await;
+    assert_eq!(status, 200, "{reply}");
+    let content = reply["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    messages.push(json!({"role": "assistant", "content": content}));
+    content
+}
+
+#[tokio::test]
+async fn continue_keeps_five_turns_in_one_upstream_chat() {
+    let (gw, _file) = gateway("continue").await;
+    let mut messages = vec![json!({"role": "system", "content": "Answer like a pirate."})];
+    let mut last = String::new();
+    for n in 1..=5 {
+        last = turn(&gw, &mut messages, &format!("turn {n}"), json!({})).await;
+        assert!(
+            last.starts_with(&format!("saw {n} user turns and {} assistant turns", n - 1)),
+            "turn {n}: {last}"
+        );
+    }
+    // Every earlier turn reached the model, the system text inside the first one.
+    for n in 1..=5 {
+        assert!(last.contains(&format!("turn {n} {RECALL}")), "{last}");
+    }
+    assert!(last.contains("Answer like a pirate."), "{last}");
+    assert_eq!(
+        chats_created(&gw),
+        1,
+        "one upstream chat for the whole conversation"
+    );
+    // Only the new message went upstream on the last turn.
+    let sent = gw.last_completion_body();
+    assert_eq!(sent["messages"].as_array().unwrap().len(), 1);
+    assert!(!sent["current_user_message_parent_id"].is_null());
+}
+
+#[tokio::test]
+async fn messages_strategy_shows_the_loss_it_guards_against() {
+    let (gw, _file) = gateway("messages").await;
+    let mut messages = Vec::new();
+    turn(&gw, &mut messages, "one", json!({})).await;
+    let third = {
+        turn(&gw, &mut messages, "two", json!({})).await;
+        turn(&gw, &mut messages, "three", json!({})).await
+    };
+    // Server-side history: the model saw only the newest message.
+    assert!(
+        third.starts_with("saw 1 user turns and 0 assistant turns"),
+        "{third}"
+    );
+}
+
+#[tokio::test]
+async fn flatten_keeps_context_with_a_chat_per_turn() {
+    let (gw, _file) = gateway("flatten").await;
+    let mut messages = Vec::new();
+    turn(&gw, &mut messages, "one", json!({})).await;
+    turn(&gw, &mut messages, "two", json!({})).await;
+    let third = turn(&gw, &mut messages, "three", json!({})).await;
+    assert!(third.starts_with("saw 1 user turns"), "{third}");
+    // The one message the model saw carries every earlier turn (the recall answer clips long
+    // texts, so read what was sent).
+    let sent = gw.last_completion_body();
+    let text = sent["messages"][0]["content"].as_str().unwrap();
+    for t in ["User: one", "Assistant: saw", "User: two", "three"] {
+        assert!(text.contains(t), "{t}: {text}");
+    }
+    assert_eq!(sent["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(chats_created(&gw), 3);
+}
+
+#[tokio::test]
+async fn edited_history_and_other_identities_start_new_chats() {
+    let (gw, _file) = gateway("continue").await;
+    let mut a = Vec::new();
+    turn(&gw, &mut a, "hello", json!({"user": "alice"})).await;
+    // Same opening, another user: a chat of its own, never alice's.
+    let mut b = Vec::new();
+    turn(&gw, &mut b, "hello", json!({"user": "bob"})).await;
+    assert_eq!(chats_created(&gw), 2);
+    let second_a = turn(&gw, &mut a, "alice two", json!({"user": "alice"})).await;
+    let second_b = turn(&gw, &mut b, "bob two", json!({"user": "bob"})).await;
+    assert!(
+        second_a.contains("alice two") && !second_a.contains("bob two"),
+        "{second_a}"
+    );
+    assert!(
+        second_b.contains("bob two") && !second_b.contains("alice two"),
+        "{second_b}"
+    );
+    assert_eq!(chats_created(&gw), 2, "both continued their own chat");
+    // An edited earlier turn is not a continuation: a new chat, the history flattened.
+    let mut edited = a.clone();
+    edited[0] = json!({"role": "user", "content": format!("hello again {RECALL}")});
+    let reply = turn(&gw, &mut edited, "after the edit", json!({"user": "alice"})).await;
+    assert_eq!(chats_created(&gw), 3);
+    assert!(
+        reply.contains("hello again") && reply.contains("after the edit"),
+        "{reply}"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_falls_back_to_flatten_and_keeps_context() {
+    let file = profile("continue");
+    let fake = FakeZai::start(FakeConfig::era("2026-09").unwrap())
+        .await
+        .unwrap();
+    let base = fake.base_url();
+    let gw = gateway_on(fake, &file).await;
+    let mut messages = Vec::new();
+    turn(&gw, &mut messages, "remember kiwi", json!({})).await;
+    turn(&gw, &mut messages, "and mango", json!({})).await;
+    // A second gateway knows nothing of the conversation (a restart), same upstream.
+    let fresh = Gateway::start(
+        FakeConfig::era("2026-09").unwrap(),
+        &[
+            ("UPSTREAM_PROFILE", file.path().to_str().unwrap()),
+            ("BASE", base.as_str()),
+        ],
+    )
+    .await;
+    let reply = turn(&fresh, &mut messages, "what fruits?", json!({})).await;
+    assert!(
+        reply.contains("remember kiwi") && reply.contains("and mango"),
+        "{reply}"
+    );
+    // Its reply is remembered: the next turn continues the new chat.
+    let next = turn(&fresh, &mut messages, "one more", json!({})).await;
+    assert!(next.starts_with("saw 2 user turns"), "{next}");
+}
+
+#[tokio::test]
+async fn replies_name_their_conversation_and_a_pin_is_echoed() {
+    let (gw, _file) = gateway("continue").await;
+    let body = json!({"model": "GLM-5.3-Flash", "messages": [{"role": "user", "content": "hi [[fake:plain]]"}]});
+    let resp = gw.post("/v1/chat/completions", &body).await;
+    let named = resp.headers()[zai2api::api::CONVERSATION_HEADER]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(!named.is_empty());
+    let resp = gw
+        .http
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .header(zai2api::api::CONVERSATION_HEADER, "my-thread-7")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()[zai2api::api::CONVERSATION_HEADER],
+        "my-thread-7"
+    );
+}
+
+#[tokio::test]
+async fn anthropic_turns_and_tool_rounds_continue_the_same_chat() {
+    let (gw, _file) = gateway("continue").await;
+    let mut messages: Vec<Value> = Vec::new();
+    let mut last = String::new();
+    for n in 1..=4 {
+        messages.push(json!({"role": "user", "content": format!("turn {n} {RECALL}")}));
+        let resp = gw
+            .post(
+                "/v1/messages",
+                &json!({"model": "GLM-5.3-Flash", "max_tokens": 200, "system": "Be terse.", "messages": messages}),
+            )
+            .await;
+        assert_eq!(resp.status(), 200);
+        let reply: Value = resp.json().await.unwrap();
+        last = reply["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["type"] == "text")
+            .map(|b| b["text"].as_str().unwrap())
+            .collect();
+        messages.push(json!({"role": "assistant", "content": last}));
+    }
+    assert!(
+        last.starts_with("saw 4 user turns and 3 assistant turns"),
+        "{last}"
+    );
+    assert!(last.contains("Be terse."), "{last}");
+    assert_eq!(chats_created(&gw), 1);
+}
