@@ -263,9 +263,25 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
     // only the phase format models that (the markup eras predate the capability flags).
     let thinks = request["features"]["enable_thinking"].as_bool() == Some(true)
         || (phase && crate::pages::always_thinks(cfg.models, model));
+    // With server-side history a turn may carry only tool results: the directive is then in the
+    // conversation's stored user turns, as the model would see them.
+    let stored_directive = || {
+        if !cfg.server_side_history {
+            return None;
+        }
+        let chat_id = request["chat_id"].as_str()?;
+        let parent = request["current_user_message_parent_id"].as_str()?;
+        let tree = app.tree(&session.id, chat_id);
+        tree.path_to(parent)
+            .iter()
+            .rev()
+            .filter(|m| m.role == "user")
+            .find_map(|m| Scenario::find_directive(&m.content))
+    };
     let directive = last_user_text(&request)
         .or_else(|| request["signature_prompt"].as_str().map(str::to_owned))
-        .and_then(|text| Scenario::find_directive(&text));
+        .and_then(|text| Scenario::find_directive(&text))
+        .or_else(stored_directive);
     let scenario = match directive {
         Some(Ok(scenario)) => scenario,
         Some(Err(message)) => {

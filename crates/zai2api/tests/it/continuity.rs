@@ -242,3 +242,49 @@ async fn anthropic_turns_and_tool_rounds_continue_the_same_chat() {
     assert!(last.contains("Be terse."), "{last}");
     assert_eq!(chats_created(&gw), 1);
 }
+
+/// A tool loop continues the same upstream chat: the tool results are the new messages of each
+/// turn (native strategy: `role: tool` messages with their call ids).
+#[tokio::test]
+async fn a_native_tool_loop_continues_one_chat_with_only_the_results() {
+    let file = profile("continue");
+    let fake = FakeZai::start(FakeConfig::era("2026-09").unwrap())
+        .await
+        .unwrap();
+    let gw = Gateway::start_with(
+        fake,
+        &[
+            ("UPSTREAM_PROFILE", file.path().to_str().unwrap()),
+            ("TOOL_STRATEGY", "native"),
+        ],
+    )
+    .await;
+    let weather = json!({"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}});
+    let mut messages = vec![json!({"role": "user", "content": "Plan my trip [[fake:agent]]"})];
+    for round in 0..3 {
+        let (status, reply) = gw
+            .chat(&json!({"model": "GLM-5.3-Flash", "messages": messages, "tools": [weather]}))
+            .await;
+        assert_eq!(status, 200, "{reply}");
+        let message = &reply["choices"][0]["message"];
+        assert_eq!(
+            reply["choices"][0]["finish_reason"], "tool_calls",
+            "round {round}: {reply}"
+        );
+        let call = message["tool_calls"][0].clone();
+        messages.push(
+            json!({"role": "assistant", "content": message["content"], "tool_calls": [call]}),
+        );
+        messages.push(json!({"role": "tool", "tool_call_id": call["id"], "content": format!("sunny {round}")}));
+        if round > 0 {
+            // The previous round's result was all that went upstream, attached to the call.
+            let sent = gw.last_completion_body();
+            let sent_messages = sent["messages"].as_array().unwrap();
+            assert_eq!(sent_messages.len(), 1, "{sent_messages:?}");
+            assert_eq!(sent_messages[0]["role"], "tool");
+            assert!(!sent["current_user_message_parent_id"].is_null());
+        }
+    }
+    assert_eq!(chats_created(&gw), 1);
+}
