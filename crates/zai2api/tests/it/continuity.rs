@@ -288,3 +288,27 @@ async fn a_native_tool_loop_continues_one_chat_with_only_the_results() {
     }
     assert_eq!(chats_created(&gw), 1);
 }
+
+/// While a continuation's reply still streams, a second continuation of the same state is
+/// refused with 409 `conversation_busy`; once the first reply ends, it goes through.
+#[tokio::test]
+async fn a_conversation_still_streaming_is_busy() {
+    let (gw, _file) = gateway("continue").await;
+    let mut messages = Vec::new();
+    turn(&gw, &mut messages, "start", json!({})).await;
+    messages.push(json!({"role": "user", "content": "slowly [[fake:slow:150]]"}));
+    let body = json!({"model": "GLM-5.3-Flash", "stream": true, "messages": messages});
+    // The first continuation has started streaming (headers and first events are in).
+    let first = gw.post("/v1/chat/completions", &body).await;
+    assert_eq!(first.status(), 200);
+    let second = gw.post("/v1/chat/completions", &body).await;
+    assert_eq!(second.status(), 409);
+    assert_eq!(
+        second.headers()[zai2api::http::error_response::ERROR_CODE_HEADER],
+        "conversation_busy"
+    );
+    // Read the first reply to its end: the state is free again.
+    let _ = first.text().await.unwrap();
+    let third = gw.post("/v1/chat/completions", &body).await;
+    assert_eq!(third.status(), 200);
+}
