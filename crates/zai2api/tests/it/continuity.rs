@@ -312,3 +312,48 @@ async fn a_conversation_still_streaming_is_busy() {
     let third = gw.post("/v1/chat/completions", &body).await;
     assert_eq!(third.status(), 200);
 }
+
+/// The token that owns a conversation's upstream chat fails: the turn starts over on another
+/// token with the history flattened, and the model still sees every turn; the client sees no
+/// error, and the next turn continues the new chat.
+#[tokio::test]
+async fn a_failing_owner_token_moves_the_conversation_with_its_context() {
+    let file = profile("continue");
+    let fake = FakeZai::start(FakeConfig::era("2026-09").unwrap())
+        .await
+        .unwrap();
+    fake.add_user("tok-a", "a");
+    fake.add_user("tok-b", "b");
+    let gw = Gateway::start_with(
+        fake,
+        &[
+            ("UPSTREAM_PROFILE", file.path().to_str().unwrap()),
+            ("TOKEN_POOL", "tok-a,tok-b"),
+            ("ANONYMOUS_MODE", "false"),
+            ("TOKEN_HASH_SECRET", "test-secret"),
+        ],
+    )
+    .await;
+    let mut messages = Vec::new();
+    turn(&gw, &mut messages, "first fact", json!({})).await;
+    let owner = gw
+        .fake
+        .requests_to("/api/v2/chat/completions")
+        .last()
+        .unwrap()
+        .query_param("token")
+        .unwrap()
+        .to_owned();
+    gw.fake
+        .set_token_fault(&owner, Some(fake_zai::TokenFault::Unauthorized));
+    let reply = turn(&gw, &mut messages, "second fact", json!({})).await;
+    assert!(
+        reply.contains("first fact") && reply.contains("second fact"),
+        "{reply}"
+    );
+    let last = gw.fake.requests_to("/api/v2/chat/completions");
+    let served_by = last.last().unwrap().query_param("token").unwrap();
+    assert_ne!(served_by, owner, "the other token served the turn");
+    let next = turn(&gw, &mut messages, "third fact", json!({})).await;
+    assert!(next.starts_with("saw 2 user turns"), "{next}");
+}
