@@ -101,6 +101,12 @@ class Stack:
         if self.log_dir:
             self.log_path = self.log_dir / "gateway.log"
             output = open(self.log_path, "wb")
+        if "2026-09" not in self.fake_args:
+            # fake-zai before its 2026-09 era reads the history from `messages`: the gateway gets
+            # that era's profile reading (the built-in one keeps the history upstream).
+            profile = Path(tempfile.mkdtemp(prefix="profile-", dir=WORKDIR)) / "history.toml"
+            profile.write_text('[history]\nstrategy = "messages"\n')
+            env["UPSTREAM_PROFILE"] = str(profile)
         env.update(self.extra_env)
         gateway = subprocess.Popen(
             [GATEWAY_BIN], env=env, cwd=WORKDIR, stdout=output, stderr=subprocess.STDOUT if output else None

@@ -137,6 +137,20 @@ impl Gateway {
             .to_owned();
         // The test's own settings come first: the first value given for a name wins.
         let mut pairs: Vec<(&str, &str)> = env.to_vec();
+        // A fake that reads the history from `messages` (every era before 2026-09) gets the
+        // profile reading of that time, unless the test chose a profile: the built-in one keeps
+        // the history upstream (`continue`), which those sites do not.
+        let messages_profile = state_dir.path().join("history-messages.toml");
+        let messages_path = messages_profile
+            .to_str()
+            .expect("utf-8 temp path")
+            .to_owned();
+        if !fake.config().server_side_history && !env.iter().any(|(k, _)| *k == "UPSTREAM_PROFILE")
+        {
+            std::fs::write(&messages_profile, "[history]\nstrategy = \"messages\"\n")
+                .expect("profile written");
+            pairs.push(("UPSTREAM_PROFILE", messages_path.as_str()));
+        }
         pairs.extend_from_slice(&[
             ("BASE", base.as_str()),
             ("ZAI2API_STATE_DIR", state_path.as_str()),
