@@ -64,20 +64,22 @@ impl StepStatus {
 }
 
 /// The steps, in order: (id, title).
-pub const STEPS: [(&str, &str); 7] = [
+pub const STEPS: [(&str, &str); 8] = [
     ("landing", "Landing page and FE version"),
     ("session", "Session"),
     ("models", "Model list"),
     ("config", "App config"),
     ("chat", "Chat creation"),
     ("completion", "Signed completion"),
+    ("context", "Two-turn context"),
     ("upload", "File upload"),
 ];
 
 /// One step of the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DoctorStep {
-    /// Stable id: `landing`, `session`, `models`, `config`, `chat`, `completion`, `upload`.
+    /// Stable id: `landing`, `session`, `models`, `config`, `chat`, `completion`, `context`,
+    /// `upload`.
     pub id: &'static str,
     pub title: &'static str,
     pub status: StepStatus,
@@ -362,7 +364,36 @@ pub async fn run(client: &UpstreamClient, model: &str) -> DoctorReport {
         _ => run.skip("completion", "not run: an earlier step failed"),
     }
 
-    // 7. Upload, logged-in only.
+    // 7. Two turns under the profile's history strategy: does the second one see the first?
+    match (&credential, &probe_model, run.stopped()) {
+        (Some(c), Some(m), false) => {
+            let t = Instant::now();
+            let strategy = profile.history.strategy;
+            match two_turns(client, c, m).await {
+                Ok(answer) if answer.to_lowercase().contains(CONTEXT_WORD) => run.push(
+                    "context",
+                    StepStatus::Pass,
+                    t,
+                    format!("history strategy {strategy:?}: the second turn recalled the word"),
+                ),
+                Ok(answer) => {
+                    let shown: String = answer.trim().chars().take(80).collect();
+                    run.warn(
+                        "context",
+                        t,
+                        format!(
+                            "history strategy {strategy:?}: the second turn did not recall the word ({shown:?})"
+                        ),
+                        "Earlier turns may not reach the model. Try `[history] strategy = \"continue\"` (or \"flatten\") in the upstream profile; a model may also simply not follow the test.",
+                    );
+                }
+                Err(e) => run.error("context", StepStatus::Warn, t, &e),
+            }
+        }
+        _ => run.skip("context", "not run: an earlier step failed"),
+    }
+
+    // 8. Upload, logged-in only.
     match (&credential, run.stopped()) {
         (Some(c), false) if !c.guest => {
             let t = Instant::now();
@@ -476,14 +507,82 @@ async fn pick_model(models: &[UpstreamModel], wanted: &str) -> Option<UpstreamMo
         .or_else(|| models.iter().find(|m| m.is_active).cloned())
 }
 
+/// The word the two-turn step asks the model to remember.
+const CONTEXT_WORD: &str = "kumquat";
+
+/// Turn one states [`CONTEXT_WORD`], turn two asks for it, sent as the profile's history strategy
+/// would send it; returns the second answer.
+async fn two_turns(
+    client: &UpstreamClient,
+    credential: &Credential,
+    model: &UpstreamModel,
+) -> Result<String, UpstreamError> {
+    use crate::chat::upstream_turn::{HistoryPlan, apply_plan};
+    use crate::upstream::profile::HistoryStrategy;
+    let first_text = format!("Remember this word for later: {CONTEXT_WORD}. Reply with OK only.");
+    let second_text = "Which word did I ask you to remember? Reply with the word only.";
+    let user = |text: &str| UpstreamMessage {
+        role: Role::User,
+        content: UpstreamContent::Text(text.to_owned()),
+    };
+    let mut first = probe_chat(model);
+    first.messages = vec![user(&first_text)];
+    first.prompt = first_text.clone();
+    let (answer, ids) = completion_turn(client, credential, &first).await?;
+    let history = client.profile().history.clone();
+    let plan = match history.strategy {
+        HistoryStrategy::Messages => HistoryPlan::Messages,
+        HistoryStrategy::Flatten => HistoryPlan::Flatten,
+        HistoryStrategy::Continue => HistoryPlan::Continue {
+            continuation: crate::upstream::Continuation {
+                chat_id: ids.chat_id,
+                parent_message_id: ids.message_id,
+            },
+            resend_system: false,
+        },
+    };
+    let all = vec![
+        user(&first_text),
+        UpstreamMessage {
+            role: Role::Assistant,
+            content: UpstreamContent::Text(answer),
+        },
+        user(second_text),
+    ];
+    let (messages, _) = apply_plan(&plan, &history, all, Default::default());
+    let mut second = probe_chat(model);
+    second.prompt = messages
+        .iter()
+        .rev()
+        .find_map(|m| match &m.content {
+            UpstreamContent::Text(t) if m.role == Role::User => Some(t.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    second.messages = messages;
+    if let HistoryPlan::Continue { continuation, .. } = plan {
+        second.continuation = Some(continuation);
+    }
+    Ok(completion_turn(client, credential, &second).await?.0)
+}
+
 /// Starts the completion and reads it to the end; the answer text, or the first error.
 async fn completion(
     client: &UpstreamClient,
     credential: &Credential,
     chat: &UpstreamChat,
 ) -> Result<String, UpstreamError> {
+    Ok(completion_turn(client, credential, chat).await?.0)
+}
+
+/// [`completion`], also saying which upstream chat and message the answer went to.
+async fn completion_turn(
+    client: &UpstreamClient,
+    credential: &Credential,
+    chat: &UpstreamChat,
+) -> Result<(String, crate::upstream::TurnIds), UpstreamError> {
     use futures_util::StreamExt as _;
-    let bytes = client.start_completion(credential, chat).await?;
+    let (bytes, ids) = client.start_turn(credential, chat).await?;
     let mut events =
         crate::upstream::reply::semantic_stream(bytes, client.profile().stream.clone());
     let mut answer = String::new();
@@ -501,7 +600,7 @@ async fn completion(
             "the stream ended without any answer text",
         ));
     }
-    Ok(answer)
+    Ok((answer, ids))
 }
 
 impl DoctorReport {

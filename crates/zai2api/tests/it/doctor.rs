@@ -62,6 +62,8 @@ async fn a_healthy_guest_setup_passes() {
             ("config", Pass),
             ("chat", Pass),
             ("completion", Pass),
+            // The fake answers the same words whatever was asked: no recall.
+            ("context", Warn),
             ("upload", Skip),
         ],
         "{}",
@@ -73,10 +75,11 @@ async fn a_healthy_guest_setup_passes() {
     assert!(step(&report, "session").detail.starts_with("guest session"));
     assert!(step(&report, "completion").detail.contains("Hello!"));
     assert!(step(&report, "completion").detail.starts_with("signed"));
-    // The completion really went out signed, and was read to its end.
+    // The completion really went out signed, and was read to its end; then the two turns of
+    // the context step.
     let sent = fake.requests_to("/api/v2/chat/completions");
-    assert_eq!(sent.len(), 1);
-    assert!(sent[0].header("x-signature").is_some());
+    assert_eq!(sent.len(), 3);
+    assert!(sent.iter().all(|r| r.header("x-signature").is_some()));
     let text = report.render_text();
     assert!(text.contains("PASS  Landing page and FE version"), "{text}");
     assert!(
@@ -123,7 +126,7 @@ async fn a_firewall_fails_the_first_step_and_skips_the_rest() {
     assert!(hint.contains("firewall") && hint.contains("IP"), "{hint}");
     assert!(!landing.detail.contains('<'));
     assert!(report.steps[1..].iter().all(|s| s.status == Skip));
-    assert_eq!(report.steps.len(), 7);
+    assert_eq!(report.steps.len(), 8);
     let text = report.render_text();
     assert!(
         text.contains("Result: FAILED at step \"landing\""),
@@ -239,6 +242,7 @@ async fn the_json_report_has_a_stable_shape() {
             "config",
             "chat",
             "completion",
+            "context",
             "upload"
         ]
     );
@@ -323,7 +327,7 @@ async fn the_dashboard_runs_the_doctor_for_logged_in_users() {
     assert_eq!(response.status(), 200);
     let v: Value = response.json().await.unwrap();
     assert_eq!(v["ok"], true, "{v}");
-    assert_eq!(v["steps"].as_array().unwrap().len(), 7);
+    assert_eq!(v["steps"].as_array().unwrap().len(), 8);
     // GET is not a route: running the doctor changes upstream state, so it is a POST.
     let get = gw
         .http
@@ -466,6 +470,7 @@ async fn the_built_in_profile_passes_against_the_2026_09_site() {
             ("config", Warn),
             ("chat", Pass),
             ("completion", Pass),
+            ("context", Warn),
             ("upload", Pass),
         ],
         "{}",
@@ -487,4 +492,37 @@ async fn the_built_in_profile_passes_against_the_2026_09_site() {
     let session = step(&report, "session");
     assert_eq!(session.code, Some("upstream_token_invalid"));
     assert!(session.detail.contains("guest"), "{}", session.detail);
+}
+
+/// The two-turn step says whether the configured history strategy keeps context on a site that
+/// keeps history on its server: `continue` (and `flatten`) do, `messages` does not.
+#[tokio::test]
+async fn the_two_turn_step_tells_which_history_strategy_keeps_context() {
+    for (strategy, want) in [("continue", Pass), ("flatten", Pass), ("messages", Warn)] {
+        let fake = FakeZai::start(FakeConfig {
+            default_scenario: Some(fake_zai::Scenario::Recall),
+            ..FakeConfig::era("2026-09").unwrap()
+        })
+        .await
+        .unwrap();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            file.path(),
+            format!("[history]\nstrategy = \"{strategy}\"\n"),
+        )
+        .unwrap();
+        let report = doctor(
+            &fake,
+            &[("UPSTREAM_PROFILE", file.path().to_str().unwrap())],
+        )
+        .await;
+        let context = step(&report, "context");
+        assert_eq!(context.status, want, "{strategy}: {}", report.render_text());
+        assert!(
+            context.detail.contains("history strategy"),
+            "{}",
+            context.detail
+        );
+        assert!(report.ok, "a warning is not a failure");
+    }
 }
