@@ -351,7 +351,11 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
             || history.as_ref().is_some_and(|h| h.stale_parent),
         tool: crate::tools::ToolContext {
             format: cfg.stream_format,
-            ..crate::tools::ToolContext::read(&request)
+            ..crate::tools::ToolContext::read(&match &history {
+                // Server-side history: the tools see the stored conversation plus what is new.
+                Some(h) => h.tool_view(&request),
+                None => request.clone(),
+            })
         },
         format: cfg.stream_format,
         thinks,
@@ -394,6 +398,8 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
 /// A completion's view of the server-side tree (`server_side_history`).
 struct ServerSide {
     seen: crate::history::Seen,
+    /// The stored path the model sees above the new message.
+    path: Vec<StoredMessage>,
     /// `current_user_message_parent_id` names a message the chat's tree lacks.
     stale_parent: bool,
     /// The user message to store, `None` when the tree has it already (first turn).
@@ -403,6 +409,23 @@ struct ServerSide {
 }
 
 impl ServerSide {
+    /// The request as the tool scenarios should read it under server-side history: the stored
+    /// path, then the request's own non-system messages (a continued turn sends only what is
+    /// new; a first turn carries everything in one message).
+    fn tool_view(&self, request: &Value) -> Value {
+        let mut messages: Vec<Value> = self
+            .path
+            .iter()
+            .map(|m| serde_json::json!({"role": m.role, "content": m.content}))
+            .collect();
+        if let Some(sent) = request["messages"].as_array() {
+            messages.extend(sent.iter().filter(|m| m["role"] != "system").cloned());
+        }
+        let mut view = request.clone();
+        view["messages"] = Value::Array(messages);
+        view
+    }
+
     /// The messages to store once the answer `answer` is planned.
     fn into_stored(self, answer: String) -> Vec<StoredMessage> {
         let mut out: Vec<StoredMessage> = self.user.into_iter().collect();
@@ -434,14 +457,29 @@ fn server_side(app: &App, user_id: &str, chat_id: &str, request: &Value) -> Serv
         .or_else(|| stored_user.as_ref().and_then(|u| u.parent.clone()));
     let path = above.map(|p| tree.path_to(&p)).unwrap_or_default();
     let text = crate::history::new_user_text(request);
+    // A turn of tool results only (native tools) is stored as the tool's message.
+    let sent = request["messages"].as_array().cloned().unwrap_or_default();
+    let tool_only =
+        !sent.iter().any(|m| m["role"] == "user") && sent.iter().any(|m| m["role"] == "tool");
+    let (role, content) = if tool_only {
+        let results: Vec<String> = sent
+            .iter()
+            .filter(|m| m["role"] == "tool")
+            .map(|m| crate::history::text_of(&m["content"]))
+            .collect();
+        ("tool", results.join("\n"))
+    } else {
+        ("user", text.clone())
+    };
     ServerSide {
         seen: crate::history::Seen::from_tree(&path, &text, request),
+        path: path.clone(),
         stale_parent,
         user: stored_user.is_none().then(|| StoredMessage {
             id: new_id.clone(),
             parent,
-            role: "user".to_owned(),
-            content: text,
+            role: role.to_owned(),
+            content,
         }),
         user_id: new_id,
         assistant_id: request["id"]

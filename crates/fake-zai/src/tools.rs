@@ -110,9 +110,12 @@ fn result_blocks(text: &str) -> Vec<String> {
 
 /// The tools of the prompt instruction in a system message, if any.
 fn instruction_tools(messages: &[Value]) -> Option<Value> {
+    // A system message first; else any message (a gateway that keeps the history upstream carries
+    // the instruction inside a user message, and the model reads it there just as well).
     let system = messages
         .iter()
         .filter(|m| m["role"] == "system")
+        .chain(messages.iter().filter(|m| m["role"] != "system"))
         .map(text_of)
         .find(|t| t.contains(TOOLS_OPEN))?;
     let list = system.split(TOOLS_OPEN).nth(1)?.split(TOOLS_CLOSE).next()?;

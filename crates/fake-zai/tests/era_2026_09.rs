@@ -424,10 +424,23 @@ async fn the_prompt_protocol_arrives_as_answer_deltas() {
     let tool = json!({"name": "get_weather", "parameters": {"type": "object",
         "properties": {"city": {"type": "string"}}, "required": ["city"]}});
     let system = format!("Use tools.\n<zai_tools>\n{tool}\n</zai_tools>");
+    // Server-side history: a system message is not part of what the model sees...
     let mut call = Call::new(&chat, "glm-4.7", "weather? [[fake:tool_prompt]]");
     call.extra = json!({"messages": [
         {"role": "system", "content": system},
         {"role": "user", "content": "weather? [[fake:tool_prompt]]"}
+    ]});
+    let unseen = assert_phase_shape(&call.text(&fake, &g).await);
+    assert!(
+        unseen.answer.contains("No tool instruction"),
+        "{}",
+        unseen.answer
+    );
+    // ...the instruction inside the user's message is.
+    let chat = new_chat(&fake, &g, "glm-4.7").await;
+    let mut call = Call::new(&chat, "glm-4.7", "weather? [[fake:tool_prompt]]");
+    call.extra = json!({"messages": [
+        {"role": "user", "content": format!("{system}\n\nweather? [[fake:tool_prompt]]")}
     ]});
     let read = assert_phase_shape(&call.text(&fake, &g).await);
     assert!(read.calls.is_empty());

@@ -135,7 +135,7 @@ pub struct HistoryProfile {
 impl Default for HistoryProfile {
     fn default() -> Self {
         Self {
-            strategy: HistoryStrategy::Messages,
+            strategy: HistoryStrategy::Continue,
             system_template: "[Instructions]\n{system}\n[/Instructions]\n\n{message}".into(),
             flatten_template: "[Conversation so far]\n{history}[/Conversation so far]\n\n{message}"
                 .into(),
