@@ -124,6 +124,24 @@ pub fn extend(
     h.finalize().into()
 }
 
+/// A system digest that also covers the declared tools (names, descriptions, schemas).
+pub fn with_tools(system: &[u8; 32], tools: &[crate::chat::ToolSpec]) -> [u8; 32] {
+    if tools.is_empty() {
+        return *system;
+    }
+    let mut h = Sha256::new();
+    h.update(system);
+    for tool in tools {
+        h.update(tool.name.as_bytes());
+        h.update([0]);
+        h.update(tool.description.as_deref().unwrap_or_default().as_bytes());
+        h.update([0]);
+        h.update(tool.parameters.to_string().as_bytes());
+        h.update([0xff]);
+    }
+    h.finalize().into()
+}
+
 /// The digest of a system text, as [`digest_request`] computes it.
 pub fn system_digest(messages: &[ChatMessage]) -> [u8; 32] {
     digest_request("", messages).system

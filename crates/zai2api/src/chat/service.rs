@@ -126,7 +126,10 @@ impl ChatService {
                 .tool_strategy_for(&model.upstream_id, &model.public_name),
         );
         let strategy = self.upstream.profile().history.strategy;
-        let digests = conversation::digest_request(&request.identity, &request.messages);
+        let mut digests = conversation::digest_request(&request.identity, &request.messages);
+        // What the chat must have seen besides the turns: the system text and, under the prompt
+        // strategy, the tool instruction built from the declared tools. A change re-sends both.
+        digests.system = conversation::with_tools(&digests.system, &request.tools);
         // A continuation of a conversation this gateway served: its upstream chat, owner and
         // the guard that keeps a second continuation from the same state out meanwhile.
         let mut continuing = None;

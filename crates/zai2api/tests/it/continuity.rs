@@ -368,3 +368,62 @@ async fn a_failing_owner_token_moves_the_conversation_with_its_context() {
     let next = turn(&gw, &mut messages, "third fact", json!({})).await;
     assert!(next.starts_with("saw 2 user turns"), "{next}");
 }
+
+/// Under the prompt strategy the tool instruction travels inside the first user message of the
+/// upstream chat (a system message would be invisible there), and the loop continues the chat with
+/// the results as the new user turn until the model answers.
+#[tokio::test]
+async fn a_prompt_strategy_tool_loop_keeps_the_instruction_and_the_results() {
+    let (gw, _file) = gateway("continue").await;
+    let weather = json!({"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}});
+    let mut messages = vec![json!({"role": "user", "content": "Plan my trip [[fake:agent]]"})];
+    let first = gw
+        .chat(&json!({"model": "GLM-5.3-Flash", "messages": messages, "tools": [weather]}))
+        .await;
+    // The instruction rode in the user message of the new chat.
+    let sent = gw.last_completion_body();
+    let text = sent["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        text.starts_with("[Instructions]") && text.contains("<zai_tools>"),
+        "{text}"
+    );
+    let mut reply = first.1;
+    for round in 0..3 {
+        let message = reply["choices"][0]["message"].clone();
+        if round == 2 {
+            assert_eq!(reply["choices"][0]["finish_reason"], "stop", "{reply}");
+            assert_eq!(
+                message["content"],
+                format!("{}sunny 1", fake_zai::tools::texts::AGENT_DONE)
+            );
+            break;
+        }
+        assert_eq!(
+            reply["choices"][0]["finish_reason"], "tool_calls",
+            "{reply}"
+        );
+        let call = message["tool_calls"][0].clone();
+        messages.push(
+            json!({"role": "assistant", "content": message["content"], "tool_calls": [call]}),
+        );
+        messages.push(json!({"role": "tool", "tool_call_id": call["id"], "content": format!("sunny {round}")}));
+        let (status, next) = gw
+            .chat(&json!({"model": "GLM-5.3-Flash", "messages": messages, "tools": [weather]}))
+            .await;
+        assert_eq!(status, 200, "{next}");
+        // Only the results went upstream, as a user turn in the prompt protocol.
+        let sent = gw.last_completion_body();
+        let sent_messages = sent["messages"].as_array().unwrap();
+        assert_eq!(sent_messages.len(), 1, "{sent_messages:?}");
+        assert_eq!(sent_messages[0]["role"], "user");
+        assert!(
+            sent_messages[0]["content"]
+                .as_str()
+                .unwrap()
+                .contains("<zai_tool_result")
+        );
+        reply = next;
+    }
+    assert_eq!(chats_created(&gw), 1);
+}
