@@ -427,3 +427,57 @@ async fn a_prompt_strategy_tool_loop_keeps_the_instruction_and_the_results() {
     }
     assert_eq!(chats_created(&gw), 1);
 }
+
+/// The same loop through the Anthropic API (native tools): tool_result blocks are the new turn,
+/// one upstream chat, and the model answers once both results reached it.
+#[tokio::test]
+async fn an_anthropic_tool_loop_continues_one_chat() {
+    let file = profile("continue");
+    let fake = FakeZai::start(FakeConfig::era("2026-09").unwrap())
+        .await
+        .unwrap();
+    let gw = Gateway::start_with(
+        fake,
+        &[
+            ("UPSTREAM_PROFILE", file.path().to_str().unwrap()),
+            ("TOOL_STRATEGY", "native"),
+        ],
+    )
+    .await;
+    let tools = json!([{"name": "get_weather", "input_schema": {"type": "object",
+        "properties": {"city": {"type": "string"}}, "required": ["city"]}}]);
+    let mut messages = vec![json!({"role": "user", "content": "Plan my trip [[fake:agent]]"})];
+    for round in 0..3 {
+        let resp = gw
+            .post(
+                "/v1/messages",
+                &json!({"model": "GLM-5.3-Flash", "max_tokens": 300, "tools": tools, "messages": messages}),
+            )
+            .await;
+        assert_eq!(resp.status(), 200);
+        let reply: Value = resp.json().await.unwrap();
+        if round == 2 {
+            assert_eq!(reply["stop_reason"], "end_turn", "{reply}");
+            let text = reply["content"][0]["text"].as_str().unwrap();
+            assert_eq!(
+                text,
+                format!("{}sunny 1", fake_zai::tools::texts::AGENT_DONE)
+            );
+            break;
+        }
+        assert_eq!(reply["stop_reason"], "tool_use", "{reply}");
+        let content = reply["content"].clone();
+        let call = content
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["type"] == "tool_use")
+            .unwrap()
+            .clone();
+        messages.push(json!({"role": "assistant", "content": content}));
+        messages.push(json!({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": call["id"], "content": format!("sunny {round}")}
+        ]}));
+    }
+    assert_eq!(chats_created(&gw), 1);
+}
