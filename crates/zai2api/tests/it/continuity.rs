@@ -42,6 +42,23 @@ async fn gateway(strategy: &str) -> (Gateway, tempfile::NamedTempFile) {
     (gateway_on(fake, &file).await, file)
 }
 
+/// A `continue` gateway with native tools, in front of the server-side-history fake.
+async fn native_gateway() -> (Gateway, tempfile::NamedTempFile) {
+    let file = profile("continue");
+    let fake = FakeZai::start(FakeConfig::era("2026-09").unwrap())
+        .await
+        .unwrap();
+    let gw = Gateway::start_with(
+        fake,
+        &[
+            ("UPSTREAM_PROFILE", file.path().to_str().unwrap()),
+            ("TOOL_STRATEGY", "native"),
+        ],
+    )
+    .await;
+    (gw, file)
+}
+
 fn chats_created(gw: &Gateway) -> usize {
     gw.fake.requests_to("/api/v1/chats/new").len()
 }
@@ -247,18 +264,7 @@ async fn anthropic_turns_and_tool_rounds_continue_the_same_chat() {
 /// turn (native strategy: `role: tool` messages with their call ids).
 #[tokio::test]
 async fn a_native_tool_loop_continues_one_chat_with_only_the_results() {
-    let file = profile("continue");
-    let fake = FakeZai::start(FakeConfig::era("2026-09").unwrap())
-        .await
-        .unwrap();
-    let gw = Gateway::start_with(
-        fake,
-        &[
-            ("UPSTREAM_PROFILE", file.path().to_str().unwrap()),
-            ("TOOL_STRATEGY", "native"),
-        ],
-    )
-    .await;
+    let (gw, _file) = native_gateway().await;
     let weather = json!({"type": "function", "function": {"name": "get_weather",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}});
     let mut messages = vec![json!({"role": "user", "content": "Plan my trip [[fake:agent]]"})];
@@ -432,18 +438,7 @@ async fn a_prompt_strategy_tool_loop_keeps_the_instruction_and_the_results() {
 /// one upstream chat, and the model answers once both results reached it.
 #[tokio::test]
 async fn an_anthropic_tool_loop_continues_one_chat() {
-    let file = profile("continue");
-    let fake = FakeZai::start(FakeConfig::era("2026-09").unwrap())
-        .await
-        .unwrap();
-    let gw = Gateway::start_with(
-        fake,
-        &[
-            ("UPSTREAM_PROFILE", file.path().to_str().unwrap()),
-            ("TOOL_STRATEGY", "native"),
-        ],
-    )
-    .await;
+    let (gw, _file) = native_gateway().await;
     let tools = json!([{"name": "get_weather", "input_schema": {"type": "object",
         "properties": {"city": {"type": "string"}}, "required": ["city"]}}]);
     let mut messages = vec![json!({"role": "user", "content": "Plan my trip [[fake:agent]]"})];
