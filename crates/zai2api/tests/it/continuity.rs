@@ -476,3 +476,27 @@ async fn an_anthropic_tool_loop_continues_one_chat() {
     }
     assert_eq!(chats_created(&gw), 1);
 }
+
+/// Two conversations of one client with the same opening (so the same first reply) share their
+/// first state; each then goes on in its own branch and the model sees only its own turns.
+#[tokio::test]
+async fn identical_openings_of_one_client_stay_apart() {
+    let (gw, _file) = gateway("continue").await;
+    let mut a = Vec::new();
+    let mut b = Vec::new();
+    turn(&gw, &mut a, "same start", json!({})).await;
+    turn(&gw, &mut b, "same start", json!({})).await;
+    turn(&gw, &mut a, "apples", json!({})).await;
+    turn(&gw, &mut b, "bananas", json!({})).await;
+    let third_a = turn(&gw, &mut a, "what did I say?", json!({})).await;
+    let third_b = turn(&gw, &mut b, "what did I say?", json!({})).await;
+    assert!(
+        third_a.contains("apples") && !third_a.contains("bananas"),
+        "{third_a}"
+    );
+    assert!(
+        third_b.contains("bananas") && !third_b.contains("apples"),
+        "{third_b}"
+    );
+    assert!(third_a.starts_with("saw 3 user turns"), "{third_a}");
+}
