@@ -31,6 +31,8 @@ pub mod defaults {
     pub const MODELS_CACHE_TTL_SECS: u64 = 600;
     pub const CONVERSATIONS_MAX: u64 = 10_000;
     pub const CONVERSATION_IDLE_TIMEOUT_SECS: u64 = 3600;
+    pub const CAPTCHA_WAIT_SECS: u64 = 0;
+    pub const CAPTCHA_PARAM_TTL_SECS: u64 = 120;
     pub const UPSTREAM_CONNECT_TIMEOUT_SECS: u64 = 10;
     pub const UPSTREAM_FIRST_BYTE_TIMEOUT_SECS: u64 = 60;
     pub const UPSTREAM_IDLE_TIMEOUT_SECS: u64 = 120;
@@ -115,6 +117,13 @@ pub struct Config {
     pub conversations_max: usize,
     /// `CONVERSATION_IDLE_TIMEOUT`: how long an unused conversation state is remembered.
     pub conversation_idle: Duration,
+    /// `CAPTCHA_PROVIDER`: a command printing one captcha param, or an http(s) URL returning one.
+    /// Not a secret itself, but it may embed one; only whether it is set is printed.
+    pub captcha_provider: Option<String>,
+    /// `CAPTCHA_WAIT`: how long a request waits for a param to be supplied (0: not at all).
+    pub captcha_wait: Duration,
+    /// `CAPTCHA_PARAM_TTL`: how long a supplied param stays usable.
+    pub captcha_param_ttl: Duration,
     /// `UPSTREAM_CONNECT_TIMEOUT`, `UPSTREAM_FIRST_BYTE_TIMEOUT`, `UPSTREAM_IDLE_TIMEOUT` (seconds).
     pub upstream_timeouts: crate::upstream::transport::Timeouts,
     /// `SECRET_KEY`: dashboard session key.
@@ -161,6 +170,11 @@ impl From<&Config> for crate::chat::service::ChatSettings {
             tool_strategy_overrides: config.tool_strategy_overrides.clone(),
             conversation_max: config.conversations_max,
             conversation_idle: config.conversation_idle,
+            captcha: crate::chat::captcha::CaptchaSettings {
+                provider: config.captcha_provider.clone(),
+                wait: config.captcha_wait,
+                param_ttl: config.captcha_param_ttl,
+            },
         }
     }
 }
@@ -217,6 +231,12 @@ impl fmt::Debug for Config {
             .field("models_cache_ttl", &self.models_cache_ttl)
             .field("conversations_max", &self.conversations_max)
             .field("conversation_idle", &self.conversation_idle)
+            .field(
+                "captcha_provider",
+                &self.captcha_provider.as_ref().map(|_| "[set]"),
+            )
+            .field("captcha_wait", &self.captcha_wait)
+            .field("captcha_param_ttl", &self.captcha_param_ttl)
             .field("upstream_timeouts", &self.upstream_timeouts)
             .field("secret_key", &"[redacted]")
             .field(
@@ -349,6 +369,23 @@ impl Config {
             1,
             "expected a whole number of seconds, at least 1",
         )?);
+        let captcha_provider = get("CAPTCHA_PROVIDER")
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty());
+        let captcha_wait = Duration::from_secs(parse_u64(
+            &get,
+            "CAPTCHA_WAIT",
+            defaults::CAPTCHA_WAIT_SECS,
+            0,
+            "expected a whole number of seconds",
+        )?);
+        let captcha_param_ttl = Duration::from_secs(parse_u64(
+            &get,
+            "CAPTCHA_PARAM_TTL",
+            defaults::CAPTCHA_PARAM_TTL_SECS,
+            1,
+            "expected a whole number of seconds, at least 1",
+        )?);
         let timeout = |name: &str, default: u64| -> Result<Duration, ConfigError> {
             parse_u64(
                 &get,
@@ -469,6 +506,9 @@ impl Config {
             models_cache_ttl,
             conversations_max,
             conversation_idle,
+            captcha_provider,
+            captcha_wait,
+            captcha_param_ttl,
             upstream_timeouts,
             secret_key,
             token_pool,
@@ -903,6 +943,9 @@ mod tests {
             "REASONING_EFFORT",
             "CONVERSATIONS_MAX",
             "CONVERSATION_IDLE_TIMEOUT",
+            "CAPTCHA_PROVIDER",
+            "CAPTCHA_WAIT",
+            "CAPTCHA_PARAM_TTL",
         ] {
             assert!(
                 pairs.iter().any(|(k, _)| k == name),

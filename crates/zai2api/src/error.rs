@@ -82,7 +82,12 @@ impl UpstreamErrorKind {
                 "chat.z.ai rejected the request signature. The signature scheme in the upstream profile \
                  no longer matches the site."
             }
-            Self::CaptchaRequired => "chat.z.ai requires a captcha for this account or session.",
+            Self::CaptchaRequired => {
+                "chat.z.ai asks for a captcha and none could be supplied. Hand one over with the \
+                 x-zai-captcha-param header (or a captcha_verify_param field), queue solved params \
+                 in the dashboard (POST /dashboard/api/captcha), or set CAPTCHA_PROVIDER; \
+                 CAPTCHA_WAIT lets a request wait for one."
+            }
             Self::ModelNotAvailable => {
                 "This model is not available to the account in use (guest sessions get fewer models). \
                  Use a logged-in TOKEN or another model."

@@ -91,3 +91,21 @@ pub fn name_conversation(
         response.headers_mut().insert(CONVERSATION_HEADER, value);
     }
 }
+
+/// Header a client may use to hand over a captcha param it obtained itself.
+pub const CAPTCHA_HEADER: &str = "x-zai-captcha-param";
+
+/// The client's captcha param: the request field, else the header.
+pub fn client_captcha(
+    headers: &axum::http::HeaderMap,
+    from_body: Option<String>,
+) -> Option<String> {
+    from_body.or_else(|| {
+        headers
+            .get(CAPTCHA_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    })
+}

@@ -2,6 +2,7 @@
 //! [`service::ChatService`] that serves it, and [`upstream_turn`], which turns it into the turn
 //! upstream is sent.
 
+pub mod captcha;
 pub mod conversation;
 pub mod service;
 pub mod upstream_turn;

@@ -24,12 +24,13 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 
+use super::captcha::{CaptchaSettings, CaptchaSource};
 use super::conversation::{
     self, BusyGuard, Conversation, ConversationDigest, ConversationIndex, MemoryIndex,
 };
 use super::upstream_turn::{self, HistoryPlan};
 use super::{ChatRequest, ReasoningEffort, Role};
-use crate::error::{AppError, UpstreamError};
+use crate::error::{AppError, UpstreamError, UpstreamErrorKind};
 use crate::models::{ModelCatalogue, ResolvedModel};
 use crate::pool::{Lease, TokenId, TokenPool};
 use crate::semantic::{Semantic, SemanticStream};
@@ -73,6 +74,8 @@ pub struct ChatSettings {
     pub conversation_max: usize,
     /// `CONVERSATION_IDLE_TIMEOUT`: how long an unused conversation state is remembered.
     pub conversation_idle: std::time::Duration,
+    /// Where captcha params come from when upstream asks for one.
+    pub captcha: CaptchaSettings,
 }
 
 impl ChatSettings {
@@ -92,6 +95,7 @@ pub struct ChatService {
     pool: Arc<TokenPool>,
     settings: ChatSettings,
     conversations: Arc<dyn ConversationIndex>,
+    captcha: Arc<CaptchaSource>,
 }
 
 impl ChatService {
@@ -109,8 +113,14 @@ impl ChatService {
                 settings.conversation_max,
                 settings.conversation_idle,
             )),
+            captcha: Arc::new(CaptchaSource::new(settings.captcha.clone())),
             settings,
         }
+    }
+
+    /// The captcha params the operator supplies, and their counters.
+    pub fn captcha(&self) -> &CaptchaSource {
+        &self.captcha
     }
 
     /// Starts a chat: resolves the model, finds a credential, and reads upstream up to the first
@@ -146,48 +156,26 @@ impl ChatService {
         }
         let mut tried: Vec<TokenId> = Vec::new();
         let mut last_error: Option<UpstreamError> = None;
+        // A captcha retry: the param to send, and the attempt to repeat with it.
+        let mut captcha: Option<String> = None;
+        let mut retry_with = None;
+        let mut with_param;
         for _ in 0..MAX_ATTEMPTS {
-            let owner = match continuing.take() {
-                Some((known, guard)) if known.model == model.upstream_id => {
-                    match self.owner_credential(&known).await {
-                        Some(found) => Some((known, guard, found)),
-                        None => {
-                            tracing::info!(
-                                "the conversation's upstream chat is not reachable with its owner; starting over with the history flattened"
-                            );
-                            None
-                        }
-                    }
+            let attempt = retry_with.take();
+            let request: &ChatRequest = match &captcha {
+                Some(param) => {
+                    with_param = request.clone();
+                    with_param.captcha_verify_param = Some(param.clone());
+                    &with_param
                 }
-                _ => None,
+                None => request,
             };
-            let (plan, credential, mut lease, guard) = match owner {
-                Some((known, guard, (credential, lease))) => (
-                    HistoryPlan::Continue {
-                        continuation: Continuation {
-                            chat_id: known.chat_id.clone(),
-                            parent_message_id: known.parent_message_id.clone(),
-                        },
-                        resend_system: known.system_digest != digests.system,
-                    },
-                    credential,
-                    lease,
-                    Some(guard),
-                ),
-                None => {
-                    let (credential, lease) = match self.acquire(&mut tried).await {
-                        Ok(found) => found,
-                        // Nothing left to try: report what went wrong with the last one.
-                        Err(e) => return Err(last_error.map_or(e, AppError::Upstream)),
-                    };
-                    let plan = match strategy {
-                        HistoryStrategy::Messages => HistoryPlan::Messages,
-                        HistoryStrategy::Flatten | HistoryStrategy::Continue => {
-                            HistoryPlan::Flatten
-                        }
-                    };
-                    (plan, credential, lease, None)
-                }
+            let (plan, credential, mut lease, guard) = match attempt {
+                Some(again) => again,
+                None => self
+                    .next_attempt(&mut continuing, &model, &digests, strategy, &mut tried)
+                    .await
+                    .map_err(|e| last_error.clone().map_or(e, AppError::Upstream))?,
             };
             let continued = matches!(plan, HistoryPlan::Continue { .. });
             match self
@@ -222,6 +210,26 @@ impl ChatService {
                         token,
                         conversation: Some(ids.chat_id),
                     });
+                }
+                Err(AppError::Upstream(e)) if e.kind == UpstreamErrorKind::CaptchaRequired => {
+                    self.captcha.note_demanded();
+                    if request.captcha_verify_param.is_some() {
+                        // The param we sent (the client's or ours) was refused.
+                        self.captcha.note_rejected();
+                    }
+                    if captcha.is_some() {
+                        return Err(AppError::Upstream(e));
+                    }
+                    match self.captcha.obtain().await {
+                        Some(param) => {
+                            tracing::info!(
+                                "upstream asked for a captcha; retrying with a supplied param"
+                            );
+                            captcha = Some(super::captcha::expose(&param));
+                            retry_with = Some((plan, credential, lease, guard));
+                        }
+                        None => return Err(AppError::Upstream(e)),
+                    }
                 }
                 Err(AppError::Upstream(e)) => {
                     let policy = e.kind.policy();
@@ -259,6 +267,55 @@ impl ChatService {
             || AppError::Internal("no attempt was made".into()),
             AppError::Upstream,
         ))
+    }
+
+    /// The credential and history plan of a new attempt: the conversation's owner when it can
+    /// continue the upstream chat, else the next credential with the history flattened (or sent
+    /// whole, per the strategy).
+    async fn next_attempt(
+        &self,
+        continuing: &mut Option<(Conversation, BusyGuard)>,
+        model: &ResolvedModel,
+        digests: &conversation::RequestDigests,
+        strategy: HistoryStrategy,
+        tried: &mut Vec<TokenId>,
+    ) -> Result<(HistoryPlan, Credential, Option<Lease>, Option<BusyGuard>), AppError> {
+        let owner = match continuing.take() {
+            Some((known, guard)) if known.model == model.upstream_id => {
+                match self.owner_credential(&known).await {
+                    Some(found) => Some((known, guard, found)),
+                    None => {
+                        tracing::info!(
+                            "the conversation's upstream chat is not reachable with its owner; starting over with the history flattened"
+                        );
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        Ok(match owner {
+            Some((known, guard, (credential, lease))) => (
+                HistoryPlan::Continue {
+                    continuation: Continuation {
+                        chat_id: known.chat_id.clone(),
+                        parent_message_id: known.parent_message_id.clone(),
+                    },
+                    resend_system: known.system_digest != digests.system,
+                },
+                credential,
+                lease,
+                Some(guard),
+            ),
+            None => {
+                let (credential, lease) = self.acquire(tried).await?;
+                let plan = match strategy {
+                    HistoryStrategy::Messages => HistoryPlan::Messages,
+                    HistoryStrategy::Flatten | HistoryStrategy::Continue => HistoryPlan::Flatten,
+                };
+                (plan, credential, lease, None)
+            }
+        })
     }
 
     /// The credential that owns a remembered upstream chat, if it can serve now: its pool token

@@ -83,6 +83,44 @@ pub async fn doctor(State(state): State<AppState>) -> Json<crate::doctor::Doctor
     Json(crate::doctor::run(&state.upstream, &state.config.model).await)
 }
 
+/// `{"params": ["…", …]}`, `{"param": "…"}` or a bare `["…"]`: captcha params for requests that
+/// need one.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum CaptchaBody {
+    Many { params: Vec<String> },
+    One { param: String },
+    List(Vec<String>),
+}
+
+/// `GET /dashboard/api/captcha`: how many params are queued, waiting requests, and the counters.
+/// Never a param itself.
+pub async fn captcha_status(
+    State(state): State<AppState>,
+) -> Json<crate::chat::captcha::CaptchaStatus> {
+    Json(state.chat.captcha().status())
+}
+
+/// `POST /dashboard/api/captcha`: queues captcha params (each used once, within
+/// `CAPTCHA_PARAM_TTL`); a waiting request takes the first at once.
+pub async fn add_captcha(
+    State(state): State<AppState>,
+    body: Result<Json<CaptchaBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let Json(body) = body.map_err(|e| AppError::MalformedJson(e.body_text()))?;
+    let params = match body {
+        CaptchaBody::Many { params } | CaptchaBody::List(params) => params,
+        CaptchaBody::One { param } => vec![param],
+    };
+    let queued = state.chat.captcha().supply(params);
+    let status = state.chat.captcha().status();
+    Ok(Json(serde_json::json!({
+        "queued": queued,
+        "available": status.queued,
+        "waiting": status.waiting,
+    })))
+}
+
 /// `{"tokens": "a,b\nc"}`, `{"tokens": ["a", "b"]}` or a bare `["a", "b"]`.
 #[derive(Deserialize)]
 #[serde(untagged)]

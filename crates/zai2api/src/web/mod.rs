@@ -33,6 +33,10 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/api/stats", get(api::stats))
         .route("/dashboard/api/doctor", post(api::doctor))
         .route(
+            "/dashboard/api/captcha",
+            get(api::captcha_status).post(api::add_captcha),
+        )
+        .route(
             "/dashboard/api/tokens",
             get(api::list_tokens)
                 .post(api::add_tokens)

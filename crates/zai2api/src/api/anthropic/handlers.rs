@@ -35,6 +35,8 @@ pub async fn messages(
     let body = body.map_err(crate::api::body_error)?;
     let mut request = request::parse_body(&body, model_names(&state), Purpose::Messages)?;
     request.identity = crate::api::conversation_identity(&headers, &request.identity);
+    request.captcha_verify_param =
+        crate::api::client_captcha(&headers, request.captcha_verify_param.take());
     let input_tokens = request::input_tokens(&request);
     let chat = state.chat.start(&request).await?;
     let used = UsedToken(chat.token.clone());

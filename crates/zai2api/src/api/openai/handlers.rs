@@ -50,6 +50,8 @@ pub async fn chat_completions(
     let body = body.map_err(crate::api::body_error)?;
     let mut request = request::parse_body(&body)?;
     request.identity = crate::api::conversation_identity(&headers, &request.identity);
+    request.captcha_verify_param =
+        crate::api::client_captcha(&headers, request.captcha_verify_param.take());
     let chat = state.chat.start(&request).await?;
     let used = UsedToken(chat.token.clone());
     let conversation = chat.conversation.clone();
