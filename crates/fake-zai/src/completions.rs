@@ -5,7 +5,8 @@
 //!   `X-Device-Id` format (`missing_header_answer`) → token (401; with `guest_downgrade` an
 //!   unknown Bearer is served as a guest instead) → `token` query (401) → JSON body (422) →
 //!   signature and `user_id` (400) → `stream_options` (400) → `reasoning_effort` (400) →
-//!   directive syntax (400) → `version` (in-stream 426) → captcha (in-stream) → guest model level
+//!   directive syntax (400) → `version` (in-stream 426) → captcha (in-stream `missing_param` or,
+//!   under `captcha_risk`, `invalid_param`; a valid issued param is consumed here) → guest model level
 //!   (in-stream 403) → chat pre-creation when `unknown_chat_fails_fast` (INTERNAL_ERROR as the only
 //!   event) → concurrency (429) → chat pre-creation, and with `server_side_history` a parent id
 //!   not in the chat's tree (INTERNAL_ERROR at `done`).
@@ -29,12 +30,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use zai_signature::SignInput;
 
-use crate::config::{MissingHeaderAnswer, ModelList, Scenario, StreamFormat};
+use crate::config::{CaptchaRisk, MissingHeaderAnswer, ModelList, Scenario, StreamFormat};
 use crate::history::StoredMessage;
 use crate::scenarios::{self, Ctx, Plan};
 use crate::script::Frame;
 use crate::server::{App, DETAIL_401, LogTag, detail, not_found, require_session, waf_response};
-use crate::state::{InflightGuard, Role, Session, TokenFault};
+use crate::state::{InflightGuard, ParamCheck, Role, Session, TokenFault};
 
 /// Body of the signature (and `user_id` mismatch) rejection (§11.3).
 pub const DETAIL_SIGNATURE: &str = "403: Signature validation failed: 签名验证失败";
@@ -307,12 +308,40 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
     {
         return in_stream(scenarios::EVENT_426, "check=version");
     }
-    if cfg.captcha_required
-        && request["captcha_verify_param"]
-            .as_str()
-            .is_none_or(str::is_empty)
-    {
-        return in_stream(scenarios::EVENT_CAPTCHA, "check=captcha");
+    let captcha_param = request["captcha_verify_param"]
+        .as_str()
+        .filter(|p| !p.is_empty());
+    let (risk_needs, strict) = match cfg.captcha_risk {
+        CaptchaRisk::Off => (false, false),
+        CaptchaRisk::Always => (true, true),
+        CaptchaRisk::EveryNth(n) => (app.captcha_risk_step(&session.id, n), true),
+    };
+    let needs_captcha = cfg.captcha_required || risk_needs;
+    let checked = captcha_param.map(|p| app.check_captcha_param(p, cfg.captcha_param_ttl));
+    if needs_captcha {
+        match checked {
+            None => {
+                if risk_needs {
+                    app.set_captcha_asked(&session.id, true);
+                }
+                return in_stream(scenarios::EVENT_CAPTCHA, "check=captcha");
+            }
+            Some(check) if strict && check != ParamCheck::Valid => {
+                app.count_captcha_rejected();
+                if risk_needs {
+                    app.set_captcha_asked(&session.id, true);
+                }
+                return in_stream(
+                    scenarios::EVENT_CAPTCHA_INVALID,
+                    &format!("check=captcha:{}", check.as_str()),
+                );
+            }
+            Some(_) => {
+                if risk_needs {
+                    app.set_captcha_asked(&session.id, false);
+                }
+            }
+        }
     }
     if app.fault(&session.token) == Some(TokenFault::ModelLevel) {
         return in_stream(scenarios::EVENT_MODEL_LEVEL, "fault=model_level");

@@ -34,8 +34,15 @@ pub struct FakeConfig {
     pub check_client_version: bool,
     /// Default `["0.0.1"]`.
     pub accepted_versions: Vec<String>,
-    /// Require a non-empty `captcha_verify_param` (in-stream FRONTEND_CAPTCHA_REQUIRED). Default off.
+    /// Require a non-empty `captcha_verify_param` (in-stream FRONTEND_CAPTCHA_REQUIRED) on every
+    /// completion; on its own any non-empty param passes. Default off.
     pub captcha_required: bool,
+    /// Risk-based captcha with real params (§19.4): which completions need a param the fake issued
+    /// ([`FakeZai::issue_captcha_param`](crate::FakeZai::issue_captcha_param) or
+    /// `POST /_fake/captcha/solve`). Default [`CaptchaRisk::Off`].
+    pub captcha_risk: CaptchaRisk,
+    /// How long an issued `captcha_verify_param` stays valid (read when it is used). Default 120 s.
+    pub captcha_param_ttl: Duration,
     /// Guests asking for a GLM-5 family model get the in-stream 403. Default on.
     pub restrict_guest_models: bool,
     /// In-flight completions allowed per user before HTTP 429; `None` = unlimited. Default `None`.
@@ -115,6 +122,43 @@ pub struct FakeConfig {
     /// tool scenarios still read the offer (body `tools`, the prompt instruction in a system
     /// message) and tool results from `messages` as sent in both modes. Default off.
     pub server_side_history: bool,
+}
+
+/// Which completions the risk engine asks for a captcha (§19.4).
+///
+/// A completion that needs a param and carries none gets
+/// [`EVENT_CAPTCHA`](crate::EVENT_CAPTCHA) (`missing_param`); one carrying a param the fake did not
+/// issue, already used or expired gets [`EVENT_CAPTCHA_INVALID`](crate::EVENT_CAPTCHA_INVALID)
+/// (`invalid_param`). In every mode a valid issued param is consumed by the completion carrying
+/// it, needed or not; an invalid one on a completion that needs none is ignored. Unlike
+/// `captcha_required` alone, any mode other than `Off` validates params (also for
+/// `captcha_required`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CaptchaRisk {
+    /// No risk-based captcha.
+    #[default]
+    Off,
+    /// Every completion needs a valid param.
+    Always,
+    /// Every Nth completion of a user (counting each completion that reaches the captcha check,
+    /// refused ones included) needs one, and once asked the user stays asked until a completion
+    /// carries a valid param. `EveryNth(0)` is `Off`, `EveryNth(1)` is `Always`.
+    EveryNth(u32),
+}
+
+impl CaptchaRisk {
+    /// `off`, `always` or `every:N` (the `--captcha-risk` flag).
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        match spec.trim() {
+            "off" => Ok(Self::Off),
+            "always" => Ok(Self::Always),
+            other => other
+                .strip_prefix("every:")
+                .and_then(|n| n.parse().ok())
+                .map(Self::EveryNth)
+                .ok_or_else(|| format!("expected off, always or every:N, got {other:?}")),
+        }
+    }
 }
 
 /// How completion streams are written.
@@ -332,6 +376,8 @@ impl Default for FakeConfig {
             check_client_version: true,
             accepted_versions: vec!["0.0.1".to_owned()],
             captcha_required: false,
+            captcha_risk: CaptchaRisk::Off,
+            captcha_param_ttl: Duration::from_secs(120),
             restrict_guest_models: true,
             max_concurrent_per_user: None,
             require_precreated_chat: true,

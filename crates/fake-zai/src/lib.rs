@@ -11,6 +11,9 @@
 //! - `FakeConfig::era("2026-09")` (phase-format streams, §19); `FakeZai::revoke_token`,
 //!   `FakeZai::completion_reasoning_efforts`, `RecordedRequest::reasoning_effort` and
 //!   `script::read_phases` for its tests
+//! - `FakeConfig::captcha_risk` (`CaptchaRisk`), `FakeConfig::captcha_param_ttl`,
+//!   `FakeZai::issue_captcha_param`, `FakeZai::captcha_params_used`,
+//!   `FakeZai::captcha_params_rejected`, `EVENT_CAPTCHA_INVALID`, `POST /_fake/captcha/solve`
 //! - `FakeConfig::server_side_history` (on in `2026-09`), the `recall` scenario
 //!   (`recall_answer`), `FakeZai::chat_tree`, `FakeZai::chat_path`, `FakeZai::chats_created`
 //!
@@ -36,12 +39,13 @@ pub use completions::{
     DETAIL_STREAM_OPTIONS,
 };
 pub use config::{
-    ERAS, FakeConfig, MissingHeaderAnswer, ModelList, RequiredHeader, Scenario, StreamFormat,
+    CaptchaRisk, ERAS, FakeConfig, MissingHeaderAnswer, ModelList, RequiredHeader, Scenario,
+    StreamFormat,
 };
 pub use history::StoredMessage;
 pub use scenarios::{
-    EVENT_426, EVENT_CAPTCHA, EVENT_INTERNAL_ERROR, EVENT_MODEL_LEVEL, RecallSystem, recall_answer,
-    recall_answer_with, texts,
+    EVENT_426, EVENT_CAPTCHA, EVENT_CAPTCHA_INVALID, EVENT_INTERNAL_ERROR, EVENT_MODEL_LEVEL,
+    RecallSystem, recall_answer, recall_answer_with, texts,
 };
 pub use server::{DETAIL_401, DETAIL_403};
 pub use state::TokenFault;
@@ -299,6 +303,23 @@ impl FakeZai {
         self.shared
             .guests_created
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Issues a fresh single-use `captcha_verify_param` (`cvp_` + 32 lower-case hex digits), as
+    /// a person solving the widget would get; valid for `captcha_param_ttl` from now. Same as
+    /// `POST /_fake/captcha/solve`.
+    pub fn issue_captcha_param(&self) -> String {
+        self.shared.issue_captcha_param()
+    }
+
+    /// Issued params consumed by completions so far.
+    pub fn captcha_params_used(&self) -> usize {
+        self.shared.captcha_params_used()
+    }
+
+    /// Params refused as `invalid_param` so far (not issued, already used or expired).
+    pub fn captcha_params_rejected(&self) -> usize {
+        self.shared.captcha_params_rejected()
     }
 
     /// Upload objects (§9) stored so far.

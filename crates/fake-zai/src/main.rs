@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use fake_zai::{
-    ERAS, FakeConfig, FakeZai, MissingHeaderAnswer, RequiredHeader, Scenario, SignatureScheme,
-    StreamFormat,
+    CaptchaRisk, ERAS, FakeConfig, FakeZai, MissingHeaderAnswer, RequiredHeader, Scenario,
+    SignatureScheme, StreamFormat,
 };
 
 #[derive(Debug, Parser)]
@@ -58,6 +58,10 @@ struct Args {
     /// Require captcha_verify_param on completions.
     #[arg(long)]
     captcha: bool,
+    /// Risk-based captcha with real params: `off`, `always` or `every:N` (params from
+    /// `POST /_fake/captcha/solve`).
+    #[arg(long, value_name = "off|always|every:N")]
+    captcha_risk: Option<String>,
     /// In-flight completions allowed per user before HTTP 429.
     #[arg(long, value_name = "N")]
     max_concurrent: Option<usize>,
@@ -117,6 +121,10 @@ fn config_from(args: &Args) -> Result<FakeConfig, String> {
         Some(name) => StreamFormat::parse(name)?,
         None => base.stream_format,
     };
+    let captcha_risk = match &args.captcha_risk {
+        Some(spec) => CaptchaRisk::parse(spec)?,
+        None => base.captcha_risk,
+    };
     let server_side_history = match args.history.as_deref() {
         None => base.server_side_history,
         Some("server") => true,
@@ -130,6 +138,7 @@ fn config_from(args: &Args) -> Result<FakeConfig, String> {
         signature,
         check_user_id: base.check_user_id && !args.no_user_id_check,
         captcha_required: base.captcha_required || args.captcha,
+        captcha_risk,
         max_concurrent_per_user: args.max_concurrent.or(base.max_concurrent_per_user),
         require_precreated_chat: base.require_precreated_chat && !args.no_precreate_check,
         send_done_marker: base.send_done_marker || args.done_marker,

@@ -33,6 +33,10 @@ pub const CAPTURE_SEARCH: &[u8] =
 
 /// §12.10, missing/unknown `version` query param.
 pub const EVENT_426: &str = r#"{"type": "chat:completion", "data": {"data": {"error": {"detail": "Your client version (unknown) is outdated. Minimum required: 1.0.0. Please refresh the page", "code": 426}, "done": true}, "error": {"detail": "Your client version (unknown) is outdated. Minimum required: 1.0.0. Please refresh the page", "code": 426}, "done": true}}"#;
+/// §12.10, captcha mode with a `captcha_verify_param` that is not valid (not issued, already used or
+/// expired): [`EVENT_CAPTCHA`] with `captcha_error_type` `invalid_param`. The real text for this
+/// case is not recorded; the fake reuses the missing-param event's wording.
+pub const EVENT_CAPTCHA_INVALID: &str = r#"{"data":{"data":{"done":true,"error":{"captcha_error_type":"invalid_param","code":"FRONTEND_CAPTCHA_REQUIRED","detail":"Please refresh the page to update the app, then try again.","error_code":"FRONTEND_CAPTCHA_REQUIRED"}},"done":true,"error":{"captcha_error_type":"invalid_param","code":"FRONTEND_CAPTCHA_REQUIRED","detail":"Please refresh the page to update the app, then try again.","error_code":"FRONTEND_CAPTCHA_REQUIRED"}},"type":"chat:completion"}"#;
 /// §12.10, captcha mode without `captcha_verify_param`.
 pub const EVENT_CAPTCHA: &str = r#"{"data":{"data":{"done":true,"error":{"captcha_error_type":"missing_param","code":"FRONTEND_CAPTCHA_REQUIRED","detail":"Please refresh the page to update the app, then try again.","error_code":"FRONTEND_CAPTCHA_REQUIRED"}},"done":true,"error":{"captcha_error_type":"missing_param","code":"FRONTEND_CAPTCHA_REQUIRED","detail":"Please refresh the page to update the app, then try again.","error_code":"FRONTEND_CAPTCHA_REQUIRED"}},"type":"chat:completion"}"#;
 /// §12.10, guest asking for a GLM-5 family model.

@@ -9,6 +9,8 @@
 //! - Error bodies are FastAPI-style `{"detail": …}` JSON, as the real Open WebUI backend answers.
 //! - With `guest_downgrade`, `GET /api/v1/auths/` never answers 401: an unknown or revoked Bearer
 //!   gets a freshly minted guest, exactly like an anonymous call (§19.2); other routes still 401.
+//! - `firewall_all` spares `/_fake/…` test routes (they stand for other hosts, like the captcha
+//!   widget's).
 //! - Logs carry one line per request and never a full token.
 
 use std::sync::Arc;
@@ -61,6 +63,7 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/scene-cfg/", get(scene_cfg))
         .route("/api/v2/chat/completions", post(crate::completions::v2))
         .route("/api/chat/completions", post(crate::completions::legacy))
+        .route("/_fake/captcha/solve", post(captcha_solve))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -136,7 +139,8 @@ async fn observe(State(app): State<App>, request: Request, next: Next) -> Respon
     } else {
         None
     };
-    let response = if cfg.firewall_all {
+    // `/_fake/…` stands for other hosts (the captcha widget's), which z.ai's WAF does not guard.
+    let response = if cfg.firewall_all && !path.starts_with("/_fake/") {
         waf_response()
     } else if let Some(name) = missing {
         let mut response = match cfg.missing_header_answer {
@@ -519,6 +523,17 @@ async fn scene_cfg(State(app): State<App>, headers: HeaderMap) -> Response {
         Ok(_) => axum::Json(json!({})).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// `POST /_fake/captcha/solve`: a stand-in for a person solving the captcha widget; no auth, any
+/// body. Answers `{"captcha_verify_param": "<fresh param>"}`.
+async fn captcha_solve(State(app): State<App>) -> Response {
+    let param = app.issue_captcha_param();
+    let mut response = axum::Json(json!({ "captcha_verify_param": param })).into_response();
+    response
+        .extensions_mut()
+        .insert(LogTag("captcha=issued".to_owned()));
+    response
 }
 
 pub async fn not_found() -> Response {

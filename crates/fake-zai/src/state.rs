@@ -10,6 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::RecordedRequest;
 use crate::config::FakeConfig;
@@ -61,12 +62,46 @@ pub struct Shared {
     inflight: Mutex<HashMap<String, usize>>,
     faults: Mutex<HashMap<String, TokenFault>>,
     requests: Mutex<Vec<RecordedRequest>>,
+    captcha: Mutex<CaptchaBook>,
     pub completions_started: AtomicU64,
     pub guests_created: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Issued captcha params and per-user risk counters.
+#[derive(Default)]
+struct CaptchaBook {
+    /// Issued, unused params and when they were issued.
+    issued: HashMap<String, Instant>,
+    used: HashSet<String>,
+    /// Per user id: completions that reached the captcha check, and whether the user is asked.
+    risk: HashMap<String, (u64, bool)>,
+    used_count: usize,
+    rejected_count: usize,
+}
+
+/// What a presented `captcha_verify_param` turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamCheck {
+    /// Issued, unused, within its TTL: now consumed.
+    Valid,
+    Forged,
+    Reused,
+    Expired,
+}
+
+impl ParamCheck {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamCheck::Valid => "valid",
+            ParamCheck::Forged => "forged",
+            ParamCheck::Reused => "reused",
+            ParamCheck::Expired => "expired",
+        }
+    }
 }
 
 /// A failure forced on one bearer token's completions, for token-pool tests.
@@ -81,6 +116,58 @@ pub enum TokenFault {
 }
 
 impl Shared {
+    pub fn issue_captcha_param(&self) -> String {
+        let param = format!("cvp_{:032x}", rand::random::<u128>());
+        lock(&self.captcha)
+            .issued
+            .insert(param.clone(), Instant::now());
+        param
+    }
+
+    /// Checks `param` and consumes it when valid (counted as used).
+    pub fn check_captcha_param(&self, param: &str, ttl: Duration) -> ParamCheck {
+        let mut book = lock(&self.captcha);
+        if book.used.contains(param) {
+            return ParamCheck::Reused;
+        }
+        let Some(issued) = book.issued.remove(param) else {
+            return ParamCheck::Forged;
+        };
+        book.used.insert(param.to_owned());
+        if issued.elapsed() > ttl {
+            return ParamCheck::Expired;
+        }
+        book.used_count += 1;
+        ParamCheck::Valid
+    }
+
+    pub fn count_captcha_rejected(&self) {
+        lock(&self.captcha).rejected_count += 1;
+    }
+
+    /// Counts one completion of `user_id` at the captcha check under `EveryNth(n)`; whether it
+    /// needs a param (the Nth, or the user was asked and has not answered yet).
+    pub fn captcha_risk_step(&self, user_id: &str, n: u32) -> bool {
+        let mut book = lock(&self.captcha);
+        let (count, asked) = book.risk.entry(user_id.to_owned()).or_insert((0, false));
+        *count += 1;
+        n != 0 && (*asked || *count % u64::from(n) == 0)
+    }
+
+    /// Whether `user_id` stays asked for a captcha under `EveryNth`.
+    pub fn set_captcha_asked(&self, user_id: &str, asked: bool) {
+        let mut book = lock(&self.captcha);
+        book.risk.entry(user_id.to_owned()).or_insert((0, false)).1 = asked;
+    }
+
+    pub fn captcha_params_used(&self) -> usize {
+        lock(&self.captcha).used_count
+    }
+
+    pub fn captcha_params_rejected(&self) -> usize {
+        lock(&self.captcha).rejected_count
+    }
+
     pub fn set_fault(&self, token: &str, fault: Option<TokenFault>) {
         let mut faults = lock(&self.faults);
         match fault {
