@@ -63,7 +63,10 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/scene-cfg/", get(scene_cfg))
         .route("/api/v2/chat/completions", post(crate::completions::v2))
         .route("/api/chat/completions", post(crate::completions::legacy))
-        .route("/_fake/captcha/solve", post(captcha_solve))
+        .route(
+            "/_fake/captcha/solve",
+            post(captcha_solve).get(captcha_solve),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -525,7 +528,7 @@ async fn scene_cfg(State(app): State<App>, headers: HeaderMap) -> Response {
     }
 }
 
-/// `POST /_fake/captcha/solve`: a stand-in for a person solving the captcha widget; no auth, any
+/// `POST` (or `GET`) `/_fake/captcha/solve`: a stand-in for a person solving the captcha widget; no auth, any
 /// body. Answers `{"captcha_verify_param": "<fresh param>"}`.
 async fn captcha_solve(State(app): State<App>) -> Response {
     let param = app.issue_captcha_param();

@@ -7,6 +7,7 @@
 mod common;
 
 mod api;
+mod captcha;
 mod continuity;
 mod crash_safety;
 mod doctor;
