@@ -94,3 +94,43 @@ def test_every_route_keeps_tokens_secret(tmp_path):
         assert secret not in log, f"{secret!r} leaked into the log"
         for entry in seen:
             assert secret not in entry, f"{secret!r} leaked into a response:\n{entry[:400]}"
+
+
+def test_captcha_params_stay_secret(tmp_path):
+    """Captcha params — from a client header, the dashboard queue — never come back in a response
+    and never reach the log, against a fake that demands one on every completion."""
+    seen: list[str] = []
+    fake_args = ("--era", "2026-09", "--captcha-risk", "always")
+    with Stack(auth_token=GATEWAY_KEY, log_dir=tmp_path, fake_args=fake_args, env={"DEBUG_MODE": "true"}) as stack:
+        base = stack.url
+        bearer = {"Authorization": f"Bearer {GATEWAY_KEY}"}
+
+        def solve() -> str:
+            request = urllib.request.Request(stack.fake_url + "/_fake/captcha/solve", data=b"{}", method="POST")
+            with urllib.request.urlopen(request, timeout=10) as r:
+                return json.loads(r.read())["captcha_verify_param"]
+
+        params = [solve() for _ in range(3)]
+        body = {"model": "GLM-5.3-Flash", "messages": [{"role": "user", "content": "hi [[fake:plain]]"}]}
+        status, _, text = call(seen, base, "POST", "/v1/chat/completions", body,
+                               {**bearer, "x-zai-captcha-param": params[0]})
+        assert status == 200, text
+        status, _, text = call(seen, base, "POST", "/dashboard/api/captcha", {"params": params[1:]}, bearer)
+        assert status == 200, text
+        for _ in range(2):
+            status, _, text = call(seen, base, "POST", "/v1/chat/completions", body, bearer)
+            assert status == 200, text
+        # The queue is empty now: the error names the ways, not a param.
+        status, _, text = call(seen, base, "POST", "/v1/chat/completions", body, bearer)
+        assert status == 502 and "upstream_captcha_required" in text
+        # A used param sent again is refused, and not echoed.
+        call(seen, base, "POST", "/v1/chat/completions", body, {**bearer, "x-zai-captcha-param": params[0]})
+        call(seen, base, "GET", "/dashboard/api/captcha", headers=bearer)
+        call(seen, base, "GET", "/dashboard/api/stats", headers=bearer)
+        log_path = stack.log_path
+    log = log_path.read_text(errors="replace")
+    assert "captcha" in log, "debug logging was on and saw the captcha retries"
+    for secret in params:
+        assert secret not in log, f"{secret!r} leaked into the log"
+        for entry in seen:
+            assert secret not in entry, f"{secret!r} leaked into a response:\n{entry[:400]}"
