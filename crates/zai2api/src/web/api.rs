@@ -60,6 +60,8 @@ pub struct DashboardStats {
     pub viewer: Viewer,
     #[serde(flatten)]
     pub stats: StatsSnapshot,
+    /// Captcha params queued, requests waiting for one, and the counters.
+    pub captcha: crate::chat::captcha::CaptchaStatus,
 }
 
 /// `GET /dashboard/api/stats`.
@@ -71,6 +73,7 @@ pub async fn stats(
         version: env!("CARGO_PKG_VERSION"),
         viewer,
         stats: state.stats.snapshot(),
+        captcha: state.chat.captcha().status(),
     })
 }
 

@@ -58,6 +58,9 @@ async fn without_a_param_the_error_says_how_to_supply_one() {
     }
     let status: Value = gw.get_json("/dashboard/api/captcha").await;
     assert_eq!(status["demanded"], 1);
+    // The dashboard's statistics carry the same counters.
+    let stats: Value = gw.get_json("/dashboard/api/stats").await;
+    assert_eq!(stats["captcha"]["demanded"], 1);
 }
 
 #[tokio::test]
