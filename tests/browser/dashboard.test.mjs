@@ -11,7 +11,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -265,4 +265,73 @@ test('dashboard: log in, add, see masked, delete, auto-refresh off, log out', { 
   // The gateway's log never shows a raw token or the password.
   const log = gateway.child.log();
   for (const secret of [...RAW, PASSWORD]) assert.ok(!log.includes(secret), `${secret} in the gateway log`);
+});
+
+test('captcha: a waiting request is released by solving the widget in the dashboard', { timeout: 120_000 }, async () => {
+  // Its own stack: today's site demanding a captcha on every completion, and a gateway whose
+  // profile points the widget at fake-zai's stand-in for Aliyun's CaptchaJS.
+  const fakePort = await freePort();
+  const port = await freePort();
+  const fakeUrl = `http://127.0.0.1:${fakePort}`;
+  const fake = start(FAKE_BIN, ['--port', String(fakePort), '--era', '2026-09', '--captcha-risk', 'always']);
+  await waitFor(`${fakeUrl}/`, fake);
+  const dir = tempDir('zai2api-browser-captcha-');
+  const profile = path.join(dir, 'profile.toml');
+  writeFileSync(profile, `[captcha]\nscript_url = "${fakeUrl}/_fake/captcha/widget.js"\n`);
+  const env = { ...process.env };
+  for (const name of ['TOKEN', 'TOKEN_POOL', 'AUTH_TOKEN', 'MODEL', 'TOKEN_HASH_SECRET', 'RUST_LOG']) delete env[name];
+  Object.assign(env, {
+    BASE: fakeUrl,
+    PORT: String(port),
+    LISTEN_HOST: '127.0.0.1',
+    AUTH_TOKEN: PASSWORD,
+    SECRET_KEY: 'browser-test-session-key',
+    ANONYMOUS_MODE: 'true',
+    ZAI2API_STATE_DIR: tempDir('zai2api-browser-captcha-state-'),
+    UPSTREAM_PROFILE: profile,
+    CAPTCHA_WAIT: '60',
+  });
+  const child = start(GATEWAY_BIN, [], { env, cwd: dir });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(`${url}/health`, child);
+
+  // The request blocks: upstream wants a captcha and none is queued yet.
+  const chat = fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${PASSWORD}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'GLM-5.3-Flash', messages: [{ role: 'user', content: 'hi [[fake:plain]]' }] }),
+  }).then(async (r) => ({ status: r.status, body: await r.text() }));
+
+  const context = await chromium.launchPersistentContext(tempDir('zai2api-chromium-captcha-'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1440, height: 900 },
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+  try {
+    await page.goto(`${url}/dashboard`);
+    await page.fill('#password', PASSWORD);
+    await Promise.all([page.waitForURL(`${url}/dashboard`), page.click('#login-submit')]);
+    // The banner says a request waits (the dashboard polls every few seconds).
+    await page.locator('#captcha-banner').waitFor({ state: 'visible', timeout: 20_000 });
+    assert.equal(await page.textContent('#captcha-waiting'), '1');
+    await page.click('#captcha-solve');
+    const done = await chat;
+    assert.equal(done.status, 200, done.body);
+    assert.match(done.body, /Hello!/);
+    await page.locator('#captcha-note').filter({ hasText: 'Solved' }).waitFor({ timeout: 10_000 });
+    mkdirSync(OUTPUT_DIR, { recursive: true });
+    await page.screenshot({ path: path.join(OUTPUT_DIR, 'captcha.png') });
+    const status = await page.evaluate(() => fetch('/dashboard/api/captcha').then((r) => r.json()));
+    assert.equal(status.used, 1);
+    assert.equal(status.waits_succeeded, 1);
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
 });

@@ -67,6 +67,7 @@ pub fn router(app: App) -> Router {
             "/_fake/captcha/solve",
             post(captcha_solve).get(captcha_solve),
         )
+        .route("/_fake/captcha/widget.js", get(captcha_widget))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -533,10 +534,44 @@ async fn scene_cfg(State(app): State<App>, headers: HeaderMap) -> Response {
 async fn captcha_solve(State(app): State<App>) -> Response {
     let param = app.issue_captcha_param();
     let mut response = axum::Json(json!({ "captcha_verify_param": param })).into_response();
+    // The stand-in widget runs in another origin's page (the gateway's dashboard).
+    response.headers_mut().insert(
+        axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        axum::http::HeaderValue::from_static("*"),
+    );
     response
         .extensions_mut()
         .insert(LogTag("captcha=issued".to_owned()));
     response
+}
+
+/// `GET /_fake/captcha/widget.js`: a stand-in for Aliyun's CaptchaJS with the same entry point,
+/// `initAliyunCaptcha({SceneId, mode, element, button, success, …})` after
+/// `window.AliyunCaptchaConfig = {region, prefix}`. Clicking `button` "solves" it: the script asks
+/// this fake for a param (`/_fake/captcha/solve`) and hands it to `success`. Tests point the
+/// gateway's upstream profile (`[captcha] script_url`) here.
+async fn captcha_widget() -> Response {
+    const WIDGET: &str = r#"(function () {
+  var origin = new URL(document.currentScript.src).origin;
+  window.initAliyunCaptcha = function (options) {
+    var config = window.AliyunCaptchaConfig || {};
+    if (!config.prefix || !options.SceneId) { throw new Error('AliyunCaptchaConfig.prefix and SceneId are required'); }
+    var button = document.querySelector(options.button);
+    button.addEventListener('click', function () {
+      fetch(origin + '/_fake/captcha/solve', { method: 'POST' })
+        .then(function (r) { return r.json(); })
+        .then(function (j) { options.success(j.captcha_verify_param); })
+        .catch(function (e) { if (options.fail) { options.fail(e); } });
+    });
+    if (options.getInstance) { options.getInstance({ show: function () { button.click(); } }); }
+  };
+})();
+"#;
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/javascript")],
+        WIDGET,
+    )
+        .into_response()
 }
 
 pub async fn not_found() -> Response {

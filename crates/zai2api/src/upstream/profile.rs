@@ -102,6 +102,38 @@ pub struct UpstreamProfile {
     pub stream: super::phase::StreamProfile,
     /// How earlier turns of a conversation reach upstream (§19.2: server-side history).
     pub history: HistoryProfile,
+    /// The captcha widget the dashboard shows when upstream asks for a captcha (§19.4).
+    pub captcha: CaptchaWidget,
+}
+
+/// Aliyun Captcha 2.0 as the site's page uses it: `window.AliyunCaptchaConfig = {region, prefix}`,
+/// the script, then `initAliyunCaptcha({SceneId, mode, …})`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptchaWidget {
+    pub script_url: String,
+    /// `cn` (mainland) or `sgp` (Singapore: `captcha-open-southeast`).
+    pub region: String,
+    /// The identity prefix of the site's captcha instance.
+    pub prefix: String,
+    /// The scene: chat.z.ai's page uses `didk33e0` on its own hostname and `xswyjefn` elsewhere
+    /// (the gateway's dashboard is elsewhere).
+    pub scene_id: String,
+    /// `popup` or `embed`.
+    pub mode: String,
+}
+
+impl Default for CaptchaWidget {
+    fn default() -> Self {
+        Self {
+            script_url: "https://o.alicdn.com/captcha-frontend/aliyunCaptcha/AliyunCaptcha.js"
+                .into(),
+            region: "sgp".into(),
+            prefix: "no8xfe".into(),
+            scene_id: "xswyjefn".into(),
+            mode: "popup".into(),
+        }
+    }
 }
 
 /// How a conversation's earlier turns reach upstream.
@@ -553,6 +585,7 @@ impl Default for UpstreamProfile {
             model_rules: Vec::new(),
             stream: super::phase::StreamProfile::default(),
             history: HistoryProfile::default(),
+            captcha: CaptchaWidget::default(),
         }
     }
 }

@@ -98,10 +98,11 @@ pub enum CaptchaBody {
 
 /// `GET /dashboard/api/captcha`: how many params are queued, waiting requests, and the counters.
 /// Never a param itself.
-pub async fn captcha_status(
-    State(state): State<AppState>,
-) -> Json<crate::chat::captcha::CaptchaStatus> {
-    Json(state.chat.captcha().status())
+pub async fn captcha_status(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let mut status = serde_json::to_value(state.chat.captcha().status()).unwrap_or_default();
+    // What the dashboard needs to open the widget: upstream data, not secrets.
+    status["widget"] = serde_json::to_value(&state.upstream.profile().captcha).unwrap_or_default();
+    Json(status)
 }
 
 /// `POST /dashboard/api/captcha`: queues captcha params (each used once, within

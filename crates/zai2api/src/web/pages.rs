@@ -4,7 +4,9 @@
 //! - Every value placed into HTML on the server goes through [`escape`]; the dashboard itself is a
 //!   static shell whose script renders data with `textContent` only.
 //! - Pages are sent with a strict Content-Security-Policy (no inline script or style, nothing from
-//!   other origins), `no-store` caching and `no-referrer`, so a `?token=` URL never leaks onward.
+//!   other origins — except, on the dashboard, the captcha widget's origin from the upstream
+//!   profile and Aliyun's captcha hosts), `no-store` caching and `no-referrer`, so a `?token=` URL
+//!   never leaks onward.
 //! - `/dashboard?token=…` never renders with the secret still in the address bar: it answers with
 //!   a 303 to `/dashboard` (or the login page with an error).
 
@@ -130,7 +132,34 @@ pub async fn dashboard(
     if state.config.auth_token.is_some() && !auth::session_ok(&state.config, &jar) {
         return login_page(StatusCode::OK, None);
     }
-    html(StatusCode::OK, DASHBOARD_HTML.to_owned())
+    let mut response = html(StatusCode::OK, DASHBOARD_HTML.to_owned());
+    // The dashboard may open the site's captcha widget: its script origin (from the upstream
+    // profile) and Aliyun's captcha hosts are allowed on this page only.
+    let widget = state.upstream.profile().captcha.script_url.clone();
+    if let Some(value) = url::Url::parse(&widget)
+        .ok()
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|o| o != "null")
+        .and_then(|origin| HeaderValue::from_str(&dashboard_csp(&origin)).ok())
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
+}
+
+/// The dashboard's policy: the default one, plus the captcha widget's origin and Aliyun's
+/// captcha hosts for scripts, styles, images, frames and connections (the widget needs them).
+fn dashboard_csp(widget_origin: &str) -> String {
+    let aliyun = "https://*.aliyuncs.com https://*.alicdn.com";
+    format!(
+        "default-src 'none'; script-src 'self' {widget_origin} {aliyun}; \
+         style-src 'self' 'unsafe-inline' {widget_origin} {aliyun}; \
+         img-src 'self' data: {widget_origin} {aliyun}; \
+         connect-src 'self' {widget_origin} {aliyun}; frame-src {widget_origin} {aliyun}; \
+         form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    )
 }
 
 /// `GET /dashboard/`: the canonical address has no trailing slash.

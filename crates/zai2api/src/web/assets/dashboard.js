@@ -238,6 +238,7 @@
       const [stats, pool] = await Promise.all([api('/dashboard/api/stats'), api('/dashboard/api/tokens')]);
       clearError();
       renderStats(stats);
+      renderCaptcha(stats.captcha);
       renderPool(pool);
       lastUpdated = Date.now();
       tick();
@@ -245,6 +246,71 @@
       showError(`Could not refresh: ${e.message}`);
     } finally {
       busy = false;
+    }
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // Captcha: when requests wait for a captcha param, offer the site's own widget (Aliyun Captcha
+  // 2.0, as configured in the upstream profile) and hand the solved param to the gateway.
+
+  function renderCaptcha(captcha) {
+    const waiting = captcha ? captcha.waiting : 0;
+    $('captcha-waiting').textContent = fmt(waiting);
+    $('captcha-banner').hidden = waiting === 0 && !captchaOpen;
+  }
+
+  let captchaOpen = false;
+  let captchaReady = null;
+
+  function loadWidget(widget) {
+    if (captchaReady) return captchaReady;
+    captchaReady = new Promise((resolve, reject) => {
+      window.AliyunCaptchaConfig = { region: widget.region, prefix: widget.prefix };
+      const script = document.createElement('script');
+      script.src = widget.script_url;
+      script.onload = () => {
+        window.initAliyunCaptcha({
+          SceneId: widget.scene_id,
+          mode: widget.mode,
+          element: '#captcha-element',
+          button: '#captcha-trigger',
+          success: onCaptchaSolved,
+          fail: () => { $('captcha-note').textContent = 'The captcha was not solved; try again.'; },
+          getInstance: () => {},
+          slideStyle: { width: 360, height: 40 },
+          language: 'en',
+        });
+        resolve();
+      };
+      script.onerror = () => { captchaReady = null; reject(new Error('the captcha script did not load')); };
+      document.head.append(script);
+    });
+    return captchaReady;
+  }
+
+  async function onCaptchaSolve() {
+    captchaOpen = true;
+    $('captcha-note').textContent = 'Opening the captcha…';
+    try {
+      const status = await api('/dashboard/api/captcha');
+      await loadWidget(status.widget);
+      $('captcha-note').textContent = 'Solve the captcha.';
+      $('captcha-trigger').click();
+    } catch (e) {
+      captchaOpen = false;
+      $('captcha-note').textContent = `Could not open the captcha: ${e.message}`;
+    }
+  }
+
+  async function onCaptchaSolved(param) {
+    try {
+      await api('/dashboard/api/captcha', { method: 'POST', body: JSON.stringify({ param }) });
+      $('captcha-note').textContent = 'Solved: the waiting request goes on.';
+    } catch (e) {
+      $('captcha-note').textContent = `Could not hand the captcha over: ${e.message}`;
+    } finally {
+      captchaOpen = false;
+      refresh();
     }
   }
 
@@ -351,6 +417,7 @@
     $('refresh-now').addEventListener('click', refresh);
     $('add-form').addEventListener('submit', onAdd);
     $('doctor-run').addEventListener('click', onDoctor);
+    $('captcha-solve').addEventListener('click', onCaptchaSolve);
     setInterval(tick, 1000);
     refresh();
   }
