@@ -160,3 +160,32 @@ async fn a_waiting_request_takes_the_param_supplied_meanwhile_or_gives_up() {
         (json!(1), json!(0))
     );
 }
+
+#[tokio::test]
+async fn a_client_that_goes_away_stops_waiting() {
+    let gw = gateway(&[("CAPTCHA_WAIT", "30")]).await;
+    let url = format!("{}/v1/chat/completions", gw.url);
+    // The client gives up after a moment (its request future is dropped, the connection closes).
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(400),
+        gw.http.post(url).json(&ask()).send(),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the request was still waiting");
+    let mut waiting = json!(1);
+    for _ in 0..40 {
+        let status: Value = gw.get_json("/dashboard/api/captcha").await;
+        waiting = status["waiting"].clone();
+        if waiting == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(waiting, 0, "the waiting request went away with its client");
+    // And a param queued afterwards is still there for the next request.
+    let param = gw.fake.issue_captcha_param();
+    gw.post("/dashboard/api/captcha", &json!({"param": param}))
+        .await;
+    let status: Value = gw.get_json("/dashboard/api/captcha").await;
+    assert_eq!(status["queued"], 1);
+}
