@@ -42,6 +42,9 @@ pub struct CaptchaStatus {
     pub waiting: usize,
     /// Times upstream asked for a captcha.
     pub demanded: u64,
+    /// Of those, in the last [`RECENT_WINDOW`] (ten minutes): whether upstream demands captchas
+    /// now.
+    pub demanded_recently: usize,
     pub used: u64,
     pub rejected: u64,
     pub expired: u64,
@@ -57,6 +60,8 @@ pub struct CaptchaSource {
     arrived: tokio::sync::Notify,
     waiting: AtomicUsize,
     demanded: AtomicU64,
+    /// When upstream asked, within [`RECENT_WINDOW`] (bounded).
+    recent: Mutex<VecDeque<Instant>>,
     used: AtomicU64,
     rejected: AtomicU64,
     expired: AtomicU64,
@@ -75,6 +80,11 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// The window of [`CaptchaStatus::demanded_recently`].
+pub const RECENT_WINDOW: Duration = Duration::from_secs(600);
+/// At most this many demand times are kept for the window.
+const MAX_RECENT: usize = 10_000;
+
 /// Longest param accepted from any source (an attestation is a few hundred bytes).
 const MAX_PARAM_BYTES: usize = 8192;
 
@@ -86,6 +96,7 @@ impl CaptchaSource {
             arrived: tokio::sync::Notify::new(),
             waiting: AtomicUsize::new(0),
             demanded: AtomicU64::new(0),
+            recent: Mutex::new(VecDeque::new()),
             used: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             expired: AtomicU64::new(0),
@@ -124,6 +135,13 @@ impl CaptchaSource {
     /// Upstream asked for a captcha (counted for the status).
     pub fn note_demanded(&self) {
         self.demanded.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        prune(&mut recent, now);
+        if recent.len() >= MAX_RECENT {
+            recent.pop_front();
+        }
+        recent.push_back(now);
     }
 
     /// Upstream refused a param we supplied.
@@ -221,6 +239,11 @@ impl CaptchaSource {
             queued: self.lock().iter().filter(|(_, e)| *e > now).count(),
             waiting: self.waiting.load(Ordering::Relaxed),
             demanded: self.demanded.load(Ordering::Relaxed),
+            demanded_recently: {
+                let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+                prune(&mut recent, now);
+                recent.len()
+            },
             used: self.used.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
             expired: self.expired.load(Ordering::Relaxed),
@@ -228,6 +251,16 @@ impl CaptchaSource {
             waits_timed_out: self.waits_timed_out.load(Ordering::Relaxed),
             provider_failures: self.provider_failures.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// Drops demand times older than the window.
+fn prune(recent: &mut VecDeque<Instant>, now: Instant) {
+    while recent
+        .front()
+        .is_some_and(|t| now.duration_since(*t) > RECENT_WINDOW)
+    {
+        recent.pop_front();
     }
 }
 
@@ -303,6 +336,18 @@ mod tests {
         assert!(s.obtain().await.is_none());
         let st = s.status();
         assert_eq!((st.waits_succeeded, st.waits_timed_out), (1, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn recent_demands_cover_ten_minutes() {
+        let s = source(0, 60, None);
+        s.note_demanded();
+        tokio::time::advance(Duration::from_secs(300)).await;
+        s.note_demanded();
+        assert_eq!(s.status().demanded_recently, 2);
+        tokio::time::advance(Duration::from_secs(301)).await;
+        let st = s.status();
+        assert_eq!((st.demanded, st.demanded_recently), (2, 1));
     }
 
     #[tokio::test]

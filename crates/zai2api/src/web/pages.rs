@@ -198,6 +198,8 @@ pub struct StatusReport {
     pub upstream: UpstreamReport,
     pub pool: PoolSummary,
     pub requests: RequestSummary,
+    /// Whether upstream demands captchas now, and what the gateway did about them.
+    pub captcha: crate::chat::captcha::CaptchaStatus,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -252,6 +254,7 @@ pub fn status_report(state: &AppState) -> StatusReport {
         requests: RequestSummary {
             total: state.stats.total(),
         },
+        captcha: state.chat.captcha().status(),
     }
 }
 
@@ -289,6 +292,15 @@ fn render_status(report: &StatusReport) -> String {
     };
     let upstream_detail = if report.upstream.enable_captcha == Some(true) {
         format!("{upstream_detail} · site has captchas on")
+    } else {
+        upstream_detail
+    };
+    let c = &report.captcha;
+    let upstream_detail = if c.demanded_recently > 0 || c.waiting > 0 {
+        format!(
+            "{upstream_detail} · captcha asked {} times in the last 10 min ({} used, {} rejected, {} waiting)",
+            c.demanded_recently, c.used, c.rejected, c.waiting
+        )
     } else {
         upstream_detail
     };

@@ -58,9 +58,24 @@ async fn without_a_param_the_error_says_how_to_supply_one() {
     }
     let status: Value = gw.get_json("/dashboard/api/captcha").await;
     assert_eq!(status["demanded"], 1);
-    // The dashboard's statistics carry the same counters.
+    // The dashboard's statistics and the status page carry the same counters.
     let stats: Value = gw.get_json("/dashboard/api/stats").await;
     assert_eq!(stats["captcha"]["demanded"], 1);
+    let status: Value = gw.get_json("/?format=json").await;
+    assert_eq!(status["captcha"]["demanded_recently"], 1);
+    let page = gw
+        .http
+        .get(format!("{}/", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("captcha asked 1 times in the last 10 min"),
+        "{page}"
+    );
 }
 
 #[tokio::test]
