@@ -315,6 +315,9 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
         CaptchaRisk::Off => (false, false),
         CaptchaRisk::Always => (true, true),
         CaptchaRisk::EveryNth(n) => (app.captcha_risk_step(&session.id, n), true),
+        CaptchaRisk::Burst { max, window } => {
+            (app.captcha_burst_step(&session.id, max, window), true)
+        }
     };
     let needs_captcha = cfg.captcha_required || risk_needs;
     let checked = captcha_param.map(|p| app.check_captcha_param(p, cfg.captcha_param_ttl));

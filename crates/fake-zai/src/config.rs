@@ -144,19 +144,32 @@ pub enum CaptchaRisk {
     /// refused ones included) needs one, and once asked the user stays asked until a completion
     /// carries a valid param. `EveryNth(0)` is `Off`, `EveryNth(1)` is `Always`.
     EveryNth(u32),
+    /// After a burst: a user's completions beyond `max` within `window` need a param, and once
+    /// asked the user stays asked until a completion carries a valid one.
+    Burst { max: u32, window: Duration },
 }
 
 impl CaptchaRisk {
-    /// `off`, `always` or `every:N` (the `--captcha-risk` flag).
+    /// `off`, `always`, `every:N` or `burst:MAX/SECONDS` (the `--captcha-risk` flag).
     pub fn parse(spec: &str) -> Result<Self, String> {
-        match spec.trim() {
+        let spec = spec.trim();
+        let bad = || format!("expected off, always, every:N or burst:MAX/SECONDS, got {spec:?}");
+        match spec {
             "off" => Ok(Self::Off),
             "always" => Ok(Self::Always),
-            other => other
-                .strip_prefix("every:")
-                .and_then(|n| n.parse().ok())
-                .map(Self::EveryNth)
-                .ok_or_else(|| format!("expected off, always or every:N, got {other:?}")),
+            other => {
+                if let Some(n) = other.strip_prefix("every:") {
+                    return n.parse().map(Self::EveryNth).map_err(|_| bad());
+                }
+                let (max, secs) = other
+                    .strip_prefix("burst:")
+                    .and_then(|b| b.split_once('/'))
+                    .ok_or_else(bad)?;
+                Ok(Self::Burst {
+                    max: max.parse().map_err(|_| bad())?,
+                    window: Duration::from_secs(secs.parse().map_err(|_| bad())?),
+                })
+            }
         }
     }
 }

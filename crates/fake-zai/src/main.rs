@@ -58,9 +58,9 @@ struct Args {
     /// Require captcha_verify_param on completions.
     #[arg(long)]
     captcha: bool,
-    /// Risk-based captcha with real params: `off`, `always` or `every:N` (params from
+    /// Risk-based captcha with real params: `off`, `always`, `every:N` or `burst:MAX/SECONDS` (params from
     /// `POST /_fake/captcha/solve`).
-    #[arg(long, value_name = "off|always|every:N")]
+    #[arg(long, value_name = "off|always|every:N|burst:MAX/SECONDS")]
     captcha_risk: Option<String>,
     /// In-flight completions allowed per user before HTTP 429.
     #[arg(long, value_name = "N")]

@@ -79,6 +79,8 @@ struct CaptchaBook {
     used: HashSet<String>,
     /// Per user id: completions that reached the captcha check, and whether the user is asked.
     risk: HashMap<String, (u64, bool)>,
+    /// Per user id: recent completion times under `Burst`.
+    bursts: HashMap<String, std::collections::VecDeque<Instant>>,
     used_count: usize,
     rejected_count: usize,
 }
@@ -152,6 +154,23 @@ impl Shared {
         let (count, asked) = book.risk.entry(user_id.to_owned()).or_insert((0, false));
         *count += 1;
         n != 0 && (*asked || *count % u64::from(n) == 0)
+    }
+
+    /// Counts one completion of `user_id` under `Burst { max, window }`; whether it needs a param
+    /// (more than `max` within `window`, or the user was asked and has not answered yet).
+    pub fn captcha_burst_step(&self, user_id: &str, max: u32, window: Duration) -> bool {
+        let mut book = lock(&self.captcha);
+        let now = Instant::now();
+        let asked = book.risk.get(user_id).is_some_and(|(_, asked)| *asked);
+        let times = book.bursts.entry(user_id.to_owned()).or_default();
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
+            times.pop_front();
+        }
+        times.push_back(now);
+        asked || times.len() > max as usize
     }
 
     /// Whether `user_id` stays asked for a captcha under `EveryNth`.

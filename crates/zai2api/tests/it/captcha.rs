@@ -204,3 +204,36 @@ async fn a_client_that_goes_away_stops_waiting() {
     let status: Value = gw.get_json("/dashboard/api/captcha").await;
     assert_eq!(status["queued"], 1);
 }
+
+/// Upstream asks only after a burst: the first requests go through without any param, the one
+/// beyond the burst needs one, and a supplied param lets it through.
+#[tokio::test]
+async fn a_burst_brings_the_captcha_and_a_param_gets_past_it() {
+    let fake = FakeZai::start(FakeConfig {
+        captcha_risk: CaptchaRisk::Burst {
+            max: 2,
+            window: Duration::from_secs(60),
+        },
+        ..FakeConfig::era("2026-09").unwrap()
+    })
+    .await
+    .unwrap();
+    let gw = Gateway::start_with(fake, &[]).await;
+    for _ in 0..2 {
+        assert_eq!(gw.chat(&ask()).await.0, 200);
+    }
+    let (status, body) = gw.chat(&ask()).await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (502, json!("upstream_captcha_required"))
+    );
+    let param = gw.fake.issue_captcha_param();
+    assert_eq!(chat_with_header(&gw, &param).await.0, 200);
+    assert_eq!(
+        CaptchaRisk::parse("burst:2/60"),
+        Ok(CaptchaRisk::Burst {
+            max: 2,
+            window: Duration::from_secs(60)
+        })
+    );
+}
