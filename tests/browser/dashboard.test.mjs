@@ -324,7 +324,9 @@ test('captcha: a waiting request is released by solving the widget in the dashbo
     const done = await chat;
     assert.equal(done.status, 200, done.body);
     assert.match(done.body, /Hello!/);
-    await page.locator('#captcha-note').filter({ hasText: 'Solved' }).waitFor({ timeout: 10_000 });
+    await page.waitForFunction(() => document.getElementById('captcha-note').textContent.includes('Solved'));
+    await page.click('#refresh-now');
+    await page.waitForFunction(() => document.getElementById('captcha-stats').textContent.includes('used 1'));
     mkdirSync(OUTPUT_DIR, { recursive: true });
     await page.screenshot({ path: path.join(OUTPUT_DIR, 'captcha.png') });
     const status = await page.evaluate(() => fetch('/dashboard/api/captcha').then((r) => r.json()));

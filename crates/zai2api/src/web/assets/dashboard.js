@@ -254,12 +254,18 @@
   // 2.0, as configured in the upstream profile) and hand the solved param to the gateway.
 
   function renderCaptcha(captcha) {
-    const waiting = captcha ? captcha.waiting : 0;
+    const c = captcha || {};
+    const waiting = c.waiting || 0;
     $('captcha-waiting').textContent = fmt(waiting);
-    $('captcha-banner').hidden = waiting === 0 && !captchaOpen;
+    $('captcha-banner').hidden = waiting === 0 && !captchaOpen && Date.now() > captchaShownUntil;
+    $('captcha-stats').textContent = `Captcha: asked ${fmt(c.demanded_recently || 0)} times in the last 10 min`
+      + ` · params used ${fmt(c.used || 0)}, rejected ${fmt(c.rejected || 0)}, expired ${fmt(c.expired || 0)}`
+      + ` · waits answered ${fmt(c.waits_succeeded || 0)}, timed out ${fmt(c.waits_timed_out || 0)}`;
   }
 
   let captchaOpen = false;
+  // After a solve the banner stays a little while, to say so.
+  let captchaShownUntil = 0;
   let captchaReady = null;
 
   function loadWidget(widget) {
@@ -306,6 +312,7 @@
     try {
       await api('/dashboard/api/captcha', { method: 'POST', body: JSON.stringify({ param }) });
       $('captcha-note').textContent = 'Solved: the waiting request goes on.';
+      captchaShownUntil = Date.now() + 10_000;
     } catch (e) {
       $('captcha-note').textContent = `Could not hand the captcha over: ${e.message}`;
     } finally {
