@@ -19,6 +19,7 @@ pub mod live;
 pub mod models_list;
 pub mod phase;
 pub mod profile;
+pub mod profile_sections;
 pub mod reply;
 pub mod request;
 pub mod session;

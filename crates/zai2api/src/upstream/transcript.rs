@@ -36,6 +36,7 @@ use smallvec::SmallVec;
 
 use super::phase::{self, PhaseReader, PhaseRole, StreamProfile, UsageFrames};
 use super::wire::Frame;
+pub use super::wire::{classify_error, parse_usage};
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use crate::semantic::{Semantic, ToolBlock, Usage};
 use crate::stage::Stage;
@@ -769,73 +770,6 @@ impl Stage for Transcript {
     fn is_done(&self) -> bool {
         self.finished
     }
-}
-
-/// Reads upstream usage leniently (`prompt_tokens|input_tokens` …, total summed when absent).
-pub fn parse_usage(value: &Value) -> Option<Usage> {
-    let obj = value.as_object()?;
-    let get = |names: &[&str]| {
-        names
-            .iter()
-            .find_map(|n| obj.get(*n).and_then(Value::as_u64))
-    };
-    let prompt = get(&["prompt_tokens", "input_tokens"]);
-    let completion = get(&["completion_tokens", "output_tokens"]);
-    if prompt.is_none() && completion.is_none() {
-        return None;
-    }
-    let prompt = prompt.unwrap_or(0);
-    let completion = completion.unwrap_or(0);
-    Some(Usage {
-        prompt_tokens: prompt,
-        completion_tokens: completion,
-        total_tokens: get(&["total_tokens"]).unwrap_or(prompt + completion),
-        cached_tokens: obj
-            .get("prompt_tokens_details")
-            .and_then(|d| d.get("cached_tokens"))
-            .and_then(Value::as_u64),
-    })
-}
-
-/// Maps an in-stream error object (protocol §12.10) to a typed error.
-pub fn classify_error(error: &Value) -> UpstreamError {
-    let detail = ["detail", "message", "msg", "error"]
-        .iter()
-        .find_map(|k| error.get(*k).and_then(Value::as_str))
-        .or_else(|| error.as_str())
-        .unwrap_or("")
-        .to_owned();
-    let code = error
-        .get("code")
-        .or_else(|| error.get("error_code"))
-        .map(|c| match c {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-        .unwrap_or_default();
-    let lower = detail.to_lowercase();
-    let kind = match code.as_str() {
-        "426" => UpstreamErrorKind::OutdatedClient,
-        "FRONTEND_CAPTCHA_REQUIRED" => UpstreamErrorKind::CaptchaRequired,
-        "INTERNAL_ERROR" | "500" => UpstreamErrorKind::InternalError,
-        "401" => UpstreamErrorKind::TokenInvalid,
-        "429" => UpstreamErrorKind::ConcurrencyLimit,
-        "403" if lower.contains("not available") || lower.contains("user level") => {
-            UpstreamErrorKind::ModelNotAvailable
-        }
-        "403" => UpstreamErrorKind::TokenInvalid,
-        _ if error.get("captcha_error_type").is_some() => UpstreamErrorKind::CaptchaRequired,
-        _ if lower.contains("outdated") => UpstreamErrorKind::OutdatedClient,
-        _ if lower.contains("concurren")
-            || detail.contains("并发")
-            || lower.contains("too many requests") =>
-        {
-            UpstreamErrorKind::ConcurrencyLimit
-        }
-        _ if lower.contains("refresh the page") => UpstreamErrorKind::TokenInvalid,
-        _ => UpstreamErrorKind::InternalError,
-    };
-    UpstreamError::new(kind, detail)
 }
 
 #[cfg(test)]

@@ -1,9 +1,13 @@
 //! Upstream's SSE event envelope (protocol §12.2, §19.1), read leniently: every field optional,
 //! unknown fields ignored, no dependence on key order or spacing. Both stream formats share it: the
-//! markup format fills `delta_content` / `edit_*`, the phase format adds the tool fields.
+//! markup format fills `delta_content` / `edit_*`, the phase format adds the tool fields. The
+//! envelope's `usage` and `error` values are read here too ([`parse_usage`], [`classify_error`]).
 
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::error::{UpstreamError, UpstreamErrorKind};
+use crate::semantic::Usage;
 
 /// `{"type": "chat:completion", "data": {…}}`
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -60,4 +64,71 @@ impl FrameData {
             .and_then(Value::as_str)
             .filter(|id| !id.is_empty())
     }
+}
+
+/// Reads upstream usage leniently (`prompt_tokens|input_tokens` …, total summed when absent).
+pub fn parse_usage(value: &Value) -> Option<Usage> {
+    let obj = value.as_object()?;
+    let get = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| obj.get(*n).and_then(Value::as_u64))
+    };
+    let prompt = get(&["prompt_tokens", "input_tokens"]);
+    let completion = get(&["completion_tokens", "output_tokens"]);
+    if prompt.is_none() && completion.is_none() {
+        return None;
+    }
+    let prompt = prompt.unwrap_or(0);
+    let completion = completion.unwrap_or(0);
+    Some(Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: get(&["total_tokens"]).unwrap_or(prompt + completion),
+        cached_tokens: obj
+            .get("prompt_tokens_details")
+            .and_then(|d| d.get("cached_tokens"))
+            .and_then(Value::as_u64),
+    })
+}
+
+/// Maps an in-stream error object (protocol §12.10) to a typed error.
+pub fn classify_error(error: &Value) -> UpstreamError {
+    let detail = ["detail", "message", "msg", "error"]
+        .iter()
+        .find_map(|k| error.get(*k).and_then(Value::as_str))
+        .or_else(|| error.as_str())
+        .unwrap_or("")
+        .to_owned();
+    let code = error
+        .get("code")
+        .or_else(|| error.get("error_code"))
+        .map(|c| match c {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .unwrap_or_default();
+    let lower = detail.to_lowercase();
+    let kind = match code.as_str() {
+        "426" => UpstreamErrorKind::OutdatedClient,
+        "FRONTEND_CAPTCHA_REQUIRED" => UpstreamErrorKind::CaptchaRequired,
+        "INTERNAL_ERROR" | "500" => UpstreamErrorKind::InternalError,
+        "401" => UpstreamErrorKind::TokenInvalid,
+        "429" => UpstreamErrorKind::ConcurrencyLimit,
+        "403" if lower.contains("not available") || lower.contains("user level") => {
+            UpstreamErrorKind::ModelNotAvailable
+        }
+        "403" => UpstreamErrorKind::TokenInvalid,
+        _ if error.get("captcha_error_type").is_some() => UpstreamErrorKind::CaptchaRequired,
+        _ if lower.contains("outdated") => UpstreamErrorKind::OutdatedClient,
+        _ if lower.contains("concurren")
+            || detail.contains("并发")
+            || lower.contains("too many requests") =>
+        {
+            UpstreamErrorKind::ConcurrencyLimit
+        }
+        _ if lower.contains("refresh the page") => UpstreamErrorKind::TokenInvalid,
+        _ => UpstreamErrorKind::InternalError,
+    };
+    UpstreamError::new(kind, detail)
 }

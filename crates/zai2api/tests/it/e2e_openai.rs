@@ -360,12 +360,7 @@ async fn models_list_comes_from_upstream() {
     let gw = Gateway::start(FakeConfig::default(), &[]).await;
     let body: Value = gw.get_json("/v1/models").await;
     assert_eq!(body["object"], "list");
-    let ids: Vec<&str> = body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let ids = super::common::model_ids(&body);
     for id in [
         "GLM-4.5",
         "GLM-4.6",

@@ -99,12 +99,7 @@ fn assert_lists_what_exists(message: &str) {
 async fn models_endpoint_lists_the_2026_09_names() {
     let (status, body) = send(offline(), get("/v1/models")).await;
     assert_eq!(status, StatusCode::OK);
-    let ids: Vec<&str> = body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let ids = super::common::model_ids(&body);
     for want in [
         "GLM-5.3-Flash",
         "GLM-5.3-Flash-Search",

@@ -174,13 +174,7 @@ fn search_turn_hides_the_call_and_its_result_and_sums_the_hops() {
     assert_eq!(starts, 2);
     let thinking = oracle(SEARCH, "thinking");
     assert_eq!(reasoning, thinking);
-    let tools: Vec<_> = events
-        .iter()
-        .filter_map(|e| match e {
-            Semantic::Tool(t) => Some(t),
-            _ => None,
-        })
-        .collect();
+    let tools = super::common::tool_blocks(&events);
     assert_eq!(tools.len(), 1);
     assert_eq!(tools[0].name, "search");
     assert_eq!(tools[0].id, "call_efb155142f12474ebf94d450");

@@ -115,13 +115,7 @@ fn real_tool_capture_hides_the_block_and_keeps_both_thoughts() {
     assert!(answer.starts_with("我将为您框出图片中人物的面部区域。我已经成功框出了图片"));
     assert!(answer.ends_with("清晰地标识出了面部的位置。"), "{answer:?}");
     assert!(!answer.contains("glm_block") && !answer.contains("metadata"));
-    let tools: Vec<_> = events
-        .iter()
-        .filter_map(|e| match e {
-            Semantic::Tool(t) => Some(t),
-            _ => None,
-        })
-        .collect();
+    let tools = super::common::tool_blocks(&events);
     assert_eq!(tools.len(), 1);
     assert_eq!(tools[0].name, "draw_boxes");
     assert_eq!(tools[0].id, "call_e3226fcd1d9143bf91d1680c");

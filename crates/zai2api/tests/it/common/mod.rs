@@ -286,6 +286,27 @@ pub fn only_downgrade_guests(fake: &FakeZai, token: &str) {
 }
 
 /// The reasoning and the answer text of semantic events, each joined.
+/// The model ids of a `GET /v1/models` body.
+pub fn model_ids(body: &Value) -> Vec<&str> {
+    body["data"]
+        .as_array()
+        .expect("a model list")
+        .iter()
+        .map(|m| m["id"].as_str().expect("a model id"))
+        .collect()
+}
+
+/// The upstream tool invocations among `events`, in order.
+pub fn tool_blocks(events: &[zai2api::semantic::Semantic]) -> Vec<&zai2api::semantic::ToolBlock> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            zai2api::semantic::Semantic::Tool(t) => Some(t),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn views(events: &[zai2api::semantic::Semantic]) -> (String, String) {
     use zai2api::semantic::Semantic;
     let mut reasoning = String::new();
