@@ -19,6 +19,13 @@
 //!   checks run or which in-stream error events they produce.
 //! - A completion holds an in-flight slot from the moment it passes the concurrency check until its
 //!   body stream ends or is dropped by a disconnecting client.
+//! - Relaxed mode (`relaxed`) switches off, in [`Checks::of`] only, the FE version, `X-Device-Id`,
+//!   `token` query, signature, `user_id`, `version`, captcha, guest model, pre-created chat and
+//!   concurrency checks; a missing or unknown Bearer is the fixed anonymous account
+//!   ([`crate::server::require_session`]); `/api/v2/chat/completions` is served in every era. A
+//!   completion without `chat_id` then stores nothing server-side.
+//! - Per request the work is one JSON parse of the body and one plan; no copy of the body or of
+//!   a chat tree is made, and a repeated stream (`chunks`) is rendered once.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -30,7 +37,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use zai_signature::SignInput;
 
-use crate::config::{CaptchaRisk, MissingHeaderAnswer, ModelList, Scenario, StreamFormat};
+use crate::config::{
+    CaptchaRisk, FakeConfig, MissingHeaderAnswer, ModelList, Scenario, StreamFormat,
+};
 use crate::history::StoredMessage;
 use crate::scenarios::{self, Ctx, Plan};
 use crate::script::Frame;
@@ -78,7 +87,8 @@ pub async fn v2(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !app.config().enable_v2_path {
+    let cfg = app.config();
+    if !cfg.enable_v2_path && !cfg.relaxed {
         return not_found().await;
     }
     handle(app, uri.query().unwrap_or(""), headers, body)
@@ -163,15 +173,54 @@ fn verify_signature(
     scheme.verify(&input, signature)
 }
 
+/// The completion checks in force: the config's switches, with those relaxed mode lifts off.
+struct Checks<'a> {
+    fe_version: bool,
+    device_id: bool,
+    token_query: bool,
+    signature: Option<&'a zai_signature::SignatureScheme>,
+    user_id: bool,
+    client_version: bool,
+    captcha_required: bool,
+    captcha_risk: CaptchaRisk,
+    guest_models: bool,
+    precreated_chat: bool,
+    max_concurrent: Option<usize>,
+}
+
+impl<'a> Checks<'a> {
+    fn of(cfg: &'a FakeConfig) -> Self {
+        let on = !cfg.relaxed;
+        Self {
+            fe_version: on && cfg.check_fe_version,
+            device_id: on && cfg.require_device_id_format,
+            token_query: on && cfg.require_token_query,
+            signature: cfg.signature.as_ref().filter(|_| on),
+            user_id: on && cfg.check_user_id,
+            client_version: on && cfg.check_client_version,
+            captcha_required: on && cfg.captcha_required,
+            captcha_risk: if on {
+                cfg.captcha_risk
+            } else {
+                CaptchaRisk::Off
+            },
+            guest_models: on && cfg.restrict_guest_models,
+            precreated_chat: on && cfg.require_precreated_chat,
+            max_concurrent: cfg.max_concurrent_per_user.filter(|_| on),
+        }
+    }
+}
+
 fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Response {
     let cfg = app.config();
-    if cfg.check_fe_version {
+    let checks = Checks::of(&cfg);
+    if checks.fe_version {
         let fe = headers.get("x-fe-version").and_then(|v| v.to_str().ok());
         if fe != Some(cfg.fe_version.as_str()) {
             return tagged(waf_response(), "check=fe_version");
         }
     }
-    if cfg.require_device_id_format {
+    if checks.device_id {
         let id = headers.get("x-device-id").and_then(|v| v.to_str().ok());
         if !id.is_some_and(is_device_id) {
             let response = match cfg.missing_header_answer {
@@ -200,7 +249,7 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
         }
         Err(e) => return tagged(e.into_response(), "check=token"),
     };
-    if cfg.require_token_query && param("token") != Some(session.token.as_str()) {
+    if checks.token_query && param("token") != Some(session.token.as_str()) {
         return tagged(
             detail(StatusCode::UNAUTHORIZED, DETAIL_NOT_AUTHENTICATED),
             "check=token_query",
@@ -213,7 +262,7 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
         );
     };
 
-    if let Some(scheme) = &cfg.signature {
+    if let Some(scheme) = checks.signature {
         if !verify_signature(scheme, &query, &headers, &request) {
             return tagged(
                 detail(StatusCode::BAD_REQUEST, DETAIL_SIGNATURE),
@@ -221,7 +270,7 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
             );
         }
     }
-    if cfg.check_user_id && param("user_id") != Some(session.id.as_str()) {
+    if checks.user_id && param("user_id") != Some(session.id.as_str()) {
         return tagged(
             detail(StatusCode::BAD_REQUEST, DETAIL_SIGNATURE),
             "check=user_id",
@@ -272,12 +321,13 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
         }
         let chat_id = request["chat_id"].as_str()?;
         let parent = request["current_user_message_parent_id"].as_str()?;
-        let tree = app.tree(&session.id, chat_id);
-        tree.path_to(parent)
-            .iter()
-            .rev()
-            .filter(|m| m.role == "user")
-            .find_map(|m| Scenario::find_directive(&m.content))
+        app.with_tree(&session.id, chat_id, |tree| {
+            tree.path_to(parent)
+                .iter()
+                .rev()
+                .filter(|m| m.role == "user")
+                .find_map(|m| Scenario::find_directive(&m.content))
+        })
     };
     let directive = last_user_text(&request)
         .or_else(|| request["signature_prompt"].as_str().map(str::to_owned))
@@ -303,7 +353,7 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
         );
         tagged(sse(frames, None, cfg.send_done_marker), tag)
     };
-    if cfg.check_client_version
+    if checks.client_version
         && !param("version").is_some_and(|v| cfg.accepted_versions.iter().any(|a| a == v))
     {
         return in_stream(scenarios::EVENT_426, "check=version");
@@ -311,7 +361,7 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
     let captcha_param = request["captcha_verify_param"]
         .as_str()
         .filter(|p| !p.is_empty());
-    let (risk_needs, strict) = match cfg.captcha_risk {
+    let (risk_needs, strict) = match checks.captcha_risk {
         CaptchaRisk::Off => (false, false),
         CaptchaRisk::Always => (true, true),
         CaptchaRisk::EveryNth(n) => (app.captcha_risk_step(&session.id, n), true),
@@ -319,7 +369,7 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
             (app.captcha_burst_step(&session.id, max, window), true)
         }
     };
-    let needs_captcha = cfg.captcha_required || risk_needs;
+    let needs_captcha = checks.captcha_required || risk_needs;
     let checked = captcha_param.map(|p| app.check_captcha_param(p, cfg.captcha_param_ttl));
     if needs_captcha {
         match checked {
@@ -349,7 +399,7 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
     if app.fault(&session.token) == Some(TokenFault::ModelLevel) {
         return in_stream(scenarios::EVENT_MODEL_LEVEL, "fault=model_level");
     }
-    if cfg.restrict_guest_models
+    if checks.guest_models
         && session.role == Role::Guest
         && request["model"].as_str().is_some_and(is_glm5_family)
     {
@@ -358,14 +408,14 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
     let chat_known = request["chat_id"]
         .as_str()
         .is_some_and(|chat| app.has_chat(&session.id, chat));
-    if cfg.require_precreated_chat && cfg.unknown_chat_fails_fast && !chat_known {
+    if checks.precreated_chat && cfg.unknown_chat_fails_fast && !chat_known {
         return in_stream(scenarios::EVENT_INTERNAL_ERROR, "check=precreated_chat");
     }
     let chat_id = request["chat_id"].as_str().unwrap_or("");
     let history = cfg
         .server_side_history
         .then(|| server_side(&app, &session.id, chat_id, &request));
-    let Some(guard) = app.try_acquire(&session.id, cfg.max_concurrent_per_user) else {
+    let Some(guard) = app.try_acquire(&session.id, checks.max_concurrent) else {
         return tagged(
             detail(StatusCode::TOO_MANY_REQUESTS, DETAIL_CONCURRENCY),
             "check=concurrency",
@@ -379,15 +429,15 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
         tools: request.get("tools").filter(|t| !t.is_null()).cloned(),
         delay: cfg.event_delay,
         stall: cfg.stall_duration,
-        internal_error_at_done: (cfg.require_precreated_chat && !chat_known)
+        internal_error_at_done: (checks.precreated_chat && !chat_known)
             || history.as_ref().is_some_and(|h| h.stale_parent),
         tool: crate::tools::ToolContext {
             format: cfg.stream_format,
-            ..crate::tools::ToolContext::read(&match &history {
+            ..match &history {
                 // Server-side history: the tools see the stored conversation plus what is new.
-                Some(h) => h.tool_view(&request),
-                None => request.clone(),
-            })
+                Some(h) => crate::tools::ToolContext::read(&h.tool_view(&request)),
+                None => crate::tools::ToolContext::read(&request),
+            }
         },
         format: cfg.stream_format,
         thinks,
@@ -395,6 +445,7 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
             || crate::history::Seen::from_messages(&request),
             |h| h.seen.clone(),
         ),
+        trailing_event: cfg.trailing_event_after_done,
     };
     let tag = format!(
         "scenario={scenario:?}{}",
@@ -406,8 +457,14 @@ fn handle(app: App, raw_query: &str, headers: HeaderMap, body: Bytes) -> Respons
     );
     match scenarios::plan(&scenario, &ctx) {
         Plan::Stream(frames) => {
-            if let Some(h) = history.filter(|_| !ctx.internal_error_at_done) {
-                let answer = crate::history::answer_text(&crate::script::frames_to_string(&frames));
+            // Without a chat id (a relaxed direct client) there is no chat to store into.
+            if let Some(h) = history.filter(|_| !ctx.internal_error_at_done && !chat_id.is_empty())
+            {
+                let body = crate::script::frames_to_string_within(
+                    &frames,
+                    crate::history::STORED_TEXT_MAX,
+                );
+                let answer = crate::history::answer_text(&body);
                 app.store_messages(&session.id, chat_id, h.into_stored(answer));
             }
             tagged(sse(frames, Some(guard), cfg.send_done_marker), &tag)
@@ -475,7 +532,10 @@ impl ServerSide {
 /// is null and `chats/new` already stored the user message, the path above that message) plus
 /// the new user message, the last `user` entry of `messages`.
 fn server_side(app: &App, user_id: &str, chat_id: &str, request: &Value) -> ServerSide {
-    let tree = app.tree(user_id, chat_id);
+    app.with_tree(user_id, chat_id, |tree| server_side_in(tree, request))
+}
+
+fn server_side_in(tree: &crate::history::ChatTree, request: &Value) -> ServerSide {
     let new_id = request["current_user_message_id"]
         .as_str()
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
@@ -490,7 +550,7 @@ fn server_side(app: &App, user_id: &str, chat_id: &str, request: &Value) -> Serv
     let path = above.map(|p| tree.path_to(&p)).unwrap_or_default();
     let text = crate::history::new_user_text(request);
     // A turn of tool results only (native tools) is stored as the tool's message.
-    let sent = request["messages"].as_array().cloned().unwrap_or_default();
+    let sent: &[Value] = request["messages"].as_array().map_or(&[], Vec::as_slice);
     let tool_only =
         !sent.iter().any(|m| m["role"] == "user") && sent.iter().any(|m| m["role"] == "tool");
     let (role, content) = if tool_only {
@@ -546,6 +606,21 @@ fn sse(mut frames: Vec<Frame>, guard: Option<InflightGuard>, done_marker: bool) 
         loop {
             match queue.pop_front()? {
                 Frame::Bytes(bytes) => return Some((Ok(bytes), (queue, guard))),
+                Frame::Repeat { bytes, count, gap } => {
+                    if count > 1 {
+                        queue.push_front(Frame::Repeat {
+                            bytes: bytes.clone(),
+                            count: count - 1,
+                            gap,
+                        });
+                        if !gap.is_zero() {
+                            queue.push_front(Frame::Sleep(gap));
+                        }
+                    }
+                    if count > 0 {
+                        return Some((Ok(bytes), (queue, guard)));
+                    }
+                }
                 Frame::Sleep(d) | Frame::Stall(d) => tokio::time::sleep(d).await,
                 Frame::Abort => {
                     // An error from the body makes hyper abort the connection mid chunked-encoding,

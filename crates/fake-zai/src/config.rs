@@ -5,6 +5,15 @@
 //! Every check can be switched off; the running server reads the config afresh for every request, so
 //! changes through `FakeZai::update` take effect on the next request.
 //!
+//! Relaxed mode ([`FakeConfig::relaxed`], field `relaxed`) is for a load generator talking to the
+//! fake directly, without the gateway: it switches off, at check time and whatever the other
+//! fields say, every check a bare client cannot pass (listed on the field), accepts any or no
+//! Bearer as one fixed anonymous account, and always serves `POST /api/v2/chat/completions`.
+//!
+//! Bench knobs: `trailing_event_after_done` (the bookkeeping event real streams send after
+//! `done`, on by default and in every era) and `record_limit` (how many requests are kept for
+//! [`FakeZai::requests`](crate::FakeZai::requests)).
+//!
 //! Eras: [`FakeConfig::era`] returns the dated protocol states of upstream-protocol.md §1 and §19
 //! (see [`ERAS`]), each a `FakeConfig` like any other, so a test can start from an era and change
 //! more. Every field added for a later era defaults to the earlier behaviour, so
@@ -122,6 +131,34 @@ pub struct FakeConfig {
     /// tool scenarios still read the offer (body `tools`, the prompt instruction in a system
     /// message) and tool results from `messages` as sent in both modes. Default off.
     pub server_side_history: bool,
+    /// Relaxed mode, for direct load without the gateway. On, it overrides (without changing the
+    /// fields): the signature (`signature`), FE version (`check_fe_version`), `user_id`
+    /// (`check_user_id`), `version` query (`check_client_version`), `token` query
+    /// (`require_token_query`), `X-Device-Id` (`require_device_id_format`), required headers
+    /// (`required_headers`), captcha (`captcha_required`, `captcha_risk`), guest model
+    /// (`restrict_guest_models`), chat pre-creation (`require_precreated_chat`) and concurrency
+    /// (`max_concurrent_per_user`) checks are all off; `POST /api/v2/chat/completions` is
+    /// served even where the era has only the legacy path; a missing or unknown Bearer is the
+    /// fixed anonymous account [`RELAXED_USER_ID`](crate::RELAXED_USER_ID) (role `user`) on every
+    /// route that needs a session (`GET /api/v1/auths/` without `Authorization` still mints a
+    /// guest). A direct client then needs only
+    /// `POST /api/v2/chat/completions` with `Content-Type: application/json` and
+    /// `{"model":"GLM-5.3-Flash","messages":[{"role":"user","content":"hi"}],"stream":true}`
+    /// (no query, no `chat_id` or message ids); server-side history stores nothing for a
+    /// completion without `chat_id`. Still checked: JSON body, `stream_options`,
+    /// `reasoning_effort` (when the era checks it), directives, token faults, `firewall_all`.
+    /// Default off.
+    pub relaxed: bool,
+    /// Send the bookkeeping event real streams carry after `done` (the Oct-2025 capture:
+    /// `role`, `usage`, `message_id`, `done:true`, an empty edit at the end, `phase:"other"`; in
+    /// the phase format `{"phase": "other", "usage": …, "message_id": …, "done": true}`) on every
+    /// synthetic stream that ends with `done`. Off: `done` is the last event. Replays stay byte
+    /// for byte either way. A client that stops reading at `done` and drops the body leaves
+    /// this event unread, so its HTTP/1.1 connection cannot be reused. Default on.
+    pub trailing_event_after_done: bool,
+    /// How many requests are kept for [`FakeZai::requests`](crate::FakeZai::requests): the most
+    /// recent ones, in a ring (older ones are dropped); 0 records nothing. Default 10 000.
+    pub record_limit: usize,
 }
 
 /// Which completions the risk engine asks for a captcha (§19.4).
@@ -283,6 +320,15 @@ pub const ERAS: [&str; 8] = [
 ];
 
 impl FakeConfig {
+    /// The same config in relaxed mode (see the `relaxed` field): what a load generator needs to
+    /// call the fake directly.
+    pub fn relaxed(self) -> Self {
+        Self {
+            relaxed: true,
+            ..self
+        }
+    }
+
     /// The protocol as it stood in a dated era (upstream-protocol.md §1), or `None` for an
     /// unknown name. Each era differs from the previous one by what broke proxies at the time:
     ///
@@ -418,6 +464,9 @@ impl Default for FakeConfig {
             require_device_id_format: false,
             require_token_query: false,
             server_side_history: false,
+            relaxed: false,
+            trailing_event_after_done: true,
+            record_limit: 10_000,
         }
     }
 }
@@ -478,6 +527,46 @@ pub enum Scenario {
     ToolThinkText,
     /// Calls a tool while the history holds fewer than two tool results, then answers.
     Agent,
+    /// Exactly `count` answer events of `size` bytes of ASCII answer text each
+    /// ([`crate::scenarios::chunk_text`]), then usage and `done` (`chunks:N:SIZE`). Built once
+    /// and repeated, so any size streams at the cost of copying bytes.
+    Chunks {
+        count: u64,
+        size: usize,
+    },
+}
+
+/// Largest N of `chunks:N:SIZE`.
+pub const CHUNKS_MAX_COUNT: u64 = 10_000_000;
+/// Largest SIZE of `chunks:N:SIZE` (1 MiB).
+pub const CHUNKS_MAX_SIZE: usize = 1024 * 1024;
+
+/// Parses the `N:SIZE` of `chunks:N:SIZE`: 1 ≤ N ≤ [`CHUNKS_MAX_COUNT`], 1 ≤ SIZE ≤
+/// [`CHUNKS_MAX_SIZE`].
+fn parse_chunks(arg: Option<&str>) -> Result<Scenario, String> {
+    let usage = "chunks needs N:SIZE (N answer events of SIZE bytes each, e.g. chunks:100:64)";
+    let Some((count, size)) = arg.and_then(|a| a.split_once(':')) else {
+        return Err(format!("{usage}, got {:?}", arg.unwrap_or("")));
+    };
+    let count: u64 = count
+        .trim()
+        .parse()
+        .map_err(|_| format!("{usage}; N {count:?} is not a number"))?;
+    let size: usize = size
+        .trim()
+        .parse()
+        .map_err(|_| format!("{usage}; SIZE {size:?} is not a number"))?;
+    if !(1..=CHUNKS_MAX_COUNT).contains(&count) {
+        return Err(format!(
+            "chunks: N must be 1..={CHUNKS_MAX_COUNT}, got {count}"
+        ));
+    }
+    if !(1..=CHUNKS_MAX_SIZE).contains(&size) {
+        return Err(format!(
+            "chunks: SIZE must be 1..={CHUNKS_MAX_SIZE} bytes, got {size}"
+        ));
+    }
+    Ok(Scenario::Chunks { count, size })
 }
 
 impl Scenario {
@@ -531,6 +620,7 @@ impl Scenario {
             "tool_parallel" => Self::ToolParallel,
             "tool_think_text" => Self::ToolThinkText,
             "agent" => Self::Agent,
+            "chunks" => parse_chunks(arg.as_deref())?,
             other => return Err(format!("unknown fake-zai scenario {other:?}")),
         })
     }
@@ -642,5 +732,53 @@ mod tests {
         assert_eq!(Scenario::parse("agent"), Ok(Scenario::Agent));
         assert_eq!(Scenario::parse("replay_phase"), Ok(Scenario::ReplayPhase));
         assert_eq!(Scenario::parse("replay_search"), Ok(Scenario::ReplaySearch));
+    }
+
+    #[test]
+    fn chunks_parse_with_bounds() {
+        assert_eq!(
+            Scenario::find_directive("go [[fake:chunks:100:64]]"),
+            Some(Ok(Scenario::Chunks {
+                count: 100,
+                size: 64
+            }))
+        );
+        assert_eq!(
+            Scenario::parse("chunks:10000000:1048576"),
+            Ok(Scenario::Chunks {
+                count: CHUNKS_MAX_COUNT,
+                size: CHUNKS_MAX_SIZE
+            })
+        );
+        for (spec, says) in [
+            ("chunks", "chunks needs N:SIZE"),
+            ("chunks:5", "chunks needs N:SIZE"),
+            ("chunks:x:5", "N \"x\" is not a number"),
+            ("chunks:5:-1", "SIZE \"-1\" is not a number"),
+            ("chunks:0:5", "N must be 1..=10000000, got 0"),
+            ("chunks:10000001:5", "N must be 1..=10000000"),
+            ("chunks:5:0", "SIZE must be 1..=1048576 bytes, got 0"),
+            ("chunks:5:1048577", "SIZE must be 1..=1048576 bytes"),
+        ] {
+            let err = Scenario::parse(spec).unwrap_err();
+            assert!(err.contains(says), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn relaxed_and_bench_defaults() {
+        let today = FakeConfig::default();
+        assert!(!today.relaxed && today.trailing_event_after_done);
+        assert_eq!(today.record_limit, 10_000);
+        let relaxed = FakeConfig::era("2026-09").unwrap().relaxed();
+        assert!(relaxed.relaxed);
+        // The builder sets the switch only: the era's own fields stay as they were.
+        assert!(relaxed.check_fe_version && relaxed.signature.is_some());
+        for name in ERAS {
+            assert!(
+                FakeConfig::era(name).unwrap().trailing_event_after_done,
+                "{name}"
+            );
+        }
     }
 }

@@ -9,6 +9,9 @@
 //!   user message came with `chats/new`) does not add it again.
 //! - A path is followed through `parent` links from a message up to its root and returned root
 //!   first; a cycle or a dangling parent ends the walk (the path is what is reachable).
+//! - A tree keeps at most [`TREE_LIMIT`] messages (the oldest goes first; a path then ends
+//!   where its parent went) and at most [`STORED_TEXT_MAX`] bytes of each message's text (cut at
+//!   a character boundary), so a long or a huge conversation cannot grow the fake without bound.
 //! - [`Seen`] is what the model reads: in messages mode the completion's `messages` as sent; in
 //!   server-side mode the stored path to `current_user_message_parent_id` plus the new user
 //!   message (the last `user` entry of `messages`). It feeds the `recall` scenario.
@@ -18,6 +21,23 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use crate::scenarios::RecallSystem;
+
+/// Messages kept per chat tree.
+pub const TREE_LIMIT: usize = 1_000;
+/// Bytes of text kept per stored message.
+pub const STORED_TEXT_MAX: usize = 64 * 1024;
+
+/// `text` cut to at most [`STORED_TEXT_MAX`] bytes at a character boundary.
+fn clip_stored(mut text: String) -> String {
+    if text.len() > STORED_TEXT_MAX {
+        let mut end = STORED_TEXT_MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
 
 /// One message of a chat's server-side tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +70,7 @@ impl ChatTree {
                         id: m["id"].as_str().unwrap_or(key).to_owned(),
                         parent: m["parentId"].as_str().map(str::to_owned),
                         role: m["role"].as_str().unwrap_or("user").to_owned(),
-                        content: text_of(&m["content"]),
+                        content: clip_stored(text_of(&m["content"])),
                     })
                     .collect()
             })
@@ -72,6 +92,8 @@ impl ChatTree {
             tree.messages.extend(ready);
             pending = rest;
         }
+        let excess = tree.messages.len().saturating_sub(TREE_LIMIT);
+        tree.messages.drain(..excess);
         tree
     }
 
@@ -83,11 +105,18 @@ impl ChatTree {
         self.get(id).is_some()
     }
 
-    /// Adds `message`, or replaces the stored message with the same id.
-    pub fn insert(&mut self, message: StoredMessage) {
+    /// Adds `message` (its text clipped to [`STORED_TEXT_MAX`]), or replaces the stored message
+    /// with the same id; beyond [`TREE_LIMIT`] messages the oldest goes.
+    pub fn insert(&mut self, mut message: StoredMessage) {
+        message.content = clip_stored(std::mem::take(&mut message.content));
         match self.messages.iter_mut().find(|m| m.id == message.id) {
             Some(slot) => *slot = message,
-            None => self.messages.push(message),
+            None => {
+                self.messages.push(message);
+                if self.messages.len() > TREE_LIMIT {
+                    self.messages.remove(0);
+                }
+            }
         }
     }
 
@@ -140,7 +169,7 @@ pub struct Seen {
 impl Seen {
     /// Messages mode: the completion's `messages` as sent.
     pub fn from_messages(body: &Value) -> Self {
-        let messages = body["messages"].as_array().cloned().unwrap_or_default();
+        let messages: &[Value] = body["messages"].as_array().map_or(&[], Vec::as_slice);
         let of = |role: &'static str| messages.iter().filter(move |m| m["role"] == role);
         let system = of("system").count();
         Seen {
@@ -232,5 +261,37 @@ mod tests {
             "y": {"parentId": "x", "role": "user", "content": "y"},
         }));
         assert_eq!(cyclic.path_to("x").len(), 2);
+    }
+
+    #[test]
+    fn trees_bound_their_messages_and_texts() {
+        let mut tree = ChatTree::default();
+        for n in 0..TREE_LIMIT + 5 {
+            tree.insert(StoredMessage {
+                id: format!("m{n}"),
+                parent: n.checked_sub(1).map(|p| format!("m{p}")),
+                role: "user".into(),
+                content: if n == TREE_LIMIT + 4 {
+                    "é".repeat(STORED_TEXT_MAX)
+                } else {
+                    "x".to_owned()
+                },
+            });
+        }
+        let messages = tree.messages();
+        assert_eq!(messages.len(), TREE_LIMIT);
+        assert_eq!(messages[0].id, "m5");
+        let last = &messages[TREE_LIMIT - 1].content;
+        // Cut at a character boundary: é is two bytes.
+        assert_eq!(last.chars().count(), STORED_TEXT_MAX / 2);
+        // The path ends where its oldest parent went.
+        assert_eq!(
+            tree.path_to(&format!("m{}", TREE_LIMIT + 4)).len(),
+            TREE_LIMIT
+        );
+        let seeded = ChatTree::seed(&json!({
+            "a": {"id": "a", "role": "user", "content": "x".repeat(STORED_TEXT_MAX + 10)},
+        }));
+        assert_eq!(seeded.messages()[0].content.len(), STORED_TEXT_MAX);
     }
 }

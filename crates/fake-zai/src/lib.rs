@@ -4,7 +4,8 @@
 //! - `FakeConfig` (Default = today's protocol, permissive where the protocol is uncertain)
 //! - `FakeZai::start(FakeConfig) -> std::io::Result<FakeZai>` binds 127.0.0.1:0
 //! - `FakeZai::base_url(&self) -> String` (e.g. `http://127.0.0.1:12345`)
-//! - `FakeZai::requests(&self) -> Vec<RecordedRequest>` everything received, in order
+//! - `FakeZai::requests(&self) -> Vec<RecordedRequest>` the last `record_limit` (10 000) requests
+//!   received, in order
 //! - `FakeZai::add_user(&self, token: &str, name: &str) -> String` registers a logged-in token, returns its user id
 //!   (`FakeZai::add_user_as` with a chosen id and e-mail)
 //! - scenarios chosen per request by a directive in the last user message: `[[fake:NAME]]`
@@ -16,9 +17,15 @@
 //!   `FakeZai::captcha_params_rejected`, `EVENT_CAPTCHA_INVALID`, `POST /_fake/captcha/solve`
 //! - `FakeConfig::server_side_history` (on in `2026-09`), the `recall` scenario
 //!   (`recall_answer`), `FakeZai::chat_tree`, `FakeZai::chat_path`, `FakeZai::chats_created`
+//! - for benchmarks: the `chunks:N:SIZE` scenario (`chunk_text`), `FakeConfig::relaxed` (direct
+//!   load without the gateway, `RELAXED_USER_ID`), `FakeConfig::trailing_event_after_done`,
+//!   `FakeConfig::record_limit`, `FakeZai::stats() -> FakeStats` and `FakeZai::reset_stats`
+//!   (also `GET /_fake/stats`, `POST /_fake/stats/reset`)
 //!
 //! Invariants: a `FakeZai` owns one server task; dropping the handle aborts it (tests never leak
 //! servers). All state is shared through [`state::Shared`], so every setter works while serving.
+//! The server is plain HTTP/1.1 (and h2c) by axum/hyper with keep-alive: a client that reads a
+//! stream to its end reuses the connection; connections are counted by [`net::CountingListener`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +33,7 @@ use std::sync::Arc;
 mod completions;
 mod config;
 pub mod history;
+mod net;
 mod pages;
 pub mod phase;
 pub mod scenarios;
@@ -39,17 +47,36 @@ pub use completions::{
     DETAIL_STREAM_OPTIONS,
 };
 pub use config::{
-    CaptchaRisk, ERAS, FakeConfig, MissingHeaderAnswer, ModelList, RequiredHeader, Scenario,
-    StreamFormat,
+    CHUNKS_MAX_COUNT, CHUNKS_MAX_SIZE, CaptchaRisk, ERAS, FakeConfig, MissingHeaderAnswer,
+    ModelList, RequiredHeader, Scenario, StreamFormat,
 };
 pub use history::StoredMessage;
 pub use scenarios::{
     EVENT_426, EVENT_CAPTCHA, EVENT_CAPTCHA_INVALID, EVENT_INTERNAL_ERROR, EVENT_MODEL_LEVEL,
-    RecallSystem, recall_answer, recall_answer_with, texts,
+    RecallSystem, chunk_text, recall_answer, recall_answer_with, texts,
 };
-pub use server::{DETAIL_401, DETAIL_403};
+pub use server::{DETAIL_401, DETAIL_403, RELAXED_USER_ID};
 pub use state::TokenFault;
 pub use zai_signature::SignatureScheme;
+
+/// Traffic counters of a running fake (`FakeZai::stats`, `GET /_fake/stats`). Requests to the
+/// stats routes themselves are not counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FakeStats {
+    /// TCP connections accepted (since start or the last reset).
+    pub connections_accepted: u64,
+    /// TCP connections open now (never reset).
+    pub connections_open: u64,
+    /// HTTP requests served, every route (since start or the last reset).
+    pub requests: u64,
+    /// Requests to a completion path, answered or rejected (since start or the last reset).
+    pub completions: u64,
+}
+
+/// Whether `path` is a completion endpoint (`/api/v2/chat/completions` or the legacy one).
+pub fn is_completion_path(path: &str) -> bool {
+    path == "/api/v2/chat/completions" || path == "/api/chat/completions"
+}
 
 /// One request as fake-zai received it.
 #[derive(Debug, Clone)]
@@ -107,7 +134,7 @@ impl RecordedRequest {
 
     /// Whether this is a completion call (either path).
     pub fn is_completion(&self) -> bool {
-        self.path == "/api/v2/chat/completions" || self.path == "/api/chat/completions"
+        is_completion_path(&self.path)
     }
 }
 
@@ -139,6 +166,7 @@ impl FakeZai {
         let addr = listener.local_addr()?;
         let shared = Arc::new(state::Shared::new(config));
         let app = server::router(Arc::clone(&shared));
+        let listener = net::CountingListener::new(listener, Arc::clone(&shared));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -162,7 +190,7 @@ impl FakeZai {
         format!("http://{}", self.addr)
     }
 
-    /// Every request received so far, in arrival order.
+    /// The most recent `record_limit` requests received (all of them in a test), oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.requests()
     }
@@ -237,7 +265,17 @@ impl FakeZai {
 
     /// Current configuration.
     pub fn config(&self) -> FakeConfig {
-        self.shared.config()
+        FakeConfig::clone(&self.shared.config())
+    }
+
+    /// Connection and request counters (see [`FakeStats`]).
+    pub fn stats(&self) -> FakeStats {
+        self.shared.traffic.snapshot()
+    }
+
+    /// Zeroes `connections_accepted`, `requests` and `completions` (not `connections_open`).
+    pub fn reset_stats(&self) {
+        self.shared.traffic.reset();
     }
 
     /// Changes the configuration of the running fake; the next request sees the change.

@@ -1,8 +1,12 @@
 //! The `fake-zai` binary: serves the fake chat.z.ai on a fixed address for humans and benchmarks.
 //!
 //! Invariants: every flag maps onto one `FakeConfig` field (defaults are the library's, or the
-//! `--era` preset's when one is given); the process logs one line per request and stops gracefully
+//! `--era` preset's when one is given), except the logging flags; the process stops gracefully
 //! on Ctrl-C (open streams get a few seconds).
+//!
+//! Logging: startup lines at `info`; the one line per request is at `debug`, so a benchmark's
+//! fake writes nothing per request unless `--log-requests` (or `RUST_LOG=fake_zai=debug`) asks
+//! for it; `--quiet` keeps only warnings and errors. `RUST_LOG`, when set, wins over both.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,7 +20,8 @@ use fake_zai::{
 #[derive(Debug, Parser)]
 #[command(
     name = "fake-zai",
-    about = "A faithful fake of chat.z.ai for tests, benchmarks and offline use"
+    about = "A faithful fake of chat.z.ai for tests, benchmarks and offline use",
+    after_help = "Benchmarks: GET /_fake/stats answers {\"connections_accepted\":N,\"connections_open\":N,\"requests\":N,\"completions\":N}; POST /_fake/stats/reset zeroes all but connections_open.\n\nDirect load with --relaxed: POST /api/v2/chat/completions with Content-Type: application/json and the body {\"model\":\"GLM-5.3-Flash\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true}; no query, headers, chat or Authorization needed (any Bearer is accepted). Put [[fake:chunks:N:SIZE]] in the message, or pass --scenario chunks:N:SIZE, for N answer events of SIZE bytes."
 )]
 struct Args {
     /// Start from a dated protocol state instead of today's: 2025-09-legacy, 2025-10-v1,
@@ -78,9 +83,33 @@ struct Args {
     /// Pause between stream events, in milliseconds.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     event_delay_ms: u64,
-    /// Scenario when the prompt has no [[fake:NAME]] directive (e.g. `replay`, `slow:50`).
+    /// Scenario when the prompt has no [[fake:NAME]] directive (e.g. `replay`, `slow:50`,
+    /// `chunks:N:SIZE` = N answer events of SIZE bytes, N ≤ 10000000, SIZE ≤ 1048576).
     #[arg(long, value_name = "NAME")]
     scenario: Option<String>,
+    /// Relaxed mode for direct load without the gateway: no signature, FE version, user_id,
+    /// version, token query, X-Device-Id, required-header, captcha, guest-model, pre-created chat
+    /// or concurrency check; any or no Bearer is accepted (one anonymous account). A client
+    /// sends only `POST /api/v2/chat/completions`, `Content-Type: application/json`,
+    /// `{"model":"GLM-5.3-Flash","messages":[{"role":"user","content":"hi"}],"stream":true}`;
+    /// `POST /api/v1/chats/new` works with any Bearer too.
+    #[arg(long)]
+    relaxed: bool,
+    /// Send the bookkeeping event real streams carry after `done` (the default).
+    #[arg(long, overrides_with = "no_trailing_event")]
+    trailing_event: bool,
+    /// End streams at `done`, without the bookkeeping event after it.
+    #[arg(long, overrides_with = "trailing_event")]
+    no_trailing_event: bool,
+    /// Keep the last N requests for inspection (0 = record nothing).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    record_limit: usize,
+    /// Log only warnings and errors.
+    #[arg(long, conflicts_with = "log_requests")]
+    quiet: bool,
+    /// Log one line per request (at debug level; off by default so load is not slowed).
+    #[arg(long)]
+    log_requests: bool,
     /// Register a logged-in account, `TOKEN:NAME` (repeatable).
     #[arg(long = "user", value_name = "TOKEN:NAME")]
     users: Vec<String>,
@@ -147,19 +176,33 @@ fn config_from(args: &Args) -> Result<FakeConfig, String> {
         required_headers,
         missing_header_answer,
         stream_format,
+        relaxed: base.relaxed || args.relaxed,
+        trailing_event_after_done: if args.no_trailing_event {
+            false
+        } else {
+            base.trailing_event_after_done || args.trailing_event
+        },
+        record_limit: args.record_limit,
         ..base
     })
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let level = if args.quiet {
+        "warn"
+    } else if args.log_requests {
+        "info,fake_zai=debug"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         .init();
-    let args = Args::parse();
     let config = match config_from(&args) {
         Ok(config) => config,
         Err(e) => {

@@ -4,12 +4,18 @@
 //! - Synthetic streams are scripts ([`crate::script::Op`]); their edit indices are computed, never
 //!   written by hand, and each scenario has a test rebuilding its content with §12.4.
 //! - `thinking`, `plain`, `search`, `tool_b` and `error_internal` reproduce the protocol document's
-//!   examples A', B, C, E and F byte for byte; the §12.10 error events are the document's text verbatim.
+//!   examples A', B, C, E and F byte for byte (A' with the trailing event, whose last event it is;
+//!   B, C and E without); the §12.10 error events are the document's text verbatim.
 //! - Replays stream the embedded captures unchanged (concatenated frames == file bytes), in every
 //!   stream format.
 //! - In the phase format ([`StreamFormat::Phase`]) the synthetic scenarios are written by
 //!   [`crate::phase`] (and the tool module in the same format); single-event errors, HTTP answers
 //!   and replays are the same in both formats.
+//! - Every synthetic stream that ends with `done` gets exactly one bookkeeping event after it
+//!   when [`Ctx::trailing_event`] is on (the markup [`Op::Final`] or the phase
+//!   [`PhaseEvent::Final`], carrying the stream's last usage) and none when it is off; scripts
+//!   never write it themselves. A stream ending with INTERNAL_ERROR has none.
+//! - `chunks:N:SIZE` renders its delta once ([`Op::Repeat`]): no per-event work but the copy.
 
 use std::time::Duration;
 
@@ -17,7 +23,9 @@ use serde_json::{Value, json};
 
 use crate::config::{Scenario, StreamFormat};
 use crate::phase;
-use crate::script::{self, Anchor, DoneKind, Frame, Op, Style, Usage, after_last, append, edit};
+use crate::script::{
+    self, Anchor, DoneKind, Frame, Op, PhaseEvent, Style, Usage, after_last, append, edit,
+};
 
 /// The real GLM-4.6 capture (559 events, content 6308 characters).
 pub const CAPTURE_THINKING: &[u8] = include_bytes!("../fixtures/glm46-thinking-2025-10.sse");
@@ -67,8 +75,9 @@ pub mod texts {
     pub const HUGE_LEN: usize = 1024 * 1024;
 }
 
-/// Request facts a scenario may depend on.
-#[derive(Debug, Clone, Default)]
+/// Request facts a scenario may depend on. `Default` is a markup request of the default config
+/// (trailing event on).
+#[derive(Debug, Clone)]
 pub struct Ctx {
     /// `signature_prompt` of the body (for `echo`).
     pub signature_prompt: String,
@@ -87,6 +96,34 @@ pub struct Ctx {
     pub thinks: bool,
     /// What the model saw of the conversation (for `recall`).
     pub seen: crate::history::Seen,
+    /// Send the bookkeeping event after `done` (config `trailing_event_after_done`).
+    pub trailing_event: bool,
+}
+
+impl Default for Ctx {
+    fn default() -> Self {
+        Self {
+            signature_prompt: String::new(),
+            tools: None,
+            delay: Duration::ZERO,
+            stall: Duration::ZERO,
+            internal_error_at_done: false,
+            tool: crate::tools::ToolContext::default(),
+            format: StreamFormat::default(),
+            thinks: false,
+            seen: crate::history::Seen::default(),
+            trailing_event: true,
+        }
+    }
+}
+
+/// `message_id` of the bookkeeping event after `done`.
+pub const FINAL_MESSAGE_ID: &str = "3f0c2a9e-6d1b-4e8a-b7c5-1a2b3c4d5e6f";
+
+/// The answer text of one `chunks:N:SIZE` event: `size` bytes of `abcdefghijklmnopqrstuvwxyz`
+/// repeated (the same text in every event).
+pub fn chunk_text(size: usize) -> String {
+    (b'a'..=b'z').cycle().take(size).map(char::from).collect()
 }
 
 /// Longest user text `recall` lists unabridged, in characters.
@@ -221,12 +258,39 @@ fn thinking_ops() -> Vec<Op> {
         append(" help you today?", "answer"),
         Op::Usage(usage),
         Op::Done(DoneKind::Full),
-        Op::Final {
-            usage,
-            message_id: "3f0c2a9e-6d1b-4e8a-b7c5-1a2b3c4d5e6f".to_owned(),
-        },
     ]);
     ops
+}
+
+/// `chunks:N:SIZE`: `count` equal answer deltas of `size` bytes, usage, `done` (in the phase
+/// format the usage comes before the last delta, as §19.1 streams have it).
+fn chunks_ops(count: u64, size: usize, phase_format: bool) -> Vec<Op> {
+    let text = chunk_text(size);
+    let usage = Usage::new(
+        9,
+        count
+            .saturating_mul(u64::try_from(size).unwrap_or(u64::MAX))
+            .div_ceil(4),
+    );
+    if phase_format {
+        let ops = vec![
+            Op::Repeat {
+                op: Box::new(phase::answer(text.clone())),
+                count: count.saturating_sub(1),
+            },
+            phase::answer(text),
+        ];
+        phase::finish(ops, Some(usage))
+    } else {
+        vec![
+            Op::Repeat {
+                op: Box::new(append(text, "answer")),
+                count,
+            },
+            Op::Usage(usage),
+            Op::Done(DoneKind::Full),
+        ]
+    }
 }
 
 fn plain_ops(with_usage: bool) -> Vec<Op> {
@@ -419,8 +483,34 @@ fn huge_text() -> String {
 
 /// Replaces the end of a stream with the INTERNAL_ERROR event (§8: content normal, error at `done`).
 fn end_with_internal_error(mut ops: Vec<Op>) -> Vec<Op> {
-    ops.retain(|op| !matches!(op, Op::Done(_) | Op::Final { .. }));
+    ops.retain(|op| {
+        !matches!(
+            op,
+            Op::Done(_) | Op::Final { .. } | Op::Phase(PhaseEvent::Final { .. })
+        )
+    });
     ops.push(Op::Raw(EVENT_INTERNAL_ERROR.to_owned()));
+    ops
+}
+
+/// Ends a stream that ends with `done` with the bookkeeping event (`on`) or without (off): the
+/// markup [`Op::Final`], or the phase [`PhaseEvent::Final`] when the script is phase frames,
+/// with the last usage the stream reported.
+fn with_trailing_event(mut ops: Vec<Op>, on: bool) -> Vec<Op> {
+    ops.retain(|op| !matches!(op, Op::Final { .. } | Op::Phase(PhaseEvent::Final { .. })));
+    if !on || !matches!(ops.last(), Some(Op::Done(_))) {
+        return ops;
+    }
+    let usage = ops.iter().rev().find_map(|op| match op {
+        Op::Usage(u) | Op::Phase(PhaseEvent::Usage(u)) => Some(*u),
+        _ => None,
+    });
+    let message_id = FINAL_MESSAGE_ID.to_owned();
+    if ops.iter().any(|op| matches!(op, Op::Phase(_))) {
+        ops.push(Op::Phase(PhaseEvent::Final { usage, message_id }));
+    } else {
+        ops.push(Op::Final { usage, message_id });
+    }
     ops
 }
 
@@ -428,7 +518,7 @@ fn stream(style: Style, ops: Vec<Op>, ctx: &Ctx, delay: Duration) -> Plan {
     let ops = if ctx.internal_error_at_done {
         end_with_internal_error(ops)
     } else {
-        ops
+        with_trailing_event(ops, ctx.trailing_event)
     };
     Plan::Stream(script::compile(style, &ops, delay))
 }
@@ -555,6 +645,9 @@ pub fn plan(scenario: &Scenario, ctx: &Ctx) -> Plan {
             Plan::Stream(script::compile(Style::Python, &ops, delay))
         }
         Scenario::Stall => Plan::Stream(vec![Frame::Stall(ctx.stall)]),
+        Scenario::Chunks { count, size } => {
+            stream(Style::Python, chunks_ops(*count, *size, false), ctx, delay)
+        }
         Scenario::Replay => Plan::Stream(script::replay_frames(CAPTURE_THINKING, delay)),
         Scenario::ReplayTool => Plan::Stream(script::replay_frames(CAPTURE_TOOL, delay)),
         Scenario::ReplayPhase => Plan::Stream(script::replay_frames(CAPTURE_PHASE, delay)),
@@ -628,6 +721,7 @@ fn phase_plan(scenario: &Scenario, ctx: &Ctx, delay: Duration) -> Option<Plan> {
             Some(Usage::new(9, 9)),
         ),
         Scenario::Huge => phase::finish(vec![phase::answer(huge_text())], None),
+        Scenario::Chunks { count, size } => chunks_ops(*count, *size, true),
         Scenario::Drop => {
             return Some(Plan::Stream(script::compile(
                 Style::Python,
@@ -660,7 +754,19 @@ mod tests {
     }
 
     fn run(scenario: Scenario) -> (String, Rebuilt) {
-        let body = body_of(scenario, &Ctx::default());
+        run_in(scenario, &Ctx::default())
+    }
+
+    /// A markup request without the trailing event: the protocol examples that end at `done`.
+    fn no_trailing() -> Ctx {
+        Ctx {
+            trailing_event: false,
+            ..Ctx::default()
+        }
+    }
+
+    fn run_in(scenario: Scenario, ctx: &Ctx) -> (String, Rebuilt) {
+        let body = body_of(scenario, ctx);
         let rebuilt = rebuild(&body);
         assert_eq!(rebuilt.bad_edits, 0, "edit index past the end in {body}");
         (body, rebuilt)
@@ -736,7 +842,7 @@ data: {"type": "chat:completion", "data": {"role": "assistant", "usage": {"promp
 
     #[test]
     fn plain_is_b() {
-        let (body, rebuilt) = run(Scenario::Plain);
+        let (body, rebuilt) = run_in(Scenario::Plain, &no_trailing());
         assert_eq!(
             body,
             "data: {\"type\": \"chat:completion\", \"data\": {\"delta_content\": \"Hello\", \"phase\": \"answer\"}}\n\n\
@@ -762,7 +868,7 @@ data: {"type": "chat:completion", "data": {"role": "assistant", "usage": {"promp
 
     #[test]
     fn search_is_c_with_its_indices() {
-        let (body, rebuilt) = run(Scenario::Search);
+        let (body, rebuilt) = run_in(Scenario::Search, &no_trailing());
         for index in [
             "\"edit_index\": 32,",
             "\"edit_index\": 167,",
@@ -962,6 +1068,10 @@ data: {"type": "chat:completion", "data": {"role": "assistant", "usage": {"promp
         let read = script::read_phases(body);
         assert!(!read.markup, "markup in a phase stream: {body}");
         assert!(read.done_last, "done is not last: {body}");
+        assert_eq!(
+            read.after_done, 1,
+            "one bookkeeping event after done: {body}"
+        );
         assert_eq!(read.phases.iter().filter(|p| *p == "done").count(), 1);
         if let Some(last_answer) = read.phases.iter().rposition(|p| p == "answer") {
             let usage = read.phases.iter().rposition(|p| p == "other");
@@ -1004,6 +1114,7 @@ data: {"type": "chat:completion", "data": {"role": "assistant", "usage": {"promp
             Scenario::Echo,
             Scenario::Recall,
             Scenario::Slow(0),
+            Scenario::Chunks { count: 4, size: 3 },
         ] {
             for ctx in [phase_ctx(), native_phase_ctx()] {
                 assert_phase_shape(&body_of(scenario.clone(), &ctx));
@@ -1178,6 +1289,56 @@ data: {"type": "chat:completion", "data": {"role": "assistant", "usage": {"promp
         assert_eq!(
             crate::history::answer_text(&body_of(Scenario::Thinking, &Ctx::default())),
             texts::HELLO_ANSWER
+        );
+    }
+
+    #[test]
+    fn chunks_are_n_equal_deltas_and_cheap_at_any_size() {
+        let markup = body_of(Scenario::Chunks { count: 4, size: 30 }, &Ctx::default());
+        let rebuilt = rebuild(&markup);
+        assert_eq!(rebuilt.content, chunk_text(30).repeat(4));
+        assert_eq!(rebuilt.bad_edits, 0);
+        assert!(rebuilt.done);
+        assert_eq!(markup.matches("\"phase\": \"answer\"").count(), 4);
+        let read = script::read_phases(&body_of(
+            Scenario::Chunks { count: 1, size: 7 },
+            &phase_ctx(),
+        ));
+        assert_eq!(read.answer, "abcdefg");
+        assert_eq!(read.phases, ["other", "answer", "done"]);
+        // The largest stream plans in a few frames: nothing is built per event.
+        for ctx in [Ctx::default(), phase_ctx()] {
+            let big = Scenario::parse("chunks:10000000:1048576").unwrap();
+            let Plan::Stream(frames) = plan(&big, &ctx) else {
+                panic!()
+            };
+            assert!(frames.len() < 8, "{} frames", frames.len());
+        }
+    }
+
+    #[test]
+    fn trailing_event_is_added_once_or_not_at_all() {
+        for scenario in [Scenario::Thinking, Scenario::Plain, Scenario::ToolB(None)] {
+            let on = rebuild(&body_of(scenario.clone(), &Ctx::default()));
+            let off = rebuild(&body_of(scenario.clone(), &no_trailing()));
+            assert_eq!(on.events, off.events + 1, "{scenario:?}");
+            assert_eq!(on.content, off.content, "{scenario:?}");
+            assert_eq!(on.bad_edits + off.bad_edits, 0);
+        }
+        let off = body_of(Scenario::Thinking, &no_trailing());
+        assert!(off.ends_with("\"phase\": \"done\"}}\n\n"), "{off}");
+        let no_usage = body_of(Scenario::NoUsage, &Ctx::default());
+        assert!(!no_usage.contains("usage") && no_usage.contains("message_id"));
+        let phase_off = Ctx {
+            trailing_event: false,
+            ..phase_ctx()
+        };
+        let read = script::read_phases(&body_of(Scenario::Plain, &phase_off));
+        assert!(read.done_last && read.after_done == 0);
+        // Replays stay byte for byte whatever the switch says.
+        assert_eq!(
+            body_of(Scenario::ReplayPhase, &phase_off).as_bytes(),
+            CAPTURE_PHASE
         );
     }
 

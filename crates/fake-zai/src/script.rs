@@ -12,6 +12,9 @@
 //!   the first key, as in the 2026-09 fixtures; they carry no `edit_index`, and the `done` event of
 //!   that format is [`DoneKind::Short`] (Python-style when the script is compiled with
 //!   [`Style::Python`], as every phase scenario is). [`read_phases`] is their reference reader.
+//! - [`Op::Repeat`] renders its delta once and repeats the bytes ([`Frame::Repeat`]), so a long
+//!   stream costs one rendering; the content it adds is counted, not kept, so edit indices and
+//!   the final event's `edit_index` stay right while edits can only anchor in text after it.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -77,10 +80,16 @@ pub enum Op {
     },
     Usage(Usage),
     Done(DoneKind),
-    /// The Oct-2025 bookkeeping event after `done`: role, usage, message id and an empty edit at the end.
+    /// The Oct-2025 bookkeeping event after `done`: role, usage (when the stream had one),
+    /// message id and an empty edit at the end.
     Final {
-        usage: Usage,
+        usage: Option<Usage>,
         message_id: String,
+    },
+    /// This delta (an [`Op::Append`] or a phase `answer`/`thinking` frame) `count` times in a row.
+    Repeat {
+        op: Box<Op>,
+        count: u64,
     },
     /// A preformatted event payload (the JSON after `data: `), e.g. the exact §12.10 error events.
     Raw(String),
@@ -115,6 +124,12 @@ pub enum PhaseEvent {
     },
     /// `phase:"other"` with `usage`.
     Usage(Usage),
+    /// The bookkeeping event after `done` in this format: `phase:"other"`, the usage (when the
+    /// stream had one), `message_id`, `done:true`; no text.
+    Final {
+        usage: Option<Usage>,
+        message_id: String,
+    },
 }
 
 /// What the HTTP body writer consumes.
@@ -122,6 +137,12 @@ pub enum PhaseEvent {
 pub enum Frame {
     /// Bytes to write as is (already `data: …\n\n` framed).
     Bytes(bytes::Bytes),
+    /// `bytes` written `count` times, with a `gap` pause between two writes.
+    Repeat {
+        bytes: bytes::Bytes,
+        count: u64,
+        gap: Duration,
+    },
     Sleep(Duration),
     Abort,
     Stall(Duration),
@@ -240,10 +261,21 @@ fn truncate_chars(content: &mut String, index: usize) {
     }
 }
 
+/// The text an appending delta adds to the content, if `op` is one.
+fn appended(op: &Op) -> Option<&str> {
+    match op {
+        Op::Append { text, .. }
+        | Op::Phase(PhaseEvent::Answer(text) | PhaseEvent::Thinking(text)) => Some(text),
+        _ => None,
+    }
+}
+
 /// Compiles a script into frames, tracking the rebuilt content to compute edit indices.
 /// `delay` is inserted between consecutive events (the `slow` scenario, `event_delay` config).
 pub fn compile(style: Style, ops: &[Op], delay: Duration) -> Vec<Frame> {
     let mut content = String::new();
+    // Characters before `content` that repeats added without keeping them.
+    let mut base: usize = 0;
     let mut frames = Vec::new();
     let mut emitted_any = false;
     for op in ops {
@@ -260,7 +292,7 @@ pub fn compile(style: Style, ops: &[Op], delay: Duration) -> Vec<Frame> {
                 text,
                 phase,
             } => {
-                let index = match anchor {
+                let kept = match anchor {
                     Anchor::End => char_len(&content),
                     Anchor::AfterLast(needle) => match content.rfind(needle.as_str()) {
                         Some(byte) => char_len(&content[..byte]) + char_len(needle),
@@ -268,7 +300,8 @@ pub fn compile(style: Style, ops: &[Op], delay: Duration) -> Vec<Frame> {
                         None => char_len(&content),
                     },
                 };
-                truncate_chars(&mut content, index);
+                truncate_chars(&mut content, kept);
+                let index = base + kept;
                 content.push_str(text);
                 Obj::new(style)
                     .num("edit_index", index as u64)
@@ -295,15 +328,52 @@ pub fn compile(style: Style, ops: &[Op], delay: Duration) -> Vec<Frame> {
                 .str("phase", "done")
                 .bool("done", true)
                 .finish(),
-            Op::Final { usage, message_id } => Obj::new(style)
-                .str("role", "assistant")
-                .raw("usage", &usage_json(style, *usage))
-                .str("message_id", message_id)
-                .bool("done", true)
-                .num("edit_index", char_len(&content) as u64)
-                .str("edit_content", "")
-                .str("phase", "other")
-                .finish(),
+            Op::Final { usage, message_id } => {
+                let mut o = Obj::new(style).str("role", "assistant");
+                if let Some(u) = usage {
+                    o = o.raw("usage", &usage_json(style, *u));
+                }
+                o.str("message_id", message_id)
+                    .bool("done", true)
+                    .num("edit_index", (base + char_len(&content)) as u64)
+                    .str("edit_content", "")
+                    .str("phase", "other")
+                    .finish()
+            }
+            Op::Repeat { op, count } => {
+                let Some(text) = appended(op) else {
+                    // Only deltas repeat; anything else is played once, as written.
+                    frames.extend(compile(style, std::slice::from_ref(op), delay));
+                    continue;
+                };
+                let Some(Frame::Bytes(bytes)) = compile(style, std::slice::from_ref(op), delay)
+                    .into_iter()
+                    .next()
+                else {
+                    continue;
+                };
+                if *count == 0 {
+                    continue;
+                }
+                let added = usize::try_from(*count)
+                    .unwrap_or(usize::MAX)
+                    .saturating_mul(char_len(text));
+                // The repeated text ends the kept content: later edits anchor after it.
+                base = base
+                    .saturating_add(char_len(&content))
+                    .saturating_add(added);
+                content.clear();
+                if emitted_any && !delay.is_zero() {
+                    frames.push(Frame::Sleep(delay));
+                }
+                emitted_any = true;
+                frames.push(Frame::Repeat {
+                    bytes,
+                    count: *count,
+                    gap: delay,
+                });
+                continue;
+            }
             Op::Phase(event) => {
                 let payload = envelope(Style::Python, &phase_json(event));
                 push_event(&mut frames, &mut emitted_any, delay, payload);
@@ -382,6 +452,13 @@ fn phase_json(event: &PhaseEvent) -> String {
             .str("phase", "other")
             .raw("usage", &usage_json(style, *u))
             .finish(),
+        PhaseEvent::Final { usage, message_id } => {
+            let mut o = o.str("phase", "other");
+            if let Some(u) = usage {
+                o = o.raw("usage", &usage_json(style, *u));
+            }
+            o.str("message_id", message_id).bool("done", true).finish()
+        }
     }
 }
 
@@ -501,11 +578,14 @@ pub struct Phased {
     pub error: Option<serde_json::Value>,
     /// Any event carried `<details`, `<glm_block`, `edit_index` or `edit_content`.
     pub markup: bool,
-    /// The last event is `phase:"done"` with `done:true`.
+    /// Reading ended at a `phase:"done"` event with `done:true` (the last event read).
     pub done_last: bool,
+    /// Events after that `done`, not read (the bookkeeping event, when the stream sends one).
+    pub after_done: usize,
 }
 
-/// Reads a phase-format body (reference reader for tests; see [`Phased`]).
+/// Reads a phase-format body (reference reader for tests; see [`Phased`]) the way a client
+/// does: up to and including the first `phase:"done"` event; later events are only counted.
 pub fn read_phases(body: &str) -> Phased {
     let mut out = Phased::default();
     for line in body.lines() {
@@ -515,6 +595,10 @@ pub fn read_phases(body: &str) -> Phased {
         let Ok(event) = serde_json::from_str::<serde_json::Value>(json) else {
             continue;
         };
+        if out.phases.last().is_some_and(|p| p == "done") {
+            out.after_done += 1;
+            continue;
+        }
         let d = &event["data"];
         if d.get("edit_index").is_some() || d.get("edit_content").is_some() {
             out.markup = true;
@@ -566,12 +650,26 @@ pub fn read_phases(body: &str) -> Phased {
     out
 }
 
-/// Concatenates the byte frames (test helper and the `echo` of whole bodies).
+/// Concatenates the byte frames, repeats expanded (test helper and the `echo` of whole bodies).
 pub fn frames_to_string(frames: &[Frame]) -> String {
+    frames_to_string_within(frames, usize::MAX)
+}
+
+/// [`frames_to_string`] with each [`Frame::Repeat`] expanded to at most `repeat_bytes` bytes
+/// (at least once): enough of a long stream to read its answer from without building it all.
+pub fn frames_to_string_within(frames: &[Frame], repeat_bytes: usize) -> String {
     let mut out = Vec::new();
     for frame in frames {
-        if let Frame::Bytes(b) = frame {
-            out.extend_from_slice(b);
+        match frame {
+            Frame::Bytes(b) => out.extend_from_slice(b),
+            Frame::Repeat { bytes, count, .. } => {
+                let fit = (repeat_bytes / bytes.len().max(1)).max(1);
+                let times = usize::try_from(*count).unwrap_or(usize::MAX).min(fit);
+                for _ in 0..times {
+                    out.extend_from_slice(bytes);
+                }
+            }
+            Frame::Sleep(_) | Frame::Abort | Frame::Stall(_) => {}
         }
     }
     String::from_utf8_lossy(&out).into_owned()
@@ -657,6 +755,74 @@ mod tests {
         assert_eq!(args["search_query"].as_array().map(Vec::len), Some(3));
         assert_eq!(read.usages.len(), 2);
         assert!(read.answer.ends_with("【turn0search0】"));
+    }
+
+    #[test]
+    fn repeat_renders_once_and_counts_its_characters() {
+        let ops = [
+            append("é", "answer"),
+            Op::Repeat {
+                op: Box::new(append("ab", "answer")),
+                count: 3,
+            },
+            edit(Anchor::End, "!", "answer"),
+            Op::Done(DoneKind::Short),
+            Op::Final {
+                usage: None,
+                message_id: "m".to_owned(),
+            },
+        ];
+        let frames = compile(Style::Compact, &ops, Duration::from_millis(5));
+        let repeats: Vec<(u64, Duration)> = frames
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Repeat { count, gap, .. } => Some((*count, *gap)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(repeats, [(3, Duration::from_millis(5))]);
+        let body = frames_to_string(&frames);
+        // é + ab×3 = 7 characters before the edit.
+        assert!(
+            body.contains("\"edit_index\":7,\"edit_content\":\"!\""),
+            "{body}"
+        );
+        assert!(
+            body.contains("\"edit_index\":8,\"edit_content\":\"\""),
+            "{body}"
+        );
+        let rebuilt = rebuild(&body);
+        assert_eq!(rebuilt.content, "éababab!");
+        assert_eq!(rebuilt.bad_edits, 0);
+        assert!(!body.contains("usage"), "no usage, none in the final event");
+        // Expanded within a budget: at least once, no more than fits.
+        let one = frames_to_string_within(&frames, 1);
+        assert_eq!(one.matches("\"ab\"").count(), 1);
+        // A huge repeat is one frame, not millions.
+        let huge = [Op::Repeat {
+            op: Box::new(append("x".repeat(1024), "answer")),
+            count: 10_000_000,
+        }];
+        assert_eq!(compile(Style::Python, &huge, Duration::ZERO).len(), 1);
+    }
+
+    #[test]
+    fn read_phases_stops_at_done() {
+        let ops = [
+            Op::Phase(PhaseEvent::Answer("a".into())),
+            Op::Done(DoneKind::Short),
+            Op::Phase(PhaseEvent::Final {
+                usage: Some(Usage::new(1, 1)),
+                message_id: "m".into(),
+            }),
+        ];
+        let body = frames_to_string(&compile(Style::Python, &ops, Duration::ZERO));
+        assert!(body.ends_with(
+            "{\"phase\": \"other\", \"usage\": {\"prompt_tokens\": 1, \"completion_tokens\": 1, \"total_tokens\": 2, \"prompt_tokens_details\": {\"cached_tokens\": 0}}, \"message_id\": \"m\", \"done\": true}}\n\n"
+        ), "{body}");
+        let read = read_phases(&body);
+        assert!(read.done_last && read.usages.is_empty());
+        assert_eq!((read.answer.as_str(), read.after_done), ("a", 1));
     }
 
     #[test]

@@ -11,9 +11,16 @@
 //!   gets a freshly minted guest, exactly like an anonymous call (§19.2); other routes still 401.
 //! - `firewall_all` spares `/_fake/…` test routes (they stand for other hosts, like the captcha
 //!   widget's).
-//! - Logs carry one line per request and never a full token.
+//! - Logs carry one line per request, at `debug` (target `fake_zai`), and never a full token; the
+//!   line's parts are only computed when that level is on.
+//! - Every request but `/_fake/stats…` counts in [`crate::FakeStats`]`::requests` (completion paths
+//!   in `completions` too) on arrival; the stats routes are neither counted, recorded nor logged,
+//!   so reading them does not change them.
+//! - In relaxed mode `required_headers` are not checked and a missing or unknown Bearer is the
+//!   fixed anonymous account ([`RELAXED_USER_ID`]) wherever a session is required.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::Router;
@@ -38,6 +45,9 @@ pub const DETAIL_401: &str =
     "Your session has expired or the token is invalid. Please sign in again.";
 /// Detail text of the 403 answer to a guest upload (Open WebUI's wording).
 pub const DETAIL_403: &str = "You do not have permission to access this resource. Please contact your administrator for assistance.";
+
+/// User id of the anonymous account relaxed mode serves a missing or unknown Bearer as.
+pub const RELAXED_USER_ID: &str = "00000000-0000-4000-8000-00000000a11e";
 
 /// Scenario (or check) that produced a completion answer, put in the response extensions for the log line.
 #[derive(Debug, Clone)]
@@ -72,6 +82,12 @@ pub fn router(app: App) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(Arc::clone(&app), observe))
+        // Merged after the layers: reading the statistics does not count, record or log.
+        .merge(
+            Router::new()
+                .route("/_fake/stats", get(stats))
+                .route("/_fake/stats/reset", post(stats_reset)),
+        )
         .with_state(app)
 }
 
@@ -103,14 +119,8 @@ fn now_s() -> u64 {
     u64::try_from(now_ms() / 1000).unwrap_or_default()
 }
 
-/// Records, applies `firewall_all`, and logs one line.
-async fn observe(State(app): State<App>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let (parts, body) = request.into_parts();
-    let limit = app.config().max_body_bytes;
-    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return detail(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
-    };
+/// The request as recorded: method, path, decoded query, lower-cased headers, body.
+fn recorded(parts: &axum::http::request::Parts, body: &Bytes) -> RecordedRequest {
     let query = parts
         .uri
         .query()
@@ -126,19 +136,38 @@ async fn observe(State(app): State<App>, request: Request, next: Next) -> Respon
             )
         })
         .collect();
-    app.record(RecordedRequest {
+    RecordedRequest {
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
         query,
         headers,
-        body: bytes.to_vec(),
-    });
-    let method = parts.method.clone();
-    let path = parts.uri.path().to_owned();
-    let auth = bearer(&parts.headers).map_or_else(|| "-".to_owned(), pages::mask);
+        body: body.to_vec(),
+    }
+}
 
+/// Counts, records, applies `firewall_all` and `required_headers`, and logs one line.
+async fn observe(State(app): State<App>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
     let cfg = app.config();
-    let missing = if path.starts_with("/api/") {
+    app.traffic.requests.fetch_add(1, Ordering::Relaxed);
+    if crate::is_completion_path(request.uri().path()) {
+        app.traffic.completions.fetch_add(1, Ordering::Relaxed);
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, cfg.max_body_bytes).await else {
+        return detail(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
+    };
+    if cfg.record_limit == 0 {
+        app.clear_requests();
+    } else {
+        app.record(recorded(&parts, &bytes), cfg.record_limit);
+    }
+    let log = tracing::enabled!(target: "fake_zai", tracing::Level::DEBUG).then(|| {
+        let auth = bearer(&parts.headers).map_or_else(|| "-".to_owned(), pages::mask);
+        (parts.method.clone(), parts.uri.path().to_owned(), auth)
+    });
+    let path = parts.uri.path();
+    let missing = if path.starts_with("/api/") && !cfg.relaxed {
         missing_header(&cfg.required_headers, &parts.headers)
     } else {
         None
@@ -162,16 +191,18 @@ async fn observe(State(app): State<App>, request: Request, next: Next) -> Respon
         next.run(Request::from_parts(parts, Body::from(bytes)))
             .await
     };
-    let tag = response
-        .extensions()
-        .get::<LogTag>()
-        .map_or("", |t| t.0.as_str());
-    tracing::info!(
-        target: "fake_zai",
-        "{method} {path} -> {} auth={auth} {tag} ({} ms)",
-        response.status().as_u16(),
-        started.elapsed().as_millis()
-    );
+    if let Some((method, path, auth)) = log {
+        let tag = response
+            .extensions()
+            .get::<LogTag>()
+            .map_or("", |t| t.0.as_str());
+        tracing::debug!(
+            target: "fake_zai",
+            "{method} {path} -> {} auth={auth} {tag} ({} ms)",
+            response.status().as_u16(),
+            started.elapsed().as_millis()
+        );
+    }
     response
 }
 
@@ -213,11 +244,29 @@ impl IntoResponse for Unauthorized {
     }
 }
 
-/// The session of the request's bearer token.
+/// The session of the request's bearer token; in relaxed mode a missing or unknown one is the
+/// anonymous account ([`relaxed_session`]).
 pub fn require_session(app: &Shared, headers: &HeaderMap) -> Result<Session, Unauthorized> {
-    bearer(headers)
-        .and_then(|token| app.session(token))
-        .ok_or(Unauthorized)
+    let token = bearer(headers);
+    if let Some(session) = token.and_then(|token| app.session(token)) {
+        return Ok(session);
+    }
+    if app.config().relaxed {
+        return Ok(relaxed_session(token));
+    }
+    Err(Unauthorized)
+}
+
+/// The anonymous account of relaxed mode: id [`RELAXED_USER_ID`], role `user`, the presented
+/// token (if any). Never stored, so it costs nothing per request.
+fn relaxed_session(token: Option<&str>) -> Session {
+    Session {
+        id: RELAXED_USER_ID.to_owned(),
+        email: "anonymous@fake-zai.invalid".to_owned(),
+        name: "Anonymous".to_owned(),
+        role: Role::User,
+        token: token.unwrap_or_default().to_owned(),
+    }
 }
 
 fn session_json(s: &Session) -> Value {
@@ -353,8 +402,7 @@ async fn new_chat(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
         .and_then(Value::as_str)
         .unwrap_or("New Chat")
         .to_owned();
-    app.add_chat(&session.id, &id);
-    app.seed_tree(
+    app.create_chat(
         &session.id,
         &id,
         crate::history::ChatTree::seed(&chat["history"]["messages"]),
@@ -572,6 +620,17 @@ async fn captcha_widget() -> Response {
         WIDGET,
     )
         .into_response()
+}
+
+/// `GET /_fake/stats`: `{"connections_accepted","connections_open","requests","completions"}`.
+async fn stats(State(app): State<App>) -> Response {
+    axum::Json(app.traffic.snapshot()).into_response()
+}
+
+/// `POST /_fake/stats/reset`: zeroes every counter but `connections_open`; answers the stats after.
+async fn stats_reset(State(app): State<App>) -> Response {
+    app.traffic.reset();
+    axum::Json(app.traffic.snapshot()).into_response()
 }
 
 pub async fn not_found() -> Response {

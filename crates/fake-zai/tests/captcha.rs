@@ -2,10 +2,14 @@
 //! short-lived `captcha_verify_param`s (protocol §19.4).
 #![cfg(test)]
 
+mod common;
+
 use std::time::Duration;
 
 use fake_zai::{CaptchaRisk, EVENT_CAPTCHA, EVENT_CAPTCHA_INVALID, FakeConfig, FakeZai};
 use serde_json::{Value, json};
+
+use common::client;
 
 /// Only the captcha check matters here: the others are off.
 fn config(risk: CaptchaRisk) -> FakeConfig {
@@ -25,13 +29,6 @@ async fn start(risk: CaptchaRisk) -> (FakeZai, String) {
     let token = "captcha-user-token".to_owned();
     fake.add_user(&token, "Carol");
     (fake, token)
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
 }
 
 /// A completion's whole body, with `param` as `captcha_verify_param` when given.

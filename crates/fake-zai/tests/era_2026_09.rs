@@ -2,22 +2,17 @@
 //! against `FakeConfig::era("2026-09")`, and every way such a client can get it wrong.
 #![cfg(test)]
 
-use std::time::Duration;
+mod common;
 
 use fake_zai::scenarios::{CAPTURE_PHASE, CAPTURE_SEARCH};
 use fake_zai::script::{Phased, read_phases};
 use fake_zai::{FakeConfig, FakeZai, SignatureScheme, texts};
 use serde_json::{Value, json};
 
+use common::client;
+
 const FE: &str = "prod-fe-1.1.98";
 const DEVICE: &str = "uid_0a1b2c3d4e5f6g7h";
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
 
 async fn start() -> FakeZai {
     FakeZai::start(FakeConfig::era("2026-09").unwrap())

@@ -4,7 +4,7 @@
 //! parent and sending only the new user message), in both stream formats.
 #![cfg(test)]
 
-use std::time::Duration;
+mod common;
 
 use fake_zai::history::answer_text;
 use fake_zai::{
@@ -13,14 +13,9 @@ use fake_zai::{
 };
 use serde_json::{Value, json};
 
-const DEVICE: &str = "uid_0a1b2c3d4e5f6g7h";
+use common::client;
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
+const DEVICE: &str = "uid_0a1b2c3d4e5f6g7h";
 
 fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()

@@ -1,20 +1,17 @@
 //! End-to-end tests over real sockets: a client behaving like the gateway against a running fake.
 #![cfg(test)]
 
+mod common;
+
 use std::time::Duration;
 
 use fake_zai::script::{Rebuilt, rebuild};
 use fake_zai::{FakeConfig, FakeZai, SignatureScheme, texts};
 use serde_json::{Value, json};
 
-const FE: &str = "prod-fe-1.1.88";
+use common::client;
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
+const FE: &str = "prod-fe-1.1.88";
 
 struct Session {
     token: String,
