@@ -11,8 +11,9 @@
 //! Bearer as one fixed anonymous account, and always serves `POST /api/v2/chat/completions`.
 //!
 //! Bench knobs: `trailing_event_after_done` (the bookkeeping event real streams send after
-//! `done`, on by default and in every era) and `record_limit` (how many requests are kept for
-//! [`FakeZai::requests`](crate::FakeZai::requests)).
+//! `done`; on by default and so in every era, as in the Oct-2025 capture, where before only
+//! `thinking` had it) and `record_limit` (how many requests are kept for
+//! [`FakeZai::requests`](crate::FakeZai::requests)). Neither is an era difference.
 //!
 //! Eras: [`FakeConfig::era`] returns the dated protocol states of upstream-protocol.md §1 and §19
 //! (see [`ERAS`]), each a `FakeConfig` like any other, so a test can start from an era and change

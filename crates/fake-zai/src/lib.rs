@@ -25,7 +25,7 @@
 //! Invariants: a `FakeZai` owns one server task; dropping the handle aborts it (tests never leak
 //! servers). All state is shared through [`state::Shared`], so every setter works while serving.
 //! The server is plain HTTP/1.1 (and h2c) by axum/hyper with keep-alive: a client that reads a
-//! stream to its end reuses the connection; connections are counted by [`net::CountingListener`].
+//! stream to its end reuses the connection; connections are counted by `net::CountingListener`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
