@@ -5,6 +5,17 @@
 //! command line or configuration (one line on stderr, secrets never shown). `doctor` exits 0 when
 //! every step passed (warnings allowed), 1 when a step failed, 2 for a bad configuration.
 
+#[cfg(all(feature = "mimalloc", feature = "jemalloc"))]
+compile_error!("choose one allocator: the `mimalloc` and `jemalloc` features exclude each other");
+
+/// The allocator, when a feature chose one (see the README's performance section).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;

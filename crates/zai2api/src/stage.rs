@@ -12,8 +12,10 @@
 //!   far has been taken. Nothing is read ahead, nothing is buffered beyond what one input produced.
 //! - Outputs come out in the order the stage appended them.
 //! - `finish` is called exactly once: when the input ends, or as soon as the stage says it is
-//!   [done](Stage::is_done). In the second case the input is dropped at once without being polled
-//!   again (for the upstream body: the connection is released instead of read to its end).
+//!   [done](Stage::is_done). In the second case the input is never polled again by the adapter:
+//!   it is dropped at once, or handed to the `rest` sink of [`drive_with_rest`] (the upstream body
+//!   is drained there, so its keep-alive connection goes back to the pool). Dropping the adapter
+//!   itself (the client went away) always drops the input.
 //! - After `finish` the stream yields what is left and then ends; it is fused (keeps returning
 //!   `None`).
 
@@ -72,6 +74,20 @@ where
         input: Some(input),
         stage,
         ready: Vec::new(),
+        rest: None,
+    }
+}
+
+/// As [`drive`], but when the stage is done before its input ended, what is left of the input
+/// goes to `rest` instead of being dropped.
+pub fn drive_with_rest<I, S>(input: I, stage: S, rest: fn(I)) -> Staged<I, S>
+where
+    I: Stream<Item = S::In> + Unpin,
+    S: Stage + Unpin,
+{
+    Staged {
+        rest: Some(rest),
+        ..drive(input, stage)
     }
 }
 
@@ -82,6 +98,8 @@ pub struct Staged<I, S: Stage> {
     stage: S,
     /// Outputs of the last push still to be yielded, in reverse (so each is a `pop`).
     ready: Vec<S::Out>,
+    /// Where an unfinished input goes when the stage is done early; `None` drops it.
+    rest: Option<fn(I)>,
 }
 
 // Nothing inside is ever pinned (the outputs are plain values moved out of a `Vec`), so the
@@ -92,6 +110,14 @@ impl<I, S: Stage> Staged<I, S> {
     fn close(&mut self) {
         self.input = None;
         self.stage.finish(&mut self.ready);
+    }
+
+    /// The stage is done while its input may go on.
+    fn close_early(&mut self) {
+        if let (Some(input), Some(rest)) = (self.input.take(), self.rest) {
+            rest(input);
+        }
+        self.close();
     }
 }
 
@@ -116,7 +142,7 @@ where
                 Poll::Ready(Some(item)) => {
                     this.stage.push(item, &mut this.ready);
                     if this.stage.is_done() {
-                        this.close();
+                        this.close_early();
                     }
                 }
                 Poll::Ready(None) => this.close(),
@@ -309,6 +335,32 @@ mod tests {
         assert_eq!(out, vec![1, 1, 2, 2, 999]);
         assert_eq!(pulls.load(Ordering::SeqCst), 2, "nothing read after done");
         assert_eq!(finishes.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_done_stage_hands_the_rest_of_its_input_to_the_sink() {
+        type Input = futures_util::stream::Iter<std::vec::IntoIter<u32>>;
+        static REST: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+        fn keep(input: Input) {
+            let rest = futures_util::FutureExt::now_or_never(input.collect::<Vec<u32>>());
+            REST.lock().unwrap().extend(rest.unwrap_or_default());
+        }
+        let (stage, finishes) = twice(Some(2));
+        let input: Input = futures_util::stream::iter(vec![1, 2, 3, 4]);
+        let out: Vec<u32> = drive_with_rest(input, stage, keep).collect().await;
+        assert_eq!(out, vec![1, 1, 2, 2, 999]);
+        assert_eq!(
+            *REST.lock().unwrap(),
+            vec![3, 4],
+            "the unread input went to the sink"
+        );
+        assert_eq!(finishes.load(Ordering::SeqCst), 1);
+
+        // An input that ends by itself is not handed on.
+        let (stage, _) = twice(None);
+        let input: Input = futures_util::stream::iter(vec![5]);
+        let _: Vec<u32> = drive_with_rest(input, stage, keep).collect().await;
+        assert_eq!(*REST.lock().unwrap(), vec![3, 4]);
     }
 
     #[tokio::test]

@@ -112,9 +112,8 @@ pub(super) async fn start_completion(
         now,
     };
     let path = profile.endpoints.completions.clone();
-    let mut url = t.url(&path)?;
-    url.query_pairs_mut()
-        .extend_pairs(request::build_query(profile, &ctx));
+    let query = request::query_string(&request::build_query(profile, &ctx));
+    let url = t.url(&format!("{path}?{query}"))?;
 
     let referer = format!("{}/c/{chat_id}", t.origin);
     let mut headers = t.render_headers(

@@ -3,11 +3,17 @@
 //! chat service and the doctor read replies through this same pipeline.
 //!
 //! Invariants:
-//! - Lazy: a chunk is read only when the consumer wants the next event, and reading stops
-//!   (dropping the body closes the upstream connection) as soon as the transcript has seen the
-//!   done event or an error.
+//! - Lazy: a chunk is read only when the consumer wants the next event, and the consumer's reading
+//!   stops as soon as the transcript has seen the done event or an error.
+//! - A reply that ended that way has the rest of its body (upstream sends bookkeeping after `done`)
+//!   read off in the background, at most [`DRAIN_LIMIT`] bytes within [`DRAIN_DEADLINE`], so its
+//!   keep-alive connection goes back to the pool; past either bound the connection is dropped. A
+//!   reply abandoned before its end (the client went away) drops its body at once, which closes
+//!   the connection and stops upstream generating.
 //! - Every reply ends with exactly one `Done` or `Error`; an error after the first byte is also
 //!   reported to the request log's failure slot ([`crate::stats::note_stream_failure`]).
+
+use std::time::Duration;
 
 use futures_util::StreamExt;
 
@@ -27,9 +33,10 @@ use crate::stage::{self, Stage};
 /// A reasoning block whose end carries no duration (the phase format has none) gets the time it
 /// took to stream, in whole seconds: this is the one clock the pipeline reads.
 pub fn semantic_stream(bytes: ByteStream, stream: StreamProfile) -> SemanticStream {
-    let events = stage::drive(
+    let events = stage::drive_with_rest(
         bytes,
         SseParser::default().then(Transcript::with_stream_profile(stream)),
+        drain_in_background,
     );
     // The clock is its own stage over the events, so it reads the time when the renderer takes an
     // event, not when its chunk arrived.
@@ -41,6 +48,43 @@ pub fn semantic_stream(bytes: ByteStream, stream: StreamProfile) -> SemanticStre
             crate::stats::note_stream_failure(e.kind);
         }
     }))
+}
+
+/// Most bytes read off a body after its reply ended; upstream's trailing events are a few hundred.
+pub const DRAIN_LIMIT: usize = 64 * 1024;
+/// Longest wait for the end of a body after its reply ended.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Reads what is left of a body whose reply already ended, so the connection can be reused.
+fn drain_in_background(rest: ByteStream) {
+    // Without a runtime (a test driving the stream by hand) the body is simply dropped.
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(drain(rest));
+    }
+}
+
+/// Reads `rest` to its end within the bounds; whether it got there (the connection is reusable).
+async fn drain(mut rest: ByteStream) -> bool {
+    let read_to_end = async {
+        let mut read = 0usize;
+        while let Some(chunk) = rest.next().await {
+            match chunk {
+                Ok(bytes) => read += bytes.len(),
+                Err(_) => return false,
+            }
+            if read > DRAIN_LIMIT {
+                return false;
+            }
+        }
+        true
+    };
+    let ended = tokio::time::timeout(DRAIN_DEADLINE, read_to_end)
+        .await
+        .unwrap_or(false);
+    if !ended {
+        tracing::debug!("upstream body went on after the reply ended; its connection is dropped");
+    }
+    ended
 }
 
 /// Fills in the duration of a reasoning block that ended without one.
@@ -108,5 +152,32 @@ mod tests {
         .collect()
         .await;
         assert_eq!(events, vec![Semantic::Answer("A".into()), Semantic::Done]);
+    }
+
+    fn body(chunks: Vec<Result<bytes::Bytes, UpstreamError>>) -> ByteStream {
+        Box::pin(futures_util::stream::iter(chunks))
+    }
+
+    #[tokio::test]
+    async fn drain_reads_a_short_rest_to_its_end() {
+        let rest = body(vec![Ok(bytes::Bytes::from_static(b"data: {}\n\n")); 3]);
+        assert!(drain(rest).await);
+    }
+
+    #[tokio::test]
+    async fn drain_gives_up_past_its_byte_limit_or_on_an_error() {
+        let big = bytes::Bytes::from(vec![b'x'; DRAIN_LIMIT / 2 + 1]);
+        assert!(!drain(body(vec![Ok(big.clone()), Ok(big)])).await);
+        let broken = vec![Err(UpstreamError::new(
+            UpstreamErrorKind::Connection,
+            "reset",
+        ))];
+        assert!(!drain(body(broken)).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drain_gives_up_on_a_body_that_never_ends() {
+        let endless: ByteStream = Box::pin(futures_util::stream::pending());
+        assert!(!drain(endless).await);
     }
 }

@@ -11,6 +11,8 @@
 //!   off in the profile (`[body]`, `[chat_new]`), because a field an older upstream does not know
 //!   can break it.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
@@ -45,34 +47,45 @@ pub fn epoch_ms(t: OffsetDateTime) -> u64 {
     u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
-/// The query pairs in the profile's order (`completion_query` with `extra_query` applied).
-pub fn build_query(profile: &UpstreamProfile, ctx: &QueryContext<'_>) -> Vec<(String, String)> {
+/// The query pairs in the profile's order (`completion_query` with `extra_query` applied); values
+/// that are in the context already are borrowed, not copied.
+pub fn build_query<'a>(
+    profile: &'a UpstreamProfile,
+    ctx: &QueryContext<'a>,
+) -> Vec<(&'a str, Cow<'a, str>)> {
     profile
         .effective_query()
         .into_iter()
-        .map(|p| (p.name.clone(), query_value(&p.value, ctx)))
+        .map(|p| (p.name.as_str(), query_value(&p.value, ctx)))
         .collect()
 }
 
-fn query_value(source: &QueryValue, ctx: &QueryContext<'_>) -> String {
+/// The query as a URL query string (`a=1&b=2`, form-encoded as a browser's `URLSearchParams`).
+pub fn query_string(pairs: &[(&str, Cow<'_, str>)]) -> String {
+    form_urlencoded::Serializer::new(String::with_capacity(1024))
+        .extend_pairs(pairs.iter().map(|(name, value)| (*name, value.as_ref())))
+        .finish()
+}
+
+fn query_value<'a>(source: &'a QueryValue, ctx: &QueryContext<'a>) -> Cow<'a, str> {
     match source {
-        QueryValue::Timestamp => ctx.timestamp.to_string(),
-        QueryValue::SignatureTimestamp => ctx.signature_timestamp.to_string(),
-        QueryValue::RequestId => ctx.request_id.to_owned(),
-        QueryValue::UserId => ctx.user_id.to_owned(),
-        QueryValue::Token => ctx.token.to_owned(),
-        QueryValue::UserAgent => ctx.user_agent.to_owned(),
-        QueryValue::CurrentUrl => format!("{}/c/{}", ctx.origin, ctx.chat_id),
-        QueryValue::Pathname => format!("/c/{}", ctx.chat_id),
-        QueryValue::LocalTimeIso => iso_utc_ms(ctx.now),
-        QueryValue::UtcTimeRfc1123 => rfc1123(ctx.now),
-        QueryValue::Host => ctx.host.to_owned(),
-        QueryValue::Hostname => ctx.hostname.to_owned(),
-        QueryValue::ClientVersion => ctx.client_version.to_owned(),
-        QueryValue::DeviceId => ctx.device_id.to_owned(),
+        QueryValue::Timestamp => ctx.timestamp.to_string().into(),
+        QueryValue::SignatureTimestamp => ctx.signature_timestamp.to_string().into(),
+        QueryValue::RequestId => ctx.request_id.into(),
+        QueryValue::UserId => ctx.user_id.into(),
+        QueryValue::Token => ctx.token.into(),
+        QueryValue::UserAgent => ctx.user_agent.into(),
+        QueryValue::CurrentUrl => format!("{}/c/{}", ctx.origin, ctx.chat_id).into(),
+        QueryValue::Pathname => format!("/c/{}", ctx.chat_id).into(),
+        QueryValue::LocalTimeIso => iso_utc_ms(ctx.now).into(),
+        QueryValue::UtcTimeRfc1123 => rfc1123(ctx.now).into(),
+        QueryValue::Host => ctx.host.into(),
+        QueryValue::Hostname => ctx.hostname.into(),
+        QueryValue::ClientVersion => ctx.client_version.into(),
+        QueryValue::DeviceId => ctx.device_id.into(),
         // `effective_query` has already dropped these.
-        QueryValue::Remove => String::new(),
-        QueryValue::Literal(v) => v.clone(),
+        QueryValue::Remove => "".into(),
+        QueryValue::Literal(v) => v.as_str().into(),
     }
 }
 
@@ -465,8 +478,9 @@ mod tests {
     #[test]
     fn query_in_browser_order_with_sources() {
         let now = OffsetDateTime::from_unix_timestamp_nanos(1_759_737_067_846_000_000).unwrap();
-        let q = build_query(&UpstreamProfile::default(), &ctx(now));
-        let names: Vec<&str> = q.iter().map(|(n, _)| n.as_str()).collect();
+        let profile = UpstreamProfile::default();
+        let q = build_query(&profile, &ctx(now));
+        let names: Vec<&str> = q.iter().map(|(n, _)| *n).collect();
         assert_eq!(
             &names[..6],
             [
@@ -480,8 +494,8 @@ mod tests {
         );
         let get = |n: &str| {
             q.iter()
-                .find(|(k, _)| k == n)
-                .map(|(_, v)| v.as_str())
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.as_ref())
                 .unwrap()
         };
         assert_eq!(get("timestamp"), "1759737067843");
@@ -494,6 +508,10 @@ mod tests {
         assert_eq!(get("platform"), "web");
         assert_eq!(get("user_agent"), "UA");
         assert_eq!(names.last(), Some(&"signature_timestamp"));
+        let encoded = query_string(&q);
+        assert!(encoded.starts_with("timestamp=1759737067843&requestId="));
+        assert!(encoded.contains("&current_url=https%3A%2F%2Fchat.z.ai%2Fc%2Fc1&"));
+        assert!(encoded.contains("&utc_time=Mon%2C+06+Oct+2025+07%3A51%3A07+GMT&"));
     }
 
     #[test]

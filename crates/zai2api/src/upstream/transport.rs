@@ -12,6 +12,7 @@
 //!   caller's part (`call::Call::send_checked`), since the transport holds no FE-version cache.
 //! - The bearer token is put in a header marked sensitive and is never logged.
 
+use std::borrow::Cow;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -83,6 +84,17 @@ fn transport_error(e: reqwest::Error, path: &str) -> UpstreamError {
     }
 }
 
+/// `template` with each placeholder that occurs in it replaced by its value.
+fn render_template(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = template.to_owned();
+    for (placeholder, value) in values {
+        if out.contains(placeholder) {
+            out = out.replace(placeholder, value);
+        }
+    }
+    out
+}
+
 /// The pieces of the request that come from the base URL, and the connection pool.
 pub(super) struct Transport {
     pub(super) http: reqwest::Client,
@@ -144,14 +156,22 @@ impl Transport {
         bearer: Option<&SecretString>,
         device_id: &str,
     ) -> HeaderMap {
-        let mut map = HeaderMap::new();
+        let mut map = HeaderMap::with_capacity(templates.len() + 2);
         for h in templates {
-            let value = h
-                .value
-                .replace("{user_agent}", &profile.user_agent)
-                .replace("{origin}", &self.origin)
-                .replace("{referer}", referer)
-                .replace("{device_id}", device_id);
+            // Most templates are plain text: only those with a `{` are rendered.
+            let value = if h.value.contains('{') {
+                Cow::Owned(render_template(
+                    &h.value,
+                    &[
+                        ("{user_agent}", &profile.user_agent),
+                        ("{origin}", &self.origin),
+                        ("{referer}", referer),
+                        ("{device_id}", device_id),
+                    ],
+                ))
+            } else {
+                Cow::Borrowed(h.value.as_str())
+            };
             match (
                 HeaderName::from_bytes(h.name.as_bytes()),
                 HeaderValue::from_str(&value),

@@ -8,6 +8,7 @@ mod common;
 
 mod api;
 mod captcha;
+mod connection_reuse;
 mod continuity;
 mod crash_safety;
 mod doctor;
