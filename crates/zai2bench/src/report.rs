@@ -197,7 +197,7 @@ impl Report {
         let m = &self.meta;
         writeln!(
             out,
-            "zai2bench — {} mode, commit {}{}, {} cores{}, {}",
+            "zai2bench — {} mode, commit {}{}, {} cores{}, load average {} at start, {}",
             m.mode,
             m.commit.as_deref().map_or("?", |c| &c[..c.len().min(12)]),
             if m.dirty == Some(true) {
@@ -211,6 +211,8 @@ impl Report {
             } else {
                 ", not pinned"
             },
+            m.loadavg
+                .map_or_else(|| "?".to_owned(), |l| format!("{l:.2}")),
             m.date
         )?;
         let mut figures: Vec<&str> = Vec::new();
@@ -326,6 +328,10 @@ pub struct Change {
     pub new: f64,
     /// `new / old`; `None` when old is zero.
     pub ratio: Option<f64>,
+    /// For the row's subject (first column): `new / old` divided by the same ratio of the row's
+    /// second column (the baseline), which cancels a machine that got faster or slower between
+    /// the runs. `None` for other columns or when a value is not positive.
+    pub relative: Option<f64>,
     pub better: Better,
 }
 
@@ -355,11 +361,18 @@ pub fn compare(old: &Report, new: &Report) -> Vec<Change> {
         let Some(before) = old.metrics.iter().find(|m| m.key == metric.key) else {
             continue;
         };
-        for col in &metric.columns {
+        let positive = |v: Option<f64>| v.filter(|v| *v > 0.0);
+        let base_ratio = metric
+            .columns
+            .get(1)
+            .and_then(|base| ratio(positive(base.value), positive(before.value(&base.name))));
+        for (i, col) in metric.columns.iter().enumerate() {
             let (Some(n), Some(o)) = (col.value, before.value(&col.name)) else {
                 continue;
             };
+            let own = ratio(positive(Some(n)), positive(Some(o)));
             out.push(Change {
+                relative: if i == 0 { ratio(own, base_ratio) } else { None },
                 figure: metric.figure.clone(),
                 key: metric.key.clone(),
                 label: metric.label.clone(),
@@ -387,7 +400,8 @@ pub fn write_comparison(
 ) -> std::io::Result<()> {
     writeln!(
         out,
-        "\n== compared with {} ({}, {} mode): new/old; + better, - worse (beyond {:.0}%)",
+        "\n== compared with {} ({}, {} mode): new/old; + better, - worse (beyond {:.0}%);\n   \
+         ÷ baseline: the subject's new/old over its baseline's (cancels machine drift)",
         old.meta
             .commit
             .as_deref()
@@ -400,9 +414,18 @@ pub fn write_comparison(
         writeln!(out, "(different modes: cell lengths differ)")?;
     }
     let mut grid = vec![
-        ["metric", "unit", "column", "old", "new", "new/old", ""]
-            .map(str::to_owned)
-            .to_vec(),
+        [
+            "metric",
+            "unit",
+            "column",
+            "old",
+            "new",
+            "new/old",
+            "",
+            "÷ baseline",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
     ];
     for c in changes {
         grid.push(vec![
@@ -413,6 +436,7 @@ pub fn write_comparison(
             num(c.new),
             ratio_text(c.ratio),
             c.verdict(NOISE).to_string(),
+            c.relative.map_or_else(String::new, |r| format!("{r:.2}x")),
         ]);
     }
     write_grid(out, &grid)
@@ -538,6 +562,10 @@ mod tests {
         assert_eq!(find("throughput.c64", "gateway").verdict(NOISE), '+');
         assert_eq!(find("cpu.c64", "gateway").verdict(NOISE), '-');
         assert_eq!(find("throughput.c64", "passthrough").verdict(NOISE), ' ');
+        // 1.5 over the pass-through's 1.025.
+        let relative = find("throughput.c64", "gateway").relative.unwrap();
+        assert!((relative - 1.5 / 1.025).abs() < 1e-9, "{relative}");
+        assert_eq!(find("throughput.c64", "passthrough").relative, None);
         let mut out = Vec::new();
         write_comparison(&mut out, &old, &new, &changes).unwrap();
         assert!(String::from_utf8(out).unwrap().contains("1.50x"));

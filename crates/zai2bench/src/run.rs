@@ -66,7 +66,8 @@ fn binaries(args: &Args) -> Result<Binaries> {
                 path.display()
             );
         }
-        Ok(path)
+        // Children run in a temporary directory: relative paths would not resolve there.
+        Ok(std::fs::canonicalize(&path)?)
     };
     Ok(Binaries {
         fake: pick(&args.fake, "fake-zai")?,
@@ -86,7 +87,10 @@ fn allocator_builds(
             .allocator
             .iter()
             .map(|spec| match spec.split_once('=') {
-                Some((name, path)) => Ok((name.to_owned(), PathBuf::from(path))),
+                Some((name, path)) => Ok((
+                    name.to_owned(),
+                    std::fs::canonicalize(path).with_context(|| format!("--allocator {spec}"))?,
+                )),
                 None => bail!("--allocator takes NAME=PATH, got {spec:?}"),
             })
             .collect();
@@ -195,9 +199,13 @@ pub async fn main(args: Args, prepared: &Prepared) -> Result<ExitCode> {
         }
     }
     eprintln!(
-        "zai2bench {} mode: cells of {:.1} s, {} cores{}",
+        "zai2bench {} mode{}, {} cores{}",
         report.meta.mode,
-        settings.cell.as_secs_f64(),
+        if settings.mode == Mode::Soak {
+            String::new()
+        } else {
+            format!(", cells of {:.1} s", settings.cell.as_secs_f64())
+        },
         prepared.cores,
         if report.meta.pinned {
             ", proxies on core 0, the rest on core 1"
