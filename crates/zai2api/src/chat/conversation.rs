@@ -18,8 +18,9 @@
 //!   changed system prompt is re-sent, it does not start a new chat).
 //! - The identity (the pinned conversation id, else a digest of the API key) is hashed first, so
 //!   two clients with identical openings never share an entry.
-//! - Bounded: at most `max_entries` entries, each forgotten after `idle` without use; the oldest
-//!   goes first when full. An entry is busy while a continuation from it streams; a second
+//! - Bounded: at most `max_entries` entries, each forgotten after `idle` without use; when full,
+//!   the least recently used sixteenth goes at once (one linear pass per `max_entries / 16` new
+//!   entries, so recording stays amortised O(1) at capacity). An entry is busy while a continuation from it streams; a second
 //!   continuation from it is refused until then ([`ConversationIndex::begin`]).
 //! - Behind [`ConversationIndex`], so a shared store can take the in-memory map's place.
 
@@ -242,17 +243,21 @@ impl ConversationIndex for MemoryIndex {
         let mut slots = self.lock();
         let now = Instant::now();
         if slots.len() >= self.max_entries && !slots.contains_key(&digest) {
-            // Expired entries first; then the least recently used one. Linear, but only when
-            // full, and the bound is a setting.
+            // Expired entries first; then the least recently used sixteenth, so the linear pass
+            // is paid once per `max_entries / 16` new entries, not on every one.
             slots.retain(|_, s| now.duration_since(s.used) <= self.idle || s.busy);
             if slots.len() >= self.max_entries {
-                if let Some(oldest) = slots
+                let mut idle: Vec<(Instant, ConversationDigest)> = slots
                     .iter()
                     .filter(|(_, s)| !s.busy)
-                    .min_by_key(|(_, s)| s.used)
-                    .map(|(k, _)| *k)
-                {
-                    slots.remove(&oldest);
+                    .map(|(k, s)| (s.used, *k))
+                    .collect();
+                let evict = (self.max_entries / 16).clamp(1, idle.len().max(1));
+                if evict < idle.len() {
+                    idle.select_nth_unstable(evict - 1);
+                }
+                for (_, key) in idle.iter().take(evict) {
+                    slots.remove(key);
                 }
             }
         }
@@ -341,6 +346,24 @@ mod tests {
         assert!(index.find(&[2; 32]).is_none());
         tokio::time::advance(Duration::from_secs(61)).await;
         assert!(index.find(&[1; 32]).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_index_evicts_the_least_recently_used_in_batches() {
+        let index = MemoryIndex::new(32, Duration::from_secs(3600));
+        for i in 0..32u8 {
+            index.record([i; 32], conv("x"));
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        // Entry 0 is used again, so 1 and 2 are now the least recently used.
+        assert!(index.find(&[0; 32]).is_some());
+        index.record([100; 32], conv("new"));
+        assert_eq!(index.len(), 31, "two went (32 / 16), one came");
+        assert!(index.find(&[1; 32]).is_none() && index.find(&[2; 32]).is_none());
+        assert!(index.find(&[0; 32]).is_some() && index.find(&[3; 32]).is_some());
+        // The next one fits without another pass.
+        index.record([101; 32], conv("next"));
+        assert_eq!(index.len(), 32);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! SSE framing: upstream bytes → the payloads of its `data:` lines, one per event (protocol §12.1).
 //!
 //! Invariants:
-//! - Linear time: every input byte is scanned for a line end once; consumed bytes are dropped once
-//!   per `push`, not per line.
+//! - Linear time: every input byte is scanned for a line end once; complete lines are read in
+//!   place, and only an unfinished last line is copied (to be completed by the next `push`).
 //! - Chunk-split invariant: the payloads produced do not depend on how the bytes were split, even
 //!   inside a UTF-8 character (lines are decoded only when complete).
 //! - Bounded memory: an event larger than `max_event_bytes` is an error, not an allocation spiral
@@ -32,14 +32,20 @@ pub enum SseError {
 
 #[derive(Debug)]
 pub struct SseParser {
-    /// Bytes not yet consumed as complete lines.
+    /// Bytes of a line not yet complete.
     buf: Vec<u8>,
-    /// Payload of the event being assembled (several `data:` lines join with `\n`).
+    event: PendingEvent,
+    /// The stage passed an error on; nothing follows it.
+    failed: bool,
+}
+
+/// The event being assembled from its lines.
+#[derive(Debug)]
+struct PendingEvent {
+    /// Payload so far (several `data:` lines join with `\n`).
     data: String,
     has_data: bool,
     max_event_bytes: usize,
-    /// The stage passed an error on; nothing follows it.
-    failed: bool,
 }
 
 impl Default for SseParser {
@@ -52,68 +58,83 @@ impl SseParser {
     pub fn new(max_event_bytes: usize) -> Self {
         Self {
             buf: Vec::new(),
-            data: String::new(),
-            has_data: false,
-            max_event_bytes,
+            event: PendingEvent {
+                data: String::new(),
+                has_data: false,
+                max_event_bytes,
+            },
             failed: false,
         }
     }
 
     /// Feeds bytes; complete events' payloads are appended to `out`.
+    ///
+    /// Complete lines are read straight from `bytes`; only an unfinished last line is kept, so
+    /// a chunk of whole events is never copied.
     pub fn push(&mut self, bytes: &[u8], out: &mut Vec<String>) -> Result<(), SseError> {
-        // Only the new bytes can hold a line end that was not seen before.
-        let scan_from = self.buf.len();
-        self.buf.extend_from_slice(bytes);
-        let mut consumed = 0;
-        let mut search = scan_from;
-        while let Some(offset) = memchr_newline(&self.buf[search..]) {
-            let end = search + offset;
-            let mut line = &self.buf[consumed..end];
-            if let [rest @ .., b'\r'] = line {
-                line = rest;
-            }
-            let line = String::from_utf8_lossy(line).into_owned();
-            self.line(&line, out)?;
-            consumed = end + 1;
-            search = consumed;
+        let mut rest = bytes;
+        if !self.buf.is_empty() {
+            // The new bytes may finish the line kept from before.
+            let Some(end) = memchr_newline(bytes) else {
+                self.buf.extend_from_slice(bytes);
+                return self.event.check(self.buf.len());
+            };
+            self.buf.extend_from_slice(&bytes[..end]);
+            let line = std::mem::take(&mut self.buf);
+            self.event.line(&line, out)?;
+            self.buf = line;
+            self.buf.clear();
+            rest = &bytes[end + 1..];
         }
-        self.buf.drain(..consumed);
-        if self.buf.len() + self.data.len() > self.max_event_bytes {
-            return Err(SseError::EventTooLarge(self.max_event_bytes));
-        }
-        Ok(())
+        let consumed = self.event.lines(rest, out)?;
+        self.buf.extend_from_slice(&rest[consumed..]);
+        self.event.check(self.buf.len())
     }
 
     /// The stream ended: a final line without a newline, and an event without its blank line, still count.
     pub fn finish(&mut self, out: &mut Vec<String>) -> Result<(), SseError> {
         if !self.buf.is_empty() {
             let rest = std::mem::take(&mut self.buf);
-            let mut line = rest.as_slice();
-            if let [head @ .., b'\r'] = line {
-                line = head;
-            }
-            let line = String::from_utf8_lossy(line).into_owned();
-            self.line(&line, out)?;
+            self.event.line(&rest, out)?;
         }
-        self.dispatch(out);
+        self.event.dispatch(out);
         Ok(())
     }
+}
 
-    fn line(&mut self, line: &str, out: &mut Vec<String>) -> Result<(), SseError> {
+impl PendingEvent {
+    /// Every complete line of `bytes`; how many bytes that consumed.
+    fn lines(&mut self, bytes: &[u8], out: &mut Vec<String>) -> Result<usize, SseError> {
+        let mut consumed = 0;
+        while let Some(offset) = memchr_newline(&bytes[consumed..]) {
+            self.line(&bytes[consumed..consumed + offset], out)?;
+            consumed += offset + 1;
+        }
+        Ok(consumed)
+    }
+
+    /// One complete line, without its `\n`.
+    fn line(&mut self, line: &[u8], out: &mut Vec<String>) -> Result<(), SseError> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             self.dispatch(out);
             return Ok(());
         }
-        let Some(value) = line.strip_prefix("data:") else {
+        let Some(value) = line.strip_prefix(b"data:") else {
             return Ok(());
         };
-        let value = value.strip_prefix(' ').unwrap_or(value);
+        let value = value.strip_prefix(b" ").unwrap_or(value);
         if self.has_data {
             self.data.push('\n');
         }
-        self.data.push_str(value);
+        self.data.push_str(&String::from_utf8_lossy(value));
         self.has_data = true;
-        if self.data.len() > self.max_event_bytes {
+        self.check(0)
+    }
+
+    /// The event, with `pending` bytes of a line still to come, stays within the bound.
+    fn check(&self, pending: usize) -> Result<(), SseError> {
+        if pending + self.data.len() > self.max_event_bytes {
             return Err(SseError::EventTooLarge(self.max_event_bytes));
         }
         Ok(())
