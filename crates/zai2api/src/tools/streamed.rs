@@ -134,9 +134,11 @@ impl StreamedCall {
         if let Some(closers) = self.prefix.closers().filter(|c| !c.is_empty()) {
             candidates.push(format!("{raw}{closers}"));
         }
-        // Upstream's text, or it closed: kept verbatim when it is valid JSON that passes the check.
+        // Upstream's text, or it closed: kept verbatim when it is a JSON object that passes the
+        // check. (A JSON string is not kept: the check reads it as the arguments' text, so it may
+        // pass while the text itself is no object; the repair below unwraps it.)
         for text in &candidates {
-            let Ok(value) = serde_json::from_str::<Value>(text) else {
+            let Ok(value @ Value::Object(_)) = serde_json::from_str::<Value>(text) else {
                 continue;
             };
             return match args::check_arguments(set, &self.name, Some(&value)) {
@@ -178,5 +180,28 @@ mod tests {
         let mut escaped = JsonPrefix::default();
         assert!(escaped.push("{\"a\": \"\\"));
         assert_eq!(escaped.closers(), None);
+    }
+
+    /// Found by fuzzing (fuzz/regressions/tool_args/): arguments streamed as a JSON string passed
+    /// the check (it reads a string as the arguments' text) and were then sent as that string.
+    #[test]
+    fn arguments_streamed_as_a_string_are_never_sent_as_one() {
+        let set = ToolSet::new(
+            &[crate::chat::ToolSpec {
+                name: "f".into(),
+                description: None,
+                parameters: serde_json::json!({"type": "object"}),
+            }],
+            crate::chat::ToolChoice::Auto,
+        );
+        let finish = |raw: &str| {
+            let mut call = StreamedCall::new("call_1".into(), "f".into());
+            assert_eq!(call.push(raw), "", "a string is no start of an object");
+            call.finish(&set, raw)
+        };
+        assert_eq!(finish(r#""{\"q\": 1}""#), (r#"{"q":1}"#.to_owned(), None));
+        let (arguments, problem) = finish(r#""""#);
+        assert_eq!(arguments, r#""""#);
+        assert!(problem.is_some(), "an empty string is no object");
     }
 }

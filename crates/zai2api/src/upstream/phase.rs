@@ -230,16 +230,37 @@ impl PhaseReader {
     }
 }
 
-/// Adds one hop's usage to the reply's.
+/// Adds one hop's usage to the reply's, saturating: the counts are upstream's numbers, and a sum
+/// past u64 must not panic (found by fuzzing, fuzz/regressions/transcript/).
 pub fn add_usage(total: Option<Usage>, hop: Usage) -> Usage {
     let Some(t) = total else { return hop };
     Usage {
-        prompt_tokens: t.prompt_tokens + hop.prompt_tokens,
-        completion_tokens: t.completion_tokens + hop.completion_tokens,
-        total_tokens: t.total_tokens + hop.total_tokens,
+        prompt_tokens: t.prompt_tokens.saturating_add(hop.prompt_tokens),
+        completion_tokens: t.completion_tokens.saturating_add(hop.completion_tokens),
+        total_tokens: t.total_tokens.saturating_add(hop.total_tokens),
         cached_tokens: match (t.cached_tokens, hop.cached_tokens) {
             (None, None) => None,
-            (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+            (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_usage_sums_saturate() {
+        let max = Usage {
+            prompt_tokens: u64::MAX,
+            completion_tokens: 1,
+            total_tokens: u64::MAX,
+            cached_tokens: Some(u64::MAX),
+        };
+        let sum = add_usage(Some(max), max);
+        assert_eq!(
+            (sum.prompt_tokens, sum.completion_tokens, sum.cached_tokens),
+            (u64::MAX, 2, Some(u64::MAX))
+        );
     }
 }

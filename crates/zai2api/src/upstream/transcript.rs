@@ -618,12 +618,10 @@ impl Transcript {
         }
         self.pos += consumed;
         let closed = close.is_some() && consumed == safe;
-        // A newline is only reasoning once something follows it; the last one precedes `</details>`.
-        let settled = if closed || eof {
-            produced.trim_end_matches('\n')
-        } else {
-            produced.strip_suffix('\n').unwrap_or(&produced)
-        };
+        // Newlines are only reasoning once something follows them; the last ones precede
+        // `</details>`. (All of them wait: holding back only the last one let a block ending in a
+        // blank line read differently split than whole; fuzz/regressions/transcript/.)
+        let settled = produced.trim_end_matches('\n');
         if let Some(seg) = self.segments.last_mut() {
             if let Some(new) = unsent(settled, seg.emitted) {
                 out.push(Semantic::Reasoning(new.to_owned()));
@@ -885,6 +883,22 @@ mod tests {
         let (_, answer) = split_views(&events);
         assert_eq!(answer, "Let me look.Found it.");
         assert!(events.iter().any(|e| matches!(e, Semantic::Tool(b) if b.name == "search" && b.id == "call_1" && b.arguments == "{\"q\":1}")));
+    }
+
+    /// Found with the fuzz checks' chunk-split invariance (fuzz/regressions/transcript/).
+    #[test]
+    fn trailing_blank_lines_of_reasoning_read_the_same_split() {
+        let block = "<details type=\"reasoning\">\n> a\n>\n\n</details>\nok";
+        let whole = split_views(&run(&[delta(block, "thinking")]).1);
+        let split = split_views(
+            &run(&[
+                delta(&block[..34], "thinking"),
+                delta(&block[34..], "answer"),
+            ])
+            .1,
+        );
+        assert_eq!(whole, ("a".to_owned(), "ok".to_owned()));
+        assert_eq!(split, whole);
     }
 
     #[test]

@@ -84,7 +84,9 @@ pub fn parse_usage(value: &Value) -> Option<Usage> {
     Some(Usage {
         prompt_tokens: prompt,
         completion_tokens: completion,
-        total_tokens: get(&["total_tokens"]).unwrap_or(prompt + completion),
+        // Saturating: the counts are upstream's numbers, and a sum past u64 must not panic (found by
+        // fuzzing, fuzz/regressions/transcript/).
+        total_tokens: get(&["total_tokens"]).unwrap_or(prompt.saturating_add(completion)),
         cached_tokens: obj
             .get("prompt_tokens_details")
             .and_then(|d| d.get("cached_tokens"))
@@ -131,4 +133,16 @@ pub fn classify_error(error: &Value) -> UpstreamError {
         _ => UpstreamErrorKind::InternalError,
     };
     UpstreamError::new(kind, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_at_the_edge_of_u64_saturates() {
+        let usage =
+            parse_usage(&serde_json::json!({"prompt_tokens": u64::MAX, "completion_tokens": 2}));
+        assert_eq!(usage.map(|u| u.total_tokens), Some(u64::MAX));
+    }
 }

@@ -18,6 +18,7 @@ mod e2e_openai;
 mod e2e_pool;
 mod e2e_tools;
 mod eras;
+mod fuzz_regressions;
 mod models_2026_09;
 mod module_graph;
 mod phase_format;
