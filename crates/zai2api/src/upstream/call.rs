@@ -92,14 +92,14 @@ impl<'a> Call<'a> {
     }
 
     /// `POST path` (at the site root referer, with the bearer token), the body set by `body`;
-    /// the checked JSON answer.
-    pub(super) async fn post_json(
+    /// the checked JSON answer, read as `T` (a `Value`, or a struct of just the fields wanted).
+    pub(super) async fn post_json<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
         fe_version: &str,
         bearer: &SecretString,
         body: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
-    ) -> Result<Value, UpstreamError> {
+    ) -> Result<T, UpstreamError> {
         let t = self.transport;
         let req = t.http.post(t.url(path)?).headers(self.headers(
             fe_version,

@@ -51,15 +51,33 @@ async fn create_chat(
         user_message_id,
         OffsetDateTime::now_utc(),
     );
-    let v = call
+    // Upstream echoes the whole chat back; only its id is read (no tree of the rest is built).
+    let created: CreatedChat = call
         .post_json(path, fe, &credential.token, |req| req.json(&body))
         .await?;
-    v.get("id")
-        .or_else(|| v.get("chat").and_then(|c| c.get("id")))
-        .and_then(Value::as_str)
-        .filter(|id| !id.is_empty())
-        .map(str::to_owned)
+    [created.id, created.chat.and_then(|c| c.id)]
+        .into_iter()
+        .flatten()
+        .find_map(|id| match id {
+            Value::String(id) if !id.is_empty() => Some(id),
+            _ => None,
+        })
         .ok_or_else(|| bad_json(path, "created chat has no `id`"))
+}
+
+/// The fields of a `chats/new` answer the gateway reads: the id, at the top or under `chat`.
+#[derive(serde::Deserialize)]
+struct CreatedChat {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    chat: Option<CreatedChatInner>,
+}
+
+#[derive(serde::Deserialize)]
+struct CreatedChatInner {
+    #[serde(default)]
+    id: Option<Value>,
 }
 
 /// Pre-creates the chat (when the profile says so), signs and sends the completion, checks the

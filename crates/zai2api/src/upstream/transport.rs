@@ -286,12 +286,12 @@ impl Transport {
         Err(error)
     }
 
-    /// Reads a small JSON body; an unparsable one is `BadResponse`.
-    pub(super) async fn read_json(
+    /// Reads a small JSON body as `T`; an unparsable one is `BadResponse`.
+    pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
         &self,
         resp: reqwest::Response,
         path: &str,
-    ) -> Result<serde_json::Value, UpstreamError> {
+    ) -> Result<T, UpstreamError> {
         let body = self.read_body(resp, path, usize::MAX).await?;
         serde_json::from_slice(&body).map_err(|e| bad_json(path, &format!("invalid JSON: {e}")))
     }
