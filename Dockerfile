@@ -2,6 +2,9 @@
 # Build stage: the same `cargo build --release --locked -p zai2api` the README and CI use.
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
+# jemalloc, the gateway's default allocator, is built from C sources with make.
+RUN apt-get update && apt-get install -y --no-install-recommends make \
+ && rm -rf /var/lib/apt/lists/*
 COPY Cargo.toml Cargo.lock clippy.toml ./
 COPY crates ./crates
 RUN cargo build --release --locked -p zai2api \

@@ -16,16 +16,15 @@ cargo build --release -p zai2api -p fake-zai -p zai2bench
 
 for arg in "$@"; do
     if [ "$arg" = "--allocators" ]; then
-        # One gateway build per allocator. A feature the gateway does not have yet is skipped:
-        # the bench then leaves that column out.
-        cp target/release/zai2api target/release/zai2api-system
-        for alloc in mimalloc jemalloc; do
-            if cargo build --release -p zai2api --features "$alloc"; then
-                cp target/release/zai2api "target/release/zai2api-$alloc"
-            else
-                echo "bench.sh: zai2api has no '$alloc' feature yet; skipping it" >&2
-                rm -f "target/release/zai2api-$alloc"
-            fi
+        # One gateway build per allocator (jemalloc is the crate's default feature).
+        for alloc in system mimalloc jemalloc; do
+            case "$alloc" in
+                system) features=(--no-default-features) ;;
+                mimalloc) features=(--no-default-features --features mimalloc) ;;
+                jemalloc) features=() ;;
+            esac
+            cargo build --release -p zai2api "${features[@]}"
+            cp target/release/zai2api "target/release/zai2api-$alloc"
         done
         # Leave target/release/zai2api as the default build.
         cargo build --release -p zai2api

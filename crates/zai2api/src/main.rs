@@ -6,7 +6,9 @@
 //! every step passed (warnings allowed), 1 when a step failed, 2 for a bad configuration.
 
 #[cfg(all(feature = "mimalloc", feature = "jemalloc"))]
-compile_error!("choose one allocator: the `mimalloc` and `jemalloc` features exclude each other");
+compile_error!(
+    "choose one allocator: jemalloc is the default, so build mimalloc with `--no-default-features --features mimalloc`"
+);
 
 /// The allocator, when a feature chose one (see the README's performance section).
 #[cfg(feature = "mimalloc")]
@@ -70,6 +72,15 @@ async fn main() -> ExitCode {
     }
 }
 
+/// With jemalloc, a background thread purges freed pages on its own clock (its decay times), so
+/// the memory of a burst goes back to the system after the burst, not at the next allocations.
+fn return_freed_memory() {
+    #[cfg(feature = "jemalloc")]
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!("jemalloc background purging unavailable: {e}");
+    }
+}
+
 async fn serve() -> ExitCode {
     let config = match Config::from_env() {
         Ok(config) => config,
@@ -87,6 +98,7 @@ async fn serve() -> ExitCode {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     tracing_subscriber::fmt().with_env_filter(filter).init();
+    return_freed_memory();
 
     let addr = (config.listen_host, config.port);
     tracing::info!(
