@@ -14,6 +14,7 @@
 use std::borrow::Cow;
 
 use base64::Engine as _;
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -108,7 +109,11 @@ pub fn rfc1123(t: OffsetDateTime) -> String {
 }
 
 /// Open WebUI template variables (§11.4), in the profile's time zone.
-pub fn variables(profile: &UpstreamProfile, user_name: &str, now: OffsetDateTime) -> Value {
+pub fn variables<'a>(
+    profile: &'a UpstreamProfile,
+    user_name: &'a str,
+    now: OffsetDateTime,
+) -> Variables<'a> {
     let offset = time::UtcOffset::from_whole_seconds(profile.utc_offset_minutes.saturating_mul(60))
         .unwrap_or(time::UtcOffset::UTC);
     let local = now.to_offset(offset);
@@ -118,16 +123,37 @@ pub fn variables(profile: &UpstreamProfile, user_name: &str, now: OffsetDateTime
     let clock = local
         .format(format_description!("[hour]:[minute]:[second]"))
         .unwrap_or_default();
-    json!({
-        "{{USER_NAME}}": user_name,
-        "{{USER_LOCATION}}": profile.user_location,
-        "{{CURRENT_DATETIME}}": format!("{date} {clock}"),
-        "{{CURRENT_DATE}}": date,
-        "{{CURRENT_TIME}}": clock,
-        "{{CURRENT_WEEKDAY}}": local.weekday().to_string(),
-        "{{CURRENT_TIMEZONE}}": profile.timezone,
-        "{{USER_LANGUAGE}}": profile.user_language,
-    })
+    Variables {
+        user_name,
+        user_location: &profile.user_location,
+        datetime: format!("{date} {clock}"),
+        date,
+        time: clock,
+        weekday: local.weekday().to_string(),
+        timezone: &profile.timezone,
+        language: &profile.user_language,
+    }
+}
+
+/// The completion's `variables` (the page's template values).
+#[derive(Debug, Serialize)]
+pub struct Variables<'a> {
+    #[serde(rename = "{{USER_NAME}}")]
+    user_name: &'a str,
+    #[serde(rename = "{{USER_LOCATION}}")]
+    user_location: &'a str,
+    #[serde(rename = "{{CURRENT_DATETIME}}")]
+    datetime: String,
+    #[serde(rename = "{{CURRENT_DATE}}")]
+    date: String,
+    #[serde(rename = "{{CURRENT_TIME}}")]
+    time: String,
+    #[serde(rename = "{{CURRENT_WEEKDAY}}")]
+    weekday: String,
+    #[serde(rename = "{{CURRENT_TIMEZONE}}")]
+    timezone: &'a str,
+    #[serde(rename = "{{USER_LANGUAGE}}")]
+    language: &'a str,
 }
 
 fn wire_role(role: Role, tools: Option<&MessageTools>) -> &'static str {
@@ -229,12 +255,8 @@ fn extra_value(shape: ExtraShape, vision: bool) -> Option<Value> {
 }
 
 /// Upstream's string for the chat's reasoning effort, if it has one and the profile maps it.
-fn effort_value(profile: &UpstreamProfile, chat: &UpstreamChat) -> Option<Value> {
-    let effort = chat.reasoning_effort?;
-    profile
-        .effort_names
-        .get(effort)
-        .map(|name| Value::String(name.to_owned()))
+fn effort_name<'a>(profile: &'a UpstreamProfile, chat: &UpstreamChat) -> Option<&'a str> {
+    profile.effort_names.get(chat.reasoning_effort?)
 }
 
 /// Ids of one completion.
@@ -246,93 +268,200 @@ pub struct CompletionIds<'a> {
 }
 
 /// The `POST chats/new` body (§8): one user message whose id becomes `current_user_message_id`.
-pub fn chat_new_body(
-    profile: &UpstreamProfile,
-    chat: &UpstreamChat,
-    user_message_id: &str,
+pub fn chat_new_body<'a>(
+    profile: &'a UpstreamProfile,
+    chat: &'a UpstreamChat,
+    user_message_id: &'a str,
     now: OffsetDateTime,
-) -> Value {
-    let ts_s = now.unix_timestamp();
-    let mut message = json!({
-        "id": user_message_id,
-        "parentId": null,
-        "childrenIds": [],
-        "role": "user",
-        "content": chat.prompt,
-        "timestamp": ts_s,
-        "models": [chat.model],
-    });
-    if !chat.files.is_empty() {
-        message["files"] = Value::Array(chat.files.clone());
-    }
-    let mut messages = Map::new();
-    messages.insert(user_message_id.to_owned(), message);
+) -> ChatNewBody<'a> {
     let fields = &profile.chat_new;
-    let mut inner = json!({
-        "id": "",
-        "title": profile.chat_title,
-        "models": [chat.model],
-        "params": {},
-        "history": {"messages": messages, "currentId": user_message_id},
-        "tags": [],
-        "flags": [],
-        "features": [{"type": "tool_selector", "server": "tool_selector_h", "status": "hidden"}],
-        "mcp_servers": chat.mcp_servers,
-        "auto_web_search": chat.web_search,
-        "timestamp": epoch_ms(now),
-    });
-    if fields.message_version > 0 {
-        inner["message_version"] = Value::from(fields.message_version);
-    }
-    if let Some(extra) = extra_value(fields.extra, chat.vision) {
-        inner["extra"] = extra;
-    }
+    let message = ChatNewMessage {
+        id: user_message_id,
+        parent_id: None,
+        children_ids: [],
+        role: "user",
+        content: &chat.prompt,
+        timestamp: now.unix_timestamp(),
+        models: [&chat.model],
+        files: &chat.files,
+    };
     let chat_type = if chat.agent_mode {
         &fields.agent_type
     } else {
         &fields.chat_type
     };
-    if !chat_type.is_empty() {
-        inner["type"] = Value::String(chat_type.clone());
+    ChatNewBody {
+        chat: ChatNewChat {
+            id: "",
+            title: &profile.chat_title,
+            models: [&chat.model],
+            params: Empty {},
+            history: ChatNewHistory {
+                messages: std::iter::once((user_message_id, message)).collect(),
+                current_id: user_message_id,
+            },
+            tags: [],
+            flags: [],
+            features: [ToolSelector {
+                kind: "tool_selector",
+                server: "tool_selector_h",
+                status: "hidden",
+            }],
+            mcp_servers: &chat.mcp_servers,
+            auto_web_search: chat.web_search,
+            timestamp: epoch_ms(now),
+            message_version: (fields.message_version > 0).then_some(fields.message_version),
+            extra: extra_value(fields.extra, chat.vision),
+            chat_type: Some(chat_type.as_str()).filter(|t| !t.is_empty()),
+            enable_thinking: chat.enable_thinking.filter(|_| fields.enable_thinking),
+            reasoning_effort: effort_name(profile, chat).filter(|_| fields.reasoning_effort),
+        },
     }
-    if fields.enable_thinking {
-        if let Some(think) = chat.enable_thinking {
-            inner["enable_thinking"] = Value::Bool(think);
-        }
-    }
-    if fields.reasoning_effort {
-        if let Some(effort) = effort_value(profile, chat) {
-            inner["reasoning_effort"] = effort;
-        }
-    }
-    json!({"chat": inner})
+}
+
+/// The `chats/new` body, serialised from the chat's own data.
+#[derive(Debug, Serialize)]
+pub struct ChatNewBody<'a> {
+    chat: ChatNewChat<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct ChatNewChat<'a> {
+    id: &'a str,
+    title: &'a str,
+    models: [&'a str; 1],
+    params: Empty,
+    history: ChatNewHistory<'a>,
+    tags: [bool; 0],
+    flags: [bool; 0],
+    features: [ToolSelector; 1],
+    mcp_servers: &'a [String],
+    auto_web_search: bool,
+    timestamp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_version: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extra: Option<Value>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    chat_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enable_thinking: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct ChatNewHistory<'a> {
+    messages: std::collections::BTreeMap<&'a str, ChatNewMessage<'a>>,
+    #[serde(rename = "currentId")]
+    current_id: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct ChatNewMessage<'a> {
+    id: &'a str,
+    #[serde(rename = "parentId")]
+    parent_id: Option<&'a str>,
+    #[serde(rename = "childrenIds")]
+    children_ids: [bool; 0],
+    role: &'static str,
+    content: &'a str,
+    timestamp: i64,
+    models: [&'a str; 1],
+    #[serde(skip_serializing_if = "<[Value]>::is_empty")]
+    files: &'a [Value],
+}
+
+/// The page's tool selector entry of `features`.
+#[derive(Debug, Serialize)]
+struct ToolSelector {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    server: &'static str,
+    status: &'static str,
+}
+
+/// `{}`.
+#[derive(Debug, Serialize)]
+struct Empty {}
+
+/// The completion body (§11.4). Serialised straight from the request's own data: no `Value`
+/// tree is built for the fixed fields (only for messages, files and tools, which are few).
+#[derive(Debug, Serialize)]
+pub struct CompletionBody<'a> {
+    stream: bool,
+    model: &'a str,
+    messages: Vec<Value>,
+    signature_prompt: &'a str,
+    params: &'a Map<String, Value>,
+    features: Features<'a>,
+    mcp_servers: &'a [String],
+    variables: Variables<'a>,
+    chat_id: &'a str,
+    id: &'a str,
+    current_user_message_id: &'a str,
+    current_user_message_parent_id: Option<&'a str>,
+    background_tasks: BackgroundTasks,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extra: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    captcha_verify_param: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    files: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<Value>,
+}
+
+/// `features` of a completion.
+#[derive(Debug, Serialize)]
+struct Features<'a> {
+    image_generation: bool,
+    web_search: bool,
+    auto_web_search: bool,
+    preview_mode: bool,
+    flags: [bool; 0],
+    vlm_tools_enable: bool,
+    vlm_web_search_enable: bool,
+    vlm_website_mode: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enable_thinking: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct BackgroundTasks {
+    title_generation: bool,
+    tags_generation: bool,
 }
 
 /// The completion body (§11.4).
-pub fn completion_body(
-    profile: &UpstreamProfile,
-    chat: &UpstreamChat,
-    ids: &CompletionIds<'_>,
-    user_name: &str,
+pub fn completion_body<'a>(
+    profile: &'a UpstreamProfile,
+    chat: &'a UpstreamChat,
+    ids: &CompletionIds<'a>,
+    user_name: &'a str,
     now: OffsetDateTime,
-) -> Value {
-    let mut features = Map::new();
-    features.insert("image_generation".into(), Value::Bool(false));
-    features.insert("web_search".into(), Value::Bool(chat.web_search));
-    features.insert("auto_web_search".into(), Value::Bool(chat.web_search));
-    features.insert("preview_mode".into(), Value::Bool(profile.preview_mode));
-    features.insert("flags".into(), Value::Array(Vec::new()));
-    for (k, v) in vlm_flags(chat.vision) {
-        features.insert(k.into(), Value::Bool(v));
-    }
-    if let Some(think) = chat.enable_thinking {
-        features.insert("enable_thinking".into(), Value::Bool(think));
-    }
-    if profile.body.reasoning_effort {
-        if let Some(effort) = effort_value(profile, chat) {
-            features.insert("reasoning_effort".into(), effort);
-        }
-    }
+) -> CompletionBody<'a> {
+    let [(_, vlm_tools), (_, vlm_search), (_, vlm_website)] = vlm_flags(chat.vision);
+    let features = Features {
+        image_generation: false,
+        web_search: chat.web_search,
+        auto_web_search: chat.web_search,
+        preview_mode: profile.preview_mode,
+        flags: [],
+        vlm_tools_enable: vlm_tools,
+        vlm_web_search_enable: vlm_search,
+        vlm_website_mode: vlm_website,
+        enable_thinking: chat.enable_thinking,
+        reasoning_effort: if profile.body.reasoning_effort {
+            effort_name(profile, chat)
+        } else {
+            None
+        },
+    };
     // Uploaded files point back at the user message they belong to (ZyphrZero/zai-api shape).
     let files: Vec<Value> = chat
         .files
@@ -348,49 +477,41 @@ pub fn completion_body(
             f
         })
         .collect();
-    let mut body = json!({
-        "stream": true,
-        "model": chat.model,
-        "messages": chat
+    let native_tools = !chat.tools.is_empty();
+    CompletionBody {
+        stream: true,
+        model: &chat.model,
+        messages: chat
             .messages
             .iter()
             .enumerate()
             .map(|(i, m)| wire_message(m, chat.message_tools.get(&i)))
-            .collect::<Vec<_>>(),
-        "signature_prompt": chat.prompt,
-        "params": Value::Object(chat.params.clone()),
-        "features": Value::Object(features),
-        "mcp_servers": chat.mcp_servers,
-        "variables": variables(profile, user_name, now),
-        "chat_id": ids.chat_id,
-        "id": ids.message_id,
-        "current_user_message_id": ids.user_message_id,
-        "current_user_message_parent_id": chat.continuation.as_ref().map(|c| c.parent_message_id.clone()),
-        "background_tasks": {
-            "title_generation": profile.background_tasks,
-            "tags_generation": profile.background_tasks,
+            .collect(),
+        signature_prompt: &chat.prompt,
+        params: &chat.params,
+        features,
+        mcp_servers: &chat.mcp_servers,
+        variables: variables(profile, user_name, now),
+        chat_id: ids.chat_id,
+        id: ids.message_id,
+        current_user_message_id: ids.user_message_id,
+        current_user_message_parent_id: chat
+            .continuation
+            .as_ref()
+            .map(|c| c.parent_message_id.as_str()),
+        background_tasks: BackgroundTasks {
+            title_generation: profile.background_tasks,
+            tags_generation: profile.background_tasks,
         },
-    });
-    if let Some(extra) = extra_value(profile.body.extra, chat.vision) {
-        body["extra"] = extra;
-    }
-    if profile.body.captcha_verify_param {
-        if let Some(param) = chat
+        extra: extra_value(profile.body.extra, chat.vision),
+        captcha_verify_param: chat
             .captcha_verify_param
             .as_deref()
-            .filter(|p| !p.is_empty())
-        {
-            body["captcha_verify_param"] = Value::String(param.to_owned());
-        }
+            .filter(|p| profile.body.captcha_verify_param && !p.is_empty()),
+        files,
+        tools: native_tools.then(|| wire_tools(&chat.tools)),
+        tool_choice: native_tools.then(|| wire_tool_choice(&chat.tool_choice)),
     }
-    if !files.is_empty() {
-        body["files"] = Value::Array(files);
-    }
-    if !chat.tools.is_empty() {
-        body["tools"] = wire_tools(&chat.tools);
-        body["tool_choice"] = wire_tool_choice(&chat.tool_choice);
-    }
-    body
 }
 
 /// The start of the detail when upstream answers a logged-in token with a guest session.
@@ -547,7 +668,8 @@ mod tests {
     fn variables_in_shanghai_time() {
         // 2026-03-14 13:05:09 UTC = 21:05:09 in Shanghai, a Saturday.
         let now = OffsetDateTime::from_unix_timestamp(1_773_493_509).unwrap();
-        let v = variables(&UpstreamProfile::default(), "Guest-1", now);
+        let v =
+            serde_json::to_value(variables(&UpstreamProfile::default(), "Guest-1", now)).unwrap();
         assert_eq!(v["{{CURRENT_DATETIME}}"], "2026-03-14 21:05:09");
         assert_eq!(v["{{CURRENT_WEEKDAY}}"], "Saturday");
         assert_eq!(v["{{CURRENT_TIMEZONE}}"], "Asia/Shanghai");
@@ -569,15 +691,21 @@ mod tests {
         assert_eq!(jwt_identity("a.!!!.c"), None);
     }
 
+    /// The chats/new body as JSON, for user message `u`.
+    fn new_body(profile: &UpstreamProfile, chat: &UpstreamChat, now: OffsetDateTime) -> Value {
+        serde_json::to_value(chat_new_body(profile, chat, "u", now)).unwrap()
+    }
+
     /// The completion body with the default profile, user "Ann", at the Unix epoch.
     fn body(chat: &UpstreamChat, ids: &CompletionIds<'_>) -> Value {
-        completion_body(
+        serde_json::to_value(completion_body(
             &UpstreamProfile::default(),
             chat,
             ids,
             "Ann",
             OffsetDateTime::UNIX_EPOCH,
-        )
+        ))
+        .unwrap()
     }
 
     #[test]
@@ -617,10 +745,9 @@ mod tests {
         };
         let b = body(&chat, &ids);
         assert_eq!(b["features"]["enable_thinking"], false);
-        let n = chat_new_body(
+        let n = new_body(
             &UpstreamProfile::default(),
             &chat,
-            "u",
             OffsetDateTime::UNIX_EPOCH,
         );
         assert_eq!(n["chat"]["history"]["currentId"], "u");
@@ -656,7 +783,7 @@ mod tests {
         assert_eq!(b["extra"], json!({}));
         assert_eq!(b["captcha_verify_param"], "cvp-1");
         let now = OffsetDateTime::UNIX_EPOCH;
-        let n = &chat_new_body(&UpstreamProfile::default(), &chat, "u", now)["chat"];
+        let n = &new_body(&UpstreamProfile::default(), &chat, now)["chat"];
         assert_eq!(n["enable_thinking"], true);
         assert_eq!(n["reasoning_effort"], "low");
         assert_eq!(n["message_version"], 1);
@@ -673,7 +800,7 @@ mod tests {
         let b = body(&plain, &ids);
         assert!(b["features"].get("reasoning_effort").is_none());
         assert!(b.get("captcha_verify_param").is_none());
-        let n = &chat_new_body(&UpstreamProfile::default(), &plain, "u", now)["chat"];
+        let n = &new_body(&UpstreamProfile::default(), &plain, now)["chat"];
         assert!(n.get("reasoning_effort").is_none() && n.get("enable_thinking").is_none());
 
         // Every field switched off, and the older shapes.
@@ -693,11 +820,11 @@ mod tests {
             "#,
         )
         .unwrap();
-        let b = completion_body(&old, &chat, &ids, "Ann", now);
+        let b = serde_json::to_value(completion_body(&old, &chat, &ids, "Ann", now)).unwrap();
         assert!(b["features"].get("reasoning_effort").is_none());
         assert!(b.get("captcha_verify_param").is_none());
         assert_eq!(b["extra"]["vlm_tools_enable"], true);
-        let n = &chat_new_body(&old, &chat, "u", now)["chat"];
+        let n = &new_body(&old, &chat, now)["chat"];
         for gone in [
             "enable_thinking",
             "reasoning_effort",
@@ -711,12 +838,9 @@ mod tests {
             agent_mode: true,
             ..chat
         };
+        assert_eq!(new_body(&old, &agent, now)["chat"]["type"], "general_agent");
         assert_eq!(
-            chat_new_body(&old, &agent, "u", now)["chat"]["type"],
-            "general_agent"
-        );
-        assert_eq!(
-            chat_new_body(&UpstreamProfile::default(), &agent, "u", now)["chat"]["type"],
+            new_body(&UpstreamProfile::default(), &agent, now)["chat"]["type"],
             "default"
         );
     }
