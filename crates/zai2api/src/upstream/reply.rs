@@ -27,8 +27,9 @@ use crate::stage::{self, Stage};
 /// Turns upstream bytes into semantic events, lazily; `stream` is the profile's phase table.
 ///
 /// SSE parser then transcript, driven by the one stage adapter: a chunk is read only when the
-/// renderer wants the next event, and reading stops (dropping `bytes` closes the upstream body) as
-/// soon as the transcript has seen the done event or an error.
+/// renderer wants the next event, and the events end as soon as the transcript has seen the done
+/// event or an error; what is left of `bytes` is then read off in the background (bounded), so the
+/// connection is kept.
 ///
 /// A reasoning block whose end carries no duration (the phase format has none) gets the time it
 /// took to stream, in whole seconds: this is the one clock the pipeline reads.
