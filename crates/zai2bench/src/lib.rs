@@ -5,13 +5,14 @@
 //! Modules, by responsibility: [`settings`] (command line), [`procs`] (child processes, pinning,
 //! the fake's counters), [`procstat`] (`/proc` readings), [`load`] (the load generator),
 //! [`sse`] (reading reply bodies), [`stats`] (histograms, trends), [`wire`] (the baselines' upstream calls), [`figures`] (what each figure
-//! measures), [`soak`], [`report`] (JSON, table, comparison), [`run`] (the whole run).
+//! measures), [`rows`] (cells into report rows), [`soak`], [`report`] (JSON, table, comparison), [`run`] (the whole run).
 
 pub mod figures;
 pub mod load;
 pub mod procs;
 pub mod procstat;
 pub mod report;
+pub mod rows;
 pub mod run;
 pub mod settings;
 pub mod soak;
