@@ -37,7 +37,7 @@ use crate::http::AppState;
 ///    [`crate::http::auth::access_for`].
 /// 6. `DefaultBodyLimit` (`MAX_BODY_BYTES`): enforced while a handler reads the body; the handler
 ///    turns the overrun into a 413 in OpenAI shape.
-/// 7. Routes (OpenAI, Anthropic and [`crate::web::routes`]), with JSON fallbacks for unknown paths
+/// 7. Routes (OpenAI Chat Completions and Responses, Anthropic and [`crate::web::routes`]), with JSON fallbacks for unknown paths
 ///    (404) and wrong methods (405).
 ///
 /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so client IPs are known;
@@ -61,6 +61,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models/{model}", get(handlers::get_model))
         .route("/v1/chat/completions", post(handlers::chat_completions))
         .merge(crate::api::anthropic::routes())
+        .merge(crate::api::responses::routes())
         .merge(crate::web::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -31,6 +31,10 @@ pub mod defaults {
     pub const MODELS_CACHE_TTL_SECS: u64 = 600;
     pub const CONVERSATIONS_MAX: u64 = 10_000;
     pub const CONVERSATION_IDLE_TIMEOUT_SECS: u64 = 3600;
+    pub const RESPONSES_STORE_MAX: u64 = 1000;
+    /// 64 MiB of stored responses and their conversations.
+    pub const RESPONSES_STORE_MAX_BYTES: u64 = 64 * 1024 * 1024;
+    pub const RESPONSES_STORE_TTL_SECS: u64 = 3600;
     pub const CAPTCHA_WAIT_SECS: u64 = 0;
     pub const CAPTCHA_PARAM_TTL_SECS: u64 = 120;
     pub const UPSTREAM_CONNECT_TIMEOUT_SECS: u64 = 10;
@@ -117,6 +121,9 @@ pub struct Config {
     pub conversations_max: usize,
     /// `CONVERSATION_IDLE_TIMEOUT`: how long an unused conversation state is remembered.
     pub conversation_idle: Duration,
+    /// `RESPONSES_STORE_MAX`, `RESPONSES_STORE_MAX_BYTES`, `RESPONSES_STORE_TTL`: the bounds of
+    /// stored `/v1/responses` responses.
+    pub responses_store: crate::api::responses::store::StoreLimits,
     /// `CAPTCHA_PROVIDER`: a command printing one captcha param, or an http(s) URL returning one.
     /// Not a secret itself, but it may embed one; only whether it is set is printed.
     pub captcha_provider: Option<String>,
@@ -231,6 +238,7 @@ impl fmt::Debug for Config {
             .field("models_cache_ttl", &self.models_cache_ttl)
             .field("conversations_max", &self.conversations_max)
             .field("conversation_idle", &self.conversation_idle)
+            .field("responses_store", &self.responses_store)
             .field(
                 "captcha_provider",
                 &self.captcha_provider.as_ref().map(|_| "[set]"),
@@ -369,6 +377,31 @@ impl Config {
             1,
             "expected a whole number of seconds, at least 1",
         )?);
+        let responses_store = crate::api::responses::store::StoreLimits {
+            max_entries: usize::try_from(parse_u64(
+                &get,
+                "RESPONSES_STORE_MAX",
+                defaults::RESPONSES_STORE_MAX,
+                1,
+                "expected a whole number, at least 1",
+            )?)
+            .unwrap_or(usize::MAX),
+            max_bytes: usize::try_from(parse_u64(
+                &get,
+                "RESPONSES_STORE_MAX_BYTES",
+                defaults::RESPONSES_STORE_MAX_BYTES,
+                1024,
+                "expected a whole number of bytes, at least 1024",
+            )?)
+            .unwrap_or(usize::MAX),
+            ttl: Duration::from_secs(parse_u64(
+                &get,
+                "RESPONSES_STORE_TTL",
+                defaults::RESPONSES_STORE_TTL_SECS,
+                1,
+                "expected a whole number of seconds, at least 1",
+            )?),
+        };
         let captcha_provider = get("CAPTCHA_PROVIDER")
             .map(|p| p.trim().to_owned())
             .filter(|p| !p.is_empty());
@@ -506,6 +539,7 @@ impl Config {
             models_cache_ttl,
             conversations_max,
             conversation_idle,
+            responses_store,
             captcha_provider,
             captcha_wait,
             captcha_param_ttl,
@@ -943,6 +977,9 @@ mod tests {
             "REASONING_EFFORT",
             "CONVERSATIONS_MAX",
             "CONVERSATION_IDLE_TIMEOUT",
+            "RESPONSES_STORE_MAX",
+            "RESPONSES_STORE_MAX_BYTES",
+            "RESPONSES_STORE_TTL",
             "CAPTCHA_PROVIDER",
             "CAPTCHA_WAIT",
             "CAPTCHA_PARAM_TTL",

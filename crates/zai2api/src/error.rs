@@ -227,6 +227,15 @@ pub enum AppError {
     ModelNotFound { model: String, available: String },
     #[error("request body too large")]
     PayloadTooLarge,
+    /// No stored response by this id for this caller (never stored, expired, deleted, or
+    /// another API key's). `id` is cut to 100 characters.
+    #[error("no response with id `{id}` is stored for this API key")]
+    ResponseNotFound { id: String },
+    /// `previous_response_id` names no stored response of this caller.
+    #[error(
+        "previous response `{id}` is not stored for this API key (never stored, `store: false`, expired or deleted)"
+    )]
+    PreviousResponseNotFound { id: String },
     #[error("route not found")]
     RouteNotFound,
     #[error("method not allowed on this route")]
@@ -274,9 +283,11 @@ impl AppError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::TooManyLoginAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PoolChangeNeedsAuth => StatusCode::FORBIDDEN,
-            Self::ModelNotFound { .. } | Self::RouteNotFound | Self::TokenNotFound => {
-                StatusCode::NOT_FOUND
-            }
+            Self::ModelNotFound { .. }
+            | Self::RouteNotFound
+            | Self::TokenNotFound
+            | Self::ResponseNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::PreviousResponseNotFound { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::ConversationBusy => StatusCode::CONFLICT,
@@ -297,6 +308,8 @@ impl AppError {
             Self::TokenNotFound => "token_not_found",
             Self::ModelNotFound { .. } => "model_not_found",
             Self::PayloadTooLarge => "request_too_large",
+            Self::ResponseNotFound { .. } => "response_not_found",
+            Self::PreviousResponseNotFound { .. } => "previous_response_not_found",
             Self::RouteNotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::ConversationBusy => "conversation_busy",
@@ -318,6 +331,8 @@ impl AppError {
             | Self::TokenNotFound
             | Self::ModelNotFound { .. }
             | Self::PayloadTooLarge
+            | Self::ResponseNotFound { .. }
+            | Self::PreviousResponseNotFound { .. }
             | Self::RouteNotFound
             | Self::MethodNotAllowed
             | Self::ConversationBusy
@@ -368,6 +383,8 @@ impl AppError {
             | Self::InvalidRequest { .. }
             | Self::ModelNotFound { .. }
             | Self::PayloadTooLarge
+            | Self::ResponseNotFound { .. }
+            | Self::PreviousResponseNotFound { .. }
             | Self::RouteNotFound
             | Self::MethodNotAllowed
             | Self::ConversationBusy
@@ -391,6 +408,7 @@ impl AppError {
             Self::ModelNotFound { .. } => Value::from("model"),
             Self::ImageUploadNeedsLogin => Value::from("messages"),
             Self::TokenNotFound => Value::from("token_id"),
+            Self::PreviousResponseNotFound { .. } => Value::from("previous_response_id"),
             _ => Value::Null,
         };
         json!({

@@ -3,6 +3,7 @@
 
 pub mod anthropic;
 pub mod openai;
+pub mod responses;
 pub mod stop;
 pub mod think;
 
@@ -52,7 +53,6 @@ pub const CONVERSATION_HEADER: &str = "x-zai2api-conversation";
 /// request's own user field (already in `identity`), else a digest of the API key presented, so
 /// clients with different keys never share a conversation.
 pub fn conversation_identity(headers: &axum::http::HeaderMap, from_body: &str) -> String {
-    use sha2::Digest;
     if let Some(pin) = headers
         .get(CONVERSATION_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -64,6 +64,14 @@ pub fn conversation_identity(headers: &axum::http::HeaderMap, from_body: &str) -
     if !from_body.is_empty() {
         return from_body.to_owned();
     }
+    key_identity(headers)
+}
+
+/// Who presented the request, by the API key alone (`key:` and a digest of the `Authorization`
+/// or `x-api-key` header): what stored responses are scoped to, since any client can pin a
+/// conversation or name a user but only the key holder can present the key.
+pub fn key_identity(headers: &axum::http::HeaderMap) -> String {
+    use sha2::Digest;
     let key = ["authorization", "x-api-key"]
         .iter()
         .find_map(|name| headers.get(*name))

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::api::responses::store::{MemoryStore, ResponseStore};
 use crate::chat::service::{ChatService, ChatSettings};
 use crate::config::Config;
 use crate::models::ModelCatalogue;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub stats: Arc<Stats>,
     /// Wrong dashboard passwords per client.
     pub login: Arc<super::auth::LoginThrottle>,
+    /// Stored Responses API responses (`store: true`).
+    pub responses: Arc<dyn ResponseStore>,
 }
 
 impl AppState {
@@ -38,6 +41,7 @@ impl AppState {
             pool.clone(),
             ChatSettings::from(config.as_ref()),
         ));
+        let responses = Arc::new(MemoryStore::new(config.responses_store));
         Self {
             config,
             chat,
@@ -46,6 +50,7 @@ impl AppState {
             pool,
             stats: Arc::new(Stats::new()),
             login: Arc::new(super::auth::LoginThrottle::new()),
+            responses,
         }
     }
 }

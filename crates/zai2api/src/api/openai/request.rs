@@ -240,7 +240,7 @@ fn convert_tool_call(call: RequestToolCall) -> ToolCall {
 
 /// `reasoning_effort`: whether to think, and how hard. `none` switches thinking off; `xhigh`
 /// (OpenAI's newest level) is upstream's `max`.
-fn reasoning_effort(value: &str) -> Result<(bool, Option<ReasoningEffort>), AppError> {
+pub(crate) fn reasoning_effort(value: &str) -> Result<(bool, Option<ReasoningEffort>), AppError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "none" => Ok((false, None)),
         "xhigh" => Ok((true, Some(ReasoningEffort::Max))),
@@ -340,7 +340,7 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-fn image_source(url: &str) -> Result<ImageSource, String> {
+pub(crate) fn image_source(url: &str) -> Result<ImageSource, String> {
     let url = url.trim();
     let scheme_end = url.find(':').unwrap_or(0);
     let scheme = url[..scheme_end].to_ascii_lowercase();
