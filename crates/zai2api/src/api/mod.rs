@@ -34,6 +34,42 @@ where
     response
 }
 
+/// One named SSE event: `event: <name>`, then `data:` with `value` as JSON. `fallback` is the
+/// whole frame sent should `value` ever fail to serialise (our own types never do).
+pub fn sse_named_event<T: serde::Serialize>(
+    name: &str,
+    value: &T,
+    fallback: &'static [u8],
+) -> Bytes {
+    match serde_json::to_vec(value) {
+        Ok(json) => {
+            let mut frame = Vec::with_capacity(json.len() + name.len() + 16);
+            frame.extend_from_slice(b"event: ");
+            frame.extend_from_slice(name.as_bytes());
+            frame.extend_from_slice(b"\ndata: ");
+            frame.extend_from_slice(&json);
+            frame.extend_from_slice(b"\n\n");
+            Bytes::from(frame)
+        }
+        Err(_) => Bytes::from_static(fallback),
+    }
+}
+
+/// Parses a JSON request body: syntax errors become `MalformedJson`, well-formed JSON of the
+/// wrong shape `InvalidRequest` with serde's message, so both are 400 but clients can tell them
+/// apart.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    serde_json::from_slice(body).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => AppError::invalid(format!("invalid request body: {e}"), None),
+            Category::Syntax | Category::Eof | Category::Io => {
+                AppError::MalformedJson(e.to_string())
+            }
+        }
+    })
+}
+
 /// A request body that could not be read: too large (413) or broken.
 pub fn body_error(rejection: BytesRejection) -> AppError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {

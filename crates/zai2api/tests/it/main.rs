@@ -16,6 +16,7 @@ mod e2e_2026_09;
 mod e2e_anthropic;
 mod e2e_openai;
 mod e2e_pool;
+mod e2e_responses;
 mod e2e_tools;
 mod eras;
 mod fuzz_regressions;

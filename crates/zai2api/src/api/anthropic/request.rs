@@ -61,15 +61,7 @@ pub fn parse_body(
     names: ModelNames<'_>,
     purpose: Purpose,
 ) -> Result<ChatRequest, AppError> {
-    let wire: MessagesRequest = serde_json::from_slice(body).map_err(|e| {
-        use serde_json::error::Category;
-        match e.classify() {
-            Category::Data => AppError::invalid(format!("invalid request body: {e}"), None),
-            Category::Syntax | Category::Eof | Category::Io => {
-                AppError::MalformedJson(e.to_string())
-            }
-        }
-    })?;
+    let wire: MessagesRequest = crate::api::parse_json(body)?;
     to_chat_request(wire, names, purpose)
 }
 

@@ -534,22 +534,11 @@ async fn collect(renderer: MessageRenderer, events: SemanticStream) -> Result<Me
 
 /// One SSE frame: `event: <name>` and the JSON data.
 pub fn sse_event(event: &StreamEvent) -> Bytes {
-    match serde_json::to_vec(event) {
-        Ok(json) => {
-            let name = event.name();
-            let mut frame = Vec::with_capacity(json.len() + name.len() + 16);
-            frame.extend_from_slice(b"event: ");
-            frame.extend_from_slice(name.as_bytes());
-            frame.extend_from_slice(b"\ndata: ");
-            frame.extend_from_slice(&json);
-            frame.extend_from_slice(b"\n\n");
-            Bytes::from(frame)
-        }
-        // Our own types always serialise; if one ever did not, the client still gets a frame.
-        Err(_) => Bytes::from_static(
-            b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"serialisation failed\"}}\n\n",
-        ),
-    }
+    crate::api::sse_named_event(
+        event.name(),
+        event,
+        b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"serialisation failed\"}}\n\n",
+    )
 }
 
 fn frames(events: &[StreamEvent]) -> Bytes {

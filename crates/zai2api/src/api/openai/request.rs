@@ -27,15 +27,7 @@ use crate::error::AppError;
 
 /// Parses and converts a request body.
 pub fn parse_body(body: &[u8]) -> Result<ChatRequest, AppError> {
-    let wire: ChatCompletionRequest = serde_json::from_slice(body).map_err(|e| {
-        use serde_json::error::Category;
-        match e.classify() {
-            Category::Data => AppError::invalid(format!("invalid request body: {e}"), None),
-            Category::Syntax | Category::Eof | Category::Io => {
-                AppError::MalformedJson(e.to_string())
-            }
-        }
-    })?;
+    let wire: ChatCompletionRequest = crate::api::parse_json(body)?;
     to_chat_request(wire)
 }
 

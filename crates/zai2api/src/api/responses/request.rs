@@ -79,15 +79,7 @@ impl ParsedRequest {
 
 /// Parses and converts a request body.
 pub fn parse_body(body: &[u8]) -> Result<ParsedRequest, AppError> {
-    let wire: CreateResponse = serde_json::from_slice(body).map_err(|e| {
-        use serde_json::error::Category;
-        match e.classify() {
-            Category::Data => AppError::invalid(format!("invalid request body: {e}"), None),
-            Category::Syntax | Category::Eof | Category::Io => {
-                AppError::MalformedJson(e.to_string())
-            }
-        }
-    })?;
+    let wire: CreateResponse = crate::api::parse_json(body)?;
     to_request(wire)
 }
 

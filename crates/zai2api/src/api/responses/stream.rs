@@ -615,22 +615,11 @@ impl Stage for ResponseRenderer {
 
 /// One event as SSE: `event: <type>` and `data: <json>`.
 pub fn encode(event: &StreamEvent) -> Bytes {
-    match serde_json::to_vec(event) {
-        Ok(json) => {
-            let name = event.event.name();
-            let mut frame = Vec::with_capacity(json.len() + name.len() + 16);
-            frame.extend_from_slice(b"event: ");
-            frame.extend_from_slice(name.as_bytes());
-            frame.extend_from_slice(b"\ndata: ");
-            frame.extend_from_slice(&json);
-            frame.extend_from_slice(b"\n\n");
-            Bytes::from(frame)
-        }
-        // Our own types always serialise; if one ever did not, the client still gets an event.
-        Err(_) => Bytes::from_static(
-            b"event: error\ndata: {\"type\":\"error\",\"sequence_number\":0,\"code\":\"internal_error\",\"message\":\"serialisation failed\",\"param\":null}\n\n",
-        ),
-    }
+    crate::api::sse_named_event(
+        event.event.name(),
+        event,
+        b"event: error\ndata: {\"type\":\"error\",\"sequence_number\":0,\"code\":\"internal_error\",\"message\":\"serialisation failed\",\"param\":null}\n\n",
+    )
 }
 
 fn encode_all(events: &[StreamEvent]) -> Bytes {
