@@ -13,9 +13,11 @@
 //! - `reasoning` items a client sends back are accepted and dropped: upstream keeps its own
 //!   reasoning, and continuity ignores it.
 //! - Tools: `function` tools are used. `local_shell` and `custom` (Codex sends them) are accepted
-//!   and not offered to the model, which cannot call them through upstream. OpenAI's hosted tools
-//!   (`web_search`, `file_search`, `computer_use`, `code_interpreter`, `image_generation`, `mcp`)
-//!   are a 400 naming `tools`: the gateway cannot run them.
+//!   and not offered to the model, which cannot call them through upstream. `web_search` (and
+//!   `web_search_preview`) is accepted with a `-Search` model variant, which searches upstream on
+//!   its own, and is a 400 naming `tools` with any other model. OpenAI's other hosted tools
+//!   (`file_search`, `computer_use`, `code_interpreter`, `image_generation`, `mcp` …) are a 400
+//!   naming `tools`: the gateway cannot run them.
 //! - `instructions` is this response's system prompt; `previous_response_id` brings the earlier
 //!   conversation without its instructions, as OpenAI does.
 
@@ -140,7 +142,11 @@ pub fn to_request(wire: CreateResponse) -> Result<ParsedRequest, AppError> {
         return Err(bad("`metadata` values must be strings", "metadata"));
     }
 
-    let (tools, echo_tools) = convert_tools(wire.tools)?;
+    let searches = wire
+        .model
+        .as_deref()
+        .is_some_and(|m| m.trim().to_ascii_lowercase().ends_with("-search"));
+    let (tools, echo_tools) = convert_tools(wire.tools, searches)?;
     let (tool_choice, echo_choice) = convert_tool_choice(wire.tool_choice, &tools)?;
     let reasoning = wire.reasoning.unwrap_or_default();
     let effort = match reasoning.effort.as_deref() {
@@ -339,8 +345,10 @@ fn convert_part(here: &str, part: wire::ContentPart) -> Result<ContentPart, AppE
 }
 
 /// `tools` → the domain's functions and their echo.
+/// `searches`: the model is a `-Search` variant (web search is upstream's own).
 fn convert_tools(
     tools: Option<Vec<wire::Tool>>,
+    searches: bool,
 ) -> Result<(Vec<ToolSpec>, Vec<wire::FunctionTool>), AppError> {
     let mut specs: Vec<ToolSpec> = Vec::new();
     let mut echo = Vec::new();
@@ -364,9 +372,10 @@ fn convert_tools(
             kind if IGNORED_TOOLS.contains(&kind) => {
                 tracing::debug!(kind, "a tool type upstream cannot call is not offered");
             }
+            "web_search" | "web_search_preview" if searches => {}
             other => {
                 let hint = if other.starts_with("web_search") {
-                    "; for web search use a model's -Search variant"
+                    "; web search needs a model's -Search variant (e.g. GLM-4.6-Search)"
                 } else {
                     ""
                 };
@@ -603,6 +612,10 @@ mod tests {
             r.echo.tool_choice,
             json!({"type": "function", "name": "get_weather"})
         );
+        let search = parse(json!({"model": "GLM-4.6-Search", "input": "x",
+                                  "tools": [{"type": "web_search"}, {"type": "web_search_preview"}]}))
+        .unwrap();
+        assert!(search.chat.tools.is_empty() && search.echo.tools.is_empty());
         for tool in [
             "web_search",
             "web_search_preview",
