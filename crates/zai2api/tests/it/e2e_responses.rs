@@ -519,3 +519,76 @@ async fn a_stream_broken_after_the_first_byte_fails_cleanly() {
         404
     );
 }
+
+/// What the Codex CLI sends: `store: false` and the whole conversation each turn (its reasoning
+/// items included), tool types upstream cannot call, and fields the gateway ignores. The
+/// conversation still lives in one upstream chat.
+#[tokio::test]
+async fn a_codex_shaped_loop_is_accepted_and_keeps_one_upstream_chat() {
+    let (gw, _file) = continuity_gateway(&[("TOOL_STRATEGY", "native")]).await;
+    let tools = json!([
+        weather(),
+        {"type": "local_shell"},
+        {"type": "custom", "name": "apply_patch", "description": "Patch files",
+         "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}}
+    ]);
+    let mut input = vec![
+        json!({"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "<permissions>"}]}),
+        json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "plan my day [[fake:agent]]"}]}),
+    ];
+    let mut results = 0;
+    let mut last = Value::Null;
+    for _ in 0..5 {
+        let body = json!({
+            "model": "GLM-5.3-Flash", "instructions": "You are a coding agent.", "input": input,
+            "tools": tools, "tool_choice": "auto", "parallel_tool_calls": false,
+            "reasoning": {"effort": "medium", "summary": "auto"}, "store": false, "stream": true,
+            "include": ["reasoning.encrypted_content"], "prompt_cache_key": "3f2a",
+            "text": {"verbosity": "low"}
+        });
+        let (status, events) = stream(&gw, &body).await;
+        assert_eq!(status, 200);
+        let done = events.last().unwrap().1["response"].clone();
+        assert_eq!(done["status"], "completed", "{done}");
+        // Codex keeps every output item and sends it back.
+        let mut calls = Vec::new();
+        for item in done["output"].as_array().unwrap() {
+            let mut item = item.clone();
+            if item["type"] == "reasoning" {
+                item["encrypted_content"] = Value::Null;
+            }
+            if item["type"] == "function_call" {
+                calls.push(item.clone());
+            }
+            input.push(item);
+        }
+        last = done;
+        if calls.is_empty() {
+            break;
+        }
+        for call in calls {
+            results += 1;
+            input.push(
+                json!({"type": "function_call_output", "call_id": call["call_id"],
+                              "output": format!("sunny #{results}")}),
+            );
+        }
+    }
+    assert_eq!(results, 2, "{last}");
+    assert!(output_text(&last).contains("sunny #2"), "{last}");
+    // Only the function tool was offered upstream.
+    let sent = gw.last_completion_body();
+    let offered: Vec<&str> = sent["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(offered, ["get_weather"]);
+    let ids = chat_ids(&gw);
+    assert_eq!(ids.len(), 3);
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "one upstream chat: {ids:?}"
+    );
+}
