@@ -55,7 +55,7 @@ pub async fn record_requests(
     let time_ms = unix_ms();
     let method = request.method().as_str().to_owned();
     let path: String = path.chars().take(MAX_PATH_CHARS).collect();
-    let is_chat = path.ends_with("/chat/completions");
+    let is_chat = path.ends_with("/chat/completions") || path == "/v1/responses";
     let client_ip = request
         .extensions()
         .get::<ClientIp>()

@@ -18,6 +18,8 @@
 //!   its own, and is a 400 naming `tools` with any other model. OpenAI's other hosted tools
 //!   (`file_search`, `computer_use`, `code_interpreter`, `image_generation`, `mcp` …) are a 400
 //!   naming `tools`: the gateway cannot run them.
+//! - What the gateway cannot honour is a 400 naming the field: `background: true`, `conversation`
+//!   (the Conversations API), `prompt` (stored templates), `text.format` other than `text`.
 //! - `instructions` is this response's system prompt; `previous_response_id` brings the earlier
 //!   conversation without its instructions, as OpenAI does.
 
@@ -119,6 +121,24 @@ pub fn to_request(wire: CreateResponse) -> Result<ParsedRequest, AppError> {
         if !(0.0..=1.0).contains(&p) {
             return Err(bad("`top_p` must be between 0 and 1", "top_p"));
         }
+    }
+    if wire.background == Some(true) {
+        return Err(bad(
+            "`background: true` is not supported; the reply is made while the request waits",
+            "background",
+        ));
+    }
+    if wire.conversation.as_ref().is_some_and(|c| !c.is_null()) {
+        return Err(bad(
+            "`conversation` is not supported; continue with `previous_response_id`",
+            "conversation",
+        ));
+    }
+    if wire.prompt.as_ref().is_some_and(|p| !p.is_null()) {
+        return Err(bad(
+            "stored prompt templates (`prompt`) are not supported; send `instructions` and `input`",
+            "prompt",
+        ));
     }
     if wire.max_output_tokens == Some(0) {
         return Err(bad(
@@ -681,6 +701,12 @@ mod tests {
                 "tool_choice",
             ),
             (json!({"input": "x", "metadata": {"k": 1}}), "metadata"),
+            (json!({"input": "x", "background": true}), "background"),
+            (
+                json!({"input": "x", "conversation": "conv_1"}),
+                "conversation",
+            ),
+            (json!({"input": "x", "prompt": {"id": "pmpt_1"}}), "prompt"),
             (
                 json!({"input": "x", "tools": [{"type": "function", "name": "has space"}]}),
                 "tools",

@@ -58,6 +58,15 @@ pub struct CreateResponse {
     /// Echoed in the response; string values only (OpenAI's rule).
     #[serde(default)]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Refused when true: replies are always made while the client waits.
+    #[serde(default)]
+    pub background: Option<bool>,
+    /// OpenAI's Conversations API and stored prompt templates: refused when set (the gateway has
+    /// neither; `previous_response_id` continues a conversation).
+    #[serde(default)]
+    pub conversation: Option<serde_json::Value>,
+    #[serde(default)]
+    pub prompt: Option<serde_json::Value>,
     /// zai2api extension, as on the other APIs: an Aliyun captcha attestation for upstream.
     #[serde(default)]
     pub captcha_verify_param: Option<String>,
