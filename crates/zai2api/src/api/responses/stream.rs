@@ -196,99 +196,75 @@ impl ResponseRenderer {
         self.last.as_ref()
     }
 
-    fn item(&mut self, index: usize) -> Option<&mut OutputItem> {
-        self.output.get_mut(index)
+    /// Writes what the open item streamed so far into its place in `output`, with `status`.
+    fn settle_open(&mut self, status: Status) {
+        let (index, so_far) = match &self.open {
+            Open::None => return,
+            Open::Reasoning(i, t) | Open::Message(i, t) | Open::Call(i, t) => (*i, t.clone()),
+        };
+        let Some(item) = self.output.get_mut(index) else {
+            return;
+        };
+        match item {
+            OutputItem::Reasoning { summary, .. } => *summary = vec![SummaryText::new(so_far)],
+            OutputItem::Message { content, .. } => *content = vec![OutputText::new(so_far)],
+            OutputItem::FunctionCall { arguments, .. } => *arguments = so_far,
+        }
+        item.set_status(status);
     }
 
     /// Closes the open item with its done events.
     fn close(&mut self, out: &mut Vec<StreamEvent>) {
-        match std::mem::replace(&mut self.open, Open::None) {
-            Open::None => {}
-            Open::Reasoning(index, text) => {
-                let item_id = self.output[index].id().to_owned();
-                if let Some(OutputItem::Reasoning {
-                    summary, status, ..
-                }) = self.item(index)
-                {
-                    *summary = vec![SummaryText::new(text.clone())];
-                    *status = Status::Completed;
-                }
-                self.emit(
-                    Event::ReasoningSummaryTextDone {
-                        item_id: item_id.clone(),
-                        output_index: index,
-                        summary_index: 0,
-                        text: text.clone(),
-                    },
-                    out,
-                );
-                self.emit(
-                    Event::ReasoningSummaryPartDone {
-                        item_id,
-                        output_index: index,
-                        summary_index: 0,
-                        part: SummaryText::new(text),
-                    },
-                    out,
-                );
-                self.item_done(index, out);
-            }
-            Open::Message(index, text) => {
-                let item_id = self.output[index].id().to_owned();
-                if let Some(OutputItem::Message {
-                    content, status, ..
-                }) = self.item(index)
-                {
-                    *content = vec![OutputText::new(text.clone())];
-                    *status = Status::Completed;
-                }
-                self.emit(
-                    Event::OutputTextDone {
-                        item_id: item_id.clone(),
-                        output_index: index,
-                        content_index: 0,
-                        text: text.clone(),
-                        logprobs: Vec::new(),
-                    },
-                    out,
-                );
-                self.emit(
-                    Event::ContentPartDone {
-                        item_id,
-                        output_index: index,
-                        content_index: 0,
-                        part: OutputText::new(text),
-                    },
-                    out,
-                );
-                self.item_done(index, out);
-            }
-            Open::Call(index, arguments) => {
-                let item_id = self.output[index].id().to_owned();
-                let mut call_name = String::new();
-                if let Some(OutputItem::FunctionCall {
-                    arguments: args,
-                    status,
-                    name,
-                    ..
-                }) = self.item(index)
-                {
-                    args.clone_from(&arguments);
-                    *status = Status::Completed;
-                    call_name.clone_from(name);
-                }
-                self.emit(
-                    Event::FunctionCallArgumentsDone {
-                        item_id,
-                        output_index: index,
-                        name: call_name,
-                        arguments,
-                    },
-                    out,
-                );
-                self.item_done(index, out);
-            }
+        self.settle_open(Status::Completed);
+        let (index, text) = match std::mem::replace(&mut self.open, Open::None) {
+            Open::None => return,
+            Open::Reasoning(i, t) | Open::Message(i, t) | Open::Call(i, t) => (i, t),
+        };
+        let item_id = self.output[index].id().to_owned();
+        let output_index = index;
+        let done = match &self.output[index] {
+            OutputItem::Reasoning { .. } => [
+                Event::ReasoningSummaryTextDone {
+                    item_id: item_id.clone(),
+                    output_index,
+                    summary_index: 0,
+                    text: text.clone(),
+                },
+                Event::ReasoningSummaryPartDone {
+                    item_id,
+                    output_index,
+                    summary_index: 0,
+                    part: SummaryText::new(text),
+                },
+            ]
+            .to_vec(),
+            OutputItem::Message { .. } => [
+                Event::OutputTextDone {
+                    item_id: item_id.clone(),
+                    output_index,
+                    content_index: 0,
+                    text: text.clone(),
+                    logprobs: Vec::new(),
+                },
+                Event::ContentPartDone {
+                    item_id,
+                    output_index,
+                    content_index: 0,
+                    part: OutputText::new(text),
+                },
+            ]
+            .to_vec(),
+            OutputItem::FunctionCall { name, .. } => vec![Event::FunctionCallArgumentsDone {
+                item_id,
+                output_index,
+                name: name.clone(),
+                arguments: text,
+            }],
+        };
+        for event in done {
+            self.emit(event, out);
         }
+        self.item_done(index, out);
     }
 
     fn item_done(&mut self, index: usize, out: &mut Vec<StreamEvent>) {
@@ -503,32 +479,7 @@ impl ResponseRenderer {
     fn fail(&mut self, error: &UpstreamError, out: &mut Vec<StreamEvent>) {
         let app = AppError::Upstream(error.clone());
         // The open item stays unfinished.
-        match &self.open {
-            Open::None => {}
-            Open::Reasoning(index, text) => {
-                let (index, text) = (*index, text.clone());
-                if let Some(OutputItem::Reasoning { summary, .. }) = self.item(index) {
-                    *summary = vec![SummaryText::new(text)];
-                }
-            }
-            Open::Message(index, text) => {
-                let (index, text) = (*index, text.clone());
-                if let Some(OutputItem::Message { content, .. }) = self.item(index) {
-                    *content = vec![OutputText::new(text)];
-                }
-            }
-            Open::Call(index, sent) => {
-                let (index, sent) = (*index, sent.clone());
-                if let Some(OutputItem::FunctionCall { arguments, .. }) = self.item(index) {
-                    *arguments = sent;
-                }
-            }
-        }
-        if let Open::Reasoning(i, _) | Open::Message(i, _) | Open::Call(i, _) = self.open {
-            if let Some(item) = self.item(i) {
-                item.set_status(Status::Incomplete);
-            }
-        }
+        self.settle_open(Status::Incomplete);
         self.open = Open::None;
         self.emit(
             Event::Error {
