@@ -456,6 +456,7 @@ impl ChunkFolder {
             role: ROLE_ASSISTANT,
             // OpenAI sends `null` content beside tool calls when there is no text.
             content: (!self.content.is_empty() || calls.is_empty()).then_some(self.content),
+            refusal: None,
             reasoning_content: (!self.reasoning.is_empty()).then_some(self.reasoning),
             tool_calls: (!calls.is_empty()).then_some(calls),
         };
