@@ -42,7 +42,10 @@ pub fn count_tokens(text: &str) -> u64 {
 /// Invariants: the text is `settled` (counted once, never again) followed by `tail`; only the
 /// tail is encoded when a piece arrives. A prefix of the tail is settled only where counting the
 /// two parts apart gives the count of the whole, and never within the last [`TAIL_KEEP`] bytes,
-/// which a following piece may still merge with (BPE pieces do not reach back further).
+/// which a following piece may still merge with (BPE pieces do not reach back further). Text with
+/// no such place (one unbroken run of letters, e.g. base64) is settled anyway once the tail
+/// passes [`TAIL_FORCE`] bytes, so each piece costs at most that much encoding; the count may then
+/// be off by a token or so at that seam.
 #[derive(Debug, Clone, Default)]
 pub struct TokenCounter {
     settled: u64,
@@ -54,6 +57,8 @@ pub struct TokenCounter {
 const TAIL_KEEP: usize = 256;
 /// Tail length from which settling is tried.
 const TAIL_SETTLE: usize = 4 * TAIL_KEEP;
+/// Tail length from which a prefix is settled even where the parts' counts do not add up.
+const TAIL_FORCE: usize = 32 * TAIL_KEEP;
 
 impl TokenCounter {
     /// Tokens of everything appended so far.
@@ -102,15 +107,16 @@ impl TokenCounter {
         if self.tail.len() < TAIL_SETTLE {
             return;
         }
+        let force = self.tail.len() >= TAIL_FORCE;
         let mut at = self.tail.len() - TAIL_KEEP;
         // A few candidate cuts: the count of the parts must add up to the count of the whole.
-        for _ in 0..8 {
+        for attempt in 0..8 {
             while !self.tail.is_char_boundary(at) {
                 at -= 1;
             }
             let head = count_tokens(&self.tail[..at]);
             let rest = count_tokens(&self.tail[at..]);
-            if head + rest == self.tail_tokens {
+            if head + rest == self.tail_tokens || (force && attempt == 7) {
                 self.settled += head;
                 self.tail.drain(..at);
                 self.tail_tokens = rest;
@@ -179,6 +185,28 @@ mod tests {
         assert!(taken > 0 && taken < "你好，世界你好，世界".len());
         assert!("你好，世界你好，世界".is_char_boundary(taken));
         assert!(c.tokens() <= 3);
+    }
+
+    #[test]
+    fn an_unbroken_run_costs_a_bounded_tail() {
+        // One regex piece of 64 KiB: without forced settling every delta would encode all of it.
+        let run: String = (b'a'..=b'z')
+            .cycle()
+            .take(64 * 1024)
+            .map(char::from)
+            .collect();
+        let mut c = TokenCounter::default();
+        for piece in run.as_bytes().chunks(64) {
+            let piece = std::str::from_utf8(piece).unwrap();
+            assert_eq!(c.push_within(piece, u64::MAX), piece.len());
+            assert!(c.tail.len() < TAIL_FORCE + 64);
+        }
+        let whole = count_tokens(&run);
+        assert!(
+            c.tokens().abs_diff(whole) <= whole / 100,
+            "{} vs {whole}",
+            c.tokens()
+        );
     }
 
     proptest::proptest! {
