@@ -3,7 +3,9 @@
 //! Every variant decides its HTTP status, its stable code and whether a retry on another credential
 //! may help; the status match has no catch-all arm, so a new variant cannot be forgotten. Messages
 //! are written for the client: upstream HTML, raw upstream bodies and secrets never go into them.
-//! Internal details are logged where the error is created, not returned.
+//! Internal details are logged where the error is created, not returned. Messages that name a
+//! credential (a rejected token or session, a model the account lacks, too many chats) depend on
+//! the one that met the failure ([`CredentialKind`]); the stable codes do not.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};

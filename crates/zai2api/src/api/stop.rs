@@ -2,9 +2,10 @@
 //!
 //! A semantic [`Stage`]: events in, events out, shared by both client formats and applied at the
 //! same place for both: the front of the renderer. Each renderer (OpenAI `ChunkRenderer`,
-//! Anthropic `MessageRenderer`) owns a [`StopSequences`] and renders only what
-//! [`StopSequences::pass`] lets through, so the Anthropic one can report which sequence matched
-//! and recount usage. [`apply`] runs the stage over a stream on its own.
+//! Anthropic `MessageRenderer`) owns a [`StopSequences`] as the second half of its
+//! [`crate::api::Front`] (after the token limit) and renders only what it lets through, so the
+//! Anthropic one can report which sequence matched and recount usage. [`apply`] runs the stage
+//! over a stream on its own.
 //!
 //! Invariants:
 //! - Only answer text is searched; reasoning, tool calls and usage pass through untouched.

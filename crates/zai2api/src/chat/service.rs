@@ -16,6 +16,9 @@
 //!   event, so a slow client slows its own upstream read and a client that goes away drops the
 //!   upstream connection with it (rule 8).
 //! - Every stream ends with exactly one `Done` or `Error`.
+//! - Every upstream error it returns or streams names the credential that met it
+//!   ([`crate::error::UpstreamError::met_by`]), so its message fits: a rejected guest session
+//!   never tells the operator to check a TOKEN that is not set.
 //! - Tools: the model's strategy (`tools::ToolStrategy`) shapes the history of every request; when
 //!   the request may call tools, the tool transform sits between the transcript and the renderers,
 //!   so both client formats receive `Semantic::ToolCall` and never tool markup.
