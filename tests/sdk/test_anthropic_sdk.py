@@ -17,6 +17,10 @@ WEATHER_TOOL = {
 }
 
 
+# Thinking blocks come only when the request enables thinking, as from Anthropic's API.
+THINKING_ON = {"type": "enabled", "budget_tokens": 1024}
+
+
 def client(stack, key: str = "unused") -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=stack.url, api_key=key, max_retries=0, timeout=30)
 
@@ -48,6 +52,7 @@ def test_stream_accumulates_thinking_and_text_like_the_non_streamed_reply(stack)
     request = dict(
         model="GLM-4.6-Thinking",
         max_tokens=1024,
+        thinking=THINKING_ON,
         messages=[{"role": "user", "content": "hi"}],
     )
     thinking, text = "", ""
@@ -75,6 +80,7 @@ def test_stream_with_thinking_text_and_tool_use(stack):
     request = dict(
         model="claude-opus-4-1",
         max_tokens=1024,
+        thinking=THINKING_ON,
         tools=[WEATHER_TOOL],
         messages=[{"role": "user", "content": "weather in Paris? [[fake:tool_think_text]]"}],
     )
@@ -95,6 +101,54 @@ def test_stream_with_thinking_text_and_tool_use(stack):
         if block.type == "tool_use":
             block.id = "toolu_x"
     assert blocks(final) == blocks(whole)
+
+
+@pytest.mark.parametrize("model", ["GLM-4.6-Thinking", "claude-opus-4-1"])
+def test_without_thinking_in_the_request_content_0_is_the_text(stack, model):
+    """Code written against Anthropic's contract: `message.content[0].text`, streamed or not."""
+    c = client(stack)
+    request = dict(
+        model=model,
+        max_tokens=1024,
+        messages=[{"role": "user", "content": "hi [[fake:thinking]]"}],
+    )
+    reply = c.messages.create(**request)
+    assert reply.content[0].text == HELLO
+    assert [b.type for b in reply.content] == ["text"]
+    with c.messages.stream(**request) as stream:
+        kinds = {event.type for event in stream}
+        final = stream.get_final_message()
+    assert "thinking" not in kinds, kinds
+    assert final.content[0].text == HELLO
+    assert blocks(final) == blocks(reply)
+    # `adaptive` turns the blocks on, as `enabled` does.
+    adaptive = c.messages.create(**request, thinking={"type": "adaptive"})
+    assert [b.type for b in adaptive.content] == ["thinking", "text"]
+    assert adaptive.content[0].thinking == REASONING
+
+
+def test_max_tokens_cuts_the_reply(stack):
+    c = client(stack)
+    request = dict(
+        model="GLM-4.6",
+        max_tokens=12,
+        messages=[{"role": "user", "content": "long [[fake:chunks:40:100]]"}],
+    )
+    reply = c.messages.create(**request)
+    assert reply.stop_reason == "max_tokens"
+    text = reply.content[0].text
+    assert 0 < len(text) < 4000 and "abcdefghijklmnopqrstuvwxyz".startswith(text[:26])
+    assert 0 < reply.usage.output_tokens <= 12
+    with c.messages.stream(**request) as stream:
+        streamed = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert streamed == text
+    assert final.stop_reason == "max_tokens" and final.usage == reply.usage
+    # Room for the whole answer: `end_turn`, although upstream's count equals the limit.
+    whole = c.messages.create(
+        model="GLM-4.6", max_tokens=9, messages=[{"role": "user", "content": "hi [[fake:plain]]"}]
+    )
+    assert whole.stop_reason == "end_turn" and whole.content[0].text == HELLO
 
 
 def test_stop_sequence(stack):

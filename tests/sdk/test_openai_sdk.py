@@ -51,6 +51,43 @@ def test_streamed_chat_with_reasoning_and_usage(stack):
     assert usage is not None and usage.prompt_tokens == 9 and usage.completion_tokens == 27
 
 
+def test_non_streamed_message_has_refusal_null(stack):
+    raw = client(stack).chat.completions.with_raw_response.create(
+        model="GLM-4.6", messages=[{"role": "user", "content": "hi [[fake:plain]]"}]
+    )
+    message = raw.http_response.json()["choices"][0]["message"]
+    assert "refusal" in message and message["refusal"] is None
+    assert raw.parse().choices[0].message.refusal is None
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+def test_the_token_limit_cuts_the_reply_with_length(stack, field):
+    c = client(stack)
+    request = dict(
+        model="GLM-4.6",
+        messages=[{"role": "user", "content": "long [[fake:chunks:40:100]]"}],
+        **{field: 12},
+    )
+    reply = c.chat.completions.create(**request)
+    assert reply.choices[0].finish_reason == "length"
+    content = reply.choices[0].message.content
+    assert 0 < len(content) < 4000 and "abcdefghijklmnopqrstuvwxyz".startswith(content[:26])
+    assert 0 < reply.usage.completion_tokens <= 12
+    streamed, finish, usage = "", None, None
+    for chunk in c.chat.completions.create(**request, stream=True, stream_options={"include_usage": True}):
+        usage = chunk.usage or usage
+        if chunk.choices:
+            streamed += chunk.choices[0].delta.content or ""
+            finish = chunk.choices[0].finish_reason or finish
+    assert (streamed, finish) == (content, "length")
+    assert usage == reply.usage
+    # Room for the whole answer: `stop`.
+    whole = c.chat.completions.create(
+        model="GLM-4.6", max_tokens=100, messages=[{"role": "user", "content": "hi [[fake:plain]]"}]
+    )
+    assert whole.choices[0].finish_reason == "stop" and whole.choices[0].message.content == HELLO
+
+
 def test_unknown_model_is_a_typed_not_found(stack):
     with pytest.raises(openai.NotFoundError) as err:
         client(stack).chat.completions.create(model="nope-1", messages=[{"role": "user", "content": "hi"}])

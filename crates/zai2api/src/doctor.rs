@@ -20,7 +20,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::chat::Role;
-use crate::error::{UpstreamError, UpstreamErrorKind};
+use crate::error::{CredentialKind, UpstreamError, UpstreamErrorKind};
 use crate::models::ModelCatalogue;
 use crate::semantic::Semantic;
 use crate::upstream::client::UpstreamClient;
@@ -115,6 +115,8 @@ fn elapsed_ms(since: Instant) -> u64 {
 struct Run {
     steps: Vec<DoctorStep>,
     failed: Option<&'static str>,
+    /// The credential of the run once the session step found it, for the words of later hints.
+    credential: CredentialKind,
 }
 
 impl Run {
@@ -153,7 +155,7 @@ impl Run {
         self.push(id, status, started, e.detail.clone());
         if let Some(step) = self.steps.last_mut() {
             step.code = Some(e.kind.code());
-            step.hint = Some(hint_for(id, e.kind));
+            step.hint = Some(hint_for(id, e.kind, self.credential));
         }
         if status == StepStatus::Fail {
             self.failed = Some(id);
@@ -178,7 +180,7 @@ impl Run {
 }
 
 /// The kind's hint, sharpened with what the step tells about the cause.
-fn hint_for(step: &str, kind: UpstreamErrorKind) -> String {
+fn hint_for(step: &str, kind: UpstreamErrorKind, credential: CredentialKind) -> String {
     let extra = match (step, kind) {
         ("landing", UpstreamErrorKind::Firewall) => {
             " The landing page itself is blocked, so this is the IP or the request fingerprint \
@@ -206,7 +208,7 @@ fn hint_for(step: &str, kind: UpstreamErrorKind) -> String {
         }
         _ => "",
     };
-    format!("{}{extra}", kind.hint())
+    format!("{}{extra}", kind.hint_for(credential))
 }
 
 /// The probe chat for `model`.
@@ -231,6 +233,7 @@ pub async fn run(client: &UpstreamClient, model: &str) -> DoctorReport {
     let mut run = Run {
         steps: Vec::new(),
         failed: None,
+        credential: CredentialKind::Unknown,
     };
 
     // 1. Landing page and FE version.
@@ -265,6 +268,11 @@ pub async fn run(client: &UpstreamClient, model: &str) -> DoctorReport {
         match session(client).await {
             Ok((c, detail)) => {
                 run.push("session", StepStatus::Pass, t, detail);
+                run.credential = if c.guest {
+                    CredentialKind::Guest
+                } else {
+                    CredentialKind::Token
+                };
                 credential = Some(c);
             }
             Err(e) => run.error("session", StepStatus::Fail, t, &e),

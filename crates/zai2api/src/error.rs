@@ -3,7 +3,9 @@
 //! Every variant decides its HTTP status, its stable code and whether a retry on another credential
 //! may help; the status match has no catch-all arm, so a new variant cannot be forgotten. Messages
 //! are written for the client: upstream HTML, raw upstream bodies and secrets never go into them.
-//! Internal details are logged where the error is created, not returned.
+//! Internal details are logged where the error is created, not returned. Messages that name a
+//! credential (a rejected token or session, a model the account lacks, too many chats) depend on
+//! the one that met the failure ([`CredentialKind`]); the stable codes do not.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -67,41 +69,70 @@ impl UpstreamErrorKind {
         }
     }
 
-    /// What the operator can do about it.
+    /// What the operator can do about it, when it is not known which credential met the failure
+    /// (the doctor, the model list); see [`Self::hint_for`].
     pub fn hint(self) -> &'static str {
-        match self {
-            Self::Firewall => {
+        self.hint_for(CredentialKind::Unknown)
+    }
+
+    /// What the operator can do about it, in words that fit the credential that met the failure:
+    /// only the kinds that are about a credential (a rejected token or session, a model the
+    /// account lacks, too many chats) differ.
+    pub fn hint_for(self, credential: CredentialKind) -> &'static str {
+        use CredentialKind::{Guest, Token, Unknown};
+        match (self, credential) {
+            (Self::Firewall, _) => {
                 "chat.z.ai's firewall blocked the request (HTTP 405 page). Usually a stale front-end version \
                  or a blocked IP: check the FE version settings or try again later from another network."
             }
-            Self::OutdatedClient => {
+            (Self::OutdatedClient, _) => {
                 "chat.z.ai says the client is outdated (426). The front-end version or the `version` query \
                  parameter in the upstream profile needs updating."
             }
-            Self::SignatureRejected => {
+            (Self::SignatureRejected, _) => {
                 "chat.z.ai rejected the request signature. The signature scheme in the upstream profile \
                  no longer matches the site."
             }
-            Self::CaptchaRequired => {
+            (Self::CaptchaRequired, _) => {
                 "chat.z.ai asks for a captcha and none could be supplied. Hand one over with the \
                  x-zai-captcha-param header (or a captcha_verify_param field), queue solved params \
                  in the dashboard (POST /dashboard/api/captcha), or set CAPTCHA_PROVIDER; \
                  CAPTCHA_WAIT lets a request wait for one."
             }
-            Self::ModelNotAvailable => {
+            (Self::ModelNotAvailable, Unknown) => {
                 "This model is not available to the account in use (guest sessions get fewer models). \
                  Use a logged-in TOKEN or another model."
             }
-            Self::ConcurrencyLimit => {
+            (Self::ModelNotAvailable, Token) => {
+                "This model is not available to the logged-in account in use (its level lacks it). \
+                 Use another model, or a token of an account that has it."
+            }
+            (Self::ModelNotAvailable, Guest) => {
+                "This model is not available to guest sessions (no logged-in token was used). \
+                 Use another model, or set TOKEN (or add a token to the pool) to a logged-in \
+                 chat.z.ai account that has it."
+            }
+            (Self::ConcurrencyLimit, Unknown | Token) => {
                 "The upstream account has too many chats in flight. Retry shortly."
             }
-            Self::TokenInvalid => {
+            (Self::ConcurrencyLimit, Guest) => {
+                "The guest session has too many chats in flight. Retry shortly."
+            }
+            (Self::TokenInvalid, Unknown) => {
+                "chat.z.ai rejected the upstream credential (a logged-in token or a guest session)."
+            }
+            (Self::TokenInvalid, Token) => {
                 "chat.z.ai rejected the upstream token. Check TOKEN / the token pool."
             }
-            Self::InternalError => "chat.z.ai reported an internal error.",
-            Self::Timeout => "chat.z.ai did not answer in time.",
-            Self::Connection => "Could not reach chat.z.ai (connection failed or broke).",
-            Self::BadResponse => "chat.z.ai answered something the gateway cannot read.",
+            (Self::TokenInvalid, Guest) => {
+                "chat.z.ai rejected the guest session (no logged-in token was used); fresh guest \
+                 sessions were refused too. Guest access may be restricted: try again later, or set \
+                 TOKEN to a logged-in chat.z.ai token."
+            }
+            (Self::InternalError, _) => "chat.z.ai reported an internal error.",
+            (Self::Timeout, _) => "chat.z.ai did not answer in time.",
+            (Self::Connection, _) => "Could not reach chat.z.ai (connection failed or broke).",
+            (Self::BadResponse, _) => "chat.z.ai answered something the gateway cannot read.",
         }
     }
 
@@ -175,12 +206,26 @@ impl UpstreamPolicy {
     }
 }
 
-/// An upstream failure: its kind and a short, sanitised detail (never HTML, never a token).
+/// Which credential met an upstream failure, so that a message naming one names the right one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum CredentialKind {
+    /// Not tied to a known credential (the doctor, the model list, a unit test).
+    #[default]
+    Unknown,
+    /// A logged-in token (`TOKEN` or the token pool).
+    Token,
+    /// A guest session: no logged-in token was in use.
+    Guest,
+}
+
+/// An upstream failure: its kind, a short, sanitised detail (never HTML, never a token) and the
+/// credential it met (set by the chat service, which knows which one it used).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}: {detail}", kind.code())]
 pub struct UpstreamError {
     pub kind: UpstreamErrorKind,
     pub detail: String,
+    pub credential: CredentialKind,
 }
 
 impl UpstreamError {
@@ -193,7 +238,27 @@ impl UpstreamError {
         } else {
             detail.chars().take(300).collect()
         };
-        Self { kind, detail }
+        Self {
+            kind,
+            detail,
+            credential: CredentialKind::Unknown,
+        }
+    }
+
+    /// The same failure, as met by `credential`.
+    #[must_use]
+    pub fn met_by(self, credential: CredentialKind) -> Self {
+        Self { credential, ..self }
+    }
+
+    /// What the client is told: the hint for the kind and credential, then upstream's words.
+    pub fn client_message(&self) -> String {
+        let hint = self.kind.hint_for(self.credential);
+        if self.detail.is_empty() {
+            hint.to_owned()
+        } else {
+            format!("{hint} (upstream said: {})", self.detail)
+        }
     }
 }
 
@@ -355,13 +420,7 @@ impl AppError {
     /// The message a client sees.
     pub fn client_message(&self) -> String {
         match self {
-            Self::Upstream(e) => {
-                if e.detail.is_empty() {
-                    e.kind.hint().to_owned()
-                } else {
-                    format!("{} (upstream said: {})", e.kind.hint(), e.detail)
-                }
-            }
+            Self::Upstream(e) => e.client_message(),
             Self::NoUpstreamToken { retry_after_secs } => {
                 let when = retry_after_secs.map_or_else(
                     || "Add a token in the dashboard or set ANONYMOUS_MODE=true to fall back to guest sessions.".to_owned(),

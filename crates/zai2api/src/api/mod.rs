@@ -2,6 +2,7 @@
 //! back into its wire.
 
 pub mod anthropic;
+pub mod max_tokens;
 pub mod openai;
 pub mod responses;
 pub mod stop;
@@ -15,6 +16,25 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
 use crate::error::AppError;
+
+/// What the gateway enforces in front of every renderer, in this order: the output token limit
+/// ([`max_tokens::TokenLimit`]), then stop sequences ([`stop::StopSequences`]; a sequence that
+/// would complete beyond the limit was never generated). A renderer feeds each event through its
+/// `Front` and renders what comes out; `parts()` gives both, for the stop reason and usage.
+pub type Front = crate::stage::Then<max_tokens::TokenLimit, stop::StopSequences>;
+
+/// The [`Front`] of one reply: at most `max_tokens` output tokens (`None`: no limit), cut before
+/// the first of `stops`.
+pub fn front(max_tokens: Option<u64>, stops: &[String]) -> Front {
+    use crate::stage::Stage;
+    max_tokens::TokenLimit::new(max_tokens).then(stop::StopSequences::new(stops.iter().cloned()))
+}
+
+/// Whether a [`Front`] changes anything (neither a limit nor stop sequences: the identity).
+pub fn front_is_active(front: &Front) -> bool {
+    let (limit, stops) = front.parts();
+    limit.is_active() || stops.is_active()
+}
 
 /// An SSE response: `first` (sent at once, so the client sees bytes before upstream's first
 /// event), then `rest` as the renderer produces it. Proxies are told not to buffer.

@@ -2,9 +2,10 @@
 //!
 //! A semantic [`Stage`]: events in, events out, shared by both client formats and applied at the
 //! same place for both: the front of the renderer. Each renderer (OpenAI `ChunkRenderer`,
-//! Anthropic `MessageRenderer`) owns a [`StopSequences`] and renders only what
-//! [`StopSequences::pass`] lets through, so the Anthropic one can report which sequence matched
-//! and recount usage. [`apply`] runs the stage over a stream on its own.
+//! Anthropic `MessageRenderer`) owns a [`StopSequences`] as the second half of its
+//! [`crate::api::Front`] (after the token limit) and renders only what it lets through, so the
+//! Anthropic one can report which sequence matched and recount usage. [`apply`] runs the stage
+//! over a stream on its own.
 //!
 //! Invariants:
 //! - Only answer text is searched; reasoning, tool calls and usage pass through untouched.
@@ -57,21 +58,12 @@ impl StopSequences {
         self.matched.as_deref()
     }
 
-    /// Feeds one event; what the client may see of it (and of held text) is returned, for the
-    /// renderer behind the sequences.
-    pub fn pass(&mut self, event: Semantic) -> Vec<Semantic> {
-        let mut out = Vec::new();
-        self.push(event, &mut out);
-        out
-    }
-
     fn step(&mut self, event: Semantic, out: &mut Vec<Semantic>) {
-        if self.ended {
+        if !self.ended && !self.is_active() {
+            pass_unchanged(event, &mut self.ended, out);
             return;
         }
-        if !self.is_active() {
-            self.ended = matches!(event, Semantic::Done | Semantic::Error(_));
-            out.push(event);
+        if self.ended {
             return;
         }
         match event {
@@ -152,6 +144,32 @@ impl Stage for StopSequences {
     fn is_done(&self) -> bool {
         self.ended
     }
+}
+
+/// What a semantic stage with nothing to enforce does: `event` goes on unchanged, and the stage
+/// has ended once the reply's last event (`Done` or `Error`) has passed. Shared by
+/// [`StopSequences`] and [`crate::api::max_tokens::TokenLimit`].
+pub(crate) fn pass_unchanged(event: Semantic, ended: &mut bool, out: &mut Vec<Semantic>) {
+    *ended = matches!(event, Semantic::Done | Semantic::Error(_));
+    out.push(event);
+}
+
+/// `text` as answer deltas cut at the character boundaries among `cuts` (byte offsets, any
+/// order, clamped to the text), then `Done`: the input of the split-invariance properties.
+#[cfg(test)]
+pub(crate) fn answer_split_at(text: &str, cuts: Vec<usize>) -> Vec<Semantic> {
+    let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c.min(text.len())).collect();
+    bounds.sort_unstable();
+    let (mut pieces, mut last) = (Vec::new(), 0);
+    for b in bounds {
+        if b > last && text.is_char_boundary(b) {
+            pieces.push(Semantic::Answer(text[last..b].to_owned()));
+            last = b;
+        }
+    }
+    pieces.push(Semantic::Answer(text[last..].to_owned()));
+    pieces.push(Semantic::Done);
+    pieces
 }
 
 /// Wraps a reply's events with the stop-sequence transform (identity without sequences). The
@@ -308,19 +326,7 @@ mod tests {
         fn split_invariance(text in "[ab\u{e9}]{0,24}", cuts in proptest::collection::vec(0usize..30, 0..6)) {
             let stops = ["ab\u{e9}a", "bb"];
             let whole = run(&stops, vec![answer(&text), Semantic::Done]);
-            let mut pieces = Vec::new();
-            let mut last = 0;
-            let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c.min(text.len())).collect();
-            bounds.sort_unstable();
-            for b in bounds {
-                if b > last && text.is_char_boundary(b) {
-                    pieces.push(answer(&text[last..b]));
-                    last = b;
-                }
-            }
-            pieces.push(answer(&text[last..]));
-            pieces.push(Semantic::Done);
-            let split = run(&stops, pieces);
+            let split = run(&stops, answer_split_at(&text, cuts));
             proptest::prop_assert_eq!(text_of(&split.0), text_of(&whole.0));
             proptest::prop_assert_eq!(split.1, whole.1);
         }

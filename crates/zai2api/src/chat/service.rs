@@ -16,6 +16,9 @@
 //!   event, so a slow client slows its own upstream read and a client that goes away drops the
 //!   upstream connection with it (rule 8).
 //! - Every stream ends with exactly one `Done` or `Error`.
+//! - Every upstream error it returns or streams names the credential that met it
+//!   ([`crate::error::UpstreamError::met_by`]), so its message fits: a rejected guest session
+//!   never tells the operator to check a TOKEN that is not set.
 //! - Tools: the model's strategy (`tools::ToolStrategy`) shapes the history of every request; when
 //!   the request may call tools, the tool transform sits between the transcript and the renderers,
 //!   so both client formats receive `Semantic::ToolCall` and never tool markup.
@@ -30,7 +33,7 @@ use super::conversation::{
 };
 use super::upstream_turn::{self, HistoryPlan};
 use super::{ChatRequest, ReasoningEffort, Role};
-use crate::error::{AppError, UpstreamError, UpstreamErrorKind};
+use crate::error::{AppError, CredentialKind, UpstreamError, UpstreamErrorKind};
 use crate::models::{ModelCatalogue, ResolvedModel};
 use crate::pool::{Lease, TokenId, TokenPool};
 use crate::semantic::{Semantic, SemanticStream};
@@ -206,12 +209,13 @@ impl ChatService {
                     return Ok(StartedChat {
                         model: model.public_name.clone(),
                         prompt_text: crate::usage::prompt_text(request),
-                        events: hold_lease(events, lease),
+                        events: hold_lease(events, lease, kind_of(&credential)),
                         token,
                         conversation: Some(ids.chat_id),
                     });
                 }
                 Err(AppError::Upstream(e)) if e.kind == UpstreamErrorKind::CaptchaRequired => {
+                    let e = e.met_by(kind_of(&credential));
                     self.captcha.note_demanded();
                     if request.captcha_verify_param.is_some() {
                         // The param we sent (the client's or ours) was refused.
@@ -232,6 +236,7 @@ impl ChatService {
                     }
                 }
                 Err(AppError::Upstream(e)) => {
+                    let e = e.met_by(kind_of(&credential));
                     let policy = e.kind.policy();
                     if policy.invalidate_session {
                         self.upstream.invalidate(&credential).await;
@@ -383,6 +388,7 @@ impl ChatService {
                 Ok(credential) => return Ok((credential, Some(lease))),
                 Err(e) => {
                     // The token could not even be resolved (upstream refused it): next one.
+                    let e = e.met_by(CredentialKind::Token);
                     lease.record_error(&e);
                     tried.push(lease.id().clone());
                     if !e.kind.policy().fails_over(true) {
@@ -392,7 +398,8 @@ impl ChatService {
             }
         }
         if self.settings.anonymous_mode {
-            return Ok((self.upstream.guest_credential().await?, None));
+            let guest = self.upstream.guest_credential().await;
+            return Ok((guest.map_err(|e| e.met_by(CredentialKind::Guest))?, None));
         }
         Err(AppError::NoUpstreamToken {
             retry_after_secs: self.pool.next_available_in().map(|d| d.as_secs().max(1)),
@@ -449,15 +456,29 @@ impl ChatService {
     }
 }
 
-/// Keeps the pool lease for as long as the reply streams (dropped with the stream).
-fn hold_lease(events: SemanticStream, lease: Option<Lease>) -> SemanticStream {
-    match lease {
-        None => events,
-        Some(lease) => Box::pin(events.map(move |event| {
-            let _held = &lease;
-            event
-        })),
+/// Which kind of credential a session is, for the words of an error it meets.
+fn kind_of(credential: &Credential) -> CredentialKind {
+    if credential.guest {
+        CredentialKind::Guest
+    } else {
+        CredentialKind::Token
     }
+}
+
+/// Keeps the pool lease for as long as the reply streams (dropped with the stream), and names the
+/// credential in an in-stream error.
+fn hold_lease(
+    events: SemanticStream,
+    lease: Option<Lease>,
+    credential: CredentialKind,
+) -> SemanticStream {
+    Box::pin(events.map(move |event| {
+        let _held = &lease;
+        match event {
+            Semantic::Error(e) => Semantic::Error(e.met_by(credential)),
+            other => other,
+        }
+    }))
 }
 
 /// Removes reasoning from a reply (the client turned thinking off).

@@ -32,6 +32,14 @@ fn request(model: &str, text: &str) -> Value {
            "messages": [{"role": "user", "content": text}]})
 }
 
+/// `body` with thinking enabled, the only way thinking blocks are sent.
+fn thinking_on(body: Value) -> Value {
+    with(
+        body,
+        json!({"thinking": {"type": "enabled", "budget_tokens": 1024}}),
+    )
+}
+
 fn with(mut body: Value, extra: Value) -> Value {
     body.as_object_mut()
         .unwrap()
@@ -200,7 +208,7 @@ async fn text_reply_non_stream() {
 #[tokio::test]
 async fn thinking_and_text_stream_and_agree_with_non_stream() {
     let gw = Gateway::start(FakeConfig::default(), &[]).await;
-    let req = request("GLM-4.6-Thinking", "hi");
+    let req = thinking_on(request("GLM-4.6-Thinking", "hi"));
     let (status, events) = stream(&gw, &req).await;
     assert_eq!(status, 200);
     assert_eq!(&names(&events)[..2], ["message_start", "ping"]);
@@ -286,9 +294,13 @@ async fn thinking_switch_from_the_request() {
 #[tokio::test]
 async fn the_real_capture_streamed_and_not() {
     let gw = Gateway::start(FakeConfig::default(), &MAP_2026_03).await;
-    let req = request(
-        "claude-3-5-sonnet-latest",
-        "Hi hello, how are yaa? [[fake:replay]]",
+    // The capture is about 1,500 tokens: room for all of it.
+    let req = with(
+        thinking_on(request(
+            "claude-3-5-sonnet-latest",
+            "Hi hello, how are yaa? [[fake:replay]]",
+        )),
+        json!({"max_tokens": 8192}),
     );
     let (status, body) = message(&gw, &req).await;
     assert_eq!(status, 200, "{body}");
@@ -347,18 +359,43 @@ async fn openai_stop_is_enforced_too() {
     assert_eq!(payloads.last().unwrap(), "[DONE]");
 }
 
+/// Anthropic's contract: thinking blocks only when the request enables thinking. A `-Thinking`
+/// model asked without `thinking` still thinks upstream (the variant says so), but the client
+/// gets the text as `content[0]`, streamed and not.
 #[tokio::test]
-async fn max_tokens_reached_is_reported() {
+async fn no_thinking_blocks_unless_the_request_enables_thinking() {
     let gw = Gateway::start(FakeConfig::default(), &[]).await;
-    let req = with(
-        request("GLM-4.6", "hi [[fake:plain]]"),
-        json!({"max_tokens": 9}),
+    let req = request("GLM-4.6-Thinking", "hi [[fake:thinking]]");
+    let (status, body) = message(&gw, &req).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["content"],
+        json!([{"type": "text", "text": HELLO_ANSWER}])
     );
-    let (_, body) = message(&gw, &req).await;
-    assert_eq!(body["stop_reason"], "max_tokens");
-    assert_eq!(gw.last_completion_body()["params"]["max_tokens"], 9);
-    let req = with(req, json!({"max_tokens": 10}));
-    assert_eq!(message(&gw, &req).await.1["stop_reason"], "end_turn");
+    assert_eq!(
+        gw.last_completion_body()["features"]["enable_thinking"],
+        true,
+        "upstream still thinks"
+    );
+    let (_, events) = stream(&gw, &req).await;
+    assert!(
+        events
+            .iter()
+            .all(|e| e.data["content_block"]["type"] != "thinking"
+                && e.data["delta"]["type"] != "thinking_delta"),
+        "no thinking event"
+    );
+    assert_eq!(without_id(accumulate(&events)), without_id(body));
+    // `adaptive` enables it, as `enabled` does.
+    for kind in ["enabled", "adaptive"] {
+        let on = with(
+            req.clone(),
+            json!({"thinking": {"type": kind, "budget_tokens": 1024}}),
+        );
+        let (_, body) = message(&gw, &on).await;
+        assert_eq!(body["content"][0]["type"], "thinking", "{kind}: {body}");
+        assert_eq!(body["content"][1]["text"], HELLO_ANSWER);
+    }
 }
 
 fn assert_anthropic_error(status: u16, body: &Value, want_status: u16, kind: &str) {
@@ -628,7 +665,7 @@ async fn native_tools_gateway() -> Gateway {
 async fn thinking_text_and_tool_use_in_one_reply() {
     let gw = native_tools_gateway().await;
     let req = with(
-        request("GLM-4.6", "weather in Paris? [[fake:tool_a]]"),
+        thinking_on(request("GLM-4.6", "weather in Paris? [[fake:tool_a]]")),
         json!({"tools": weather_tools()}),
     );
     let (status, body) = message(&gw, &req).await;
@@ -661,7 +698,10 @@ async fn thinking_text_and_tool_use_in_one_reply() {
 async fn prompt_strategy_tool_use_with_thinking_and_text() {
     let gw = Gateway::start(FakeConfig::default(), &[]).await;
     let req = with(
-        request("GLM-4.6", "weather in Paris? [[fake:tool_think_text]]"),
+        thinking_on(request(
+            "GLM-4.6",
+            "weather in Paris? [[fake:tool_think_text]]",
+        )),
         json!({"tools": weather_tools(), "tool_choice": {"type": "any"}}),
     );
     let (status, events) = stream(&gw, &req).await;
@@ -734,7 +774,7 @@ async fn snapshot_plain_text() {
 #[tokio::test]
 async fn snapshot_thinking_and_text() {
     let gw = Gateway::start(FakeConfig::default(), &[]).await;
-    let raw = snapshot_of(&gw, &request("GLM-4.6-Thinking", "hi")).await;
+    let raw = snapshot_of(&gw, &thinking_on(request("GLM-4.6-Thinking", "hi"))).await;
     insta::assert_snapshot!("thinking_and_text", raw);
 }
 
@@ -742,7 +782,7 @@ async fn snapshot_thinking_and_text() {
 async fn snapshot_stop_sequence() {
     let gw = Gateway::start(FakeConfig::default(), &[]).await;
     let req = with(
-        request("GLM-4.6-Thinking", "hi"),
+        thinking_on(request("GLM-4.6-Thinking", "hi")),
         json!({"stop_sequences": ["help"]}),
     );
     let raw = snapshot_of(&gw, &req).await;
@@ -763,7 +803,7 @@ async fn snapshot_dropped_stream() {
 async fn snapshot_thinking_text_and_tool_use() {
     let gw = native_tools_gateway().await;
     let req = with(
-        request("GLM-4.6", "weather in Paris? [[fake:tool_a]]"),
+        thinking_on(request("GLM-4.6", "weather in Paris? [[fake:tool_a]]")),
         json!({"tools": weather_tools()}),
     );
     let raw = snapshot_of(&gw, &req).await;

@@ -521,3 +521,61 @@ async fn slow_streams_are_forwarded_as_they_arrive() {
     );
     assert!(text.ends_with("data: [DONE]\n\n"));
 }
+
+/// OpenAI's published schemas of a chat completion and of a chunk, pinned in
+/// `tests/fixtures/openai-chat-completion-schemas.json` (extracted from github.com/openai/openai-openapi,
+/// `openapi.json` at the commit its `$comment` names).
+fn openai_validator(root: &str) -> jsonschema::Validator {
+    let pinned: Value = serde_json::from_str(include_str!(
+        "../fixtures/openai-chat-completion-schemas.json"
+    ))
+    .unwrap();
+    let schema = json!({"$ref": format!("#/$defs/{root}"), "$defs": pinned["$defs"]});
+    jsonschema::validator_for(&schema).unwrap()
+}
+
+fn assert_valid(validator: &jsonschema::Validator, instance: &Value) {
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}\nin {instance:#}");
+}
+
+#[tokio::test]
+async fn replies_satisfy_openais_published_schema() {
+    let completion = openai_validator("CreateChatCompletionResponse");
+    let chunk = openai_validator("CreateChatCompletionStreamResponse");
+    let gw = Gateway::start(FakeConfig::default(), &[("TOOL_STRATEGY", "native")]).await;
+    let weather = json!({"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}});
+    let requests = [
+        // Plain, with upstream's usage.
+        user("hi [[fake:plain]]"),
+        // Reasoning beside the content.
+        user_with_model("GLM-4.6-Thinking", "hi [[fake:thinking]]"),
+        // Tool calls, content null.
+        json!({"messages": [{"role": "user", "content": "weather? [[fake:tool_a]]"}], "tools": [weather]}),
+        // Usage counted locally.
+        user("hi [[fake:no_usage]]"),
+    ];
+    for req in requests {
+        let (status, body) = gw.chat(&req).await;
+        assert_eq!(status, 200, "{body}");
+        assert_valid(&completion, &body);
+        assert_eq!(body["choices"][0]["message"]["refusal"], Value::Null);
+        let mut streamed = req.clone();
+        streamed["stream_options"] = json!({"include_usage": true});
+        let (_, payloads) = gw.chat_stream(&streamed).await;
+        for payload in payloads.iter().filter(|p| p.as_str() != "[DONE]") {
+            assert_valid(&chunk, &serde_json::from_str(payload).unwrap());
+        }
+    }
+    // The check can fail: without `refusal` the same reply is rejected.
+    let (_, mut body) = gw.chat(&user("hi [[fake:plain]]")).await;
+    body["choices"][0]["message"]
+        .as_object_mut()
+        .unwrap()
+        .remove("refusal");
+    assert!(!completion.is_valid(&body));
+}

@@ -14,7 +14,7 @@ use crate::common::{self, Gateway};
 
 use fake_zai::{FakeConfig, FakeZai, SignatureScheme, TokenFault};
 use serde_json::{Value, json};
-use zai2api::error::{AppError, UpstreamError, UpstreamErrorKind};
+use zai2api::error::{AppError, CredentialKind, UpstreamError, UpstreamErrorKind};
 use zai2api::stats::{RequestRecord, Stats, UpstreamContact};
 
 /// The stable code, HTTP status and Anthropic `type` of each kind: part of our API.
@@ -206,8 +206,8 @@ fn count_of(counts: &Value, code: &str) -> u64 {
         .unwrap()
 }
 
-fn check_message(message: &str, kind: UpstreamErrorKind) {
-    assert!(message.starts_with(kind.hint()), "{message}");
+fn check_message(message: &str, kind: UpstreamErrorKind, credential: CredentialKind) {
+    assert!(message.starts_with(kind.hint_for(credential)), "{message}");
     assert!(
         !message.contains('<') && !message.contains("aliyun"),
         "{message}"
@@ -280,6 +280,11 @@ async fn every_kind_for_real_in_both_formats_and_counted() {
             fake.set_token_fault("refused-token", Some(TokenFault::Unauthorized));
         }
         let env: Vec<(&str, &str)> = c.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let credential = if env.iter().any(|(k, _)| *k == "TOKEN") {
+            CredentialKind::Token
+        } else {
+            CredentialKind::Guest
+        };
         let gw = Gateway::start_with(fake, &env).await;
 
         let (s, body) = gw
@@ -287,7 +292,11 @@ async fn every_kind_for_real_in_both_formats_and_counted() {
             .await;
         assert_eq!(s, status, "{:?} OpenAI: {body}", c.kind);
         assert_eq!(body["error"]["code"], code, "{body}");
-        check_message(body["error"]["message"].as_str().unwrap(), c.kind);
+        check_message(
+            body["error"]["message"].as_str().unwrap(),
+            c.kind,
+            credential,
+        );
 
         let response = gw
             .post(
@@ -304,7 +313,7 @@ async fn every_kind_for_real_in_both_formats_and_counted() {
         let message = message
             .strip_prefix(&format!("{code}: "))
             .unwrap_or_else(|| panic!("stable code first: {message}"));
-        check_message(message, c.kind);
+        check_message(message, c.kind, credential);
 
         let counts = dashboard_counts(&gw).await;
         assert_eq!(count_of(&counts, code), 2, "{:?}: {counts}", c.kind);
@@ -349,4 +358,113 @@ async fn an_error_in_the_middle_of_a_stream_is_counted_too() {
         .map(|k| k["count"].as_u64().unwrap())
         .sum();
     assert_eq!(total, 1, "{counts}");
+}
+
+/// Both messages of one failing request (OpenAI's, and Anthropic's after its code) and the code.
+async fn messages_of(gw: &Gateway, model: &str, prompt: &str) -> (String, String, String) {
+    let (_, body) = gw
+        .chat(&json!({"model": model, "messages": [{"role": "user", "content": prompt}]}))
+        .await;
+    let code = body["error"]["code"].as_str().unwrap().to_owned();
+    let openai = body["error"]["message"].as_str().unwrap().to_owned();
+    let response = gw
+        .post(
+            "/v1/messages",
+            &json!({"model": model, "max_tokens": 64,
+                    "messages": [{"role": "user", "content": prompt}]}),
+        )
+        .await;
+    let body: Value = response.json().await.unwrap();
+    let anthropic = body["error"]["message"].as_str().unwrap();
+    let anthropic = anthropic
+        .strip_prefix(&format!("{code}: "))
+        .unwrap()
+        .to_owned();
+    (code, openai, anthropic)
+}
+
+#[tokio::test]
+async fn messages_name_the_credential_that_was_used() {
+    // A guest whose every session upstream refuses (401 on each completion, three attempts): no
+    // TOKEN is set, so nothing tells the operator to check one.
+    let dir = tempfile::tempdir().unwrap();
+    let no_token_query = dir.path().join("no-token-query.toml");
+    std::fs::write(&no_token_query, "token_in_query = false\n").unwrap();
+    let fake = FakeZai::start(FakeConfig {
+        require_token_query: true,
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let env = [("UPSTREAM_PROFILE", no_token_query.to_str().unwrap())];
+    let gw = Gateway::start_with(fake, &env).await;
+    let (code, openai, anthropic) = messages_of(&gw, "GLM-4.6", "hi").await;
+    assert_eq!(code, "upstream_token_invalid");
+    for message in [&openai, &anthropic] {
+        assert!(
+            message.starts_with("chat.z.ai rejected the guest session"),
+            "{message}"
+        );
+        assert!(!message.contains("Check TOKEN"), "{message}");
+    }
+
+    // A logged-in token refused: the message points at TOKEN and the pool.
+    let fake = FakeZai::start(FakeConfig::default()).await.unwrap();
+    fake.add_user("refused-token", "Refused");
+    fake.set_token_fault("refused-token", Some(TokenFault::Unauthorized));
+    let env = [("TOKEN", "refused-token"), ("ANONYMOUS_MODE", "false")];
+    let gw = Gateway::start_with(fake, &env).await;
+    let (code, openai, anthropic) = messages_of(&gw, "GLM-4.6", "hi").await;
+    assert_eq!(code, "upstream_token_invalid");
+    for message in [&openai, &anthropic] {
+        assert!(message.starts_with("chat.z.ai rejected the upstream token. Check TOKEN"));
+        assert!(!message.contains("guest"), "{message}");
+    }
+
+    // A model the account lacks: a guest is told to log in, a logged-in account is not.
+    let gw = Gateway::start(FakeConfig::default(), &[]).await;
+    let (code, openai, anthropic) =
+        messages_of(&gw, "GLM-4.6", "hi [[fake:error_model_level]]").await;
+    assert_eq!(code, "upstream_model_not_available");
+    for message in [&openai, &anthropic] {
+        assert!(
+            message.contains("not available to guest sessions"),
+            "{message}"
+        );
+        assert!(message.contains("set TOKEN"), "{message}");
+    }
+    let fake = FakeZai::start(FakeConfig::default()).await.unwrap();
+    fake.add_user("low-level", "Low");
+    fake.set_token_fault("low-level", Some(TokenFault::ModelLevel));
+    let env = [("TOKEN", "low-level"), ("ANONYMOUS_MODE", "false")];
+    let gw = Gateway::start_with(fake, &env).await;
+    let (code, openai, anthropic) = messages_of(&gw, "GLM-4.6", "hi").await;
+    assert_eq!(code, "upstream_model_not_available");
+    for message in [&openai, &anthropic] {
+        assert!(message.contains("logged-in account"), "{message}");
+        assert!(
+            !message.contains("guest") && !message.contains("TOKEN"),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn only_credential_kinds_change_their_words() {
+    use UpstreamErrorKind as K;
+    for kind in UpstreamErrorKind::ALL {
+        let [unknown, token, guest] = [
+            CredentialKind::Unknown,
+            CredentialKind::Token,
+            CredentialKind::Guest,
+        ]
+        .map(|c| kind.hint_for(c));
+        let about_a_credential = matches!(
+            kind,
+            K::TokenInvalid | K::ModelNotAvailable | K::ConcurrencyLimit
+        );
+        assert_eq!(guest != token, about_a_credential, "{kind:?}");
+        assert_eq!(unknown, kind.hint());
+        assert!(!guest.contains("Check TOKEN"), "{kind:?}: {guest}");
+    }
 }

@@ -45,7 +45,8 @@ pub async fn messages(
         id: stream::message_id(),
         model: chat.model.clone(),
         input_tokens,
-        show_thinking: request.thinking != Some(false),
+        // Anthropic's contract: thinking blocks only when the request enables thinking.
+        show_thinking: request.thinking == Some(true),
         max_tokens: request.sampling.max_tokens,
         stop_sequences: request.sampling.stop.clone(),
     };

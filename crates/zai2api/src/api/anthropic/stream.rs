@@ -8,16 +8,19 @@
 //! - Blocks: reasoning → `thinking` (closed with a `signature_delta` carrying [`SIGNATURE`], an
 //!   opaque marker that is not a secret, because clients such as Claude Code expect the field);
 //!   answer text → `text`, streamed as it arrives; a client tool call → `tool_use` whose input
-//!   arrives as `input_json_delta` fragments. Reasoning is dropped when the request turned
-//!   thinking off. Hidden upstream tool blocks never show.
-//! - Stop sequences are applied in front of the renderer ([`StopSequences`], as in the OpenAI
-//!   renderer): the text ends before the first one and the reply ends with
-//!   `stop_reason: stop_sequence`.
-//! - Stop reasons: `stop_sequence` > `tool_use` (a call was made) > `max_tokens` (the reported
-//!   output tokens reached `max_tokens`: an approximation, upstream does not say why it stopped)
-//!   > `end_turn`.
-//! - Usage: upstream's counts when it sent them; otherwise (and when a stop sequence cut the
-//!   reply, so upstream's count covers text the client never saw) tiktoken over what was sent.
+//!   arrives as `input_json_delta` fragments. Thinking blocks are sent only when the request
+//!   enabled thinking (`thinking.type` `enabled` or `adaptive`), as Anthropic's API does: without
+//!   it, reasoning upstream sends (a `-Thinking` model still thinks) is dropped before anything
+//!   counts it, so `content[0]` is the text. Hidden upstream tool blocks never show.
+//! - The token limit and stop sequences are applied in front of the renderer
+//!   ([`crate::api::Front`], as in the OpenAI renderer): the text ends before the first stop
+//!   sequence, or where `max_tokens` is reached (thinking included, see
+//!   [`crate::api::max_tokens`]).
+//! - Stop reasons: `stop_sequence` > `max_tokens` (the gateway cut the reply at the limit) >
+//!   `tool_use` (a call was made) > `end_turn`.
+//! - Usage: upstream's counts when it sent them; otherwise tiktoken over what was sent; after a
+//!   cut (a stop sequence, the limit), where upstream's count covers text the client never saw,
+//!   the cut's own count.
 //! - An error after the first byte ends the stream with `event: error`; nothing follows it.
 //! - The non-streamed `message` is built by folding the very events the stream would send
 //!   ([`MessageBuilder`]), so the two cannot disagree.
@@ -30,8 +33,8 @@ use futures_util::StreamExt;
 use super::wire::{
     BlockDelta, ContentBlock, ErrorDetail, Message, MessageDelta, StopReason, StreamEvent, Usage,
 };
+use crate::api::Front;
 use crate::api::openai::stream::ended_early;
-use crate::api::stop::StopSequences;
 use crate::chat::ToolCall;
 use crate::chat::service::StartedChat;
 use crate::error::AppError;
@@ -54,8 +57,9 @@ pub struct RenderOptions {
     pub model: String,
     /// Our count of the prompt, for `message_start` and when upstream reports no usage.
     pub input_tokens: u64,
-    /// False when the request turned thinking off.
+    /// True only when the request enabled thinking: reasoning is shown as thinking blocks.
     pub show_thinking: bool,
+    /// The output token limit; the reply is cut there.
     pub max_tokens: Option<u64>,
     pub stop_sequences: Vec<String>,
 }
@@ -87,7 +91,8 @@ enum BlockKind {
 /// reply and tests.
 pub struct MessageRenderer {
     options: RenderOptions,
-    stop: StopSequences,
+    /// The token limit and stop sequences, in front of the rendering.
+    front: Front,
     /// The open block and its index.
     open: Option<(BlockKind, usize)>,
     next_index: usize,
@@ -102,10 +107,10 @@ pub struct MessageRenderer {
 
 impl MessageRenderer {
     pub fn new(options: RenderOptions) -> Self {
-        let stop = StopSequences::new(options.stop_sequences.iter().cloned());
+        let front = crate::api::front(options.max_tokens, &options.stop_sequences);
         Self {
             options,
-            stop,
+            front,
             open: None,
             next_index: 0,
             upstream_usage: None,
@@ -141,12 +146,10 @@ impl MessageRenderer {
         }
         match event {
             Semantic::ThinkingStart => {
-                if self.options.show_thinking {
-                    self.ensure_open(BlockKind::Thinking, out);
-                }
+                self.ensure_open(BlockKind::Thinking, out);
             }
             Semantic::Reasoning(text) => {
-                if self.options.show_thinking && !text.is_empty() {
+                if !text.is_empty() {
                     let index = self.ensure_open(BlockKind::Thinking, out);
                     self.output_text.push_str(&text);
                     out.push(StreamEvent::ContentBlockDelta {
@@ -339,8 +342,18 @@ impl MessageRenderer {
     }
 
     fn outcome(&self) -> (StopReason, Option<String>, Usage) {
-        let stop_sequence = self.stop.matched().map(str::to_owned);
+        let (limit, stops) = self.front.parts();
+        let stop_sequence = stops.matched().map(str::to_owned);
         let usage = match (self.upstream_usage, &stop_sequence) {
+            _ if limit.reached() => Usage {
+                input_tokens: self
+                    .upstream_usage
+                    .map(|u| u.prompt_tokens)
+                    .filter(|&p| p > 0)
+                    .unwrap_or(self.options.input_tokens),
+                output_tokens: limit.tokens(),
+                cache_read_input_tokens: self.upstream_usage.and_then(|u| u.cached_tokens),
+            },
             (Some(u), None) => Usage {
                 input_tokens: if u.prompt_tokens > 0 {
                     u.prompt_tokens
@@ -358,14 +371,10 @@ impl MessageRenderer {
         };
         let reason = if stop_sequence.is_some() {
             StopReason::StopSequence
+        } else if limit.reached() {
+            StopReason::MaxTokens
         } else if self.tool_calls > 0 {
             StopReason::ToolUse
-        } else if self
-            .options
-            .max_tokens
-            .is_some_and(|max| usage.output_tokens >= max)
-        {
-            StopReason::MaxTokens
         } else {
             StopReason::EndTurn
         };
@@ -373,7 +382,8 @@ impl MessageRenderer {
     }
 }
 
-/// Semantic events → Anthropic stream events, stop sequences applied first.
+/// Semantic events → Anthropic stream events: hidden reasoning dropped, then the token limit and
+/// stop sequences applied.
 impl Stage for MessageRenderer {
     type In = Semantic;
     type Out = StreamEvent;
@@ -383,7 +393,16 @@ impl Stage for MessageRenderer {
         if self.finished {
             return;
         }
-        for event in self.stop.pass(event) {
+        let reasoning = matches!(
+            event,
+            Semantic::ThinkingStart | Semantic::Reasoning(_) | Semantic::ThinkingEnd { .. }
+        );
+        if reasoning && !self.options.show_thinking {
+            return;
+        }
+        let mut passed = Vec::new();
+        self.front.push(event, &mut passed);
+        for event in passed {
             self.render(event, out);
         }
     }
@@ -802,7 +821,8 @@ mod tests {
     }
 
     #[test]
-    fn max_tokens_when_upstream_used_them_all() {
+    fn max_tokens_cuts_the_reply_and_counts_what_was_sent() {
+        // Upstream's count alone (20 > 5) no longer says `max_tokens`: the whole answer went out.
         let out = render(
             RenderOptions {
                 max_tokens: Some(20),
@@ -810,7 +830,56 @@ mod tests {
             },
             thinking_then_text(),
         );
-        assert_eq!(accumulate(&out).stop_reason, Some(StopReason::MaxTokens));
+        assert_eq!(accumulate(&out).stop_reason, Some(StopReason::EndTurn));
+        // A limit the reply reaches: cut there (thinking counts), upstream's usage replaced.
+        let events = vec![
+            Semantic::ThinkingStart,
+            Semantic::Reasoning("one two".into()),
+            Semantic::ThinkingEnd {
+                duration_secs: Some(1),
+            },
+            Semantic::Answer("three four five".into()),
+            usage(12, 500),
+            Semantic::Done,
+        ];
+        let out = render(
+            RenderOptions {
+                max_tokens: Some(4),
+                ..options()
+            },
+            events.clone(),
+        );
+        let message = accumulate(&out);
+        assert_eq!(message.stop_reason, Some(StopReason::MaxTokens));
+        assert_eq!(
+            message.content[1],
+            ContentBlock::Text {
+                text: "three four".into()
+            }
+        );
+        assert_eq!(message.usage.output_tokens, 4);
+        assert_eq!(
+            message.usage.input_tokens, 7,
+            "upstream's came after the cut"
+        );
+        assert_eq!(names(&out).last(), Some(&"message_stop"));
+        // Thinking not shown does not count.
+        let out = render(
+            RenderOptions {
+                max_tokens: Some(4),
+                show_thinking: false,
+                ..options()
+            },
+            events,
+        );
+        let message = accumulate(&out);
+        assert_eq!(
+            message.content,
+            [ContentBlock::Text {
+                text: "three four five".into()
+            }]
+        );
+        assert_eq!(message.stop_reason, Some(StopReason::EndTurn));
     }
 
     #[test]

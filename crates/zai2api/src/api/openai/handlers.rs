@@ -61,6 +61,8 @@ pub async fn chat_completions(
         mode: state.config.think_mode,
         // Upstream ignores `stop`; the renderer enforces it (finish_reason stays "stop").
         stop_sequences: request.sampling.stop.clone(),
+        // Upstream does not keep the limit either; the renderer cuts the reply there.
+        max_tokens: request.sampling.max_tokens,
     };
     let mut response = stream::respond(chat, options).await;
     response.extensions_mut().insert(used);

@@ -9,8 +9,11 @@
 //! - The body is a lazy stream with no channel: a chunk is rendered only when hyper can take it.
 //! - Usage is upstream's when it sent one; otherwise tiktoken counts the prompt and the completion
 //!   (content and reasoning) once, at the end, never per chunk.
-//! - Stop sequences are applied in front of the renderer ([`StopSequences`], as in the Anthropic
-//!   renderer): the text ends before the first one and `finish_reason` stays `stop`.
+//! - The token limit and stop sequences are applied in front of the renderer ([`Front`], as in
+//!   the Anthropic renderer): the text ends before the first stop sequence (`finish_reason` stays
+//!   `stop`), or where `max_completion_tokens` / `max_tokens` is reached (`finish_reason:
+//!   "length"`, `completion_tokens` as the limit counted what was sent). `length` wins over
+//!   `tool_calls`.
 //! - The non-streamed `chat.completion` is folded ([`ChunkFolder`]) from the very chunks the stream
 //!   would send (rendered with usage), so the two cannot disagree.
 //! - Tool calls (`Semantic::ToolCall`) are streamed as OpenAI does: a first `tool_calls` delta with
@@ -28,7 +31,7 @@ use super::wire::{
     FunctionCall, FunctionCallDelta, ROLE_ASSISTANT, ResponseMessage, ToolCall as WireToolCall,
     ToolCallDelta, Usage,
 };
-use crate::api::stop::StopSequences;
+use crate::api::Front;
 use crate::api::think::{Delta, ThinkMode, ThinkRenderer};
 use crate::chat::service::StartedChat;
 use crate::error::{AppError, UpstreamError, UpstreamErrorKind};
@@ -45,6 +48,8 @@ pub struct RenderOptions {
     pub include_usage: bool,
     pub mode: ThinkMode,
     pub stop_sequences: Vec<String>,
+    /// `max_completion_tokens` / `max_tokens`: the reply is cut there ([`crate::api::Front`]).
+    pub max_tokens: Option<u64>,
 }
 
 /// Renders a started chat as an SSE stream or one JSON `chat.completion`.
@@ -58,7 +63,7 @@ pub async fn respond(chat: StartedChat, options: RenderOptions) -> Response {
             include_usage,
             options.mode,
         )
-        .with_stop_sequences(&options.stop_sequences)
+        .with_limits(options.max_tokens, &options.stop_sequences)
     };
     if options.stream {
         let renderer = renderer(options.include_usage);
@@ -91,6 +96,25 @@ fn fallback_usage(prompt_text: &str, completion_text: &str) -> semantic::Usage {
     }
 }
 
+/// The usage of a reply the token limit cut: `completion_tokens` as the limit counted what was
+/// sent; the prompt as upstream counted it when it said so before the cut, else by tiktoken.
+fn cut_usage(
+    upstream: Option<semantic::Usage>,
+    prompt_text: &str,
+    completion_tokens: u64,
+) -> semantic::Usage {
+    let prompt_tokens = upstream
+        .map(|u| u.prompt_tokens)
+        .filter(|&p| p > 0)
+        .unwrap_or_else(|| crate::usage::count_tokens(prompt_text));
+    semantic::Usage {
+        prompt_tokens,
+        completion_tokens,
+        total_tokens: prompt_tokens + completion_tokens,
+        cached_tokens: upstream.and_then(|u| u.cached_tokens),
+    }
+}
+
 /// Renders chunks one event at a time; shared by the stream and by tests.
 pub struct ChunkRenderer {
     id: String,
@@ -107,8 +131,8 @@ pub struct ChunkRenderer {
     /// The streamed call being sent (`ToolCallStart` seen, `ToolCall` not yet): its index and the
     /// arguments sent so far.
     open_call: Option<(u32, String)>,
-    /// In front of the rendering (see the module invariants).
-    stop: StopSequences,
+    /// The token limit and stop sequences, in front of the rendering (see the module invariants).
+    front: Front,
     finished: bool,
 }
 
@@ -145,8 +169,10 @@ fn encode_all(frames: &[Frame]) -> Bytes {
 }
 
 /// How a reply ended, from what it contained.
-fn finish_reason(tool_calls: usize) -> FinishReason {
-    if tool_calls > 0 {
+fn finish_reason(tool_calls: usize, limit_reached: bool) -> FinishReason {
+    if limit_reached {
+        FinishReason::Length
+    } else if tool_calls > 0 {
         FinishReason::ToolCalls
     } else {
         FinishReason::Stop
@@ -173,14 +199,15 @@ impl ChunkRenderer {
             usage: None,
             tool_calls: 0,
             open_call: None,
-            stop: StopSequences::default(),
+            front: crate::api::front(None, &[]),
             finished: false,
         }
     }
 
-    /// Enforces `stops` on the answer text (none: the renderer renders every event).
-    pub fn with_stop_sequences(mut self, stops: &[String]) -> Self {
-        self.stop = StopSequences::new(stops.iter().cloned());
+    /// Ends the reply at `max_tokens` output tokens and before the first of `stops` (neither:
+    /// the renderer renders every event).
+    pub fn with_limits(mut self, max_tokens: Option<u64>, stops: &[String]) -> Self {
+        self.front = crate::api::front(max_tokens, stops);
         self
     }
 
@@ -229,12 +256,18 @@ impl ChunkRenderer {
                 let mut delta = Delta::default();
                 self.think.finish(&mut delta);
                 self.emit(delta, out);
-                let reason = finish_reason(self.tool_calls as usize);
+                let limit = self.front.parts().0;
+                let reason = finish_reason(self.tool_calls as usize, limit.reached());
                 out.push(self.chunk(WireDelta::default(), Some(reason)));
                 if self.include_usage {
-                    let usage = self.usage.unwrap_or_else(|| {
-                        fallback_usage(&self.prompt_text, &self.completion_text)
-                    });
+                    let usage = if limit.reached() {
+                        // Upstream's count covers what the cut kept from the client.
+                        cut_usage(self.usage, &self.prompt_text, limit.tokens())
+                    } else {
+                        self.usage.unwrap_or_else(|| {
+                            fallback_usage(&self.prompt_text, &self.completion_text)
+                        })
+                    };
                     let mut chunk = ChatCompletionChunk::new(
                         self.id.clone(),
                         self.created,
@@ -358,17 +391,19 @@ impl ChunkRenderer {
     }
 }
 
-/// Semantic events → OpenAI frames, stop sequences applied first.
+/// Semantic events → OpenAI frames, the token limit and stop sequences applied first.
 impl Stage for ChunkRenderer {
     type In = Semantic;
     type Out = Frame;
 
     fn push(&mut self, event: Semantic, out: &mut Vec<Frame>) {
-        if !self.stop.is_active() {
+        if !crate::api::front_is_active(&self.front) {
             self.render(&event, out);
             return;
         }
-        for event in self.stop.pass(event) {
+        let mut passed = Vec::new();
+        self.front.push(event, &mut passed);
+        for event in passed {
             self.render(&event, out);
         }
     }
@@ -456,6 +491,7 @@ impl ChunkFolder {
             role: ROLE_ASSISTANT,
             // OpenAI sends `null` content beside tool calls when there is no text.
             content: (!self.content.is_empty() || calls.is_empty()).then_some(self.content),
+            refusal: None,
             reasoning_content: (!self.reasoning.is_empty()).then_some(self.reasoning),
             tool_calls: (!calls.is_empty()).then_some(calls),
         };
@@ -669,7 +705,7 @@ mod tests {
                 true,
                 ThinkMode::Reasoning,
             )
-            .with_stop_sequences(stops);
+            .with_limits(None, stops);
             collect(renderer, Box::pin(futures_util::stream::iter(events)))
         };
         // Only tool calls: `content` is null, `reasoning_content` absent.

@@ -5,7 +5,8 @@
 //! - Requests are lenient in shape (unknown fields are ignored, nullable fields accept `null`) and
 //!   strict in meaning: validation happens in `request.rs`, which can name the offending field.
 //! - Responses are plain structs with public fields; `None` fields are omitted, except where
-//!   OpenAI's own responses carry an explicit `null` (`finish_reason`, `logprobs`, `content`).
+//!   OpenAI's own responses carry an explicit `null` (`finish_reason`, `logprobs`, `content`,
+//!   `refusal`; OpenAI's published schema requires `message.refusal`, not `delta.refusal`).
 //! - `created` is Unix time in seconds.
 
 use serde::{Deserialize, Serialize};
@@ -259,6 +260,9 @@ pub struct ResponseMessage {
     pub role: &'static str,
     /// `null` when the reply is only tool calls.
     pub content: Option<String>,
+    /// Always `null` (upstream never refuses in a separate field); OpenAI's schema requires the
+    /// key in every non-streamed message.
+    pub refusal: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -534,6 +538,7 @@ mod tests {
                 message: ResponseMessage {
                     role: ROLE_ASSISTANT,
                     content: Some("hi".into()),
+                    refusal: None,
                     reasoning_content: None,
                     tool_calls: None,
                 },
@@ -545,6 +550,10 @@ mod tests {
         assert_eq!(v["object"], "chat.completion");
         assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
         assert!(v.get("usage").is_none());
+        assert_eq!(
+            v["choices"][0]["message"]["refusal"],
+            serde_json::Value::Null
+        );
         assert!(
             v["choices"][0]["message"]
                 .get("reasoning_content")
