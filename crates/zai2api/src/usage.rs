@@ -23,6 +23,25 @@ fn encoder() -> Option<&'static CoreBPE> {
         .as_ref()
 }
 
+/// The usage of a reply the token limit cut: `completion_tokens` as the limit counted what was
+/// sent; the prompt as upstream counted it when it said so before the cut, else by tiktoken.
+pub fn cut_usage(
+    upstream: Option<crate::semantic::Usage>,
+    prompt_text: &str,
+    completion_tokens: u64,
+) -> crate::semantic::Usage {
+    let prompt_tokens = upstream
+        .map(|u| u.prompt_tokens)
+        .filter(|&p| p > 0)
+        .unwrap_or_else(|| count_tokens(prompt_text));
+    crate::semantic::Usage {
+        prompt_tokens,
+        completion_tokens,
+        total_tokens: prompt_tokens + completion_tokens,
+        cached_tokens: upstream.and_then(|u| u.cached_tokens),
+    }
+}
+
 /// Tokens in `text` under cl100k_base (special-token text is counted as ordinary text).
 pub fn count_tokens(text: &str) -> u64 {
     if text.is_empty() {

@@ -31,9 +31,25 @@ pub fn front(max_tokens: Option<u64>, stops: &[String]) -> Front {
 }
 
 /// Whether a [`Front`] changes anything (neither a limit nor stop sequences: the identity).
-pub fn front_is_active(front: &Front) -> bool {
+fn front_is_active(front: &Front) -> bool {
     let (limit, stops) = front.parts();
     limit.is_active() || stops.is_active()
+}
+
+/// The events one upstream event becomes after `front`: itself when the front is inactive (no
+/// allocation), else what the limit and the stop sequences let through, for the renderer to render
+/// in order.
+pub fn through_front(
+    front: &mut Front,
+    event: crate::semantic::Semantic,
+) -> smallvec::SmallVec<[crate::semantic::Semantic; 2]> {
+    use crate::stage::Stage;
+    if !front_is_active(front) {
+        return smallvec::smallvec![event];
+    }
+    let mut passed = Vec::new();
+    front.push(event, &mut passed);
+    passed.into_iter().collect()
 }
 
 /// An SSE response: `first` (sent at once, so the client sees bytes before upstream's first

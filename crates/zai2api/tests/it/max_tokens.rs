@@ -3,7 +3,7 @@
 //! count (tiktoken, as the usage fallback) reaches the limit, streamed and not, and both APIs say
 //! so (`finish_reason: "length"`, `stop_reason: "max_tokens"`) and report the tokens that were
 //! sent. Under the limit nothing changes. Reasoning shown counts; a tool call that does not fit is
-//! not sent at all.
+//! not sent at all. `/v1/responses` takes the same limit as `max_output_tokens`.
 
 #![expect(
     clippy::unwrap_used,
@@ -333,4 +333,66 @@ async fn a_cut_reply_stops_reading_upstream() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// `/v1/responses` with `max_output_tokens`: the final object and, streamed, the text deltas
+/// joined and the terminal event's response.
+async fn responses_both(gw: &Gateway, req: &Value) -> (Value, String) {
+    let response = gw.post("/v1/responses", req).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let whole: Value = response.json().await.unwrap();
+    let streamed = with(req.clone(), json!({"stream": true}));
+    let text = gw
+        .post("/v1/responses", &streamed)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let mut deltas = String::new();
+    let mut terminal = Value::Null;
+    for frame in text.split("\n\n") {
+        let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) else {
+            continue;
+        };
+        let event: Value = serde_json::from_str(data).unwrap();
+        if event["type"] == "response.output_text.delta" {
+            deltas.push_str(event["delta"].as_str().unwrap());
+        }
+        if event.get("response").is_some() && event["response"]["status"] != "in_progress" {
+            terminal = event;
+        }
+    }
+    // Item ids differ between two replies; the text must not.
+    assert_eq!(
+        terminal["response"]["output"][0]["content"][0]["text"],
+        whole["output"][0]["content"][0]["text"]
+    );
+    assert_eq!(terminal["response"]["usage"], whole["usage"]);
+    assert_eq!(terminal["response"]["status"], whole["status"]);
+    (whole, deltas)
+}
+
+#[tokio::test]
+async fn responses_cut_at_max_output_tokens_and_end_incomplete() {
+    let gw = Gateway::start(FakeConfig::default(), &[]).await;
+    let full = fake_zai::scenarios::chunk_text(100).repeat(40);
+    let req = json!({"model": "GLM-4.6", "input": LONG, "max_output_tokens": 25});
+    let (whole, deltas) = responses_both(&gw, &req).await;
+    assert_eq!(whole["status"], "incomplete", "{whole}");
+    assert_eq!(
+        whole["incomplete_details"],
+        json!({"reason": "max_output_tokens"})
+    );
+    let text = whole["output"][0]["content"][0]["text"].as_str().unwrap();
+    assert_eq!(deltas, text, "the stream sent what the object says");
+    assert!(full.starts_with(text) && text.len() < full.len());
+    assert!(count_tokens(text) <= 25 && count_tokens(&full[..text.len() + 1]) > 25);
+    assert_eq!(whole["usage"]["output_tokens"], count_tokens(text));
+
+    // Under the limit: completed with the whole answer, although upstream's count equals it.
+    let req = json!({"model": "GLM-4.6", "input": "hi [[fake:plain]]", "max_output_tokens": 9});
+    let (whole, _) = responses_both(&gw, &req).await;
+    assert_eq!(whole["status"], "completed", "{whole}");
+    assert_eq!(whole["incomplete_details"], Value::Null);
+    assert_eq!(whole["output"][0]["content"][0]["text"], HELLO_ANSWER);
 }

@@ -400,9 +400,7 @@ impl Stage for MessageRenderer {
         if reasoning && !self.options.show_thinking {
             return;
         }
-        let mut passed = Vec::new();
-        self.front.push(event, &mut passed);
-        for event in passed {
+        for event in crate::api::through_front(&mut self.front, event) {
             self.render(event, out);
         }
     }

@@ -96,25 +96,6 @@ fn fallback_usage(prompt_text: &str, completion_text: &str) -> semantic::Usage {
     }
 }
 
-/// The usage of a reply the token limit cut: `completion_tokens` as the limit counted what was
-/// sent; the prompt as upstream counted it when it said so before the cut, else by tiktoken.
-fn cut_usage(
-    upstream: Option<semantic::Usage>,
-    prompt_text: &str,
-    completion_tokens: u64,
-) -> semantic::Usage {
-    let prompt_tokens = upstream
-        .map(|u| u.prompt_tokens)
-        .filter(|&p| p > 0)
-        .unwrap_or_else(|| crate::usage::count_tokens(prompt_text));
-    semantic::Usage {
-        prompt_tokens,
-        completion_tokens,
-        total_tokens: prompt_tokens + completion_tokens,
-        cached_tokens: upstream.and_then(|u| u.cached_tokens),
-    }
-}
-
 /// Renders chunks one event at a time; shared by the stream and by tests.
 pub struct ChunkRenderer {
     id: String,
@@ -262,7 +243,7 @@ impl ChunkRenderer {
                 if self.include_usage {
                     let usage = if limit.reached() {
                         // Upstream's count covers what the cut kept from the client.
-                        cut_usage(self.usage, &self.prompt_text, limit.tokens())
+                        crate::usage::cut_usage(self.usage, &self.prompt_text, limit.tokens())
                     } else {
                         self.usage.unwrap_or_else(|| {
                             fallback_usage(&self.prompt_text, &self.completion_text)
@@ -397,13 +378,7 @@ impl Stage for ChunkRenderer {
     type Out = Frame;
 
     fn push(&mut self, event: Semantic, out: &mut Vec<Frame>) {
-        if !crate::api::front_is_active(&self.front) {
-            self.render(&event, out);
-            return;
-        }
-        let mut passed = Vec::new();
-        self.front.push(event, &mut passed);
-        for event in passed {
+        for event in crate::api::through_front(&mut self.front, event) {
             self.render(&event, out);
         }
     }

@@ -16,10 +16,11 @@
 //!   Completions wire only, since this one has a place for reasoning.
 //! - The terminal event carries the whole `response` (every item done, usage), and that object is
 //!   the non-streamed reply, so the two cannot disagree.
-//! - `incomplete` with `incomplete_details.reason = "max_output_tokens"` when the output-limit
-//!   hook says the limit was hit ([`ResponseRenderer::output_limit_hit`]): today, when upstream's
-//!   reported output tokens reach `max_output_tokens` (upstream does not say why it stopped),
-//!   or when a stage in front of the renderer said so through [`ResponseRenderer::note_output_limit`].
+//! - `max_output_tokens` is enforced by the gateway's [`Front`] (the same token limit as the other
+//!   two APIs, [`crate::api::max_tokens`]): the reply is cut where the limit is reached, ends
+//!   `incomplete` with `incomplete_details.reason = "max_output_tokens"`, and its usage reports
+//!   the tokens sent. Reasoning counts toward the limit (it is shown, as a `reasoning` item). A
+//!   reply that ends by itself is `completed`, whatever upstream's own count says.
 //! - An error after the first byte: an `error` event (the gateway's stable code) and then
 //!   `response.failed` (status `failed`, `error` with OpenAI's `server_error` or
 //!   `rate_limit_exceeded`, the open item `incomplete`); nothing follows. Events that end without
@@ -36,6 +37,7 @@ use super::wire::{
     OutputTokensDetails, ReasoningEcho, Response, ResponseError, Status, StreamEvent, SummaryText,
     TextEcho, TextFormatEcho, Usage,
 };
+use crate::api::Front;
 use crate::api::openai::stream::ended_early;
 use crate::chat::service::StartedChat;
 use crate::error::{AppError, UpstreamError, UpstreamErrorKind};
@@ -89,8 +91,8 @@ pub struct ResponseRenderer {
     /// What was sent, for tiktoken when upstream does not count.
     output_text: String,
     reasoning_text: String,
-    /// Set by the output-limit hook.
-    limit_hit: bool,
+    /// The output token limit, in front of the rendering.
+    front: Front,
     /// The terminal response, once rendered.
     last: Option<Response>,
     /// The error that failed the response.
@@ -99,6 +101,8 @@ pub struct ResponseRenderer {
 
 impl ResponseRenderer {
     pub fn new(options: RenderOptions) -> Self {
+        // The Responses API has no stop sequences.
+        let front = crate::api::front(options.echo.max_output_tokens, &[]);
         Self {
             options,
             output: Vec::new(),
@@ -107,7 +111,7 @@ impl ResponseRenderer {
             usage: None,
             output_text: String::new(),
             reasoning_text: String::new(),
-            limit_hit: false,
+            front,
             last: None,
             failure: None,
         }
@@ -175,20 +179,9 @@ impl ResponseRenderer {
         encode_all(&self.start())
     }
 
-    /// The output-limit hook: whether the reply ended because of `max_output_tokens`. A stage
-    /// that enforces the limit in front of the renderer reports through
-    /// [`Self::note_output_limit`]; without it, upstream's output count reaching the limit says so.
+    /// Whether the reply was cut at `max_output_tokens`.
     pub fn output_limit_hit(&self) -> bool {
-        self.limit_hit
-            || matches!(
-                (self.options.echo.max_output_tokens, self.usage),
-                (Some(max), Some(u)) if u.completion_tokens >= max
-            )
-    }
-
-    /// Records that the reply was cut at `max_output_tokens` (see [`Self::output_limit_hit`]).
-    pub fn note_output_limit(&mut self) {
-        self.limit_hit = true;
+        self.front.parts().0.reached()
     }
 
     /// The terminal `response` (after `Done` or an error).
@@ -422,17 +415,24 @@ impl ResponseRenderer {
     }
 
     fn usage(&self) -> Usage {
-        let u = self.usage.unwrap_or_else(|| {
-            let input = crate::usage::count_tokens(&self.options.prompt_text);
-            let output = crate::usage::count_tokens(&self.output_text)
-                + crate::usage::count_tokens(&self.reasoning_text);
-            semantic::Usage {
-                prompt_tokens: input,
-                completion_tokens: output,
-                total_tokens: input + output,
-                cached_tokens: None,
-            }
-        });
+        let limit = self.front.parts().0;
+        let counted_here = self.usage.is_none() || limit.reached();
+        let u = if limit.reached() {
+            // Upstream's count covers what the cut kept from the client.
+            crate::usage::cut_usage(self.usage, &self.options.prompt_text, limit.tokens())
+        } else {
+            self.usage.unwrap_or_else(|| {
+                let input = crate::usage::count_tokens(&self.options.prompt_text);
+                let output = crate::usage::count_tokens(&self.output_text)
+                    + crate::usage::count_tokens(&self.reasoning_text);
+                semantic::Usage {
+                    prompt_tokens: input,
+                    completion_tokens: output,
+                    total_tokens: input + output,
+                    cached_tokens: None,
+                }
+            })
+        };
         Usage {
             input_tokens: u.prompt_tokens,
             input_tokens_details: InputTokensDetails {
@@ -442,10 +442,10 @@ impl ResponseRenderer {
             output_tokens: u.completion_tokens,
             output_tokens_details: OutputTokensDetails {
                 // Upstream does not split its count; ours can.
-                reasoning_tokens: if self.usage.is_some() {
-                    0
+                reasoning_tokens: if counted_here {
+                    crate::usage::count_tokens(&self.reasoning_text).min(u.completion_tokens)
                 } else {
-                    crate::usage::count_tokens(&self.reasoning_text)
+                    0
                 },
             },
             total_tokens: u.total_tokens,
@@ -515,6 +515,26 @@ impl Stage for ResponseRenderer {
     type Out = StreamEvent;
 
     fn push(&mut self, event: Semantic, out: &mut Vec<StreamEvent>) {
+        for event in crate::api::through_front(&mut self.front, event) {
+            self.render(event, out);
+        }
+    }
+
+    /// The events ended without `Done` or `Error`: the client gets a failure, not a silent cut.
+    fn finish(&mut self, out: &mut Vec<StreamEvent>) {
+        if self.last.is_none() {
+            self.render(ended_early(), out);
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.last.is_some()
+    }
+}
+
+impl ResponseRenderer {
+    /// Renders one event that passed the token limit.
+    fn render(&mut self, event: Semantic, out: &mut Vec<StreamEvent>) {
         if self.last.is_some() {
             return;
         }
@@ -550,17 +570,6 @@ impl Stage for ResponseRenderer {
             | Semantic::ToolArgs(_)
             | Semantic::Tool(_) => {}
         }
-    }
-
-    /// The events ended without `Done` or `Error`: the client gets a failure, not a silent cut.
-    fn finish(&mut self, out: &mut Vec<StreamEvent>) {
-        if self.last.is_none() {
-            self.push(ended_early(), out);
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        self.last.is_some()
     }
 }
 
@@ -826,17 +835,20 @@ mod tests {
     }
 
     #[test]
-    fn the_output_limit_makes_the_response_incomplete() {
+    fn the_output_limit_cuts_the_reply_and_makes_it_incomplete() {
+        // Upstream claims far more output than the limit: its count alone decides nothing.
         let usage = Semantic::Usage(semantic::Usage {
             prompt_tokens: 1,
-            completion_tokens: 16,
-            total_tokens: 17,
+            completion_tokens: 500,
+            total_tokens: 501,
             cached_tokens: None,
         });
+        let answer = "one two three four five six seven eight nine ten";
         let events = render(
-            Some(16),
+            Some(4),
             vec![
-                Semantic::Answer("long".into()),
+                Semantic::Reasoning("hmm".into()),
+                Semantic::Answer(answer.into()),
                 usage.clone(),
                 Semantic::Done,
             ],
@@ -848,18 +860,27 @@ mod tests {
             last["response"]["incomplete_details"],
             json!({"reason": "max_output_tokens"})
         );
-        // Under the limit: completed.
-        let events = render(
-            Some(17),
-            vec![Semantic::Answer("long".into()), usage, Semantic::Done],
+        let text = last["response"]["output"][1]["content"][0]["text"]
+            .as_str()
+            .unwrap();
+        assert!(
+            answer.starts_with(text) && text.len() < answer.len(),
+            "{text}"
         );
-        assert_eq!(events.last().unwrap()["type"], "response.completed");
-        // The hook a limiting stage reports through.
-        let mut r = ResponseRenderer::new(options(Some(1000)));
-        let mut out = Vec::new();
-        r.note_output_limit();
-        Stage::push(&mut r, Semantic::Done, &mut out);
-        assert_eq!(r.final_response().unwrap().status, Status::Incomplete);
+        // Reasoning counts: what was sent is exactly the limit.
+        assert_eq!(
+            crate::usage::count_tokens("hmm") + crate::usage::count_tokens(text),
+            4
+        );
+        assert_eq!(last["response"]["usage"]["output_tokens"], 4);
+        // A reply that fits is completed, whatever upstream counted.
+        let events = render(
+            Some(100),
+            vec![Semantic::Answer(answer.into()), usage, Semantic::Done],
+        );
+        let last = events.last().unwrap();
+        assert_eq!(last["type"], "response.completed");
+        assert_eq!(last["response"]["output"][0]["content"][0]["text"], answer);
     }
 
     #[test]
