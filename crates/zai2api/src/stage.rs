@@ -3,8 +3,9 @@
 //! adapter that drives a stage over a [`Stream`].
 //!
 //! The pipeline of a reply is a chain of stages: SSE parser (bytes → payloads) then transcript
-//! (payload → semantic events), the reasoning clock, the tool transform, stop sequences, and a
-//! renderer (semantic events → client wire events), each state machine unaware of streams, so each
+//! (payload → semantic events), the reasoning clock, the tool transform, the renderer's front (the
+//! output token limit, then stop sequences: `api::Front`), and a renderer (semantic events →
+//! client wire events), each state machine unaware of streams, so each
 //! is tested by pushing recorded inputs.
 //!
 //! Invariants of the adapter (rule 8, backpressure):
