@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, Rust tests (unit, property, integration
-# over real sockets against fake-zai), then the official OpenAI Python SDK against the built binaries,
-# then the dashboard in headless Chromium. Works on a fresh machine: it installs the Python packages,
-# Debian's chromium and the npm packages those tests need.
+# over real sockets against fake-zai), then the official OpenAI Python SDK and the Codex CLI against
+# the built binaries, then the dashboard in headless Chromium. Works on a fresh machine: it installs
+# the Python packages, Debian's chromium and the npm packages those tests need.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +21,10 @@ cargo build --workspace --bins --locked
 echo "== cargo test"
 cargo test --workspace --locked
 
-echo "== SDK tests (openai Python SDK)"
+echo "== Codex CLI (npm @openai/codex, pinned) for tests/sdk/test_codex.py"
+npm ci --prefix tests/codex --no-audit --no-fund
+
+echo "== SDK tests (openai and anthropic Python SDKs, the Codex CLI)"
 python3 -m pytest -q tests/sdk
 
 echo "== Browser test (headless Chromium + playwright-core)"

@@ -528,6 +528,14 @@ pub enum Scenario {
     ToolThinkText,
     /// Calls a tool while the history holds fewer than two tool results, then answers.
     Agent,
+    /// One call to `name` with exactly `arguments` (a JSON object, kept compact), after
+    /// [`crate::tools::texts::BEFORE_CALL`], in the form the request's offer asks for
+    /// (`tool_call:NAME:{"k": "v"}`; ARGS cannot hold `]]`, which ends the directive): how a test
+    /// makes a client run a command of its choice.
+    ToolCall {
+        name: String,
+        arguments: String,
+    },
     /// Exactly `count` answer events of `size` bytes of ASCII answer text each
     /// ([`crate::scenarios::chunk_text`]), then usage and `done` (`chunks:N:SIZE`). Built once
     /// and repeated, so any size streams at the cost of copying bytes.
@@ -568,6 +576,25 @@ fn parse_chunks(arg: Option<&str>) -> Result<Scenario, String> {
         ));
     }
     Ok(Scenario::Chunks { count, size })
+}
+
+/// Parses the `NAME:ARGS` of `tool_call:NAME:ARGS`: a tool name and a JSON object.
+fn parse_tool_call(arg: Option<&str>) -> Result<Scenario, String> {
+    let usage = "tool_call needs NAME:ARGS, a tool name and a JSON object (e.g. tool_call:run:{\"cmd\": \"ls\"})";
+    let Some((name, arguments)) = arg.and_then(|a| a.split_once(':')) else {
+        return Err(format!("{usage}, got {:?}", arg.unwrap_or("")));
+    };
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(format!("{usage}; the name is empty"));
+    }
+    match serde_json::from_str::<serde_json::Value>(arguments) {
+        Ok(value @ serde_json::Value::Object(_)) => Ok(Scenario::ToolCall {
+            name: name.to_owned(),
+            arguments: value.to_string(),
+        }),
+        _ => Err(format!("{usage}; ARGS {arguments:?} is not a JSON object")),
+    }
 }
 
 impl Scenario {
@@ -621,6 +648,7 @@ impl Scenario {
             "tool_parallel" => Self::ToolParallel,
             "tool_think_text" => Self::ToolThinkText,
             "agent" => Self::Agent,
+            "tool_call" => parse_tool_call(arg.as_deref())?,
             "chunks" => parse_chunks(arg.as_deref())?,
             other => return Err(format!("unknown fake-zai scenario {other:?}")),
         })
@@ -637,6 +665,7 @@ impl Scenario {
                 | Self::ToolMalformed(_)
                 | Self::ToolParallel
                 | Self::ToolThinkText
+                | Self::ToolCall { .. }
         )
     }
 
@@ -705,6 +734,14 @@ mod tests {
         );
     }
 
+    /// Each spec fails to parse with a message containing its text.
+    fn assert_parse_errors(cases: &[(&str, &str)]) {
+        for (spec, says) in cases {
+            let err = Scenario::parse(spec).unwrap_err();
+            assert!(err.contains(says), "{spec}: {err}");
+        }
+    }
+
     #[test]
     fn directive_parsing() {
         assert_eq!(
@@ -731,6 +768,23 @@ mod tests {
         );
         assert!(Scenario::parse("tool_malformed:odd").is_err());
         assert_eq!(Scenario::parse("agent"), Ok(Scenario::Agent));
+        assert_eq!(
+            Scenario::find_directive(
+                r#"run it [[fake:tool_call:exec_command:{"cmd": "echo a:b"}]]"#
+            ),
+            Some(Ok(Scenario::ToolCall {
+                name: "exec_command".into(),
+                arguments: r#"{"cmd":"echo a:b"}"#.into(),
+            }))
+        );
+        assert!(Scenario::parse("tool_call:run:{}").unwrap().is_tool_call());
+        assert_parse_errors(&[
+            ("tool_call", "tool_call needs NAME:ARGS"),
+            ("tool_call:run", "tool_call needs NAME:ARGS"),
+            ("tool_call::{}", "the name is empty"),
+            ("tool_call:run:[1]", "is not a JSON object"),
+            ("tool_call:run:{\"cmd\"", "is not a JSON object"),
+        ]);
         assert_eq!(Scenario::parse("replay_phase"), Ok(Scenario::ReplayPhase));
         assert_eq!(Scenario::parse("replay_search"), Ok(Scenario::ReplaySearch));
     }
@@ -751,7 +805,7 @@ mod tests {
                 size: CHUNKS_MAX_SIZE
             })
         );
-        for (spec, says) in [
+        assert_parse_errors(&[
             ("chunks", "chunks needs N:SIZE"),
             ("chunks:5", "chunks needs N:SIZE"),
             ("chunks:x:5", "N \"x\" is not a number"),
@@ -760,10 +814,7 @@ mod tests {
             ("chunks:10000001:5", "N must be 1..=10000000"),
             ("chunks:5:0", "SIZE must be 1..=1048576 bytes, got 0"),
             ("chunks:5:1048577", "SIZE must be 1..=1048576 bytes"),
-        ] {
-            let err = Scenario::parse(spec).unwrap_err();
-            assert!(err.contains(says), "{spec}: {err}");
-        }
+        ]);
     }
 
     #[test]

@@ -589,6 +589,12 @@ pub fn plan(scenario: &Scenario, ctx: &Ctx) -> Plan {
             ctx,
             delay,
         ),
+        Scenario::ToolCall { name, arguments } => stream(
+            Style::Compact,
+            crate::tools::exact_call_ops(&ctx.tool, name, arguments),
+            ctx,
+            delay,
+        ),
         Scenario::Thinking => stream(Style::Python, thinking_ops(), ctx, delay),
         Scenario::Slow(ms) => stream(
             Style::Python,
@@ -1110,6 +1116,10 @@ data: {"type": "chat:completion", "data": {"role": "assistant", "usage": {"promp
             Scenario::ToolThinkText,
             Scenario::ToolMalformed(None),
             Scenario::ToolPrompt(None),
+            Scenario::ToolCall {
+                name: "get_time".into(),
+                arguments: "{}".into(),
+            },
             Scenario::Agent,
             Scenario::Echo,
             Scenario::Recall,

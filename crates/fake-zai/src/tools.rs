@@ -340,6 +340,18 @@ pub fn prompt_ops(ctx: &ToolContext, arg: Option<&str>) -> Vec<Op> {
     finish(ctx, calls_ops(ctx, texts::BEFORE_CALL, &[(name, args)]))
 }
 
+/// `tool_call:NAME:ARGS`: one call to `name` with exactly `arguments` (JSON object text).
+pub fn exact_call_ops(ctx: &ToolContext, name: &str, arguments: &str) -> Vec<Op> {
+    finish(
+        ctx,
+        calls_ops(
+            ctx,
+            texts::BEFORE_CALL,
+            &[(name.to_owned(), arguments.to_owned())],
+        ),
+    )
+}
+
 /// `tool_parallel`: two calls in one reply (the first two declared tools, or the first twice).
 pub fn parallel_ops(ctx: &ToolContext) -> Vec<Op> {
     let calls: Vec<(String, String)> = (0..2)
@@ -514,6 +526,32 @@ mod tests {
         // Without the instruction the fake says so instead of calling.
         let text = content(&prompt_ops(&ToolContext::default(), None));
         assert!(text.contains("No tool instruction"));
+    }
+
+    #[test]
+    fn exact_call_uses_the_given_name_and_arguments() {
+        let args = r#"{"cmd":"echo codex-tool-ok"}"#;
+        // Prompt protocol: the named tool, declared or not, with these arguments.
+        let ctx = ToolContext::read(&prompt_request(vec![]));
+        assert_eq!(
+            content(&exact_call_ops(&ctx, "exec_command", args)),
+            format!(
+                "{}\n\n{CALL_OPEN}\n{{\"name\": \"exec_command\", \"arguments\": {args}}}\n{CALL_CLOSE}",
+                texts::BEFORE_CALL
+            )
+        );
+        // Native: a Format A block carrying the arguments as a string.
+        let native =
+            ToolContext::read(&json!({"tools": [{"type": "function", "function": weather()}]}));
+        let text = content(&exact_call_ops(&native, "exec_command", args));
+        assert!(text.contains("tool_call_name=\"exec_command\""), "{text}");
+        assert!(
+            text.contains(r#""arguments":"{\"cmd\":\"echo codex-tool-ok\"}""#),
+            "{text}"
+        );
+        // No tools offered: no call.
+        let text = content(&exact_call_ops(&ToolContext::default(), "x", "{}"));
+        assert_eq!(text, texts::NO_TOOLS);
     }
 
     #[test]

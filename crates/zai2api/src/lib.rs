@@ -7,19 +7,24 @@
 //! signed request) → [`upstream::reply`] (SSE parser → transcript → [`semantic::Semantic`]) →
 //! [`tools`] / stop sequences → `api::*` renderers → client bytes. Every stream transform is a
 //! [`stage::Stage`]. [`stats`] counts what passes; [`web`] serves the status page, the dashboard
-//! and the monitoring JSON. Dependencies point down this road; the one knot is handlers ↔ state.
+//! and the monitoring JSON. [`serve`] runs the app on a listener; `demo` (feature `demo`) runs
+//! it in front of an in-process fake upstream. Dependencies point down this road; the one knot is
+//! handlers ↔ state.
 
 pub mod api;
 pub mod app;
 pub mod chat;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod doctor;
 pub mod error;
 pub mod http;
 pub mod models;
 pub mod pool;
 pub mod semantic;
+pub mod serve;
 pub mod stage;
 pub mod stats;
 pub mod text;

@@ -1,8 +1,10 @@
 //! The `zai2api` binary: command line only. Order: config → logging → state → bind → serve until
-//! Ctrl-C / SIGTERM. All behaviour lives in the library.
+//! Ctrl-C / SIGTERM ([`zai2api::serve`]); `demo` runs [`zai2api::demo`] (feature `demo`, on by
+//! default). All behaviour lives in the library.
 //!
 //! Exit codes: 0 after a clean shutdown, 1 when the server cannot start or fails, 2 for a bad
-//! command line or configuration (one line on stderr, secrets never shown). `doctor` exits 0 when
+//! command line or configuration (one line on stderr, secrets never shown); `demo` exits the same
+//! way. `doctor` exits 0 when
 //! every step passed (warnings allowed), 1 when a step failed, 2 for a bad configuration.
 
 #[cfg(all(feature = "mimalloc", feature = "jemalloc"))]
@@ -19,10 +21,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use axum::serve::ListenerExt as _;
 use tracing_subscriber::EnvFilter;
 use zai2api::config::Config;
 
@@ -31,6 +31,11 @@ zai2api — OpenAI-compatible gateway in front of chat.z.ai
 
 Usage:
   zai2api [serve]    run the server (settings from the environment and ./.env)
+  zai2api demo [--port N]
+                     try it offline: the gateway in front of a fake chat.z.ai started in the same
+                     process (no account, no network); prints the base URL, an API key, curl lines
+                     and the dashboard link. Ignores the settings in the environment and ./.env,
+                     keeps its state in a temporary directory; Ctrl-C stops it
   zai2api healthcheck
                      exit 0 if the server on this machine's PORT answers /health (for Docker)
   zai2api doctor [--json]
@@ -54,6 +59,7 @@ async fn main() -> ExitCode {
         .as_slice()
     {
         [] | ["serve"] => serve().await,
+        ["demo", rest @ ..] => demo(rest).await,
         ["healthcheck"] => healthcheck().await,
         ["doctor"] => doctor(false).await,
         ["doctor", "--json"] => doctor(true).await,
@@ -118,38 +124,51 @@ async fn serve() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let listener = match tokio::net::TcpListener::bind(addr).await {
+    let listener = match zai2api::serve::bind(addr.0, addr.1).await {
         Ok(listener) => listener,
         Err(e) => {
-            eprintln!("zai2api: cannot listen on {}:{}: {e}", addr.0, addr.1);
+            eprintln!("zai2api: {e}");
             return ExitCode::from(1);
         }
     };
-    if let Ok(local) = listener.local_addr() {
-        tracing::info!(%local, "listening");
-    }
-    // Streamed chunks are small; Nagle would hold them back.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-
-    // Connect info gives the request log, the login throttle and the loopback rule the peer IP.
-    let app = zai2api::app::app(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
-    match served {
-        Ok(()) => {
-            tracing::info!("stopped");
-            ExitCode::SUCCESS
-        }
+    match zai2api::serve::run(state, listener, zai2api::serve::shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server failed");
             ExitCode::from(1)
         }
     }
+}
+
+/// `zai2api demo`: logs on stderr (stdout is the banner), then the library's demo.
+#[cfg(feature = "demo")]
+async fn demo(args: &[&str]) -> ExitCode {
+    let args = match zai2api::demo::DemoArgs::parse(args) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("zai2api: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    return_freed_memory();
+    match zai2api::demo::run(args, &mut std::io::stdout()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("zai2api: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(not(feature = "demo"))]
+async fn demo(_args: &[&str]) -> ExitCode {
+    eprintln!("zai2api: this build has no demo (it was built without the `demo` feature)");
+    ExitCode::from(2)
 }
 
 /// Runs the doctor with the configured client and prints its report.
@@ -226,34 +245,4 @@ async fn healthcheck() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// Resolves on Ctrl-C or SIGTERM (container stop).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: finishing open requests");
 }

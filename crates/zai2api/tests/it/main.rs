@@ -11,6 +11,8 @@ mod captcha;
 mod connection_reuse;
 mod continuity;
 mod crash_safety;
+#[cfg(feature = "demo")]
+mod demo;
 mod doctor;
 mod e2e_2026_09;
 mod e2e_anthropic;
