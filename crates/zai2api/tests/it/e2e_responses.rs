@@ -438,7 +438,7 @@ async fn errors_are_openai_shaped() {
             json!("input"),
         ),
         (
-            json!({"model": "GLM-4.6", "input": "hi", "tools": [{"type": "web_search"}]}),
+            json!({"model": "GLM-4.6", "input": "hi", "tools": [{"type": "file_search"}]}),
             400,
             "invalid_request",
             json!("tools"),

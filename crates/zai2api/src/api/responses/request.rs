@@ -12,10 +12,11 @@
 //!   same upstream chat.
 //! - `reasoning` items a client sends back are accepted and dropped: upstream keeps its own
 //!   reasoning, and continuity ignores it.
-//! - Tools: `function` tools are used. `local_shell` and `custom` (Codex sends them) are accepted
-//!   and not offered to the model, which cannot call them through upstream. `web_search` (and
-//!   `web_search_preview`) is accepted with a `-Search` model variant, which searches upstream on
-//!   its own, and is a 400 naming `tools` with any other model. OpenAI's other hosted tools
+//! - Tools: `function` tools are used. `local_shell`, `custom` and `namespace` (Codex sends them)
+//!   are accepted and not offered to the model, which cannot call them through upstream.
+//!   `web_search` (and `web_search_preview`, which Codex sends with every request) is accepted: a
+//!   `-Search` model variant searches upstream on its own; any other model answers without
+//!   searching, as a model offered a tool it does not use would. OpenAI's other hosted tools
 //!   (`file_search`, `computer_use`, `code_interpreter`, `image_generation`, `mcp` …) are a 400
 //!   naming `tools`: the gateway cannot run them.
 //! - What the gateway cannot honour is a 400 naming the field: `background: true`, `conversation`
@@ -30,7 +31,7 @@ use crate::chat::{ReasoningEffort, ToolSpec};
 use crate::error::AppError;
 
 /// Tool types accepted without being offered to the model (see the module invariants).
-const IGNORED_TOOLS: [&str; 2] = ["local_shell", "custom"];
+const IGNORED_TOOLS: [&str; 3] = ["local_shell", "custom", "namespace"];
 
 /// A parsed request: the chat request of the new input, and what the response echoes.
 #[derive(Debug, Clone)]
@@ -392,16 +393,15 @@ fn convert_tools(
             kind if IGNORED_TOOLS.contains(&kind) => {
                 tracing::debug!(kind, "a tool type upstream cannot call is not offered");
             }
-            "web_search" | "web_search_preview" if searches => {}
+            "web_search" | "web_search_preview" => {
+                if !searches {
+                    tracing::debug!("web search offered to a model that does not search");
+                }
+            }
             other => {
-                let hint = if other.starts_with("web_search") {
-                    "; web search needs a model's -Search variant (e.g. GLM-4.6-Search)"
-                } else {
-                    ""
-                };
                 return Err(bad(
                     format!(
-                        "tools[{i}].type `{}` is not supported (only `function`){hint}",
+                        "tools[{i}].type `{}` is not supported (only `function`, and `web_search` with a -Search model)",
                         clip(other, 40)
                     ),
                     "tools",
@@ -621,7 +621,9 @@ mod tests {
         let r = parse(json!({"input": "x", "tools": [
             {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}, "strict": true},
             {"type": "local_shell"},
-            {"type": "custom", "name": "apply_patch", "format": {"type": "grammar"}}
+            {"type": "custom", "name": "apply_patch", "format": {"type": "grammar"}},
+            {"type": "namespace", "name": "agents", "tools": [{"type": "function", "name": "spawn"}]},
+            {"type": "web_search", "external_web_access": true}
         ], "tool_choice": {"type": "function", "name": "get_weather"}}))
         .unwrap();
         assert_eq!(r.chat.tools.len(), 1);
@@ -636,13 +638,7 @@ mod tests {
                                   "tools": [{"type": "web_search"}, {"type": "web_search_preview"}]}))
         .unwrap();
         assert!(search.chat.tools.is_empty() && search.echo.tools.is_empty());
-        for tool in [
-            "web_search",
-            "web_search_preview",
-            "file_search",
-            "computer_use_preview",
-            "code_interpreter",
-        ] {
+        for tool in ["file_search", "computer_use_preview", "code_interpreter"] {
             let e = parse(json!({"input": "x", "tools": [{"type": tool}]})).unwrap_err();
             assert_eq!(param(&e), Some("tools"), "{tool}");
             assert!(e.to_string().contains(tool), "{e}");
