@@ -123,6 +123,8 @@ state dir: {state_dir}
 
 OpenAI Chat Completions (add \"stream\": true to stream):
   curl -s {origin}/v1/chat/completions -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' -d '{{\"model\": \"{EXAMPLE_MODEL}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'
+OpenAI Responses (what Codex and the Agents SDK use):
+  curl -s {origin}/v1/responses -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' -d '{{\"model\": \"{EXAMPLE_MODEL}\", \"input\": \"Hello!\"}}'
 Anthropic Messages:
   curl -s {origin}/v1/messages -H 'x-api-key: {api_key}' -H 'anthropic-version: 2023-06-01' -H 'Content-Type: application/json' -d '{{\"model\": \"{EXAMPLE_CLAUDE_MODEL}\", \"max_tokens\": 512, \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'
 

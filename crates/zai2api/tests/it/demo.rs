@@ -25,6 +25,8 @@ struct Demo {
     api_key: String,
     dashboard: String,
     state_dir: PathBuf,
+    /// The banner's `curl` lines, as printed.
+    curls: Vec<String>,
     /// The scratch directory the process runs in (holds a hostile `.env`).
     cwd: tempfile::TempDir,
 }
@@ -105,6 +107,10 @@ fn start(args: &[&str]) -> Demo {
         api_key: field("API key:"),
         dashboard: field("dashboard:"),
         state_dir: PathBuf::from(field("state dir:")),
+        curls: banner
+            .iter()
+            .filter_map(|l| l.trim().strip_prefix("curl -s ").map(str::to_owned))
+            .collect(),
         child,
         cwd,
     }
@@ -166,6 +172,61 @@ fn read_stream(body: &str) -> (String, String, bool) {
         }
     }
     (content, reasoning, done)
+}
+
+/// A banner `curl -s URL -H 'h: v' … -d 'json'` line (after `curl -s `), sent as it reads:
+/// single-quoted words are taken verbatim, as a shell would.
+async fn replay_curl(http: &reqwest::Client, line: &str) -> (u16, serde_json::Value) {
+    let (url, rest) = line.split_once(' ').unwrap();
+    // Outside quotes: flags; inside: their values.
+    let pieces: Vec<&str> = rest.split('\'').collect();
+    let mut request = http.post(url);
+    for pair in pieces.chunks(2) {
+        let [flag, value] = pair else { continue };
+        match flag.trim() {
+            "-H" => {
+                let (name, value) = value.split_once(": ").unwrap();
+                request = request.header(name, value);
+            }
+            "-d" => request = request.body(value.to_string()),
+            other => panic!("unexpected curl flag {other:?} in {line}"),
+        }
+    }
+    let reply = request.send().await.unwrap();
+    (reply.status().as_u16(), reply.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn every_curl_line_of_the_banner_gets_an_answer() {
+    let demo = start(&[]);
+    let http = reqwest::Client::new();
+    let mut routes = Vec::new();
+    for line in &demo.curls {
+        let (status, body) = replay_curl(&http, line).await;
+        assert_eq!(status, 200, "{line}: {body}");
+        // Each API's answer, in its own shape.
+        let text = body["choices"][0]["message"]["content"]
+            .as_str()
+            .or_else(|| body["content"][0]["text"].as_str())
+            .or_else(|| {
+                body["output"]
+                    .as_array()?
+                    .iter()
+                    .find(|item| item["type"] == "message")?["content"][0]["text"]
+                    .as_str()
+            });
+        assert_eq!(text, Some(HELLO_ANSWER), "{line}: {body}");
+        routes.push(
+            line.split(' ')
+                .next()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(routes, ["completions", "responses", "messages"]);
 }
 
 #[tokio::test]
