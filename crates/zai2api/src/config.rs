@@ -52,6 +52,10 @@ pub mod defaults {
     /// See [`crate::tools::ToolStrategy::Prompt`] for why prompting is the default.
     pub const TOOL_STRATEGY: &str = "prompt";
     pub const TOOL_STRATEGY_OVERRIDES: &str = "";
+    pub const STATE_PREFIX: &str = "zai2api:";
+    /// Milliseconds a request waits for a token slot when every token is at its cap.
+    pub const LEASE_WAIT_MS: u64 = 2000;
+    pub const STATE_LEASE_TTL_SECS: u64 = 30;
 }
 
 /// A setting that could not be used. Its `Display` is one line naming the variable; secret values
@@ -155,6 +159,22 @@ pub struct Config {
     /// `REASONING_EFFORT`: effort sent to models that take one when the request names none
     /// (`minimal`…`max`); unset leaves upstream's default.
     pub reasoning_effort: Option<crate::upstream::ReasoningEffort>,
+    /// `STATE_URL`: `redis://…` shares the pool between instances; `None` keeps the embedded
+    /// state (the file under `ZAI2API_STATE_DIR`). Secret: it may carry a password.
+    pub state_url: Option<SecretString>,
+    /// `STATE_PREFIX`: the start of every shared key, so deployments can share one Redis.
+    pub state_prefix: String,
+    /// `STATE_LEASE_TTL`: how long a shared lease outlives an instance that stopped refreshing it
+    /// (one killed mid-stream); seconds in the env, at least 3.
+    pub state_lease_ttl: Duration,
+    /// `TOKEN_MAX_CONCURRENT`: in-flight chats per pool token across all instances (`None`:
+    /// unlimited; 0 in the env also means unlimited).
+    pub token_max_concurrent: Option<u32>,
+    /// `GUEST_MAX_CONCURRENT`: in-flight guest-session chats on this instance (`None`: unlimited).
+    pub guest_max_concurrent: Option<u32>,
+    /// `LEASE_WAIT`: how long a request waits for a free slot before failing over or answering
+    /// 429 (seconds in the env, fractions allowed).
+    pub lease_wait: Duration,
 }
 
 // The settings each lower module takes: they are defined down there and built here, so the
@@ -175,6 +195,27 @@ impl From<&Config> for crate::chat::service::ChatSettings {
                 wait: config.captcha_wait,
                 param_ttl: config.captcha_param_ttl,
             },
+            guest_max_concurrent: config.guest_max_concurrent,
+            lease_wait: config.lease_wait,
+        }
+    }
+}
+
+impl From<&Config> for crate::pool::LeaseSettings {
+    fn from(config: &Config) -> Self {
+        Self {
+            max_concurrent: config.token_max_concurrent,
+            wait: config.lease_wait,
+            ttl: config.state_lease_ttl,
+        }
+    }
+}
+
+impl From<&Config> for crate::state::StateSettings {
+    fn from(config: &Config) -> Self {
+        Self {
+            url: config.state_url.clone(),
+            prefix: config.state_prefix.clone(),
         }
     }
 }
@@ -257,6 +298,12 @@ impl fmt::Debug for Config {
             .field("tool_strategy_overrides", &self.tool_strategy_overrides)
             .field("upstream_profile", &self.upstream_profile)
             .field("reasoning_effort", &self.reasoning_effort)
+            .field("state_url", &redact(&self.state_url))
+            .field("state_prefix", &self.state_prefix)
+            .field("state_lease_ttl", &self.state_lease_ttl)
+            .field("token_max_concurrent", &self.token_max_concurrent)
+            .field("guest_max_concurrent", &self.guest_max_concurrent)
+            .field("lease_wait", &self.lease_wait)
             .finish()
     }
 }
@@ -485,7 +532,53 @@ impl Config {
 
         let upstream_profile = get("UPSTREAM_PROFILE").map(|p| PathBuf::from(p.trim()));
 
-        if !anonymous_mode && token.is_none() && token_pool.is_empty() {
+        let state_url = match get("STATE_URL") {
+            None => None,
+            Some(raw) => {
+                let raw = raw.trim();
+                if !(raw.starts_with("redis://") || raw.starts_with("rediss://")) {
+                    // The value may hold a password: not shown.
+                    return Err(ConfigError::bare(
+                        "STATE_URL",
+                        "expected redis://[user:password@]host[:port][/db]",
+                    ));
+                }
+                Some(SecretString::from(raw.to_owned()))
+            }
+        };
+        let state_prefix = get("STATE_PREFIX")
+            .map(|p| p.trim().to_owned())
+            .unwrap_or_else(|| defaults::STATE_PREFIX.to_owned());
+        let state_lease_ttl = Duration::from_secs(parse_u64(
+            &get,
+            "STATE_LEASE_TTL",
+            defaults::STATE_LEASE_TTL_SECS,
+            3,
+            "expected a whole number of seconds, at least 3",
+        )?);
+        let limit = |name: &str| -> Result<Option<u32>, ConfigError> {
+            let n = parse_u64(&get, name, 0, 0, "expected a whole number (0: unlimited)")?;
+            let n = u32::try_from(n)
+                .map_err(|_| ConfigError::value(name, &n.to_string(), "too large"))?;
+            Ok((n > 0).then_some(n))
+        };
+        let token_max_concurrent = limit("TOKEN_MAX_CONCURRENT")?;
+        let guest_max_concurrent = limit("GUEST_MAX_CONCURRENT")?;
+        let lease_wait = match get("LEASE_WAIT") {
+            None => Duration::from_millis(defaults::LEASE_WAIT_MS),
+            Some(raw) => match raw.trim().parse::<f64>() {
+                Ok(secs) if (0.0..=600.0).contains(&secs) => Duration::from_secs_f64(secs),
+                _ => {
+                    return Err(ConfigError::value(
+                        "LEASE_WAIT",
+                        &raw,
+                        "expected seconds from 0 to 600 (fractions allowed)",
+                    ));
+                }
+            },
+        };
+
+        if !anonymous_mode && token.is_none() && token_pool.is_empty() && state_url.is_none() {
             return Err(ConfigError::bare(
                 "ANONYMOUS_MODE",
                 "is false but neither TOKEN nor TOKEN_POOL is set; set a token or enable ANONYMOUS_MODE",
@@ -523,6 +616,12 @@ impl Config {
             tool_strategy_overrides,
             upstream_profile,
             reasoning_effort,
+            state_url,
+            state_prefix,
+            state_lease_ttl,
+            token_max_concurrent,
+            guest_max_concurrent,
+            lease_wait,
         })
     }
 }

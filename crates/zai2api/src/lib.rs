@@ -21,6 +21,7 @@ pub mod models;
 pub mod pool;
 pub mod semantic;
 pub mod stage;
+pub mod state;
 pub mod stats;
 pub mod text;
 pub mod tools;

@@ -19,6 +19,7 @@ mod e2e_pool;
 mod e2e_tools;
 mod eras;
 mod fuzz_regressions;
+mod leases;
 mod models_2026_09;
 mod module_graph;
 mod phase_format;

@@ -65,7 +65,10 @@ pub fn state_on(base: &str, models: &[u8], pairs: &[(&str, &str)]) -> AppState {
         Timeouts::default(),
     )
     .expect("upstream client");
-    let pool = zai2api::pool::TokenPool::in_memory(&zai2api::pool::PoolSettings::from(&config));
+    let pool = zai2api::pool::TokenPool::in_memory_with(
+        &zai2api::pool::PoolSettings::from(&config),
+        zai2api::pool::LeaseSettings::from(&config),
+    );
     AppState::new(
         Arc::new(config),
         Arc::new(upstream),
