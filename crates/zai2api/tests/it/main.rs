@@ -23,6 +23,7 @@ mod leases;
 mod models_2026_09;
 mod module_graph;
 mod phase_format;
+mod shared_state;
 mod transcript;
 mod upstream_client;
 mod upstream_errors;
