@@ -1045,11 +1045,60 @@ mod tests {
             "CAPTCHA_PROVIDER",
             "CAPTCHA_WAIT",
             "CAPTCHA_PARAM_TTL",
+            "STATE_URL",
+            "STATE_PREFIX",
+            "STATE_LEASE_TTL",
+            "TOKEN_MAX_CONCURRENT",
+            "GUEST_MAX_CONCURRENT",
+            "LEASE_WAIT",
         ] {
             assert!(
                 pairs.iter().any(|(k, _)| k == name),
                 "{name} missing from .env.example"
             );
+        }
+    }
+
+    #[test]
+    fn shared_state_and_lease_settings() {
+        let c = cfg(&[]).unwrap();
+        assert!(c.state_url.is_none());
+        assert_eq!(c.state_prefix, "zai2api:");
+        assert_eq!(c.state_lease_ttl, Duration::from_secs(30));
+        assert_eq!(
+            (c.token_max_concurrent, c.guest_max_concurrent),
+            (None, None)
+        );
+        assert_eq!(c.lease_wait, Duration::from_secs(2));
+        let c = cfg(&[
+            ("STATE_URL", "redis://:pw@10.0.0.5:6380/2"),
+            ("STATE_PREFIX", "blue:"),
+            ("STATE_LEASE_TTL", "5"),
+            ("TOKEN_MAX_CONCURRENT", "1"),
+            ("GUEST_MAX_CONCURRENT", "0"),
+            ("LEASE_WAIT", "0.25"),
+            ("ANONYMOUS_MODE", "false"),
+        ])
+        .unwrap();
+        assert!(!format!("{c:?}").contains("pw@"), "the URL is a secret");
+        let leases = crate::pool::LeaseSettings::from(&c);
+        assert_eq!(leases.max_concurrent, Some(1));
+        assert_eq!(leases.wait, Duration::from_millis(250));
+        assert_eq!(leases.ttl, Duration::from_secs(5));
+        assert_eq!(c.guest_max_concurrent, None, "0 is unlimited");
+        let state = crate::state::StateSettings::from(&c);
+        assert_eq!(state.prefix, "blue:");
+        assert!(state.url.is_some());
+        // A shared store may hold the tokens, so no TOKEN is needed without guest mode.
+        for (name, value, expected) in [
+            ("STATE_URL", "http://:pw@host/", "STATE_URL"),
+            ("STATE_LEASE_TTL", "1", "at least 3"),
+            ("TOKEN_MAX_CONCURRENT", "-1", "whole number"),
+            ("LEASE_WAIT", "soon", "seconds from 0 to 600"),
+        ] {
+            let err = cfg(&[(name, value)]).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains(expected), "{err}");
+            assert!(!err.contains("pw@"), "{err}");
         }
     }
 

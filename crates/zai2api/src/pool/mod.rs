@@ -14,8 +14,9 @@
 //!   is counted once, when recorded. A lease dropped unresolved (the client went away) counts nothing.
 //! - The state is a `std::sync::Mutex` held only for short, non-async sections; the file is written
 //!   outside it. Writes are serialised and each writes a snapshot taken after the previous write, so
-//!   an older state never overwrites a newer one. Additions and removals are on disk before the call
-//!   returns; counters are written by a background task that coalesces bursts.
+//!   an older state never overwrites a newer one. Additions and removals are on disk (embedded) or
+//!   in the store (Redis; owed to it while it is away) before the call returns; embedded counters
+//!   are written by a background task that coalesces bursts.
 //! - `TOKEN_MAX_CONCURRENT` caps a token's leases (unset: unlimited). A token at its cap is
 //!   skipped like a tried one; when every usable token is at its cap, [`TokenPool::acquire`] waits
 //!   up to `LEASE_WAIT` for a slot, then reports [`NoLease::Busy`].
