@@ -536,7 +536,13 @@ impl Config {
             None => None,
             Some(raw) => {
                 let raw = raw.trim();
-                if !(raw.starts_with("redis://") || raw.starts_with("rediss://")) {
+                if raw.starts_with("rediss://") {
+                    return Err(ConfigError::bare(
+                        "STATE_URL",
+                        "rediss:// (TLS) is not built in; reach Redis over a private network or a TLS tunnel with redis://",
+                    ));
+                }
+                if !raw.starts_with("redis://") {
                     // The value may hold a password: not shown.
                     return Err(ConfigError::bare(
                         "STATE_URL",
@@ -1091,7 +1097,8 @@ mod tests {
         assert!(state.url.is_some());
         // A shared store may hold the tokens, so no TOKEN is needed without guest mode.
         for (name, value, expected) in [
-            ("STATE_URL", "http://:pw@host/", "STATE_URL"),
+            ("STATE_URL", "http://:pw@host/", "redis://"),
+            ("STATE_URL", "rediss://:pw@host/", "TLS"),
             ("STATE_LEASE_TTL", "1", "at least 3"),
             ("TOKEN_MAX_CONCURRENT", "-1", "whole number"),
             ("LEASE_WAIT", "soon", "seconds from 0 to 600"),

@@ -770,34 +770,28 @@ impl TokenPool {
 
     /// One pass over the tokens through the shared store's acquire script.
     async fn pick_shared(self: &Arc<Self>, shared: &Arc<Shared>, tried: &[TokenId]) -> Pick {
-        let candidates: Vec<(usize, TokenId)> = {
+        // Round-robin from the cursor, without the tried and the (locally known) resting ones.
+        let candidates: Vec<TokenId> = {
             let now = Instant::now();
             let state = self.lock();
             let n = state.entries.len();
             (0..n)
-                .map(|step| (state.cursor + step) % n)
-                .filter(|&i| {
-                    let e = &state.entries[i];
-                    !tried.contains(&e.id) && !e.health.is_resting(now)
-                })
-                .map(|i| (i, state.entries[i].id.clone()))
+                .map(|step| &state.entries[(state.cursor + step) % n])
+                .filter(|e| !tried.contains(&e.id) && !e.health.is_resting(now))
+                .map(|e| e.id.clone())
                 .collect()
         };
         let max = self.limits.max_concurrent.unwrap_or(0);
         let mut busy = false;
-        for (_, id) in candidates {
+        for id in candidates {
             let Some((decided, slot)) = shared.acquire(&id, max, self.rules.threshold).await else {
                 // The store went away mid-pass: decide on the local view.
                 return self.pick_local(tried);
             };
             match decided {
                 Acquired::Slot { trial } => {
-                    if let Some(lease) = self.take_granted(&id, trial, slot.clone()) {
+                    if let Some(lease) = self.claim(shared, &id, trial, slot, true).await {
                         return Pick::Leased(lease);
-                    }
-                    // Removed meanwhile: give the slot back.
-                    if let Some(slot) = slot {
-                        shared.release(&id, &slot).await;
                     }
                 }
                 Acquired::Busy => busy = true,
@@ -820,6 +814,7 @@ impl TokenPool {
         id: &TokenId,
         trial: bool,
         slot: Option<String>,
+        rotate: bool,
     ) -> Option<Lease> {
         let mut state = self.lock();
         let n = state.entries.len();
@@ -831,7 +826,9 @@ impl TokenPool {
         }
         e.in_flight += 1;
         let lease = Lease::new(Arc::clone(self), e.id.clone(), e.token.clone(), slot);
-        state.cursor = (index + 1) % n;
+        if rotate {
+            state.cursor = (index + 1) % n;
+        }
         Some(lease)
     }
 
@@ -860,22 +857,36 @@ impl TokenPool {
         let Some(shared) = self.shared.as_ref().filter(|s| s.is_available()) else {
             return self.lease_token(id);
         };
-        let token = self
-            .lock()
-            .entries
-            .iter()
-            .find(|e| &e.id == id)?
-            .token
-            .clone();
+        if !self.lock().entries.iter().any(|e| &e.id == id) {
+            return None;
+        }
         let max = self.limits.max_concurrent.unwrap_or(0);
         match shared.acquire(id, max, self.rules.threshold).await {
             None => self.lease_token(id),
-            Some((Acquired::Slot { .. }, slot)) => {
-                self.with_entry(id, |e| e.in_flight += 1);
-                Some(Lease::new(Arc::clone(self), id.clone(), token, slot))
+            Some((Acquired::Slot { trial }, slot)) => {
+                self.claim(shared, id, trial, slot, false).await
             }
             Some(_) => None,
         }
+    }
+
+    /// Turns a slot the store granted into a lease; a token that left the pool meanwhile gives
+    /// its slot straight back.
+    async fn claim(
+        self: &Arc<Self>,
+        shared: &Shared,
+        id: &TokenId,
+        trial: bool,
+        slot: Option<String>,
+        rotate: bool,
+    ) -> Option<Lease> {
+        let lease = self.take_granted(id, trial, slot.clone(), rotate);
+        if lease.is_none() {
+            if let Some(slot) = slot {
+                shared.release(id, &slot).await;
+            }
+        }
+        lease
     }
 
     /// How long a request should wait before trying again when every token was busy.

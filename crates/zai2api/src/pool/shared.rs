@@ -84,7 +84,13 @@ impl Pending {
     }
 }
 
-const NOW_MS: &str = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n";
+/// Every script starts here: Redis' clock in ms. Scripts that read `TIME` and then write need
+/// effects replication, the default since Redis 7 and asked for explicitly before it.
+const NOW_MS: &str = "
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+";
 
 /// KEYS: tokens, health, leases. ARGV: id, max (0: unlimited), ttl ms, member, threshold.
 /// Returns {0, trial} a slot, {1} busy, {2, until} resting, {3} gone.
@@ -139,8 +145,21 @@ end
 return #KEYS
 ";
 
-/// KEYS: leases. Counts unexpired leases.
-const COUNT: &str = "return redis.call('ZCOUNT', KEYS[1], now, '+inf')";
+/// KEYS: lease sets. The unexpired leases of each.
+const COUNT: &str = "
+local counts = {}
+for i, key in ipairs(KEYS) do counts[i] = redis.call('ZCOUNT', key, now, '+inf') end
+return counts
+";
+
+/// KEYS: the hash secret. ARGV: the secret to store when there is none. Returns the stored one,
+/// or nil when ARGV's was stored.
+const SECRET: &str = "
+local stored = redis.call('GET', KEYS[1])
+if stored then return stored end
+redis.call('SET', KEYS[1], ARGV[1])
+return false
+";
 
 /// The pool's view of the shared store.
 pub struct Shared {
@@ -150,6 +169,7 @@ pub struct Shared {
     success: Script,
     refresh: Script,
     count: Script,
+    secret: Script,
     /// Lease members this instance holds: member → its token.
     live: Mutex<HashMap<String, TokenId>>,
     pending: Mutex<Pending>,
@@ -179,6 +199,7 @@ impl Shared {
             success: script(SUCCESS),
             refresh: script(REFRESH),
             count: script(COUNT),
+            secret: Script::new(SECRET),
             live: Mutex::new(HashMap::new()),
             pending: Mutex::new(Pending::default()),
             next_member: std::sync::atomic::AtomicU64::new(0),
@@ -216,12 +237,11 @@ impl Shared {
         let key = self.redis.key("hash_secret");
         let mut conn = self.redis.conn();
         let offered = configured.unwrap_or(fresh);
-        let stored: redis::RedisResult<Option<String>> = redis::cmd("SET")
-            .arg(&key)
+        let stored: redis::RedisResult<Option<String>> = self
+            .secret
+            .key(&key)
             .arg(offered)
-            .arg("NX")
-            .arg("GET")
-            .query_async(&mut conn)
+            .invoke_async(&mut conn)
             .await;
         let stored = self
             .redis
@@ -309,8 +329,18 @@ impl Shared {
             pipe.query_async(&mut conn).await
         };
         let healths = self.redis.note(r)?;
+        let counts: Vec<u32> = if tokens.is_empty() {
+            Vec::new()
+        } else {
+            let mut invocation = self.count.prepare_invoke();
+            for (id, _) in &tokens {
+                invocation.key(self.leases_key(id));
+            }
+            let r: redis::RedisResult<Vec<u32>> = invocation.invoke_async(&mut conn).await;
+            self.redis.note(r)?
+        };
         let mut out = Vec::with_capacity(tokens.len());
-        for ((id, record), health) in tokens.into_iter().zip(healths) {
+        for (((id, record), health), in_flight) in tokens.into_iter().zip(healths).zip(counts) {
             let num = |field: &str| {
                 health
                     .get(field)
@@ -318,12 +348,6 @@ impl Shared {
                     .unwrap_or(0)
             };
             let text = |field: &str| health.get(field).filter(|v| !v.is_empty()).cloned();
-            let r: redis::RedisResult<u32> = self
-                .count
-                .key(self.leases_key(&id))
-                .invoke_async(&mut conn)
-                .await;
-            let in_flight = self.redis.note(r)?;
             out.push(SharedToken {
                 consecutive: u32::try_from(num("consecutive")).unwrap_or(u32::MAX),
                 rest_until_ms: num("rest_until"),

@@ -184,8 +184,8 @@ async fn token_max_concurrent_holds_across_instances() {
     let a = c.instance(&env).await;
     let b = c.instance(&env).await;
     // One slow stream through each instance: they take the two accounts, one each.
-    let first = a.post("/v1/chat/completions", &slow(100)).await;
-    let second = b.post("/v1/chat/completions", &slow(100)).await;
+    let first = a.post("/v1/chat/completions", &slow(200)).await;
+    let second = b.post("/v1/chat/completions", &slow(200)).await;
     assert_eq!(
         (first.status().as_u16(), second.status().as_u16()),
         (200, 200)
