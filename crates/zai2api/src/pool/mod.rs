@@ -401,23 +401,21 @@ impl TokenPool {
         Ok(pool)
     }
 
-    /// One refresh from the shared store: write what is owed, refresh this instance's leases,
-    /// seed the store again if it lost its data, then take its view of the tokens.
+    /// One refresh from the shared store: seed it again if it lost its data, write what is
+    /// owed, refresh this instance's leases, then take the store's view of the tokens.
+    ///
+    /// The order keeps counts exact: a seed writes the last known shared counters (without what
+    /// this instance still owes, and only where no other instance seeded first), then every
+    /// instance adds what it owes, once.
     pub async fn sync_shared(&self) {
         let Some(shared) = self.shared.as_ref() else {
             return;
         };
-        if shared.settle().await.is_none() {
-            return;
-        }
-        if shared.refresh_leases().await.is_none() {
-            return;
-        }
-        match shared.has_secret().await {
+        let restore = match shared.has_secret().await {
             None => return,
-            Some(true) => {}
+            Some(true) => false,
             Some(false) => {
-                let view = self.shared_view();
+                let view = self.shared_view(shared);
                 tracing::warn!(
                     tokens = view.len(),
                     "the shared state lost its data (Redis restarted empty?); restoring it from this instance's last known state"
@@ -429,16 +427,24 @@ impl TokenPool {
                 {
                     return;
                 }
-                let _ = shared.refresh_leases().await;
+                true
             }
+        };
+        if shared.settle().await.is_none() {
+            return;
+        }
+        // After a seed the leases this instance holds are put back, not only refreshed.
+        if shared.refresh_leases(restore).await.is_none() {
+            return;
         }
         if let Some(tokens) = shared.load().await {
             self.apply_shared(tokens);
         }
     }
 
-    /// This instance's view of the tokens, as the store would hold it.
-    fn shared_view(&self) -> Vec<SharedToken> {
+    /// This instance's view of the tokens as the store last held it: its counters without what
+    /// this instance still owes the store.
+    fn shared_view(&self, shared: &Shared) -> Vec<SharedToken> {
         let now = Instant::now();
         let now_ms = crate::clock::unix_ms();
         self.lock()
@@ -453,8 +459,8 @@ impl TokenPool {
                         + u64::try_from(until.saturating_duration_since(now).as_millis())
                             .unwrap_or(0)
                 }),
-                successes: e.successes,
-                failures: e.failures,
+                successes: e.successes.saturating_sub(shared.owed_counts(&e.id).0),
+                failures: e.failures.saturating_sub(shared.owed_counts(&e.id).1),
                 last_error: None,
                 last_error_detail: None,
                 in_flight: e.in_flight,

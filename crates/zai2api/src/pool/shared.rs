@@ -136,10 +136,15 @@ redis.call('HINCRBY', KEYS[2], 'successes', 1)
 return 1
 ";
 
-/// KEYS: lease sets. ARGV: ttl ms, then one member per key. Pushes the expiry of live leases.
+/// KEYS: lease sets. ARGV: ttl ms, `XX` (refresh only) or `ALL` (also put back missing ones), then
+/// one member per key. Pushes the expiry of live leases.
 const REFRESH: &str = "
 for i, key in ipairs(KEYS) do
-  redis.call('ZADD', key, 'XX', now + tonumber(ARGV[1]), ARGV[i + 1])
+  if ARGV[2] == 'XX' then
+    redis.call('ZADD', key, 'XX', now + tonumber(ARGV[1]), ARGV[i + 2])
+  else
+    redis.call('ZADD', key, now + tonumber(ARGV[1]), ARGV[i + 2])
+  end
   redis.call('PEXPIRE', key, tonumber(ARGV[1]))
 end
 return #KEYS
@@ -444,8 +449,9 @@ impl Shared {
         self.redis.note(r);
     }
 
-    /// Pushes the expiry of every lease this instance holds.
-    pub async fn refresh_leases(&self) -> Option<()> {
+    /// Pushes the expiry of every lease this instance holds; `restore` also puts back the ones
+    /// the store lost (after it restarted empty).
+    pub async fn refresh_leases(&self, restore: bool) -> Option<()> {
         let live: Vec<(String, TokenId)> = lock(&self.live)
             .iter()
             .map(|(m, id)| (m.clone(), id.clone()))
@@ -457,7 +463,9 @@ impl Shared {
         for (_, id) in &live {
             invocation.key(self.leases_key(id));
         }
-        invocation.arg(ms(self.lease_ttl));
+        invocation
+            .arg(ms(self.lease_ttl))
+            .arg(if restore { "ALL" } else { "XX" });
         for (member, _) in &live {
             invocation.arg(member);
         }
@@ -517,6 +525,15 @@ impl Shared {
                 None
             }
         }
+    }
+
+    /// The (successes, failures) of `id` counted here but not yet in the store.
+    pub fn owed_counts(&self, id: &TokenId) -> (u64, u64) {
+        lock(&self.pending)
+            .counts
+            .get(id)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Remembers a change the store did not take, to write it when it answers again.

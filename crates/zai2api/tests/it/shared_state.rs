@@ -74,6 +74,16 @@ async fn eventually(instance: &Instance, what: &str, check: impl Fn(&Value) -> b
     panic!("{what}: {}", pool_status(instance).await);
 }
 
+/// The successes of every token in a pool status.
+fn successes(status: &Value) -> u64 {
+    status["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["successes"].as_u64().unwrap())
+        .sum()
+}
+
 /// A streaming chat whose reply takes about ten times `ms`.
 fn slow(ms: u64) -> Value {
     let mut body = user(&format!("hi [[fake:slow:{ms}]]"));
@@ -346,6 +356,7 @@ async fn redis_stopped_and_restarted_mid_run_loses_nothing() {
     for _ in 0..4 {
         assert_eq!(b.chat(&user("hi [[fake:plain]]")).await.0, 200);
     }
+    eventually(&a, "A sees B's four successes", |s| successes(s) == 4).await;
     c.redis.stop();
     // Requests keep flowing on the last known state; the status says the store is gone.
     for _ in 0..4 {
@@ -376,19 +387,17 @@ async fn redis_stopped_and_restarted_mid_run_loses_nothing() {
     assert_eq!(added["added"].as_array().unwrap().len(), 1);
     // Redis comes back empty (no persistence): the instances restore it from what they knew.
     c.redis.restart().await;
-    let status = eventually(&b, "B sees every token, the late one too", |s| {
-        s["total"] == 3 && s["shared_state"]["available"] == true
+    // Every count is there once: B's four from before the outage, A's four from during it.
+    eventually(&b, "B sees every token and every count", |s| {
+        s["total"] == 3 && s["shared_state"]["available"] == true && successes(s) == 8
     })
     .await;
-    let successes: u64 = status["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["successes"].as_u64().unwrap())
-        .sum();
-    assert!(successes >= 4, "counters survived: {status}");
-    let on_a = eventually(&a, "A agrees", |s| s["total"] == 3).await;
+    let on_a = eventually(&a, "A agrees", |s| s["total"] == 3 && successes(s) == 8).await;
     assert_eq!(on_a["shared_state"]["available"], true);
+    // Still eight a few refreshes later: nothing was counted twice.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(successes(&pool_status(&a).await), 8);
+    assert_eq!(successes(&pool_status(&b).await), 8);
     // And the cluster serves with the late token from B.
     c.fake
         .set_token_fault("tok-env", Some(TokenFault::Unauthorized));
