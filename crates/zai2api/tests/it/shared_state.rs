@@ -429,3 +429,30 @@ async fn an_unreachable_store_at_start_is_one_line_and_an_exit() {
     assert!(ours[0].contains(&format!("127.0.0.1:{port}")), "{stderr}");
     assert!(!stderr.contains("hunter2"), "the password never shows");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_hash_secret_per_cluster() {
+    let c = Cluster::start().await;
+    c.fake.add_user("tok-a", "a");
+    let env = [("TOKEN_POOL", "tok-a")];
+    // The first instance founds the cluster's secret; one without a secret adopts it.
+    let a = c.instance(&[("TOKEN_HASH_SECRET", "first"), env[0]]).await;
+    let b = c.instance(&env).await;
+    let (on_a, on_b) = (pool_status(&a).await, pool_status(&b).await);
+    assert_eq!(on_a["tokens"][0]["token_id"], on_b["tokens"][0]["token_id"]);
+    // One with another secret would show other ids: it does not start.
+    let config = zai2api::config::Config::from_pairs(&[
+        ("STATE_URL", c.redis.url.as_str()),
+        ("STATE_PREFIX", c.prefix.as_str()),
+        ("TOKEN_HASH_SECRET", "second"),
+        ("BASE", c.fake.base_url().as_str()),
+        ("ZAI2API_STATE_DIR", a.state_dir.path().to_str().unwrap()),
+    ])
+    .unwrap();
+    let err = zai2api::http::build_state(config).await.err().unwrap();
+    assert!(err.contains("TOKEN_HASH_SECRET differs"), "{err}");
+    assert!(
+        !err.contains("first") && !err.contains("second"),
+        "no secret in {err}"
+    );
+}
