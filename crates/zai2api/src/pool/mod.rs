@@ -356,6 +356,8 @@ impl TokenPool {
         Arc::new(pool)
     }
 
+    /// [`TokenPool::open_with`] on Redis: the cluster's secret, TOKEN / TOKEN_POOL added, the
+    /// shared tokens read, and the refresh task started.
     async fn open_shared(
         settings: &PoolSettings,
         limits: LeaseSettings,
@@ -379,14 +381,9 @@ impl TokenPool {
             .map(|e| (e.id.clone(), e.record()))
             .collect();
         for (id, record) in &env {
-            shared.add(id, record).await.ok_or(
-                "shared state unavailable: Redis stopped answering while the gateway started",
-            )?;
+            shared.add(id, record).await.ok_or(shared::LOST_AT_START)?;
         }
-        let tokens = shared
-            .load()
-            .await
-            .ok_or("shared state unavailable: Redis stopped answering while the gateway started")?;
+        let tokens = shared.load().await.ok_or(shared::LOST_AT_START)?;
         pool.apply_shared(tokens);
         let weak = Arc::downgrade(&pool);
         tokio::spawn(async move {
@@ -976,11 +973,6 @@ impl TokenPool {
             }),
             tokens,
         }
-    }
-
-    /// Whether a shared store is configured and does not answer.
-    pub fn shared_state_unavailable(&self) -> bool {
-        self.shared.as_ref().is_some_and(|s| !s.is_available())
     }
 
     /// Splits pasted text into tokens (comma or newline separated) and adds them as `Dashboard`

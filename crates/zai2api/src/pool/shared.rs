@@ -32,6 +32,10 @@ use serde::{Deserialize, Serialize};
 use super::{Source, TokenId};
 use crate::state::redis::RedisState;
 
+/// The start-up error when Redis answered the first `PING` but not what followed.
+pub const LOST_AT_START: &str =
+    "shared state unavailable: Redis stopped answering while the gateway started";
+
 /// One token as the store holds it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SharedRecord {
@@ -248,10 +252,7 @@ impl Shared {
             .arg(offered)
             .invoke_async(&mut conn)
             .await;
-        let stored = self
-            .redis
-            .note(stored)
-            .ok_or("shared state unavailable: Redis stopped answering while the gateway started")?;
+        let stored = self.redis.note(stored).ok_or(LOST_AT_START)?;
         match (stored, configured) {
             (None, _) => Ok(offered.to_owned()),
             (Some(stored), Some(configured)) if stored != configured => Err(
