@@ -258,8 +258,24 @@ async fn parallel_streams_through_two_instances_never_overlap_on_one_token() {
     assert_eq!(c.fake.completions_started(), 8);
 }
 
+/// A gateway process, killed (`SIGKILL`) when dropped, so a failing test leaves none behind.
+struct Process(Child);
+
+impl Process {
+    fn kill_9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
 /// The gateway binary as instance of the cluster, for `kill -9`.
-fn spawn_gateway(c: &Cluster, port: u16, env: &[(&str, &str)]) -> Child {
+fn spawn_gateway(c: &Cluster, port: u16, env: &[(&str, &str)]) -> Process {
     let dir = std::env::temp_dir();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_zai2api"));
     cmd.env_clear()
@@ -276,7 +292,7 @@ fn spawn_gateway(c: &Cluster, port: u16, env: &[(&str, &str)]) -> Child {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("the gateway binary starts")
+    Process(cmd.spawn().expect("the gateway binary starts"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,8 +327,7 @@ async fn a_killed_instance_s_lease_comes_back_after_its_expiry() {
         429,
         "a live holder keeps its lease beyond the TTL"
     );
-    a.kill().unwrap();
-    a.wait().unwrap();
+    a.kill_9();
     let killed = tokio::time::Instant::now();
     drop(streaming);
     assert_eq!(
