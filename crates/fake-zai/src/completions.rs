@@ -596,7 +596,8 @@ fn transient_guest(headers: &HeaderMap, user_id: Option<&str>) -> Session {
     }
 }
 
-/// An SSE response whose body plays `frames`; `guard` lives exactly as long as the body stream.
+/// An SSE response whose body plays `frames`; `guard` lives until the last frame is handed out or
+/// the body stream is dropped, whichever comes first.
 fn sse(mut frames: Vec<Frame>, guard: Option<InflightGuard>, done_marker: bool) -> Response {
     if done_marker && matches!(frames.last(), Some(Frame::Bytes(_))) {
         frames.push(Frame::Bytes(Bytes::from_static(b"data: [DONE]\n\n")));
@@ -605,7 +606,12 @@ fn sse(mut frames: Vec<Frame>, guard: Option<InflightGuard>, done_marker: bool) 
     let stream = futures_util::stream::unfold((queue, guard), |(mut queue, guard)| async move {
         loop {
             match queue.pop_front()? {
-                Frame::Bytes(bytes) => return Some((Ok(bytes), (queue, guard))),
+                Frame::Bytes(bytes) => {
+                    // The last bytes end the completion: its slot is free before the client can
+                    // read them and send the next request (a real upstream is done by then too).
+                    let guard = if queue.is_empty() { None } else { guard };
+                    return Some((Ok(bytes), (queue, guard)));
+                }
                 Frame::Repeat { bytes, count, gap } => {
                     if count > 1 {
                         queue.push_front(Frame::Repeat {

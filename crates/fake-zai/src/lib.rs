@@ -323,6 +323,12 @@ impl FakeZai {
         self.shared.in_flight(user_id)
     }
 
+    /// The most completions `user_id` ever had streaming at once (the per-account concurrency a
+    /// gateway cluster actually put on upstream).
+    pub fn peak_in_flight(&self, user_id: &str) -> usize {
+        self.shared.peak_in_flight(user_id)
+    }
+
     /// Completions that passed every HTTP-level check and started streaming.
     pub fn completions_started(&self) -> u64 {
         self.shared

@@ -78,6 +78,8 @@ pub struct Shared {
     chats: Mutex<Chats>,
     uploads: Mutex<Uploads>,
     inflight: Mutex<HashMap<String, usize>>,
+    /// The most completions each account had streaming at once (never reset).
+    peak_inflight: Mutex<HashMap<String, usize>>,
     faults: Mutex<HashMap<String, TokenFault>>,
     requests: Mutex<VecDeque<RecordedRequest>>,
     captcha: Mutex<CaptchaBook>,
@@ -563,6 +565,11 @@ impl Shared {
         lock(&self.inflight).get(user_id).copied().unwrap_or(0)
     }
 
+    /// The most completions `user_id` ever had streaming at once.
+    pub fn peak_in_flight(&self, user_id: &str) -> usize {
+        lock(&self.peak_inflight).get(user_id).copied().unwrap_or(0)
+    }
+
     /// Counts one more in-flight completion for `user_id`, unless `limit` is already reached.
     pub fn try_acquire(
         self: &Arc<Self>,
@@ -576,6 +583,10 @@ impl Shared {
         }
         let count = inflight.entry(user_id.to_owned()).or_insert(0);
         *count += 1;
+        let now = *count;
+        let mut peak = lock(&self.peak_inflight);
+        let top = peak.entry(user_id.to_owned()).or_insert(0);
+        *top = (*top).max(now);
         self.completions_started.fetch_add(1, Ordering::Relaxed);
         Some(InflightGuard {
             shared: Arc::clone(self),

@@ -56,6 +56,10 @@ pub mod defaults {
     /// See [`crate::tools::ToolStrategy::Prompt`] for why prompting is the default.
     pub const TOOL_STRATEGY: &str = "prompt";
     pub const TOOL_STRATEGY_OVERRIDES: &str = "";
+    pub const STATE_PREFIX: &str = "zai2api:";
+    /// Milliseconds a request waits for a token slot when every token is at its cap.
+    pub const LEASE_WAIT_MS: u64 = 2000;
+    pub const STATE_LEASE_TTL_SECS: u64 = 30;
 }
 
 /// A setting that could not be used. Its `Display` is one line naming the variable; secret values
@@ -162,6 +166,22 @@ pub struct Config {
     /// `REASONING_EFFORT`: effort sent to models that take one when the request names none
     /// (`minimal`…`max`); unset leaves upstream's default.
     pub reasoning_effort: Option<crate::upstream::ReasoningEffort>,
+    /// `STATE_URL`: `redis://…` shares the pool between instances; `None` keeps the embedded
+    /// state (the file under `ZAI2API_STATE_DIR`). Secret: it may carry a password.
+    pub state_url: Option<SecretString>,
+    /// `STATE_PREFIX`: the start of every shared key, so deployments can share one Redis.
+    pub state_prefix: String,
+    /// `STATE_LEASE_TTL`: how long a shared lease outlives an instance that stopped refreshing it
+    /// (one killed mid-stream); seconds in the env, at least 3.
+    pub state_lease_ttl: Duration,
+    /// `TOKEN_MAX_CONCURRENT`: in-flight chats per pool token across all instances (`None`:
+    /// unlimited; 0 in the env also means unlimited).
+    pub token_max_concurrent: Option<u32>,
+    /// `GUEST_MAX_CONCURRENT`: in-flight guest-session chats on this instance (`None`: unlimited).
+    pub guest_max_concurrent: Option<u32>,
+    /// `LEASE_WAIT`: how long a request waits for a free slot before failing over or answering
+    /// 429 (seconds in the env, fractions allowed).
+    pub lease_wait: Duration,
 }
 
 // The settings each lower module takes: they are defined down there and built here, so the
@@ -182,6 +202,27 @@ impl From<&Config> for crate::chat::service::ChatSettings {
                 wait: config.captcha_wait,
                 param_ttl: config.captcha_param_ttl,
             },
+            guest_max_concurrent: config.guest_max_concurrent,
+            lease_wait: config.lease_wait,
+        }
+    }
+}
+
+impl From<&Config> for crate::pool::LeaseSettings {
+    fn from(config: &Config) -> Self {
+        Self {
+            max_concurrent: config.token_max_concurrent,
+            wait: config.lease_wait,
+            ttl: config.state_lease_ttl,
+        }
+    }
+}
+
+impl From<&Config> for crate::state::StateSettings {
+    fn from(config: &Config) -> Self {
+        Self {
+            url: config.state_url.clone(),
+            prefix: config.state_prefix.clone(),
         }
     }
 }
@@ -265,6 +306,12 @@ impl fmt::Debug for Config {
             .field("tool_strategy_overrides", &self.tool_strategy_overrides)
             .field("upstream_profile", &self.upstream_profile)
             .field("reasoning_effort", &self.reasoning_effort)
+            .field("state_url", &redact(&self.state_url))
+            .field("state_prefix", &self.state_prefix)
+            .field("state_lease_ttl", &self.state_lease_ttl)
+            .field("token_max_concurrent", &self.token_max_concurrent)
+            .field("guest_max_concurrent", &self.guest_max_concurrent)
+            .field("lease_wait", &self.lease_wait)
             .finish()
     }
 }
@@ -518,7 +565,59 @@ impl Config {
 
         let upstream_profile = get("UPSTREAM_PROFILE").map(|p| PathBuf::from(p.trim()));
 
-        if !anonymous_mode && token.is_none() && token_pool.is_empty() {
+        let state_url = match get("STATE_URL") {
+            None => None,
+            Some(raw) => {
+                let raw = raw.trim();
+                if raw.starts_with("rediss://") {
+                    return Err(ConfigError::bare(
+                        "STATE_URL",
+                        "rediss:// (TLS) is not built in; reach Redis over a private network or a TLS tunnel with redis://",
+                    ));
+                }
+                if !raw.starts_with("redis://") {
+                    // The value may hold a password: not shown.
+                    return Err(ConfigError::bare(
+                        "STATE_URL",
+                        "expected redis://[user:password@]host[:port][/db]",
+                    ));
+                }
+                Some(SecretString::from(raw.to_owned()))
+            }
+        };
+        let state_prefix = get("STATE_PREFIX")
+            .map(|p| p.trim().to_owned())
+            .unwrap_or_else(|| defaults::STATE_PREFIX.to_owned());
+        let state_lease_ttl = Duration::from_secs(parse_u64(
+            &get,
+            "STATE_LEASE_TTL",
+            defaults::STATE_LEASE_TTL_SECS,
+            3,
+            "expected a whole number of seconds, at least 3",
+        )?);
+        let limit = |name: &str| -> Result<Option<u32>, ConfigError> {
+            let n = parse_u64(&get, name, 0, 0, "expected a whole number (0: unlimited)")?;
+            let n = u32::try_from(n)
+                .map_err(|_| ConfigError::value(name, &n.to_string(), "too large"))?;
+            Ok((n > 0).then_some(n))
+        };
+        let token_max_concurrent = limit("TOKEN_MAX_CONCURRENT")?;
+        let guest_max_concurrent = limit("GUEST_MAX_CONCURRENT")?;
+        let lease_wait = match get("LEASE_WAIT") {
+            None => Duration::from_millis(defaults::LEASE_WAIT_MS),
+            Some(raw) => match raw.trim().parse::<f64>() {
+                Ok(secs) if (0.0..=600.0).contains(&secs) => Duration::from_secs_f64(secs),
+                _ => {
+                    return Err(ConfigError::value(
+                        "LEASE_WAIT",
+                        &raw,
+                        "expected seconds from 0 to 600 (fractions allowed)",
+                    ));
+                }
+            },
+        };
+
+        if !anonymous_mode && token.is_none() && token_pool.is_empty() && state_url.is_none() {
             return Err(ConfigError::bare(
                 "ANONYMOUS_MODE",
                 "is false but neither TOKEN nor TOKEN_POOL is set; set a token or enable ANONYMOUS_MODE",
@@ -557,6 +656,12 @@ impl Config {
             tool_strategy_overrides,
             upstream_profile,
             reasoning_effort,
+            state_url,
+            state_prefix,
+            state_lease_ttl,
+            token_max_concurrent,
+            guest_max_concurrent,
+            lease_wait,
         })
     }
 }
@@ -983,11 +1088,61 @@ mod tests {
             "CAPTCHA_PROVIDER",
             "CAPTCHA_WAIT",
             "CAPTCHA_PARAM_TTL",
+            "STATE_URL",
+            "STATE_PREFIX",
+            "STATE_LEASE_TTL",
+            "TOKEN_MAX_CONCURRENT",
+            "GUEST_MAX_CONCURRENT",
+            "LEASE_WAIT",
         ] {
             assert!(
                 pairs.iter().any(|(k, _)| k == name),
                 "{name} missing from .env.example"
             );
+        }
+    }
+
+    #[test]
+    fn shared_state_and_lease_settings() {
+        let c = cfg(&[]).unwrap();
+        assert!(c.state_url.is_none());
+        assert_eq!(c.state_prefix, "zai2api:");
+        assert_eq!(c.state_lease_ttl, Duration::from_secs(30));
+        assert_eq!(
+            (c.token_max_concurrent, c.guest_max_concurrent),
+            (None, None)
+        );
+        assert_eq!(c.lease_wait, Duration::from_secs(2));
+        let c = cfg(&[
+            ("STATE_URL", "redis://:pw@10.0.0.5:6380/2"),
+            ("STATE_PREFIX", "blue:"),
+            ("STATE_LEASE_TTL", "5"),
+            ("TOKEN_MAX_CONCURRENT", "1"),
+            ("GUEST_MAX_CONCURRENT", "0"),
+            ("LEASE_WAIT", "0.25"),
+            ("ANONYMOUS_MODE", "false"),
+        ])
+        .unwrap();
+        assert!(!format!("{c:?}").contains("pw@"), "the URL is a secret");
+        let leases = crate::pool::LeaseSettings::from(&c);
+        assert_eq!(leases.max_concurrent, Some(1));
+        assert_eq!(leases.wait, Duration::from_millis(250));
+        assert_eq!(leases.ttl, Duration::from_secs(5));
+        assert_eq!(c.guest_max_concurrent, None, "0 is unlimited");
+        let state = crate::state::StateSettings::from(&c);
+        assert_eq!(state.prefix, "blue:");
+        assert!(state.url.is_some());
+        // A shared store may hold the tokens, so no TOKEN is needed without guest mode.
+        for (name, value, expected) in [
+            ("STATE_URL", "http://:pw@host/", "redis://"),
+            ("STATE_URL", "rediss://:pw@host/", "TLS"),
+            ("STATE_LEASE_TTL", "1", "at least 3"),
+            ("TOKEN_MAX_CONCURRENT", "-1", "whole number"),
+            ("LEASE_WAIT", "soon", "seconds from 0 to 600"),
+        ] {
+            let err = cfg(&[(name, value)]).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains(expected), "{err}");
+            assert!(!err.contains("pw@"), "{err}");
         }
     }
 

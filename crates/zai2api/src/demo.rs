@@ -175,7 +175,9 @@ pub async fn run(args: DemoArgs, out: &mut impl Write) -> Result<(), DemoError> 
         state_dir.path(),
     )
     .map_err(DemoError)?;
-    let state = crate::http::build_state(config).await.map_err(DemoError)?;
+    let state = crate::http::build_state(config)
+        .await
+        .map_err(|e| DemoError(e.to_string()))?;
 
     let origin = format!("http://127.0.0.1:{port}");
     let banner = Banner {

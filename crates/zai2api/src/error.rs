@@ -314,6 +314,10 @@ pub enum AppError {
     ImageUploadNeedsLogin,
     #[error("no logged-in upstream token is available right now")]
     NoUpstreamToken { retry_after_secs: Option<u64> },
+    /// Every usable credential was at its concurrency cap (TOKEN_MAX_CONCURRENT,
+    /// GUEST_MAX_CONCURRENT) for all of LEASE_WAIT.
+    #[error("every upstream account is busy")]
+    CredentialsBusy { retry_after_secs: u64 },
     #[error("upstream error: {0}")]
     Upstream(#[from] UpstreamError),
     #[error("internal error")]
@@ -346,7 +350,9 @@ impl AppError {
                 StatusCode::BAD_REQUEST
             }
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::TooManyLoginAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyLoginAttempts { .. } | Self::CredentialsBusy { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::PoolChangeNeedsAuth => StatusCode::FORBIDDEN,
             Self::ModelNotFound { .. }
             | Self::RouteNotFound
@@ -380,6 +386,7 @@ impl AppError {
             Self::ConversationBusy => "conversation_busy",
             Self::ImageUploadNeedsLogin => "image_upload_requires_login",
             Self::NoUpstreamToken { .. } => "no_upstream_token",
+            Self::CredentialsBusy { .. } => "upstream_accounts_busy",
             Self::Upstream(e) => e.kind.code(),
             Self::Internal(_) => "internal_error",
         }
@@ -402,7 +409,9 @@ impl AppError {
             | Self::MethodNotAllowed
             | Self::ConversationBusy
             | Self::ImageUploadNeedsLogin => "client",
-            Self::Upstream(_) | Self::NoUpstreamToken { .. } => "upstream",
+            Self::Upstream(_) | Self::NoUpstreamToken { .. } | Self::CredentialsBusy { .. } => {
+                "upstream"
+            }
             Self::Internal(_) => "internal",
         }
     }
@@ -412,7 +421,8 @@ impl AppError {
         match self {
             Self::Upstream(e) if e.kind == UpstreamErrorKind::ConcurrencyLimit => Some(5),
             Self::NoUpstreamToken { retry_after_secs } => Some(retry_after_secs.unwrap_or(60)),
-            Self::TooManyLoginAttempts { retry_after_secs } => Some(*retry_after_secs),
+            Self::TooManyLoginAttempts { retry_after_secs }
+            | Self::CredentialsBusy { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         }
     }
@@ -430,6 +440,10 @@ impl AppError {
                     "Every logged-in upstream token is resting after failures or was just refused. {when}"
                 )
             }
+            Self::CredentialsBusy { retry_after_secs } => format!(
+                "Every upstream account is serving as many chats as it may at once \
+                 (TOKEN_MAX_CONCURRENT / GUEST_MAX_CONCURRENT); try again in about {retry_after_secs} s."
+            ),
             // Internal details stay in the log.
             Self::Internal(_) => "The gateway hit an internal error.".to_owned(),
             other => other.to_string(),
@@ -451,7 +465,7 @@ impl AppError {
             | Self::ImageUploadNeedsLogin => "invalid_request_error",
             Self::Unauthorized => "authentication_error",
             Self::PoolChangeNeedsAuth => "permission_error",
-            Self::TooManyLoginAttempts { .. } => "rate_limit_error",
+            Self::TooManyLoginAttempts { .. } | Self::CredentialsBusy { .. } => "rate_limit_error",
             Self::Upstream(e) if e.kind == UpstreamErrorKind::ConcurrencyLimit => {
                 "rate_limit_error"
             }

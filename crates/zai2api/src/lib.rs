@@ -26,6 +26,7 @@ pub mod pool;
 pub mod semantic;
 pub mod serve;
 pub mod stage;
+pub mod state;
 pub mod stats;
 pub mod text;
 pub mod tools;

@@ -121,7 +121,10 @@ async fn serve() -> ExitCode {
         Ok(state) => state,
         Err(e) => {
             eprintln!("zai2api: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(match e {
+                zai2api::http::StartError::Config(_) => 2,
+                zai2api::http::StartError::Unavailable(_) => 1,
+            });
         }
     };
     let listener = match zai2api::serve::bind(addr.0, addr.1).await {

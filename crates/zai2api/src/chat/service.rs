@@ -11,7 +11,10 @@
 //!   calls in all. After that point errors travel in-stream.
 //! - Credentials: pool tokens round-robin; when none is usable (all resting, all tried, or the pool
 //!   is empty) a guest session if ANONYMOUS_MODE allows it, else a 503 that says when a token
-//!   comes back. The pool lease lives as long as the reply stream, so in-flight counts are true.
+//!   comes back. A token at TOKEN_MAX_CONCURRENT (a guest session at GUEST_MAX_CONCURRENT) is
+//!   waited for up to LEASE_WAIT; when every credential stayed busy the answer is a 429 with
+//!   `Retry-After`. The pool lease (or guest slot) lives as long as the reply stream, so in-flight
+//!   counts are true and a finished, failed or abandoned stream always gives its slot back.
 //! - The event stream is lazy: upstream bytes are read only when the renderer asks for the next
 //!   event, so a slow client slows its own upstream read and a client that goes away drops the
 //!   upstream connection with it (rule 8).
@@ -35,12 +38,13 @@ use super::upstream_turn::{self, HistoryPlan};
 use super::{ChatRequest, ReasoningEffort, Role};
 use crate::error::{AppError, CredentialKind, UpstreamError, UpstreamErrorKind};
 use crate::models::{ModelCatalogue, ResolvedModel};
-use crate::pool::{Lease, TokenId, TokenPool};
+use crate::pool::{Lease, NoLease, TokenId, TokenPool};
 use crate::semantic::{Semantic, SemanticStream};
 use crate::tools::{self, StrategyOverrides, ToolSetup, ToolStrategy};
 use crate::upstream::client::UpstreamClient;
 use crate::upstream::profile::HistoryStrategy;
 use crate::upstream::session::Credential;
+use crate::upstream::transport::ByteStream;
 use crate::upstream::{Continuation, TurnIds};
 
 /// Upstream completion calls one client request may make before its first byte (failover bound).
@@ -79,6 +83,44 @@ pub struct ChatSettings {
     pub conversation_idle: std::time::Duration,
     /// Where captcha params come from when upstream asks for one.
     pub captcha: CaptchaSettings,
+    /// `GUEST_MAX_CONCURRENT`: guest-session chats in flight at once (`None`: unlimited).
+    pub guest_max_concurrent: Option<u32>,
+    /// `LEASE_WAIT`: how long a request waits for a busy credential's slot.
+    pub lease_wait: std::time::Duration,
+}
+
+/// What a request holds on its credential while it streams: the pool token's lease, or a slot of
+/// the guest limit. The slot is free again once the reply stream is dropped and upstream's body
+/// has been read to its end (the body holds a share of it, see [`Held::tie`]).
+#[derive(Default)]
+struct Held {
+    lease: Option<Lease>,
+    guest: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
+}
+
+impl From<Lease> for Held {
+    fn from(lease: Lease) -> Self {
+        Self {
+            lease: Some(lease),
+            guest: None,
+        }
+    }
+}
+
+impl Held {
+    /// Ties a share of the slot to upstream's body: until the body is dropped (read off after
+    /// the reply ended, or abandoned with it) upstream is still serving this request.
+    fn tie(&self, bytes: ByteStream) -> ByteStream {
+        let lease = self.lease.as_ref().map(Lease::slot_hold);
+        let guest = self.guest.clone();
+        if lease.is_none() && guest.is_none() {
+            return bytes;
+        }
+        Box::pin(bytes.map(move |chunk| {
+            let _held = (&lease, &guest);
+            chunk
+        }))
+    }
 }
 
 impl ChatSettings {
@@ -99,6 +141,8 @@ pub struct ChatService {
     settings: ChatSettings,
     conversations: Arc<dyn ConversationIndex>,
     captcha: Arc<CaptchaSource>,
+    /// GUEST_MAX_CONCURRENT's slots (`None`: unlimited).
+    guest_slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl ChatService {
@@ -117,6 +161,9 @@ impl ChatService {
                 settings.conversation_idle,
             )),
             captcha: Arc::new(CaptchaSource::new(settings.captcha.clone())),
+            guest_slots: settings
+                .guest_max_concurrent
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize))),
             settings,
         }
     }
@@ -173,7 +220,7 @@ impl ChatService {
                 }
                 None => request,
             };
-            let (plan, credential, mut lease, guard) = match attempt {
+            let (plan, credential, mut held, guard) = match attempt {
                 Some(again) => again,
                 None => self
                     .next_attempt(&mut continuing, &model, &digests, strategy, &mut tried)
@@ -182,11 +229,11 @@ impl ChatService {
             };
             let continued = matches!(plan, HistoryPlan::Continue { .. });
             match self
-                .start_once(request, &model, &tools, &credential, &plan)
+                .start_once(request, &model, &tools, &credential, &plan, &held)
                 .await
             {
                 Ok((events, ids)) => {
-                    let token = lease.as_mut().map(|l| {
+                    let token = held.lease.as_mut().map(|l| {
                         l.record_success();
                         l.id().clone()
                     });
@@ -209,7 +256,7 @@ impl ChatService {
                     return Ok(StartedChat {
                         model: model.public_name.clone(),
                         prompt_text: crate::usage::prompt_text(request),
-                        events: hold_lease(events, lease, kind_of(&credential)),
+                        events: hold(events, held, kind_of(&credential)),
                         token,
                         conversation: Some(ids.chat_id),
                     });
@@ -230,7 +277,7 @@ impl ChatService {
                                 "upstream asked for a captcha; retrying with a supplied param"
                             );
                             captcha = Some(super::captcha::expose(&param));
-                            retry_with = Some((plan, credential, lease, guard));
+                            retry_with = Some((plan, credential, held, guard));
                         }
                         None => return Err(AppError::Upstream(e)),
                     }
@@ -241,8 +288,8 @@ impl ChatService {
                     if policy.invalidate_session {
                         self.upstream.invalidate(&credential).await;
                     }
-                    let pool_token = lease.is_some();
-                    if let Some(l) = lease.as_mut() {
+                    let pool_token = held.lease.is_some();
+                    if let Some(l) = held.lease.as_mut() {
                         l.record_failure(e.kind);
                         tried.push(l.id().clone());
                     }
@@ -284,7 +331,7 @@ impl ChatService {
         digests: &conversation::RequestDigests,
         strategy: HistoryStrategy,
         tried: &mut Vec<TokenId>,
-    ) -> Result<(HistoryPlan, Credential, Option<Lease>, Option<BusyGuard>), AppError> {
+    ) -> Result<(HistoryPlan, Credential, Held, Option<BusyGuard>), AppError> {
         let owner = match continuing.take() {
             Some((known, guard)) if known.model == model.upstream_id => {
                 match self.owner_credential(&known).await {
@@ -300,7 +347,7 @@ impl ChatService {
             _ => None,
         };
         Ok(match owner {
-            Some((known, guard, (credential, lease))) => (
+            Some((known, guard, (credential, held))) => (
                 HistoryPlan::Continue {
                     continuation: Continuation {
                         chat_id: known.chat_id.clone(),
@@ -309,29 +356,29 @@ impl ChatService {
                     resend_system: known.system_digest != digests.system,
                 },
                 credential,
-                lease,
+                held,
                 Some(guard),
             ),
             None => {
-                let (credential, lease) = self.acquire(tried).await?;
+                let (credential, held) = self.acquire(tried).await?;
                 let plan = match strategy {
                     HistoryStrategy::Messages => HistoryPlan::Messages,
                     HistoryStrategy::Flatten | HistoryStrategy::Continue => HistoryPlan::Flatten,
                 };
-                (plan, credential, lease, None)
+                (plan, credential, held, None)
             }
         })
     }
 
     /// The credential that owns a remembered upstream chat, if it can serve now: its pool token
     /// (not resting), or the guest session it was made with.
-    async fn owner_credential(&self, known: &Conversation) -> Option<(Credential, Option<Lease>)> {
+    async fn owner_credential(&self, known: &Conversation) -> Option<(Credential, Held)> {
         match &known.token {
             Some(id) => {
-                let mut lease = self.pool.lease_token(id)?;
+                let mut lease = self.pool.acquire_token(id).await?;
                 match self.upstream.user_credential(lease.token()).await {
                     Ok(credential) if credential.user_id == known.user_id => {
-                        Some((credential, Some(lease)))
+                        Some((credential, Held::from(lease)))
                     }
                     Ok(_) => None,
                     Err(e) => {
@@ -341,8 +388,9 @@ impl ChatService {
                 }
             }
             None if self.settings.anonymous_mode => {
+                let held = self.guest_slot().await.ok()?;
                 let credential = self.upstream.guest_credential().await.ok()?;
-                (credential.user_id == known.user_id).then_some((credential, None))
+                (credential.user_id == known.user_id).then_some((credential, held))
             }
             None => None,
         }
@@ -378,14 +426,17 @@ impl ChatService {
         }))
     }
 
-    /// The next credential: a pool token not yet tried, else a guest session if allowed.
-    async fn acquire(
-        &self,
-        tried: &mut Vec<TokenId>,
-    ) -> Result<(Credential, Option<Lease>), AppError> {
-        while let Some(mut lease) = self.pool.lease(tried) {
+    /// The next credential: a pool token not yet tried (waiting up to LEASE_WAIT when all are
+    /// busy), else a guest session if allowed, else a 429 when tokens were only busy.
+    async fn acquire(&self, tried: &mut Vec<TokenId>) -> Result<(Credential, Held), AppError> {
+        let busy = loop {
+            let mut lease = match self.pool.acquire(tried).await {
+                Ok(lease) => lease,
+                Err(NoLease::Busy) => break true,
+                Err(NoLease::Unavailable) => break false,
+            };
             match self.upstream.user_credential(lease.token()).await {
-                Ok(credential) => return Ok((credential, Some(lease))),
+                Ok(credential) => return Ok((credential, Held::from(lease))),
                 Err(e) => {
                     // The token could not even be resolved (upstream refused it): next one.
                     let e = e.met_by(CredentialKind::Token);
@@ -396,14 +447,43 @@ impl ChatService {
                     }
                 }
             }
-        }
+        };
         if self.settings.anonymous_mode {
+            let held = self.guest_slot().await?;
             let guest = self.upstream.guest_credential().await;
-            return Ok((guest.map_err(|e| e.met_by(CredentialKind::Guest))?, None));
+            return Ok((guest.map_err(|e| e.met_by(CredentialKind::Guest))?, held));
+        }
+        if busy {
+            return Err(self.busy());
         }
         Err(AppError::NoUpstreamToken {
             retry_after_secs: self.pool.next_available_in().map(|d| d.as_secs().max(1)),
         })
+    }
+
+    /// A slot of the guest limit, waiting up to LEASE_WAIT for one.
+    async fn guest_slot(&self) -> Result<Held, AppError> {
+        let Some(slots) = &self.guest_slots else {
+            return Ok(Held::default());
+        };
+        match tokio::time::timeout(self.settings.lease_wait, Arc::clone(slots).acquire_owned())
+            .await
+        {
+            Ok(Ok(permit)) => Ok(Held {
+                lease: None,
+                guest: Some(Arc::new(permit)),
+            }),
+            // The semaphore is never closed; a timeout means every slot stayed taken.
+            Ok(Err(_)) | Err(_) => Err(self.busy()),
+        }
+    }
+
+    /// The 429 for "every credential stayed busy": retry after about one LEASE_WAIT, the time
+    /// this request itself waited for a slot to free.
+    fn busy(&self) -> AppError {
+        AppError::CredentialsBusy {
+            retry_after_secs: self.pool.busy_retry_after().as_secs_f64().ceil() as u64,
+        }
     }
 
     /// One attempt: build, send, and read up to the first client-visible event.
@@ -414,6 +494,7 @@ impl ChatService {
         tools: &ToolSetup,
         credential: &Credential,
         plan: &HistoryPlan,
+        held: &Held,
     ) -> Result<(SemanticStream, TurnIds), AppError> {
         let chat = upstream_turn::build(
             &self.upstream,
@@ -427,6 +508,7 @@ impl ChatService {
         .await?;
         let stream_profile = self.upstream.profile().stream.clone();
         let (bytes, ids) = self.upstream.start_turn(credential, &chat).await?;
+        let bytes = held.tie(bytes);
         let mut events = crate::upstream::reply::semantic_stream(bytes, stream_profile);
         if request.thinking == Some(false) {
             // The client asked for no thinking; a model that always thinks (or ignores the switch)
@@ -465,15 +547,11 @@ fn kind_of(credential: &Credential) -> CredentialKind {
     }
 }
 
-/// Keeps the pool lease for as long as the reply streams (dropped with the stream), and names the
-/// credential in an in-stream error.
-fn hold_lease(
-    events: SemanticStream,
-    lease: Option<Lease>,
-    credential: CredentialKind,
-) -> SemanticStream {
+/// Keeps the pool lease or guest slot for as long as the reply streams (dropped with the stream),
+/// and names the credential in an in-stream error.
+fn hold(events: SemanticStream, held: Held, credential: CredentialKind) -> SemanticStream {
     Box::pin(events.map(move |event| {
-        let _held = &lease;
+        let _held = &held;
         match event {
             Semantic::Error(e) => Semantic::Error(e.met_by(credential)),
             other => other,

@@ -13,4 +13,4 @@ pub mod error_response;
 pub mod request_log;
 pub mod state;
 
-pub use state::{AppState, build_state};
+pub use state::{AppState, StartError, build_state};

@@ -55,16 +55,37 @@ impl AppState {
     }
 }
 
+/// Why the state could not be built: a setting the operator must change (exit 2), or a shared
+/// state store that does not answer (exit 1: the same settings may work once it is up).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
 /// Builds the shared state: the upstream client (the `UPSTREAM_PROFILE` file, else the built-in
-/// profile, watched for changes) and a catalogue backed by it. Nothing touches the network here;
-/// the model list is fetched on first use. An invalid profile file is an error.
-pub async fn build_state(config: Config) -> Result<AppState, String> {
+/// profile, watched for changes), the token pool on its state backend (STATE_URL) and a catalogue
+/// backed by them. Nothing touches upstream here; the model list is fetched on first use. An
+/// invalid profile file, or a shared state that does not answer, is an error.
+pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let upstream_settings = crate::upstream::UpstreamSettings::from(&config);
-    let upstream = Arc::new(crate::upstream::live::client_from_config(
-        &upstream_settings,
-    )?);
+    let upstream = Arc::new(
+        crate::upstream::live::client_from_config(&upstream_settings)
+            .map_err(StartError::Config)?,
+    );
     crate::upstream::live::watch(&upstream, &upstream_settings);
-    let pool = crate::pool::TokenPool::open(&crate::pool::PoolSettings::from(&config)).await?;
+    let backend = crate::state::Backend::connect(&crate::state::StateSettings::from(&config))
+        .await
+        .map_err(StartError::Unavailable)?;
+    let pool = crate::pool::TokenPool::open_with(
+        &crate::pool::PoolSettings::from(&config),
+        crate::pool::LeaseSettings::from(&config),
+        &backend,
+    )
+    .await
+    .map_err(StartError::Config)?;
     let models = Arc::new(ModelCatalogue::with_pool(
         upstream.clone(),
         pool.clone(),

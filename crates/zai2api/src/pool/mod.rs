@@ -1,7 +1,9 @@
-//! The token pool: logged-in upstream tokens shared round-robin, with health, cooldown and
-//! persistence. `health` holds the rest-and-trial rules, `lease` the RAII lease, `store` the file;
-//! this module owns the entries, the rotation, snapshots, additions and removals, and when the
-//! state is written.
+//! The token pool: logged-in upstream tokens shared round-robin, with health, cooldown,
+//! per-token concurrency leases and persistence. `health` holds the rest-and-trial rules, `lease`
+//! the RAII lease; where the state lives is the backend ([`crate::state::Backend`]): `store` is the
+//! embedded one (the JSON file, this process the only authority), `shared` the Redis one (every
+//! instance sees the same tokens, health and leases). This module owns the entries, the rotation,
+//! the lease limit and wait, snapshots, additions and removals, and when the state is written.
 //!
 //! Invariants:
 //! - A token that fails `failure_threshold` times in a row — counting only failures that are the
@@ -12,13 +14,22 @@
 //!   is counted once, when recorded. A lease dropped unresolved (the client went away) counts nothing.
 //! - The state is a `std::sync::Mutex` held only for short, non-async sections; the file is written
 //!   outside it. Writes are serialised and each writes a snapshot taken after the previous write, so
-//!   an older state never overwrites a newer one. Additions and removals are on disk before the call
-//!   returns; counters are written by a background task that coalesces bursts.
+//!   an older state never overwrites a newer one. Additions and removals are on disk (embedded) or
+//!   in the store (Redis; owed to it while it is away) before the call returns; embedded counters
+//!   are written by a background task that coalesces bursts.
+//! - `TOKEN_MAX_CONCURRENT` caps a token's leases (unset: unlimited). A token at its cap is
+//!   skipped like a tried one; when every usable token is at its cap, [`TokenPool::acquire`] waits
+//!   up to `LEASE_WAIT` for a slot, then reports [`NoLease::Busy`].
+//! - With the Redis backend the local entries are this instance's last known view of the shared
+//!   state, refreshed every [`SYNC_INTERVAL`]; the store decides admissions, slots and failure
+//!   counts. When it does not answer, the pool decides on the last known view (leases counted
+//!   locally) and owes the store the additions, removals and counts it missed (`shared`).
 //! - Tokens never leave this module except as [`Lease::token`] for the upstream request; everything
 //!   public (snapshots, ids, logs) carries only the keyed hash.
 
 pub mod health;
 pub mod lease;
+pub mod shared;
 pub mod store;
 
 use std::path::PathBuf;
@@ -34,8 +45,64 @@ use tokio::time::Instant;
 
 use crate::error::UpstreamErrorKind;
 use health::{Admission, Health, HealthRules};
-pub use lease::Lease;
+pub use lease::{Lease, SlotHold};
+use shared::{Acquired, Shared, SharedRecord, SharedToken};
 use store::{PoolFile, Store, StoredToken};
+
+/// How often an instance on the Redis backend refreshes its view and its leases.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often a waiting request looks again for a slot freed by another instance.
+const SHARED_POLL: Duration = Duration::from_millis(100);
+
+/// Per-token concurrency (`From<&Config>` is in `config.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseSettings {
+    /// TOKEN_MAX_CONCURRENT: leases one token may hold at once (`None`: unlimited).
+    pub max_concurrent: Option<u32>,
+    /// LEASE_WAIT: how long a request waits for a slot when every usable token is at its cap.
+    pub wait: Duration,
+    /// STATE_LEASE_TTL: how long a shared lease outlives a holder that stopped refreshing it.
+    pub ttl: Duration,
+}
+
+impl Default for LeaseSettings {
+    /// Unlimited (today's behaviour); the wait and expiry then only matter once a cap is set.
+    fn default() -> Self {
+        Self {
+            max_concurrent: None,
+            wait: Duration::from_secs(2),
+            ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why [`TokenPool::acquire`] gave no lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoLease {
+    /// No token may serve (all resting, all tried, or none in the pool).
+    Unavailable,
+    /// Usable tokens exist but every one was at TOKEN_MAX_CONCURRENT for all of LEASE_WAIT.
+    Busy,
+}
+
+/// What one pass over the tokens found.
+enum Pick {
+    Leased(Lease),
+    Busy,
+    None,
+}
+
+/// The shared store as `/token-pool/status` shows it (absent with the embedded backend).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SharedStateStatus {
+    pub backend: &'static str,
+    pub available: bool,
+    /// "shared state unavailable" while the store does not answer.
+    pub message: Option<&'static str>,
+    /// This instance's name in the cluster.
+    pub instance: String,
+}
 
 /// What the pool takes from the configuration (`From<&Config>` is in `config.rs`).
 #[derive(Debug, Clone)]
@@ -108,6 +175,12 @@ pub struct PoolSnapshot {
     pub disabled: usize,
     pub failure_threshold: u32,
     pub cooldown_secs: u64,
+    /// TOKEN_MAX_CONCURRENT, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<u32>,
+    /// The shared store, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_state: Option<SharedStateStatus>,
     pub tokens: Vec<TokenStatus>,
 }
 
@@ -129,7 +202,10 @@ struct Entry {
     health: Health,
     successes: u64,
     failures: u64,
+    /// This instance's leases.
     in_flight: u32,
+    /// Every instance's leases, as of the last refresh from the shared store.
+    shared_in_flight: u32,
     last_error: Option<&'static str>,
     last_error_detail: Option<String>,
 }
@@ -144,7 +220,12 @@ pub struct TokenPool {
     state: Mutex<State>,
     hash_secret: SecretString,
     rules: HealthRules,
+    limits: LeaseSettings,
     store: Option<Store>,
+    /// The Redis backend, when STATE_URL names one.
+    shared: Option<Arc<Shared>>,
+    /// Woken whenever a lease ends, for requests waiting for a slot.
+    released: tokio::sync::Notify,
     /// Serialises file writes (held across the blocking write, never across `state`).
     write_lock: tokio::sync::Mutex<()>,
     /// Wakes the background writer; shared with it so it can wait without keeping the pool alive.
@@ -165,6 +246,37 @@ pub fn split_tokens(text: &str) -> impl Iterator<Item = &str> {
         .filter(|t| !t.is_empty())
 }
 
+/// A rest end the shared store gives in Unix ms (0: none), as a local instant (`now` is
+/// `now_ms`); a rest already over maps to `now`, so the next admission is its trial.
+fn rest_end(until_ms: u64, now: Instant, now_ms: u64) -> Option<Instant> {
+    (until_ms > 0).then(|| now + Duration::from_millis(until_ms.saturating_sub(now_ms)))
+}
+
+/// A fresh hash secret: 32 random bytes in hex.
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// The stable code (a `&'static str`) of an error kind named in the shared store.
+fn error_code(code: &str) -> Option<&'static str> {
+    UpstreamErrorKind::ALL
+        .iter()
+        .map(|k| k.code())
+        .find(|c| *c == code)
+}
+
+impl Entry {
+    fn record(&self) -> SharedRecord {
+        SharedRecord {
+            token: self.token.expose_secret().to_owned(),
+            source: self.source,
+            added_at: self.added_at,
+        }
+    }
+}
+
 fn is_usable(token: &str) -> bool {
     !token.chars().any(|c| c.is_whitespace() || c.is_control()) && token.len() <= 8192
 }
@@ -174,6 +286,29 @@ impl TokenPool {
     /// file is an error, and is left untouched), merges TOKEN / TOKEN_POOL, writes the merged
     /// state, and starts the background writer.
     pub async fn open(settings: &PoolSettings) -> Result<Arc<TokenPool>, String> {
+        Self::open_with(
+            settings,
+            LeaseSettings::default(),
+            &crate::state::Backend::Embedded,
+        )
+        .await
+    }
+
+    /// Opens the pool on `backend` with lease limits: [`TokenPool::open`] for the embedded one;
+    /// for Redis, adopts (or founds) the cluster's hash secret, adds TOKEN / TOKEN_POOL, reads the
+    /// shared tokens and starts the refresh task. An unreachable store is an error.
+    pub async fn open_with(
+        settings: &PoolSettings,
+        limits: LeaseSettings,
+        backend: &crate::state::Backend,
+    ) -> Result<Arc<TokenPool>, String> {
+        let redis = match backend {
+            crate::state::Backend::Embedded => None,
+            crate::state::Backend::Redis(redis) => Some(Arc::clone(redis)),
+        };
+        if let Some(redis) = redis {
+            return Self::open_shared(settings, limits, Shared::new(redis, limits.ttl)).await;
+        }
         let store = Store::new(&settings.state_dir);
         let file = {
             let store = store.clone();
@@ -184,7 +319,9 @@ impl TokenPool {
             .await
             .map_err(|e| format!("cannot read the token pool state: {e}"))??
         };
-        let pool = Arc::new(Self::build(settings, file, Some(store)));
+        let mut pool = Self::build(settings, file, Some(store));
+        pool.limits = limits;
+        let pool = Arc::new(pool);
         pool.persist().await.map_err(|e| {
             format!(
                 "cannot write the token pool state in {}: {e}",
@@ -209,7 +346,157 @@ impl TokenPool {
 
     /// A pool without a state file (tests, and tools that must not write): TOKEN / TOKEN_POOL only.
     pub fn in_memory(settings: &PoolSettings) -> Arc<TokenPool> {
-        Arc::new(Self::build(settings, None, None))
+        Self::in_memory_with(settings, LeaseSettings::default())
+    }
+
+    /// [`TokenPool::in_memory`] with lease limits.
+    pub fn in_memory_with(settings: &PoolSettings, limits: LeaseSettings) -> Arc<TokenPool> {
+        let mut pool = Self::build(settings, None, None);
+        pool.limits = limits;
+        Arc::new(pool)
+    }
+
+    /// [`TokenPool::open_with`] on Redis: the cluster's secret, TOKEN / TOKEN_POOL added, the
+    /// shared tokens read, and the refresh task started.
+    async fn open_shared(
+        settings: &PoolSettings,
+        limits: LeaseSettings,
+        shared: Shared,
+    ) -> Result<Arc<TokenPool>, String> {
+        let fresh = random_secret();
+        let configured = settings.hash_secret.as_ref().map(|s| s.expose_secret());
+        let secret = shared.hash_secret(configured, &fresh).await?;
+        let mut cluster = settings.clone();
+        cluster.hash_secret = Some(SecretString::from(secret));
+        let mut pool = Self::build(&cluster, None, None);
+        pool.limits = limits;
+        let shared = Arc::new(shared);
+        pool.shared = Some(Arc::clone(&shared));
+        let pool = Arc::new(pool);
+        // TOKEN / TOKEN_POOL join the shared list (kept there if already present).
+        let env: Vec<(TokenId, SharedRecord)> = pool
+            .lock()
+            .entries
+            .iter()
+            .map(|e| (e.id.clone(), e.record()))
+            .collect();
+        for (id, record) in &env {
+            shared.add(id, record).await.ok_or(shared::LOST_AT_START)?;
+        }
+        let tokens = shared.load().await.ok_or(shared::LOST_AT_START)?;
+        pool.apply_shared(tokens);
+        let weak = Arc::downgrade(&pool);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SYNC_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(pool) = weak.upgrade() else { return };
+                pool.sync_shared().await;
+            }
+        });
+        Ok(pool)
+    }
+
+    /// One refresh from the shared store: seed it again if it lost its data, write what is
+    /// owed, refresh this instance's leases, then take the store's view of the tokens.
+    ///
+    /// The order keeps counts exact: a seed writes the last known shared counters (without what
+    /// this instance still owes, and only where no other instance seeded first), then every
+    /// instance adds what it owes, once.
+    pub async fn sync_shared(&self) {
+        let Some(shared) = self.shared.as_ref() else {
+            return;
+        };
+        let restore = match shared.has_secret().await {
+            None => return,
+            Some(true) => false,
+            Some(false) => {
+                let view = self.shared_view(shared);
+                tracing::warn!(
+                    tokens = view.len(),
+                    "the shared state lost its data (Redis restarted empty?); restoring it from this instance's last known state"
+                );
+                if shared
+                    .seed(self.hash_secret.expose_secret(), &view)
+                    .await
+                    .is_none()
+                {
+                    return;
+                }
+                true
+            }
+        };
+        if shared.settle().await.is_none() {
+            return;
+        }
+        // After a seed the leases this instance holds are put back, not only refreshed.
+        if shared.refresh_leases(restore).await.is_none() {
+            return;
+        }
+        if let Some(tokens) = shared.load().await {
+            self.apply_shared(tokens);
+        }
+    }
+
+    /// This instance's view of the tokens as the store last held it: its counters without what
+    /// this instance still owes the store.
+    fn shared_view(&self, shared: &Shared) -> Vec<SharedToken> {
+        let now = Instant::now();
+        let now_ms = crate::clock::unix_ms();
+        self.lock()
+            .entries
+            .iter()
+            .map(|e| SharedToken {
+                id: e.id.clone(),
+                record: e.record(),
+                consecutive: e.health.consecutive_failures(),
+                rest_until_ms: e.health.resting_until().map_or(0, |until| {
+                    now_ms
+                        + u64::try_from(until.saturating_duration_since(now).as_millis())
+                            .unwrap_or(0)
+                }),
+                successes: e.successes.saturating_sub(shared.owed_counts(&e.id).0),
+                failures: e.failures.saturating_sub(shared.owed_counts(&e.id).1),
+                last_error: None,
+                last_error_detail: None,
+                in_flight: e.in_flight,
+            })
+            .collect()
+    }
+
+    /// Replaces the local view with the store's: tokens added elsewhere appear, removed ones go,
+    /// health and counters are the store's. This instance's own lease counts stay.
+    fn apply_shared(&self, tokens: Vec<SharedToken>) {
+        let now = Instant::now();
+        let now_ms = crate::clock::unix_ms();
+        let mut state = self.lock();
+        let mut old: Vec<Entry> = std::mem::take(&mut state.entries);
+        let mut entries = Vec::with_capacity(tokens.len());
+        for t in tokens {
+            let mut entry = match old.iter().position(|e| e.id == t.id) {
+                Some(i) => old.swap_remove(i),
+                None => {
+                    tracing::info!(token = %t.id.masked(), "token joined from the shared state");
+                    let mut e = self.new_entry(&t.record.token, t.record.source, t.record.added_at);
+                    e.id = t.id.clone();
+                    e
+                }
+            };
+            let resting_until = rest_end(t.rest_until_ms, now, now_ms);
+            entry.health = Health::restored(t.consecutive, resting_until);
+            entry.source = t.record.source;
+            entry.successes = t.successes;
+            entry.failures = t.failures;
+            entry.shared_in_flight = t.in_flight;
+            entry.last_error = t.last_error.as_deref().and_then(error_code);
+            entry.last_error_detail = t.last_error_detail;
+            entries.push(entry);
+        }
+        state.entries = entries;
+        if state.cursor >= state.entries.len() {
+            state.cursor = 0;
+        }
     }
 
     fn build(settings: &PoolSettings, file: Option<PoolFile>, store: Option<Store>) -> Self {
@@ -222,11 +509,7 @@ impl TokenPool {
                     .map(|f| f.hash_secret.clone())
                     .filter(|s| !s.is_empty())
             })
-            .unwrap_or_else(|| {
-                let mut bytes = [0u8; 32];
-                rand::rng().fill_bytes(&mut bytes);
-                hex::encode(bytes)
-            });
+            .unwrap_or_else(random_secret);
         let mut pool = Self {
             state: Mutex::new(State {
                 entries: Vec::new(),
@@ -234,7 +517,10 @@ impl TokenPool {
             }),
             hash_secret: SecretString::from(hash_secret),
             rules: HealthRules::new(settings.failure_threshold, settings.cooldown),
+            limits: LeaseSettings::default(),
             store,
+            shared: None,
+            released: tokio::sync::Notify::new(),
             write_lock: tokio::sync::Mutex::new(()),
             dirty: Arc::new(tokio::sync::Notify::new()),
         };
@@ -269,6 +555,7 @@ impl TokenPool {
                 successes: stored.successes,
                 failures: stored.failures,
                 in_flight: 0,
+                shared_in_flight: 0,
                 last_error: None,
                 last_error_detail: None,
             });
@@ -296,6 +583,7 @@ impl TokenPool {
             successes: 0,
             failures: 0,
             in_flight: 0,
+            shared_in_flight: 0,
             last_error: None,
             last_error_detail: None,
         }
@@ -338,11 +626,21 @@ impl TokenPool {
             e.successes += 1;
             e.health.success();
         });
+        if let Some(shared) = self.shared_handle() {
+            let id = id.clone();
+            tokio::spawn(async move { shared.success(&id).await });
+        }
     }
 
     /// A lease's failure that is the token's fault (called once per lease, by [`Lease`]).
-    fn count_failure(&self, id: &TokenId, kind: UpstreamErrorKind, detail: Option<String>) {
+    fn count_failure(
+        self: &Arc<Self>,
+        id: &TokenId,
+        kind: UpstreamErrorKind,
+        detail: Option<String>,
+    ) {
         let rules = self.rules;
+        let shared_detail = detail.clone();
         self.with_entry(id, |e| {
             e.failures += 1;
             e.last_error = Some(kind.code());
@@ -356,41 +654,185 @@ impl TokenPool {
                 );
             }
         });
+        if let Some(shared) = self.shared_handle() {
+            // The store's count is the cluster's: the local entry takes its answer.
+            let pool = Arc::clone(self);
+            let id = id.clone();
+            tokio::spawn(async move {
+                let counted = shared
+                    .failure(
+                        &id,
+                        rules.threshold,
+                        rules.cooldown,
+                        kind.code(),
+                        shared_detail.as_deref(),
+                    )
+                    .await;
+                if let Some((consecutive, rest_until_ms, _)) = counted {
+                    let until = rest_end(rest_until_ms, Instant::now(), crate::clock::unix_ms());
+                    pool.with_entry(&id, |e| e.health = Health::restored(consecutive, until));
+                }
+            });
+        }
     }
 
-    /// A lease ended: its in-flight slot is free again.
-    fn release(&self, id: &TokenId) {
-        let mut state = self.lock();
-        if let Some(e) = state.entries.iter_mut().find(|e| &e.id == id) {
-            e.in_flight = e.in_flight.saturating_sub(1);
+    /// The shared store, when there is one and a runtime to talk to it from.
+    fn shared_handle(&self) -> Option<Arc<Shared>> {
+        let shared = self.shared.as_ref()?;
+        tokio::runtime::Handle::try_current().ok()?;
+        Some(Arc::clone(shared))
+    }
+
+    /// A lease ended: its in-flight slot is free again, here and in the shared store.
+    fn release(&self, id: &TokenId, slot: Option<String>) {
+        {
+            let mut state = self.lock();
+            if let Some(e) = state.entries.iter_mut().find(|e| &e.id == id) {
+                e.in_flight = e.in_flight.saturating_sub(1);
+            }
         }
+        if let (Some(slot), Some(shared)) = (slot, self.shared_handle()) {
+            // Waiters here look again within SHARED_POLL, so they need no wake-up for this.
+            let id = id.clone();
+            tokio::spawn(async move { shared.release(&id, &slot).await });
+        }
+        self.released.notify_waiters();
+    }
+
+    /// Whether a token with `in_flight` leases may take one more.
+    fn has_slot(&self, in_flight: u32) -> bool {
+        self.limits.max_concurrent.is_none_or(|max| in_flight < max)
     }
 
     /// The next usable token round-robin, skipping `tried`; `None` if none is available. A token
-    /// whose rest is over gets one trial (one more failure sends it back to rest).
+    /// whose rest is over gets one trial (one more failure sends it back to rest). Decided on
+    /// this instance's view only: [`TokenPool::acquire`] is the way requests take leases.
     pub fn lease(self: &Arc<Self>, tried: &[TokenId]) -> Option<Lease> {
+        match self.pick_local(tried) {
+            Pick::Leased(lease) => Some(lease),
+            Pick::Busy | Pick::None => None,
+        }
+    }
+
+    fn pick_local(self: &Arc<Self>, tried: &[TokenId]) -> Pick {
         let now = Instant::now();
         let mut state = self.lock();
         let n = state.entries.len();
+        let mut busy = false;
         for step in 0..n {
             let index = (state.cursor + step) % n;
             let e = &mut state.entries[index];
-            if tried.contains(&e.id) {
+            if tried.contains(&e.id) || e.health.is_resting(now) {
                 continue;
             }
-            match e.health.admit(self.rules, now) {
-                Admission::Resting => continue,
-                Admission::Trial => {
-                    tracing::info!(token = %e.id.masked(), "token rested long enough; trying it again");
-                }
-                Admission::Ready => {}
+            if !self.has_slot(e.in_flight) {
+                busy = true;
+                continue;
+            }
+            if e.health.admit(self.rules, now) == Admission::Trial {
+                tracing::info!(token = %e.id.masked(), "token rested long enough; trying it again");
             }
             e.in_flight += 1;
-            let lease = Lease::new(Arc::clone(self), e.id.clone(), e.token.clone());
+            let lease = Lease::new(Arc::clone(self), e.id.clone(), e.token.clone(), None);
             state.cursor = (index + 1) % n;
-            return Some(lease);
+            return Pick::Leased(lease);
         }
-        None
+        if busy { Pick::Busy } else { Pick::None }
+    }
+
+    /// A lease for a request: the next usable token with a free slot (round-robin, skipping
+    /// `tried`); when every usable token is at TOKEN_MAX_CONCURRENT, waits up to LEASE_WAIT for
+    /// a slot. With a shared store the store decides (the cap is cluster-wide), unless it does
+    /// not answer: then this instance's view does.
+    pub async fn acquire(self: &Arc<Self>, tried: &[TokenId]) -> Result<Lease, NoLease> {
+        let deadline = Instant::now() + self.limits.wait;
+        loop {
+            // Registered before looking, so a release in between is not missed.
+            let released = self.released.notified();
+            let pick = match &self.shared {
+                Some(shared) if shared.is_available() => self.pick_shared(shared, tried).await,
+                _ => self.pick_local(tried),
+            };
+            match pick {
+                Pick::Leased(lease) => return Ok(lease),
+                Pick::None => return Err(NoLease::Unavailable),
+                Pick::Busy => {}
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(NoLease::Busy);
+            }
+            let mut wait = deadline - now;
+            if self.shared.is_some() {
+                // Slots freed by other instances wake nobody here: look again soon.
+                wait = wait.min(SHARED_POLL);
+            }
+            let _ = tokio::time::timeout(wait, released).await;
+        }
+    }
+
+    /// One pass over the tokens through the shared store's acquire script.
+    async fn pick_shared(self: &Arc<Self>, shared: &Arc<Shared>, tried: &[TokenId]) -> Pick {
+        // Round-robin from the cursor, without the tried and the (locally known) resting ones.
+        let candidates: Vec<TokenId> = {
+            let now = Instant::now();
+            let state = self.lock();
+            let n = state.entries.len();
+            (0..n)
+                .map(|step| &state.entries[(state.cursor + step) % n])
+                .filter(|e| !tried.contains(&e.id) && !e.health.is_resting(now))
+                .map(|e| e.id.clone())
+                .collect()
+        };
+        let max = self.limits.max_concurrent.unwrap_or(0);
+        let mut busy = false;
+        for id in candidates {
+            let Some((decided, slot)) = shared.acquire(&id, max, self.rules.threshold).await else {
+                // The store went away mid-pass: decide on the local view.
+                return self.pick_local(tried);
+            };
+            match decided {
+                Acquired::Slot { trial } => {
+                    if let Some(lease) = self.claim(shared, &id, trial, slot, true).await {
+                        return Pick::Leased(lease);
+                    }
+                }
+                Acquired::Busy => busy = true,
+                Acquired::Resting { until_ms } => {
+                    let until = rest_end(until_ms, Instant::now(), crate::clock::unix_ms());
+                    self.with_entry(&id, |e| {
+                        e.health = Health::restored(e.health.consecutive_failures(), until);
+                    });
+                }
+                Acquired::Gone => {}
+            }
+        }
+        if busy { Pick::Busy } else { Pick::None }
+    }
+
+    /// Records a slot the shared store granted on `id`: the lease, or `None` when the token left
+    /// the pool meanwhile.
+    fn take_granted(
+        self: &Arc<Self>,
+        id: &TokenId,
+        trial: bool,
+        slot: Option<String>,
+        rotate: bool,
+    ) -> Option<Lease> {
+        let mut state = self.lock();
+        let n = state.entries.len();
+        let index = state.entries.iter().position(|e| &e.id == id)?;
+        let e = &mut state.entries[index];
+        if trial {
+            tracing::info!(token = %e.id.masked(), "token rested long enough; trying it again");
+            e.health = Health::restored(self.rules.threshold.saturating_sub(1), None);
+        }
+        e.in_flight += 1;
+        let lease = Lease::new(Arc::clone(self), e.id.clone(), e.token.clone(), slot);
+        if rotate {
+            state.cursor = (index + 1) % n;
+        }
+        Some(lease)
     }
 
     /// A lease of one particular token (a conversation's owner), if it is usable now. The
@@ -399,11 +841,60 @@ impl TokenPool {
         let now = Instant::now();
         let mut state = self.lock();
         let e = state.entries.iter_mut().find(|e| &e.id == id)?;
-        if e.health.admit(self.rules, now) == Admission::Resting {
+        if e.health.is_resting(now) || !self.has_slot(e.in_flight) {
             return None;
         }
+        e.health.admit(self.rules, now);
         e.in_flight += 1;
-        Some(Lease::new(Arc::clone(self), e.id.clone(), e.token.clone()))
+        Some(Lease::new(
+            Arc::clone(self),
+            e.id.clone(),
+            e.token.clone(),
+            None,
+        ))
+    }
+
+    /// [`TokenPool::lease_token`] through the shared store when there is one. No waiting: a
+    /// conversation whose owner is busy starts over on another token.
+    pub async fn acquire_token(self: &Arc<Self>, id: &TokenId) -> Option<Lease> {
+        let Some(shared) = self.shared.as_ref().filter(|s| s.is_available()) else {
+            return self.lease_token(id);
+        };
+        if !self.lock().entries.iter().any(|e| &e.id == id) {
+            return None;
+        }
+        let max = self.limits.max_concurrent.unwrap_or(0);
+        match shared.acquire(id, max, self.rules.threshold).await {
+            None => self.lease_token(id),
+            Some((Acquired::Slot { trial }, slot)) => {
+                self.claim(shared, id, trial, slot, false).await
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// Turns a slot the store granted into a lease; a token that left the pool meanwhile gives
+    /// its slot straight back.
+    async fn claim(
+        self: &Arc<Self>,
+        shared: &Shared,
+        id: &TokenId,
+        trial: bool,
+        slot: Option<String>,
+        rotate: bool,
+    ) -> Option<Lease> {
+        let lease = self.take_granted(id, trial, slot.clone(), rotate);
+        if lease.is_none() {
+            if let Some(slot) = slot {
+                shared.release(id, &slot).await;
+            }
+        }
+        lease
+    }
+
+    /// How long a request should wait before trying again when every token was busy.
+    pub fn busy_retry_after(&self) -> Duration {
+        self.limits.wait.max(Duration::from_secs(1))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -450,7 +941,13 @@ impl TokenPool {
                     successes: e.successes,
                     failures: e.failures,
                     consecutive_failures: e.health.consecutive_failures(),
-                    in_flight: e.in_flight,
+                    // With a shared store: every instance's leases as of the last refresh
+                    // (this instance's own are counted at once).
+                    in_flight: if self.shared.is_some() {
+                        e.shared_in_flight.max(e.in_flight)
+                    } else {
+                        e.in_flight
+                    },
                     last_error: e.last_error,
                     last_error_detail: e.last_error_detail.clone(),
                     added_at: e.added_at,
@@ -464,6 +961,16 @@ impl TokenPool {
             disabled: tokens.len() - enabled,
             failure_threshold: self.rules.threshold,
             cooldown_secs: self.rules.cooldown.as_secs(),
+            max_concurrent: self.limits.max_concurrent,
+            shared_state: self.shared.as_ref().map(|shared| {
+                let available = shared.is_available();
+                SharedStateStatus {
+                    backend: "redis",
+                    available,
+                    message: (!available).then_some("shared state unavailable"),
+                    instance: shared.instance().to_owned(),
+                }
+            }),
             tokens,
         }
     }
@@ -471,6 +978,9 @@ impl TokenPool {
     /// Splits pasted text into tokens (comma or newline separated) and adds them as `Dashboard`
     /// tokens; persisted before returning.
     pub async fn add_pasted(&self, text: &str) -> AddReport {
+        if self.shared.is_some() {
+            return self.add_shared(text).await;
+        }
         let mut report = AddReport::default();
         {
             let now = crate::clock::unix_secs();
@@ -496,9 +1006,48 @@ impl TokenPool {
         report
     }
 
+    /// [`TokenPool::add_pasted`] on the shared store: a token is new when the store did not have
+    /// it; while the store does not answer it is added here and owed to the store.
+    async fn add_shared(&self, text: &str) -> AddReport {
+        let mut report = AddReport::default();
+        let Some(shared) = self.shared.clone() else {
+            return report;
+        };
+        self.sync_shared().await;
+        let now = crate::clock::unix_secs();
+        for token in split_tokens(text) {
+            if !is_usable(token) {
+                report.invalid += 1;
+                continue;
+            }
+            let entry = self.new_entry(token, Source::Dashboard, now);
+            let known_here = self.lock().entries.iter().any(|e| e.id == entry.id);
+            if known_here || report.added.contains(&entry.id) {
+                report.duplicates += 1;
+                continue;
+            }
+            let record = entry.record();
+            match shared.add(&entry.id, &record).await {
+                Some(false) => {
+                    report.duplicates += 1;
+                    continue;
+                }
+                Some(true) => {}
+                None => shared.owe_added(entry.id.clone(), record),
+            }
+            tracing::info!(token = %entry.id.masked(), "token added to the pool");
+            report.added.push(entry.id.clone());
+            self.lock().entries.push(entry);
+        }
+        report
+    }
+
     /// Removes a token by its `token_id` (full, or the masked `token:xxxxxxxx` form when that is
     /// unambiguous); persisted before returning. Requests already using it finish normally.
     pub async fn remove(&self, token_id: &str) -> bool {
+        if self.shared.is_some() {
+            self.sync_shared().await;
+        }
         let wanted = token_id.trim().trim_start_matches("token:");
         let removed = {
             let mut state = self.lock();
@@ -525,15 +1074,20 @@ impl TokenPool {
                     if state.cursor > *index {
                         state.cursor -= 1;
                     }
-                    true
+                    Some(e.id)
                 }
-                _ => false,
+                _ => None,
             }
         };
-        if removed {
+        if let (Some(id), Some(shared)) = (&removed, &self.shared) {
+            if shared.remove(id).await.is_none() {
+                shared.owe_removed(id.clone());
+            }
+        }
+        if removed.is_some() {
             self.persist_logged().await;
         }
-        removed
+        removed.is_some()
     }
 
     async fn persist_logged(&self) {
@@ -771,5 +1325,96 @@ mod tests {
             .unwrap();
         assert!(err.contains("token_pool.json"), "{err}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "not json");
+    }
+
+    fn capped(tokens: &str, max: u32) -> Arc<TokenPool> {
+        let tokens: Vec<&str> = split_tokens(tokens).collect();
+        TokenPool::in_memory_with(
+            &settings(&tokens, Some("k"), std::path::Path::new(".")),
+            LeaseSettings {
+                max_concurrent: Some(max),
+                wait: Duration::from_secs(2),
+                ttl: Duration::from_secs(30),
+            },
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_at_its_cap_is_skipped_then_the_wait_ends_busy() {
+        let p = capped("a,b", 1);
+        let first = p.acquire(&[]).await.unwrap();
+        let second = p.acquire(&[]).await.unwrap();
+        assert_ne!(first.id(), second.id(), "the busy token is skipped");
+        let started = Instant::now();
+        assert_eq!(p.acquire(&[]).await.err(), Some(NoLease::Busy));
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(2),
+            "waited LEASE_WAIT"
+        );
+        assert_eq!(p.busy_retry_after(), Duration::from_secs(2));
+        // Tried tokens are not waited for: only busy untried ones are.
+        let both = [first.id().clone(), second.id().clone()];
+        assert_eq!(p.acquire(&both).await.err(), Some(NoLease::Unavailable));
+        assert_eq!(p.snapshot().tokens[0].in_flight, 1);
+        assert_eq!(p.snapshot().max_concurrent, Some(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_freed_slot_goes_to_the_waiting_request() {
+        let p = capped("a", 1);
+        let held = p.acquire(&[]).await.unwrap();
+        let waiter = {
+            let p = Arc::clone(&p);
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let lease = p.acquire(&[]).await;
+                (lease.is_ok(), started.elapsed())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        drop(held);
+        let (got, waited) = waiter.await.unwrap();
+        assert!(got);
+        assert_eq!(waited, Duration::from_millis(500));
+        // The conversation owner's lease respects the cap too, without waiting.
+        let again = p.acquire(&[]).await.unwrap();
+        assert!(p.lease_token(again.id()).is_none());
+        let id = again.id().clone();
+        drop(again);
+        assert!(p.acquire_token(&id).await.is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resting_tokens_are_unavailable_not_busy() {
+        let p = capped("a", 1);
+        for _ in 0..2 {
+            let mut l = p.acquire(&[]).await.unwrap();
+            l.record_failure(UpstreamErrorKind::TokenInvalid);
+        }
+        let started = Instant::now();
+        assert_eq!(p.acquire(&[]).await.err(), Some(NoLease::Unavailable));
+        assert_eq!(started.elapsed(), Duration::ZERO, "nothing to wait for");
+        // A busy token's rest being over does not spend its trial until a slot is free.
+        tokio::time::advance(Duration::from_secs(61)).await;
+        let trial = p.acquire(&[]).await.unwrap();
+        assert_eq!(p.snapshot().tokens[0].consecutive_failures, 1);
+        drop(trial);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unlimited_by_default() {
+        let p = pool("a");
+        let leases: Vec<Lease> = {
+            let mut v = Vec::new();
+            for _ in 0..50 {
+                v.push(p.acquire(&[]).await.unwrap());
+            }
+            v
+        };
+        assert_eq!(p.snapshot().tokens[0].in_flight, 50);
+        assert_eq!(p.snapshot().max_concurrent, None);
+        drop(leases);
+        assert_eq!(p.snapshot().tokens[0].in_flight, 0);
     }
 }

@@ -221,6 +221,9 @@ pub struct PoolSummary {
     pub total: usize,
     pub enabled: usize,
     pub disabled: usize,
+    /// With a shared store (STATE_URL): `available` or `unavailable`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_state: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -250,6 +253,13 @@ pub fn status_report(state: &AppState) -> StatusReport {
             total: pool.total,
             enabled: pool.enabled,
             disabled: pool.disabled,
+            shared_state: pool.shared_state.as_ref().map(|s| {
+                if s.available {
+                    "available"
+                } else {
+                    "unavailable"
+                }
+            }),
         },
         requests: RequestSummary {
             total: state.stats.total(),
@@ -312,6 +322,11 @@ fn render_status(report: &StatusReport) -> String {
             "{} tokens · {} enabled · {} resting",
             pool.total, pool.enabled, pool.disabled
         )
+    };
+    let pool_text = if pool.shared_state == Some("unavailable") {
+        format!("{pool_text} · shared state unavailable")
+    } else {
+        pool_text
     };
     STATUS_HTML
         .replace("{{version}}", &escape(report.version))

@@ -4,28 +4,16 @@
 //! updates the pool's counters, which the background writer persists while we kill the process at
 //! random moments.
 
-#![expect(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code fails loudly"
-)]
+#![expect(clippy::expect_used, reason = "test code fails loudly")]
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::common::{free_port, wait_healthy};
 use fake_zai::{FakeConfig, FakeZai};
 use rand::Rng;
 
 const TOKENS: [&str; 4] = ["crash-a", "crash-b", "crash-c", "crash-d"];
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn spawn(fake: &FakeZai, state_dir: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_zai2api"))
@@ -41,21 +29,6 @@ fn spawn(fake: &FakeZai, state_dir: &std::path::Path, port: u16) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("the gateway binary starts")
-}
-
-async fn wait_healthy(http: &reqwest::Client, port: u16) {
-    for _ in 0..200 {
-        if http
-            .get(format!("http://127.0.0.1:{port}/health"))
-            .send()
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("gateway did not come up");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

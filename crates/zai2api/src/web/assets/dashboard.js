@@ -169,6 +169,9 @@
     $('pool-summary').textContent = p.total
       ? `${fmt(p.total)} tokens · ${fmt(p.enabled)} enabled · ${fmt(p.disabled)} resting · rests ${formatDuration(p.cooldown_secs)} after ${p.failure_threshold} failures in a row`
       : 'empty — requests use guest sessions if ANONYMOUS_MODE allows';
+    if (p.shared_state && !p.shared_state.available) {
+      $('pool-summary').textContent += ' · shared state unavailable (serving on the last known state)';
+    }
     const now = Date.now();
     const rows = p.tokens.map((t) => {
       const armed = armedId === t.token_id;

@@ -6,6 +6,8 @@
     reason = "the harness fails loudly on what must be there"
 )]
 
+pub mod redis;
+
 use fake_zai::{FakeConfig, FakeZai};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -65,7 +67,10 @@ pub fn state_on(base: &str, models: &[u8], pairs: &[(&str, &str)]) -> AppState {
         Timeouts::default(),
     )
     .expect("upstream client");
-    let pool = zai2api::pool::TokenPool::in_memory(&zai2api::pool::PoolSettings::from(&config));
+    let pool = zai2api::pool::TokenPool::in_memory_with(
+        &zai2api::pool::PoolSettings::from(&config),
+        zai2api::pool::LeaseSettings::from(&config),
+    );
     AppState::new(
         Arc::new(config),
         Arc::new(upstream),
@@ -101,8 +106,21 @@ pub async fn pool_gateway_on(
     Gateway::start_with(fake, &env).await
 }
 
+/// A gateway and the fake-zai it talks to; reads through to the [`Instance`].
 pub struct Gateway {
     pub fake: FakeZai,
+    pub instance: Instance,
+}
+
+impl std::ops::Deref for Gateway {
+    type Target = Instance;
+    fn deref(&self) -> &Instance {
+        &self.instance
+    }
+}
+
+/// One gateway instance on its own port (several may share one fake-zai and one shared state).
+pub struct Instance {
     pub url: String,
     pub http: reqwest::Client,
     /// Held for its `Drop`: the gateway stops with this handle.
@@ -128,6 +146,22 @@ impl Gateway {
     }
 
     pub async fn start_with(fake: FakeZai, env: &[(&str, &str)]) -> Gateway {
+        let instance = Instance::start(&fake, env).await;
+        Gateway { fake, instance }
+    }
+
+    /// The body of the last completion call the fake received.
+    pub fn last_completion_body(&self) -> Value {
+        let sent = self.fake.requests_to("/api/v2/chat/completions");
+        sent.last()
+            .and_then(|r| r.json())
+            .expect("a completion with a JSON body was sent")
+    }
+}
+
+impl Instance {
+    /// A gateway in front of `fake`; `env` adds settings (BASE is set for you).
+    pub async fn start(fake: &FakeZai, env: &[(&str, &str)]) -> Instance {
         let base = fake.base_url();
         let state_dir = tempfile::tempdir().expect("temp dir");
         let state_path = state_dir
@@ -168,8 +202,7 @@ impl Gateway {
             )
             .await;
         }));
-        Gateway {
-            fake,
+        Instance {
             url: format!("http://{addr}"),
             http: reqwest::Client::new(),
             _server: server,
@@ -187,14 +220,6 @@ impl Gateway {
     }
 
     /// GET `path` and parse the JSON body.
-    /// The body of the last completion call the fake received.
-    pub fn last_completion_body(&self) -> Value {
-        let sent = self.fake.requests_to("/api/v2/chat/completions");
-        sent.last()
-            .and_then(|r| r.json())
-            .expect("a completion with a JSON body was sent")
-    }
-
     pub async fn get_json(&self, path: &str) -> Value {
         self.http
             .get(format!("{}{path}", self.url))
@@ -319,4 +344,28 @@ pub fn views(events: &[zai2api::semantic::Semantic]) -> (String, String) {
         }
     }
     (reasoning, answer)
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Waits until a gateway process answers `/health` on the loopback `port`.
+pub async fn wait_healthy(http: &reqwest::Client, port: u16) {
+    for _ in 0..400 {
+        if http
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("gateway did not come up");
 }
