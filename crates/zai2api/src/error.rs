@@ -35,10 +35,14 @@ pub enum UpstreamErrorKind {
     Connection,
     /// Upstream answered something we cannot read (bad status, bad JSON, missing fields).
     BadResponse,
+    /// Not upstream's doing: the gateway is shutting down and ended the stream after
+    /// `SHUTDOWN_GRACE` ([`crate::drain`]). Rendered like an upstream failure so each client format
+    /// ends the stream with its own error event; never counted as an upstream failure.
+    ShuttingDown,
 }
 
 impl UpstreamErrorKind {
-    pub const ALL: [UpstreamErrorKind; 11] = [
+    pub const ALL: [UpstreamErrorKind; 12] = [
         Self::Firewall,
         Self::OutdatedClient,
         Self::SignatureRejected,
@@ -50,6 +54,7 @@ impl UpstreamErrorKind {
         Self::Timeout,
         Self::Connection,
         Self::BadResponse,
+        Self::ShuttingDown,
     ];
 
     /// The stable machine-readable code clients see.
@@ -66,6 +71,7 @@ impl UpstreamErrorKind {
             Self::Timeout => "upstream_timeout",
             Self::Connection => "upstream_connection_failed",
             Self::BadResponse => "upstream_bad_response",
+            Self::ShuttingDown => SHUTTING_DOWN,
         }
     }
 
@@ -133,6 +139,7 @@ impl UpstreamErrorKind {
             (Self::Timeout, _) => "chat.z.ai did not answer in time.",
             (Self::Connection, _) => "Could not reach chat.z.ai (connection failed or broke).",
             (Self::BadResponse, _) => "chat.z.ai answered something the gateway cannot read.",
+            (Self::ShuttingDown, _) => SHUTTING_DOWN_HINT,
         }
     }
 
@@ -158,6 +165,7 @@ impl UpstreamErrorKind {
             | Self::Connection
             | Self::BadResponse => (StatusCode::BAD_GATEWAY, Never, false, false),
             Self::Timeout => (StatusCode::GATEWAY_TIMEOUT, Never, false, false),
+            Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, Never, false, false),
         };
         UpstreamPolicy {
             status,
@@ -171,6 +179,12 @@ impl UpstreamErrorKind {
         self.policy().status
     }
 }
+
+/// The code of a reply the gateway ended or refused because it is shutting down.
+const SHUTTING_DOWN: &str = "gateway_shutting_down";
+const SHUTTING_DOWN_HINT: &str = "The gateway is shutting down (it was asked to stop and its grace \
+     period for open replies is over, or it takes no new requests). Send the request again: \
+     another instance, or this one after its restart, will answer.";
 
 /// Whether a failure before the first byte moves the request to another credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -314,6 +328,9 @@ pub enum AppError {
     ImageUploadNeedsLogin,
     #[error("no logged-in upstream token is available right now")]
     NoUpstreamToken { retry_after_secs: Option<u64> },
+    /// The gateway is draining (SIGTERM) and takes no new API requests.
+    #[error("{SHUTTING_DOWN_HINT}")]
+    ShuttingDown,
     #[error("upstream error: {0}")]
     Upstream(#[from] UpstreamError),
     #[error("internal error")]
@@ -356,7 +373,7 @@ impl AppError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::ConversationBusy => StatusCode::CONFLICT,
-            Self::NoUpstreamToken { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NoUpstreamToken { .. } | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream(e) => e.kind.status(),
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -380,6 +397,7 @@ impl AppError {
             Self::ConversationBusy => "conversation_busy",
             Self::ImageUploadNeedsLogin => "image_upload_requires_login",
             Self::NoUpstreamToken { .. } => "no_upstream_token",
+            Self::ShuttingDown => SHUTTING_DOWN,
             Self::Upstream(e) => e.kind.code(),
             Self::Internal(_) => "internal_error",
         }
@@ -403,7 +421,7 @@ impl AppError {
             | Self::ConversationBusy
             | Self::ImageUploadNeedsLogin => "client",
             Self::Upstream(_) | Self::NoUpstreamToken { .. } => "upstream",
-            Self::Internal(_) => "internal",
+            Self::Internal(_) | Self::ShuttingDown => "internal",
         }
     }
 
@@ -412,6 +430,7 @@ impl AppError {
         match self {
             Self::Upstream(e) if e.kind == UpstreamErrorKind::ConcurrencyLimit => Some(5),
             Self::NoUpstreamToken { retry_after_secs } => Some(retry_after_secs.unwrap_or(60)),
+            Self::ShuttingDown => Some(1),
             Self::TooManyLoginAttempts { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         }
@@ -456,7 +475,7 @@ impl AppError {
                 "rate_limit_error"
             }
             Self::Upstream(_) | Self::NoUpstreamToken { .. } => "upstream_error",
-            Self::Internal(_) => "server_error",
+            Self::Internal(_) | Self::ShuttingDown => "server_error",
         }
     }
 
@@ -590,6 +609,7 @@ mod tests {
             (K::Timeout, false, false, false, false),
             (K::Connection, false, false, false, false),
             (K::BadResponse, false, false, false, false),
+            (K::ShuttingDown, false, false, false, false),
         ];
         assert_eq!(table.len(), K::ALL.len());
         for (kind, pool, guest, blame, drop) in table {

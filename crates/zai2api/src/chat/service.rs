@@ -99,6 +99,8 @@ pub struct ChatService {
     settings: ChatSettings,
     conversations: Arc<dyn ConversationIndex>,
     captcha: Arc<CaptchaSource>,
+    /// Ends replies still streaming when the grace after SIGTERM is over.
+    drain: Arc<crate::drain::Drain>,
 }
 
 impl ChatService {
@@ -107,8 +109,10 @@ impl ChatService {
         models: Arc<ModelCatalogue>,
         pool: Arc<TokenPool>,
         settings: ChatSettings,
+        drain: Arc<crate::drain::Drain>,
     ) -> Self {
         Self {
+            drain,
             upstream,
             models,
             pool,
@@ -124,6 +128,11 @@ impl ChatService {
     /// The captcha params the operator supplies, and their counters.
     pub fn captcha(&self) -> &CaptchaSource {
         &self.captcha
+    }
+
+    /// Conversation states remembered now.
+    pub fn conversations(&self) -> usize {
+        self.conversations.len()
     }
 
     /// Starts a chat: resolves the model, finds a credential, and reads upstream up to the first
@@ -209,7 +218,9 @@ impl ChatService {
                     return Ok(StartedChat {
                         model: model.public_name.clone(),
                         prompt_text: crate::usage::prompt_text(request),
-                        events: hold_lease(events, lease, kind_of(&credential)),
+                        events: self
+                            .drain
+                            .cut(hold_lease(events, lease, kind_of(&credential))),
                         token,
                         conversation: Some(ids.chat_id),
                     });

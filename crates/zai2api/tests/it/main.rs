@@ -23,6 +23,7 @@ mod e2e_tools;
 mod eras;
 mod fuzz_regressions;
 mod max_tokens;
+mod metrics;
 mod models_2026_09;
 mod module_graph;
 mod phase_format;
