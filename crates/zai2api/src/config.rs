@@ -1003,6 +1003,8 @@ mod tests {
             "TOKEN_POOL_RESET_FAILURES",
             "ZAI2API_STATE_DIR",
             "TRUST_FORWARDED_FOR",
+            "METRICS_PUBLIC",
+            "SHUTDOWN_GRACE",
             "ANTHROPIC_MODEL_MAP",
             "ANTHROPIC_DEFAULT_MODEL",
             "TOOL_STRATEGY",

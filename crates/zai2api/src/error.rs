@@ -37,12 +37,14 @@ pub enum UpstreamErrorKind {
     BadResponse,
     /// Not upstream's doing: the gateway is shutting down and ended the stream after
     /// `SHUTDOWN_GRACE` ([`crate::drain`]). Rendered like an upstream failure so each client format
-    /// ends the stream with its own error event; never counted as an upstream failure.
+    /// ends the stream with its own error event; not in [`Self::ALL`], so never counted as one.
     ShuttingDown,
 }
 
 impl UpstreamErrorKind {
-    pub const ALL: [UpstreamErrorKind; 12] = [
+    /// Every kind upstream can cause, the ones statistics count and dashboards list; not
+    /// [`Self::ShuttingDown`], which is the gateway's own.
+    pub const ALL: [UpstreamErrorKind; 11] = [
         Self::Firewall,
         Self::OutdatedClient,
         Self::SignatureRejected,
@@ -54,7 +56,6 @@ impl UpstreamErrorKind {
         Self::Timeout,
         Self::Connection,
         Self::BadResponse,
-        Self::ShuttingDown,
     ];
 
     /// The stable machine-readable code clients see.
@@ -594,6 +595,27 @@ mod tests {
     }
 
     #[test]
+    fn shutting_down_is_the_gateways_own_and_answers_503() {
+        use UpstreamErrorKind as K;
+        assert!(!K::ALL.contains(&K::ShuttingDown));
+        let p = K::ShuttingDown.policy();
+        assert_eq!(p.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!p.fails_over(true) && !p.blame_token && !p.invalidate_session);
+        let cut = AppError::Upstream(UpstreamError::new(K::ShuttingDown, ""));
+        let refused = AppError::ShuttingDown;
+        for e in [&cut, &refused] {
+            assert_eq!(e.code(), "gateway_shutting_down");
+            assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(
+                e.client_message()
+                    .starts_with("The gateway is shutting down")
+            );
+        }
+        assert_eq!(refused.retry_after_secs(), Some(1));
+        assert!(!K::ALL.iter().any(|k| k.code() == K::ShuttingDown.code()));
+    }
+
+    #[test]
     fn one_policy_per_kind() {
         use UpstreamErrorKind as K;
         // (kind, fails over for a pool token, for a guest, blames the token, drops the session)
@@ -609,7 +631,6 @@ mod tests {
             (K::Timeout, false, false, false, false),
             (K::Connection, false, false, false, false),
             (K::BadResponse, false, false, false, false),
-            (K::ShuttingDown, false, false, false, false),
         ];
         assert_eq!(table.len(), K::ALL.len());
         for (kind, pool, guest, blame, drop) in table {

@@ -130,6 +130,11 @@ const DESCRIPTIONS: [(&str, Kind, Option<Unit>, &str); 10] = [
     ),
 ];
 
+/// The name of every metric.
+pub fn names() -> [&'static str; DESCRIPTIONS.len()] {
+    DESCRIPTIONS.map(|d| d.0)
+}
+
 /// A pool token's state, as a label value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolState {

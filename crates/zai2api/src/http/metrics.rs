@@ -22,7 +22,6 @@ use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
 use super::request_log::ServedModel;
-use crate::error::UpstreamErrorKind;
 use crate::http::AppState;
 use crate::metrics::{Finished, Metrics, Scrape, UNKNOWN_MODEL, UNMATCHED_ROUTE};
 
@@ -108,12 +107,7 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         leases_in_use: leases_in_use(&pool),
         captcha_demands: state.chat.captcha().status().demanded,
         conversation_entries: state.chat.conversations() as u64,
-        upstream_errors: state
-            .stats
-            .upstream_errors()
-            .into_iter()
-            .filter(|(kind, _)| *kind != UpstreamErrorKind::ShuttingDown)
-            .collect(),
+        upstream_errors: state.stats.upstream_errors(),
     };
     (
         [(header::CONTENT_TYPE, CONTENT_TYPE)],

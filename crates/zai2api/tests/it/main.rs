@@ -14,6 +14,7 @@ mod crash_safety;
 #[cfg(feature = "demo")]
 mod demo;
 mod doctor;
+mod drain;
 mod e2e_2026_09;
 mod e2e_anthropic;
 mod e2e_openai;
