@@ -88,6 +88,13 @@ impl Drain {
         self.advance(Phase::Ending);
     }
 
+    /// Resolves when the grace is over ([`Phase::Ending`]).
+    pub async fn ending(&self) {
+        let mut phase = self.phase.subscribe();
+        // `self` holds the sender, so the channel cannot close while this waits.
+        let _ = phase.wait_for(|p| *p == Phase::Ending).await;
+    }
+
     /// Counts a request as open until the returned guard is dropped.
     pub fn enter(self: &Arc<Self>) -> Open {
         self.open.fetch_add(1, Ordering::AcqRel);

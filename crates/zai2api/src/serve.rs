@@ -7,9 +7,9 @@
 //!   1. `/ready` answers 503 and new API requests are refused with 503 (the listener stays open
 //!      meanwhile, so a load balancer sees the failing probe rather than refused connections);
 //!   2. open requests and streams run on for up to `SHUTDOWN_GRACE`;
-//!   3. then every reply still streaming is ended with its API's error event, and at most
-//!      [`LAST_CALL`] later the listener closes; connections still open [`CLOSE_WAIT`] after
-//!      that are dropped;
+//!   3. then every reply still streaming is ended with its API's error event, requests still
+//!      waiting for upstream's first byte are answered 503, and at most [`LAST_CALL`] later the
+//!      listener closes; connections still open [`CLOSE_WAIT`] after that are dropped;
 //!   4. the state is flushed (the pool's file) and `run` returns `Ok`, so the process exits 0.
 //! - Nothing here reads the environment; the caller passes the settings.
 
@@ -24,8 +24,8 @@ use tokio::net::TcpListener;
 use crate::drain::Drain;
 use crate::http::AppState;
 
-/// After the grace, how long cut replies and requests still waiting for upstream's first byte
-/// get to finish before the listener closes.
+/// After the grace, how long the cut replies get to send their last bytes before the listener
+/// closes (a client that reads slowly).
 pub const LAST_CALL: Duration = Duration::from_secs(5);
 /// After the listener closed, how long open connections get before they are dropped.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(2);

@@ -9,6 +9,9 @@
 //! - Every response given while draining carries `Connection: close`, so keep-alive clients
 //!   reconnect (through the load balancer, to another instance).
 //! - A request counts as open ([`crate::drain::Drain::enter`]) until its body ends or is dropped.
+//! - A request whose handler has not answered when the grace is over (still waiting for
+//!   upstream's first byte) is answered 503 `gateway_shutting_down` then; a started stream is
+//!   ended by [`crate::drain::Drain::cut`] instead.
 
 use std::sync::Arc;
 
@@ -26,7 +29,12 @@ pub async fn admit(State(drain): State<Arc<Drain>>, request: Request, next: Next
         return closing(AppError::ShuttingDown.into_response());
     }
     let open = drain.enter();
-    let response = next.run(request).await;
+    // A request still waiting for its answer when the grace is over (upstream has not sent the
+    // first byte) is answered 503; dropping the handler drops its upstream request.
+    let response = tokio::select! {
+        response = next.run(request) => response,
+        () = drain.ending() => AppError::ShuttingDown.into_response(),
+    };
     let response = if drain.is_draining() {
         closing(response)
     } else {

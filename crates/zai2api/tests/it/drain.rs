@@ -197,13 +197,28 @@ async fn after_the_grace_every_stream_ends_with_its_own_error_event() {
         started(&mut anthropic).await,
         started(&mut responses).await,
     );
+    // And one still waiting for upstream's first byte (upstream stays silent for minutes).
+    let waiting = gw
+        .http
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .json(&json!({"model": "GLM-4.6", "messages": [{"role": "user", "content": "[[fake:stall]]"}]}))
+        .send();
+    let waiting = tokio::spawn(async move {
+        let r = waiting.await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let stopped_at = Instant::now();
     gw.stop();
-    let (openai, anthropic, responses) = tokio::join!(
+    let (openai, anthropic, responses, waiting) = tokio::join!(
         read_events(openai, heads.0),
         read_events(anthropic, heads.1),
         read_events(responses, heads.2),
+        waiting,
     );
+    let (status, body) = waiting.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "gateway_shutting_down");
     let cut_after = stopped_at.elapsed();
     assert!(
         cut_after >= Duration::from_millis(900),
