@@ -44,7 +44,8 @@ def test_every_route_keeps_tokens_secret(tmp_path):
         base = stack.url
         bearer = {"Authorization": f"Bearer {GATEWAY_KEY}"}
         # Public pages and monitoring.
-        for path in ["/", "/?format=json", "/health", "/token-pool/status", "/dashboard", "/dashboard/assets/app.css"]:
+        for path in ["/", "/?format=json", "/health", "/ready", "/token-pool/status", "/dashboard",
+                     "/dashboard/assets/app.css"]:
             call(seen, base, "GET", path)
         # Logging in: wrong and right passwords, and the one-time ?token= link.
         call(seen, base, "POST", "/dashboard/login", {"password": "wrong"})
@@ -82,6 +83,8 @@ def test_every_route_keeps_tokens_secret(tmp_path):
         call(seen, base, "GET", "/v1/models?token=wrong-key")
         call(seen, base, "GET", "/dashboard/api/stats", headers=session)
         call(seen, base, "GET", "/token-pool/status")
+        status, _, text = call(seen, base, "GET", "/metrics", headers=bearer)
+        assert status == 200 and "zai2api_requests_total" in text
         status, _, _ = call(seen, base, "DELETE", f"/dashboard/api/tokens/{ids[-1]}", headers=bearer)
         assert status == 200
         call(seen, base, "DELETE", "/dashboard/api/tokens/unknown", headers=bearer)

@@ -2,7 +2,8 @@
 //!
 //! Invariants:
 //! - Every route requires `AUTH_TOKEN` (when set) except the explicit allowlist
-//!   [`crate::http::auth::PUBLIC_PATHS`] / `PUBLIC_PREFIXES`; `/dashboard/api/*` also accepts a
+//!   [`crate::http::auth::PUBLIC_PATHS`] / `PUBLIC_PREFIXES` (and `/metrics` with
+//!   `METRICS_PUBLIC=true`); `/dashboard/api/*` also accepts a
 //!   dashboard session. [`crate::http::auth::access_for`] is the single table.
 //! - Every error response is OpenAI-shaped JSON (Anthropic-shaped on `/v1/messages*`), including
 //!   unknown routes (404), wrong methods (405), oversized bodies (413) and auth failures (401).
@@ -10,10 +11,11 @@
 //!   `auth_token` there) and never headers.
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
 
 use axum::middleware;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::LatencyUnit;
 use tower_http::trace::{DefaultOnFailure, DefaultOnRequest, DefaultOnResponse, TraceLayer};
@@ -29,15 +31,19 @@ use crate::http::AppState;
 /// 1. `TraceLayer`: one span per request (method, path without query) and a log line with status
 ///    and latency when the response starts.
 /// 2. `identify_client`: decides the client IP once ([`crate::http::client_ip::ClientIp`]).
-/// 3. `record_requests`: the request log and counters for `/v1/*`, outside auth so rejected
+/// 3. `measure` ([`crate::http::metrics`]): Prometheus counts and timings of every response, by
+///    matched route template, status and served model, to the response's last byte.
+/// 4. `record_requests`: the request log and counters for `/v1/*`, outside auth so rejected
 ///    requests are counted too.
-/// 4. `error_shape`: error responses on `/v1/messages*` (auth failures included) get Anthropic's
-///    body instead of OpenAI's.
-/// 5. Access (`require_access`): rejects with 401/403 before any body is read; see
-///    [`crate::http::auth::access_for`].
-/// 6. `DefaultBodyLimit` (`MAX_BODY_BYTES`): enforced while a handler reads the body; the handler
+/// 5. `error_shape`: error responses on `/v1/messages*` (auth failures and drain refusals
+///    included) get Anthropic's body instead of OpenAI's.
+/// 6. `admit` ([`crate::http::drain`]): counts open requests for the graceful drain and, once it
+///    has begun, refuses new `/v1/*` requests with 503.
+/// 7. Access (`require_access`): rejects with 401/403 before any body is read; see
+///    [`crate::http::auth::access`].
+/// 8. `DefaultBodyLimit` (`MAX_BODY_BYTES`): enforced while a handler reads the body; the handler
 ///    turns the overrun into a 413 in OpenAI shape.
-/// 7. Routes (OpenAI Chat Completions and Responses, Anthropic and [`crate::web::routes`]), with JSON fallbacks for unknown paths
+/// 9. Routes (OpenAI Chat Completions and Responses, Anthropic and [`crate::web::routes`]), with JSON fallbacks for unknown paths
 ///    (404) and wrong methods (405).
 ///
 /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so client IPs are known;
@@ -57,6 +63,11 @@ pub fn app(state: AppState) -> Router {
 
     Router::new()
         .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route(
+            crate::http::metrics::METRICS_PATH,
+            get(crate::http::metrics::scrape),
+        )
         .route("/v1/models", get(handlers::list_models))
         .route("/v1/models/{model}", get(handlers::get_model))
         .route("/v1/chat/completions", post(handlers::chat_completions))
@@ -70,10 +81,18 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             crate::http::auth::require_access,
         ))
+        .layer(middleware::from_fn_with_state(
+            state.drain.clone(),
+            crate::http::drain::admit,
+        ))
         .layer(middleware::from_fn(crate::api::anthropic::error_shape))
         .layer(middleware::from_fn_with_state(
             state.stats.clone(),
             crate::http::request_log::record_requests,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::http::metrics::measure,
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -83,8 +102,23 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Liveness: the process answers. Unchanged while draining.
 async fn health() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Readiness: 200 while serving, 503 once the graceful drain has begun (SIGTERM), so a load
+/// balancer stops sending new requests here.
+async fn ready(State(state): State<AppState>) -> Response {
+    if state.drain.is_draining() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "draining"})),
+        )
+            .into_response()
+    } else {
+        axum::Json(serde_json::json!({"status": "ready"})).into_response()
+    }
 }
 
 async fn not_found() -> AppError {

@@ -42,6 +42,9 @@ pub mod defaults {
     pub const UPSTREAM_IDLE_TIMEOUT_SECS: u64 = 120;
     pub const SECRET_KEY: &str = "zai2api-dashboard";
     pub const TOKEN_POOL_FAILURE_THRESHOLD: u32 = 3;
+    /// Seconds open streams may run after SIGTERM before they are ended with an error event.
+    pub const SHUTDOWN_GRACE_SECS: u64 = 30;
+    pub const METRICS_PUBLIC: bool = false;
     pub const TOKEN_POOL_RESET_FAILURES_SECS: u64 = 1800;
     pub const STATE_DIR: &str = "data";
     pub const TRUST_FORWARDED_FOR: bool = false;
@@ -152,6 +155,11 @@ pub struct Config {
     /// `TRUST_FORWARDED_FOR`: take the client IP from the last `X-Forwarded-For` entry (set it only
     /// behind a reverse proxy that appends it); otherwise the socket peer address is used.
     pub trust_forwarded_for: bool,
+    /// `SHUTDOWN_GRACE`: after SIGTERM, how long open requests and streams may run before the
+    /// remaining streams are ended with an error event (seconds in the env; 0 ends them at once).
+    pub shutdown_grace: Duration,
+    /// `METRICS_PUBLIC`: serve `/metrics` without AUTH_TOKEN (for a scraper on a private network).
+    pub metrics_public: bool,
     /// `ANTHROPIC_MODEL_MAP`: `pattern=model` pairs (comma- or newline-separated, `*` globs).
     pub anthropic_model_map: crate::api::anthropic::model_map::ModelMap,
     /// `ANTHROPIC_DEFAULT_MODEL`: model for `claude-*` names the map does not match.
@@ -300,6 +308,8 @@ impl fmt::Debug for Config {
             .field("token_pool_reset_failures", &self.token_pool_reset_failures)
             .field("state_dir", &self.state_dir)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("metrics_public", &self.metrics_public)
             .field("anthropic_model_map", &self.anthropic_model_map)
             .field("anthropic_default_model", &self.anthropic_default_model)
             .field("tool_strategy", &self.tool_strategy)
@@ -528,6 +538,14 @@ impl Config {
         );
         let trust_forwarded_for =
             parse_bool(&get, "TRUST_FORWARDED_FOR", defaults::TRUST_FORWARDED_FOR)?;
+        let shutdown_grace = Duration::from_secs(parse_u64(
+            &get,
+            "SHUTDOWN_GRACE",
+            defaults::SHUTDOWN_GRACE_SECS,
+            0,
+            "expected a whole number of seconds",
+        )?);
+        let metrics_public = parse_bool(&get, "METRICS_PUBLIC", defaults::METRICS_PUBLIC)?;
         let tool_strategy = {
             let raw = get("TOOL_STRATEGY").unwrap_or_else(|| defaults::TOOL_STRATEGY.to_owned());
             crate::tools::ToolStrategy::parse(&raw).ok_or_else(|| {
@@ -650,6 +668,8 @@ impl Config {
             token_pool_reset_failures,
             state_dir,
             trust_forwarded_for,
+            shutdown_grace,
+            metrics_public,
             anthropic_model_map,
             anthropic_default_model,
             tool_strategy,
@@ -829,8 +849,21 @@ mod tests {
         assert_eq!(c.token_pool_reset_failures, Duration::from_secs(1800));
         assert_eq!(c.state_dir, PathBuf::from("data"));
         assert!(!c.trust_forwarded_for);
+        assert_eq!(c.shutdown_grace, Duration::from_secs(30));
+        assert!(!c.metrics_public);
         assert_eq!(c.tool_strategy, crate::tools::ToolStrategy::Prompt);
         assert!(c.tool_strategy_overrides.is_empty());
+    }
+
+    #[test]
+    fn shutdown_grace_and_metrics_access() {
+        let c = cfg(&[("SHUTDOWN_GRACE", "0"), ("METRICS_PUBLIC", "true")]).unwrap();
+        assert_eq!(c.shutdown_grace, Duration::ZERO);
+        assert!(c.metrics_public);
+        let e = cfg(&[("SHUTDOWN_GRACE", "soon")]).unwrap_err().to_string();
+        assert!(e.contains("SHUTDOWN_GRACE"), "{e}");
+        let e = cfg(&[("METRICS_PUBLIC", "maybe")]).unwrap_err().to_string();
+        assert!(e.contains("METRICS_PUBLIC"), "{e}");
     }
 
     #[test]
@@ -1075,6 +1108,8 @@ mod tests {
             "TOKEN_POOL_RESET_FAILURES",
             "ZAI2API_STATE_DIR",
             "TRUST_FORWARDED_FOR",
+            "METRICS_PUBLIC",
+            "SHUTDOWN_GRACE",
             "ANTHROPIC_MODEL_MAP",
             "ANTHROPIC_DEFAULT_MODEL",
             "TOOL_STRATEGY",

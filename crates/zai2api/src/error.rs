@@ -35,9 +35,15 @@ pub enum UpstreamErrorKind {
     Connection,
     /// Upstream answered something we cannot read (bad status, bad JSON, missing fields).
     BadResponse,
+    /// Not upstream's doing: the gateway is shutting down and ended the stream after
+    /// `SHUTDOWN_GRACE` ([`crate::drain`]). Rendered like an upstream failure so each client format
+    /// ends the stream with its own error event; not in [`Self::ALL`], so never counted as one.
+    ShuttingDown,
 }
 
 impl UpstreamErrorKind {
+    /// Every kind upstream can cause, the ones statistics count and dashboards list; not
+    /// [`Self::ShuttingDown`], which is the gateway's own.
     pub const ALL: [UpstreamErrorKind; 11] = [
         Self::Firewall,
         Self::OutdatedClient,
@@ -66,6 +72,7 @@ impl UpstreamErrorKind {
             Self::Timeout => "upstream_timeout",
             Self::Connection => "upstream_connection_failed",
             Self::BadResponse => "upstream_bad_response",
+            Self::ShuttingDown => SHUTTING_DOWN,
         }
     }
 
@@ -133,6 +140,7 @@ impl UpstreamErrorKind {
             (Self::Timeout, _) => "chat.z.ai did not answer in time.",
             (Self::Connection, _) => "Could not reach chat.z.ai (connection failed or broke).",
             (Self::BadResponse, _) => "chat.z.ai answered something the gateway cannot read.",
+            (Self::ShuttingDown, _) => SHUTTING_DOWN_HINT,
         }
     }
 
@@ -158,6 +166,7 @@ impl UpstreamErrorKind {
             | Self::Connection
             | Self::BadResponse => (StatusCode::BAD_GATEWAY, Never, false, false),
             Self::Timeout => (StatusCode::GATEWAY_TIMEOUT, Never, false, false),
+            Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, Never, false, false),
         };
         UpstreamPolicy {
             status,
@@ -171,6 +180,12 @@ impl UpstreamErrorKind {
         self.policy().status
     }
 }
+
+/// The code of a reply the gateway ended or refused because it is shutting down.
+const SHUTTING_DOWN: &str = "gateway_shutting_down";
+const SHUTTING_DOWN_HINT: &str = "The gateway is shutting down (it was asked to stop and its grace \
+     period for open replies is over, or it takes no new requests). Send the request again: \
+     another instance, or this one after its restart, will answer.";
 
 /// Whether a failure before the first byte moves the request to another credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -318,6 +333,9 @@ pub enum AppError {
     /// GUEST_MAX_CONCURRENT) for all of LEASE_WAIT.
     #[error("every upstream account is busy")]
     CredentialsBusy { retry_after_secs: u64 },
+    /// The gateway is draining (SIGTERM) and takes no new API requests.
+    #[error("{SHUTTING_DOWN_HINT}")]
+    ShuttingDown,
     #[error("upstream error: {0}")]
     Upstream(#[from] UpstreamError),
     #[error("internal error")]
@@ -362,7 +380,7 @@ impl AppError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::ConversationBusy => StatusCode::CONFLICT,
-            Self::NoUpstreamToken { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NoUpstreamToken { .. } | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream(e) => e.kind.status(),
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -387,6 +405,7 @@ impl AppError {
             Self::ImageUploadNeedsLogin => "image_upload_requires_login",
             Self::NoUpstreamToken { .. } => "no_upstream_token",
             Self::CredentialsBusy { .. } => "upstream_accounts_busy",
+            Self::ShuttingDown => SHUTTING_DOWN,
             Self::Upstream(e) => e.kind.code(),
             Self::Internal(_) => "internal_error",
         }
@@ -412,7 +431,7 @@ impl AppError {
             Self::Upstream(_) | Self::NoUpstreamToken { .. } | Self::CredentialsBusy { .. } => {
                 "upstream"
             }
-            Self::Internal(_) => "internal",
+            Self::Internal(_) | Self::ShuttingDown => "internal",
         }
     }
 
@@ -421,6 +440,7 @@ impl AppError {
         match self {
             Self::Upstream(e) if e.kind == UpstreamErrorKind::ConcurrencyLimit => Some(5),
             Self::NoUpstreamToken { retry_after_secs } => Some(retry_after_secs.unwrap_or(60)),
+            Self::ShuttingDown => Some(1),
             Self::TooManyLoginAttempts { retry_after_secs }
             | Self::CredentialsBusy { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
@@ -470,7 +490,7 @@ impl AppError {
                 "rate_limit_error"
             }
             Self::Upstream(_) | Self::NoUpstreamToken { .. } => "upstream_error",
-            Self::Internal(_) => "server_error",
+            Self::Internal(_) | Self::ShuttingDown => "server_error",
         }
     }
 
@@ -586,6 +606,27 @@ mod tests {
             AppError::model_not_found(&"x".repeat(300), "").to_string(),
             format!("model `{}` does not exist", "x".repeat(100))
         );
+    }
+
+    #[test]
+    fn shutting_down_is_the_gateways_own_and_answers_503() {
+        use UpstreamErrorKind as K;
+        assert!(!K::ALL.contains(&K::ShuttingDown));
+        let p = K::ShuttingDown.policy();
+        assert_eq!(p.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!p.fails_over(true) && !p.blame_token && !p.invalidate_session);
+        let cut = AppError::Upstream(UpstreamError::new(K::ShuttingDown, ""));
+        let refused = AppError::ShuttingDown;
+        for e in [&cut, &refused] {
+            assert_eq!(e.code(), "gateway_shutting_down");
+            assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(
+                e.client_message()
+                    .starts_with("The gateway is shutting down")
+            );
+        }
+        assert_eq!(refused.retry_after_secs(), Some(1));
+        assert!(!K::ALL.iter().any(|k| k.code() == K::ShuttingDown.code()));
     }
 
     #[test]

@@ -19,8 +19,10 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod doctor;
+pub mod drain;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod models;
 pub mod pool;
 pub mod semantic;

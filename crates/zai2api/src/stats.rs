@@ -186,6 +186,15 @@ impl Stats {
         self.total.load(Ordering::Relaxed)
     }
 
+    /// Every upstream failure kind with its count, in [`UpstreamErrorKind::ALL`] order.
+    pub fn upstream_errors(&self) -> Vec<(UpstreamErrorKind, u64)> {
+        UpstreamErrorKind::ALL
+            .iter()
+            .zip(&self.upstream_errors)
+            .map(|(kind, count)| (*kind, count.load(Ordering::Relaxed)))
+            .collect()
+    }
+
     pub fn snapshot(&self) -> StatsSnapshot {
         let total = self.total.load(Ordering::Relaxed);
         let sum = self.duration_sum_ms.load(Ordering::Relaxed);
@@ -209,12 +218,12 @@ impl Stats {
             } else {
                 sum as f64 / total as f64
             },
-            upstream_errors: UpstreamErrorKind::ALL
-                .iter()
-                .zip(&self.upstream_errors)
+            upstream_errors: self
+                .upstream_errors()
+                .into_iter()
                 .map(|(kind, count)| KindCount {
                     kind: kind.code(),
-                    count: count.load(Ordering::Relaxed),
+                    count,
                 })
                 .collect(),
             last_upstream: self.last_upstream(),

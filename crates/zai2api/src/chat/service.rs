@@ -143,6 +143,8 @@ pub struct ChatService {
     captcha: Arc<CaptchaSource>,
     /// GUEST_MAX_CONCURRENT's slots (`None`: unlimited).
     guest_slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// Ends replies still streaming when the grace after SIGTERM is over.
+    drain: Arc<crate::drain::Drain>,
 }
 
 impl ChatService {
@@ -151,8 +153,10 @@ impl ChatService {
         models: Arc<ModelCatalogue>,
         pool: Arc<TokenPool>,
         settings: ChatSettings,
+        drain: Arc<crate::drain::Drain>,
     ) -> Self {
         Self {
+            drain,
             upstream,
             models,
             pool,
@@ -171,6 +175,11 @@ impl ChatService {
     /// The captcha params the operator supplies, and their counters.
     pub fn captcha(&self) -> &CaptchaSource {
         &self.captcha
+    }
+
+    /// Conversation states remembered now.
+    pub fn conversations(&self) -> usize {
+        self.conversations.len()
     }
 
     /// Starts a chat: resolves the model, finds a credential, and reads upstream up to the first
@@ -256,7 +265,7 @@ impl ChatService {
                     return Ok(StartedChat {
                         model: model.public_name.clone(),
                         prompt_text: crate::usage::prompt_text(request),
-                        events: hold(events, held, kind_of(&credential)),
+                        events: self.drain.cut(hold(events, held, kind_of(&credential))),
                         token,
                         conversation: Some(ids.chat_id),
                     });

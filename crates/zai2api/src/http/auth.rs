@@ -2,7 +2,7 @@
 //! rule for changing the pool when `AUTH_TOKEN` is unset.
 //!
 //! Invariants:
-//! - [`access_for`] is the only place that decides which credentials a path needs; everything not
+//! - [`access`] / [`access_for`] are the only place that decides which credentials a path needs; everything not
 //!   listed as public or dashboard API is API (so unknown paths answer 401, not 404, without a
 //!   token and reveal nothing).
 //! - Secrets are compared in constant time on fixed-length SHA-256 digests; every presented
@@ -40,9 +40,10 @@ use crate::error::AppError;
 use crate::http::AppState;
 
 /// Paths anyone may open, even with AUTH_TOKEN set.
-pub const PUBLIC_PATHS: [&str; 7] = [
+pub const PUBLIC_PATHS: [&str; 8] = [
     "/",
     "/health",
+    "/ready",
     "/token-pool/status",
     "/dashboard",
     "/dashboard/",
@@ -77,6 +78,16 @@ pub enum Access {
     DashboardApi,
 }
 
+/// What `path` requires under `config`: [`access_for`], except that `METRICS_PUBLIC=true` opens
+/// `/metrics` (otherwise it is API like every unlisted path).
+pub fn access(config: &Config, path: &str) -> Access {
+    if config.metrics_public && path == super::metrics::METRICS_PATH {
+        Access::Public
+    } else {
+        access_for(path)
+    }
+}
+
 pub fn access_for(path: &str) -> Access {
     if PUBLIC_PATHS.contains(&path) || PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p)) {
         Access::Public
@@ -103,7 +114,7 @@ pub async fn require_access(
     next: Next,
 ) -> Response {
     let config = &state.config;
-    match access_for(request.uri().path()) {
+    match access(config, request.uri().path()) {
         Access::Public => next.run(request).await,
         Access::Api => {
             if config.auth_token.is_none() || bearer_ok(config, &request) {
@@ -423,6 +434,8 @@ mod tests {
     #[test]
     fn access_table() {
         assert_eq!(access_for("/health"), Access::Public);
+        assert_eq!(access_for("/ready"), Access::Public);
+        assert_eq!(access_for("/metrics"), Access::Api);
         assert_eq!(access_for("/"), Access::Public);
         assert_eq!(access_for("/token-pool/status"), Access::Public);
         assert_eq!(access_for("/dashboard"), Access::Public);

@@ -13,11 +13,8 @@
 //!   response carries, or from the stream-failure slot the body is polled with
 //!   ([`crate::stats::with_failure_slot`]) when the stream had already started.
 
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
 
-use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -35,6 +32,31 @@ const MAX_PATH_CHARS: usize = 200;
 /// (`None`: a guest session), for the request log.
 #[derive(Debug, Clone)]
 pub struct UsedToken(pub Option<TokenId>);
+
+/// Put into a chat response's extensions by the API handlers: the catalogue name of the model
+/// that served it, for the metrics' `model` label (a catalogue name, so bounded).
+#[derive(Debug, Clone)]
+pub struct ServedModel(pub String);
+
+/// What the request log and the metrics learn about a started chat; taken before the chat is
+/// handed to its renderer, put on the response after.
+#[derive(Debug, Clone)]
+pub struct Served(UsedToken, ServedModel);
+
+impl Served {
+    pub fn of(chat: &crate::chat::service::StartedChat) -> Self {
+        Self(
+            UsedToken(chat.token.clone()),
+            ServedModel(chat.model.clone()),
+        )
+    }
+
+    /// Marks `response` as served by this chat.
+    pub fn mark(self, response: &mut Response) {
+        response.extensions_mut().insert(self.0);
+        response.extensions_mut().insert(self.1);
+    }
+}
 
 /// Whether a path is an API request the log records.
 pub fn is_recorded(path: &str) -> bool {
@@ -66,7 +88,10 @@ pub async fn record_requests(
 
     let status = response.status().as_u16();
     let failure = match response.extensions().get::<crate::error::AppError>() {
-        Some(crate::error::AppError::Upstream(e)) => Some(e.kind),
+        // A reply cut by the shutdown is not an upstream failure.
+        Some(crate::error::AppError::Upstream(e)) if e.kind != UpstreamErrorKind::ShuttingDown => {
+            Some(e.kind)
+        }
         _ => None,
     };
     let token = response
@@ -105,17 +130,10 @@ pub async fn record_requests(
         },
         upstream,
     };
-    let (parts, body) = response.into_parts();
-    Response::from_parts(
-        parts,
-        Body::new(RecordedBody {
-            inner: body,
-            pending: Some(pending),
-        }),
-    )
+    super::body::watch(response, pending)
 }
 
-/// A request waiting for its body to finish.
+/// A request waiting for its body to finish (the body's [`super::body::Watcher`]).
 struct Pending {
     stats: Arc<Stats>,
     started: Instant,
@@ -142,52 +160,14 @@ impl Pending {
     }
 }
 
-/// The response body, unchanged (same frames, same size hint), plus a record that is written
-/// when the body ends or is dropped, whichever comes first.
-struct RecordedBody {
-    inner: Body,
-    pending: Option<Pending>,
-}
-
-impl HttpBody for RecordedBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
-        // `Body` is `Unpin`, so no pin projection is needed.
-        let this = self.get_mut();
-        let polled = match &this.pending {
-            // The stream behind the body runs inside this poll: give it the failure slot.
-            Some(pending) => stats::with_failure_slot(Arc::clone(&pending.stream_failure), || {
-                Pin::new(&mut this.inner).poll_frame(cx)
-            }),
-            None => Pin::new(&mut this.inner).poll_frame(cx),
-        };
-        if let Poll::Ready(None) = polled {
-            if let Some(pending) = this.pending.take() {
-                pending.finish();
-            }
-        }
-        polled
+impl super::body::Watcher for Pending {
+    fn around_poll<R>(&self, poll: impl FnOnce() -> R) -> R {
+        // The stream behind the body runs inside this poll: give it the failure slot.
+        stats::with_failure_slot(Arc::clone(&self.stream_failure), poll)
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for RecordedBody {
-    fn drop(&mut self) {
-        if let Some(pending) = self.pending.take() {
-            pending.finish();
-        }
+    fn finish(self) {
+        Pending::finish(self);
     }
 }
 

@@ -24,22 +24,28 @@ pub struct AppState {
     pub login: Arc<super::auth::LoginThrottle>,
     /// Stored Responses API responses (`store: true`).
     pub responses: Arc<dyn ResponseStore>,
+    /// This gateway's Prometheus recorder (`/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The graceful-drain switch (SIGTERM → `/ready` 503 → streams ended after the grace).
+    pub drain: Arc<crate::drain::Drain>,
 }
 
 impl AppState {
-    /// State with fresh statistics and login throttle around the given parts, and the chat
-    /// service built from them.
+    /// State with fresh statistics, metrics, drain switch and login throttle around the given
+    /// parts, and the chat service built from them.
     pub fn new(
         config: Arc<Config>,
         upstream: Arc<UpstreamClient>,
         models: Arc<ModelCatalogue>,
         pool: Arc<crate::pool::TokenPool>,
     ) -> Self {
+        let drain = Arc::new(crate::drain::Drain::new());
         let chat = Arc::new(ChatService::new(
             upstream.clone(),
             models.clone(),
             pool.clone(),
             ChatSettings::from(config.as_ref()),
+            drain.clone(),
         ));
         let responses = Arc::new(MemoryStore::new(config.responses_store));
         Self {
@@ -51,6 +57,8 @@ impl AppState {
             stats: Arc::new(Stats::new()),
             login: Arc::new(super::auth::LoginThrottle::new()),
             responses,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+            drain,
         }
     }
 }

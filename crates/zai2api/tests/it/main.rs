@@ -14,6 +14,7 @@ mod crash_safety;
 #[cfg(feature = "demo")]
 mod demo;
 mod doctor;
+mod drain;
 mod e2e_2026_09;
 mod e2e_anthropic;
 mod e2e_openai;
@@ -24,6 +25,7 @@ mod eras;
 mod fuzz_regressions;
 mod leases;
 mod max_tokens;
+mod metrics;
 mod models_2026_09;
 mod module_graph;
 mod phase_format;

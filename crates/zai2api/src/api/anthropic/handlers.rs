@@ -17,7 +17,7 @@ use super::stream::{self, RenderOptions};
 use super::wire::CountTokens;
 use crate::error::AppError;
 use crate::http::AppState;
-use crate::http::request_log::UsedToken;
+use crate::http::request_log::Served;
 
 fn model_names(state: &AppState) -> ModelNames<'_> {
     ModelNames {
@@ -39,7 +39,7 @@ pub async fn messages(
         crate::api::client_captcha(&headers, request.captcha_verify_param.take());
     let input_tokens = request::input_tokens(&request);
     let chat = state.chat.start(&request).await?;
-    let used = UsedToken(chat.token.clone());
+    let served = Served::of(&chat);
     let conversation = chat.conversation.clone();
     let options = RenderOptions {
         id: stream::message_id(),
@@ -51,7 +51,7 @@ pub async fn messages(
         stop_sequences: request.sampling.stop.clone(),
     };
     let mut response = stream::respond(chat, request.stream, options).await;
-    response.extensions_mut().insert(used);
+    served.mark(&mut response);
     crate::api::name_conversation(&mut response, &headers, conversation.as_deref());
     Ok(response)
 }

@@ -15,7 +15,7 @@ use super::wire::{ModelList, ModelObject};
 use super::{request, stream};
 use crate::error::AppError;
 use crate::http::AppState;
-use crate::http::request_log::UsedToken;
+use crate::http::request_log::Served;
 
 /// `GET /v1/models`.
 pub async fn list_models(State(state): State<AppState>) -> Result<Json<ModelList>, AppError> {
@@ -53,7 +53,7 @@ pub async fn chat_completions(
     request.captcha_verify_param =
         crate::api::client_captcha(&headers, request.captcha_verify_param.take());
     let chat = state.chat.start(&request).await?;
-    let used = UsedToken(chat.token.clone());
+    let served = Served::of(&chat);
     let conversation = chat.conversation.clone();
     let options = stream::RenderOptions {
         stream: request.stream,
@@ -65,7 +65,7 @@ pub async fn chat_completions(
         max_tokens: request.sampling.max_tokens,
     };
     let mut response = stream::respond(chat, options).await;
-    response.extensions_mut().insert(used);
+    served.mark(&mut response);
     crate::api::name_conversation(&mut response, &headers, conversation.as_deref());
     Ok(response)
 }
