@@ -11,10 +11,11 @@
 //!   duration of a streamed reply covers the whole stream, not just the headers.
 //! - Upstream failures are counted once per request: from the [`crate::error::AppError`] a failed
 //!   response carries, or from the stream-failure slot the body is polled with
-//!   ([`crate::stats::with_failure_slot`]) when the stream had already started.
+//!   ([`crate::stats::ReplySlots`]) when the stream had already started. Upstream's token usage
+//!   arrives in the same slots, and the model from [`ServedModel`].
 
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes, HttpBody};
@@ -24,9 +25,8 @@ use axum::response::Response;
 use tokio::time::Instant;
 
 use super::client_ip::ClientIp;
-use crate::error::UpstreamErrorKind;
 use crate::pool::TokenId;
-use crate::stats::{self, RequestRecord, Stats, UpstreamContact, unix_ms};
+use crate::stats::{ReplySlots, RequestRecord, Stats, UpstreamContact, unix_ms};
 
 /// Longest path kept in a record; longer ones are cut (a client could send a huge URL).
 const MAX_PATH_CHARS: usize = 200;
@@ -35,6 +35,11 @@ const MAX_PATH_CHARS: usize = 200;
 /// (`None`: a guest session), for the request log.
 #[derive(Debug, Clone)]
 pub struct UsedToken(pub Option<TokenId>);
+
+/// Put into a chat response's extensions by the API handlers: the model that served it (as the
+/// client was told), for the request log and the per-model history.
+#[derive(Debug, Clone)]
+pub struct ServedModel(pub String);
 
 /// Whether a path is an API request the log records.
 pub fn is_recorded(path: &str) -> bool {
@@ -62,7 +67,8 @@ pub async fn record_requests(
         .and_then(|ip| ip.0)
         .map(|ip| ip.to_string());
 
-    let response = next.run(request).await;
+    let slots = ReplySlots::default();
+    let response = slots.serve(next.run(request)).await;
 
     let status = response.status().as_u16();
     let failure = match response.extensions().get::<crate::error::AppError>() {
@@ -89,10 +95,14 @@ pub async fn record_requests(
         }),
         None => None,
     };
+    let model = response
+        .extensions()
+        .get::<ServedModel>()
+        .map(|m| m.0.chars().take(MAX_PATH_CHARS).collect());
     let pending = Pending {
         stats,
         started,
-        stream_failure: Arc::new(OnceLock::new()),
+        slots,
         record: RequestRecord {
             time_ms,
             method,
@@ -101,7 +111,9 @@ pub async fn record_requests(
             duration_ms: 0,
             client_ip,
             token,
-            upstream_error: failure.map(UpstreamErrorKind::code),
+            upstream_error: failure.map(|kind| kind.code().to_owned()),
+            model,
+            ..RequestRecord::default()
         },
         upstream,
     };
@@ -119,8 +131,8 @@ pub async fn record_requests(
 struct Pending {
     stats: Arc<Stats>,
     started: Instant,
-    /// Set by [`note_stream_failure`] while the body is polled.
-    stream_failure: Arc<OnceLock<UpstreamErrorKind>>,
+    /// Stream failure and usage, reported while the handler ran and the body is polled.
+    slots: ReplySlots,
     record: RequestRecord,
     upstream: Option<UpstreamContact>,
 }
@@ -129,9 +141,13 @@ impl Pending {
     fn finish(mut self) {
         self.record.duration_ms =
             u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if let Some((prompt, completion)) = self.slots.usage() {
+            self.record.prompt_tokens = prompt;
+            self.record.completion_tokens = completion;
+        }
         if self.record.upstream_error.is_none() {
-            if let Some(kind) = self.stream_failure.get().copied() {
-                self.record.upstream_error = Some(kind.code());
+            if let Some(kind) = self.slots.failure() {
+                self.record.upstream_error = Some(kind.code().to_owned());
                 self.upstream = Some(UpstreamContact {
                     at_ms: unix_ms(),
                     error: Some(kind),
@@ -161,9 +177,9 @@ impl HttpBody for RecordedBody {
         let this = self.get_mut();
         let polled = match &this.pending {
             // The stream behind the body runs inside this poll: give it the failure slot.
-            Some(pending) => stats::with_failure_slot(Arc::clone(&pending.stream_failure), || {
-                Pin::new(&mut this.inner).poll_frame(cx)
-            }),
+            Some(pending) => pending
+                .slots
+                .poll_body(|| Pin::new(&mut this.inner).poll_frame(cx)),
             None => Pin::new(&mut this.inner).poll_frame(cx),
         };
         if let Poll::Ready(None) = polled {

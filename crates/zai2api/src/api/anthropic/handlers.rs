@@ -17,7 +17,7 @@ use super::stream::{self, RenderOptions};
 use super::wire::CountTokens;
 use crate::error::AppError;
 use crate::http::AppState;
-use crate::http::request_log::UsedToken;
+use crate::http::request_log::{ServedModel, UsedToken};
 
 fn model_names(state: &AppState) -> ModelNames<'_> {
     ModelNames {
@@ -40,6 +40,7 @@ pub async fn messages(
     let input_tokens = request::input_tokens(&request);
     let chat = state.chat.start(&request).await?;
     let used = UsedToken(chat.token.clone());
+    let served = ServedModel(chat.model.clone());
     let conversation = chat.conversation.clone();
     let options = RenderOptions {
         id: stream::message_id(),
@@ -52,6 +53,7 @@ pub async fn messages(
     };
     let mut response = stream::respond(chat, request.stream, options).await;
     response.extensions_mut().insert(used);
+    response.extensions_mut().insert(served);
     crate::api::name_conversation(&mut response, &headers, conversation.as_deref());
     Ok(response)
 }

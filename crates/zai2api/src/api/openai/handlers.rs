@@ -15,7 +15,7 @@ use super::wire::{ModelList, ModelObject};
 use super::{request, stream};
 use crate::error::AppError;
 use crate::http::AppState;
-use crate::http::request_log::UsedToken;
+use crate::http::request_log::{ServedModel, UsedToken};
 
 /// `GET /v1/models`.
 pub async fn list_models(State(state): State<AppState>) -> Result<Json<ModelList>, AppError> {
@@ -54,6 +54,7 @@ pub async fn chat_completions(
         crate::api::client_captcha(&headers, request.captcha_verify_param.take());
     let chat = state.chat.start(&request).await?;
     let used = UsedToken(chat.token.clone());
+    let served = ServedModel(chat.model.clone());
     let conversation = chat.conversation.clone();
     let options = stream::RenderOptions {
         stream: request.stream,
@@ -66,6 +67,7 @@ pub async fn chat_completions(
     };
     let mut response = stream::respond(chat, options).await;
     response.extensions_mut().insert(used);
+    response.extensions_mut().insert(served);
     crate::api::name_conversation(&mut response, &headers, conversation.as_deref());
     Ok(response)
 }

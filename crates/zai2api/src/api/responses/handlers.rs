@@ -17,7 +17,7 @@ use super::stream::{self, OnFinal, RenderOptions};
 use super::wire::{self, Deleted};
 use crate::error::AppError;
 use crate::http::AppState;
-use crate::http::request_log::UsedToken;
+use crate::http::request_log::{ServedModel, UsedToken};
 
 /// `POST /v1/responses`.
 pub async fn create(
@@ -42,6 +42,7 @@ pub async fn create(
         crate::api::client_captcha(&headers, chat_request.captcha_verify_param.take());
     let chat = state.chat.start(&parsed.chat).await?;
     let used = UsedToken(chat.token.clone());
+    let served = ServedModel(chat.model.clone());
     let conversation = chat.conversation.clone();
     let options = RenderOptions {
         id: stream::response_id(),
@@ -73,6 +74,7 @@ pub async fn create(
     };
     let mut response = stream::respond(chat, parsed.chat.stream, options, on_final).await;
     response.extensions_mut().insert(used);
+    response.extensions_mut().insert(served);
     crate::api::name_conversation(&mut response, &headers, conversation.as_deref());
     Ok(response)
 }
