@@ -22,6 +22,7 @@ mod e2e_responses;
 mod e2e_tools;
 mod eras;
 mod fuzz_regressions;
+mod history;
 mod leases;
 mod max_tokens;
 mod models_2026_09;
