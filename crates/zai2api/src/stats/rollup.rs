@@ -22,9 +22,9 @@ use serde::{Deserialize, Serialize};
 pub const WINDOW_MINUTES: u64 = 24 * 60;
 
 /// Upper bounds (inclusive, milliseconds) of the latency buckets; one more bucket holds the rest.
-pub const LATENCY_BOUNDS_MS: [u64; 18] = [
-    50, 100, 200, 300, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 7_500, 10_000, 15_000, 20_000,
-    30_000, 60_000, 120_000,
+pub const LATENCY_BOUNDS_MS: [u64; 21] = [
+    5, 10, 25, 50, 100, 200, 300, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 7_500, 10_000,
+    15_000, 20_000, 30_000, 60_000, 120_000,
 ];
 
 /// Buckets per histogram: the bounded ones and the open last one.
@@ -334,9 +334,9 @@ mod tests {
     #[test]
     fn latencies_fall_in_their_buckets() {
         assert_eq!(bucket_of(0), 0);
-        assert_eq!(bucket_of(50), 0, "bounds are inclusive");
-        assert_eq!(bucket_of(51), 1);
-        assert_eq!(bucket_of(1_000), 6);
+        assert_eq!(bucket_of(5), 0, "bounds are inclusive");
+        assert_eq!(bucket_of(6), 1);
+        assert_eq!(bucket_of(1_000), 9);
         assert_eq!(bucket_of(120_000), BUCKETS - 2);
         assert_eq!(bucket_of(120_001), BUCKETS - 1);
         assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
@@ -346,16 +346,16 @@ mod tests {
     fn quantiles_come_from_the_buckets() {
         let mut cell = Cell::default();
         assert_eq!(cell.quantile(0.5), None);
-        // 90 fast requests (≤ 50 ms) and 10 between 1 and 1.5 s.
+        // 90 fast requests (10 to 25 ms) and 10 between 1 and 1.5 s.
         for _ in 0..90 {
             cell.add(&ok(20));
         }
         for _ in 0..10 {
             cell.add(&ok(1_200));
         }
-        // Rank 50 of 90 in [0, 50]: 50 * 50/90.
+        // Rank 50 of 90 in (10, 25]: 10 + 15 * 50/90.
         let p50 = cell.quantile(0.5).unwrap();
-        assert!((p50 - 50.0 * 50.0 / 90.0).abs() < 1e-9, "{p50}");
+        assert!((p50 - (10.0 + 15.0 * 50.0 / 90.0)).abs() < 1e-9, "{p50}");
         // Rank 95 is the 5th of 10 in (1000, 1500].
         let p95 = cell.quantile(0.95).unwrap();
         assert!((p95 - 1_250.0).abs() < 1e-9, "{p95}");

@@ -303,6 +303,12 @@
       drawn += 1;
       chart.append(svg('path', { d, class: `line series-${n % 8}`, 'data-series': s.name },
         svg('title', { text: s.name })));
+      // A minute with no neighbour draws no line: a dot shows it.
+      s.values.forEach((v, i) => {
+        if (v != null && s.values[i - 1] == null && s.values[i + 1] == null) {
+          chart.append(svg('circle', { cx: x(i).toFixed(1), cy: y(v).toFixed(1), r: 2, class: `dot series-${n % 8}` }));
+        }
+      });
     });
     chart.dataset.series = String(drawn);
     chart.dataset.max = String(max);
