@@ -5,18 +5,19 @@
 
 #![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
     reason = "tests fail loudly on what must be there"
 )]
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::redis::RedisServer;
-use crate::common::{Gateway, Instance, free_port, user, user_with_model, wait_healthy};
+use crate::common::{
+    Gateway, Instance, free_port, spawn_binary, user, user_with_model, wait_healthy,
+};
+use crate::shared_state::Cluster;
 use fake_zai::{FakeConfig, FakeZai};
 
 /// Sums `f` over the points of a history.
@@ -130,19 +131,8 @@ async fn embedded_history_counts_known_requests_per_minute_and_model() {
 }
 
 /// The gateway binary on `port` with `dir` as its state directory.
-fn spawn_binary(fake: &FakeZai, port: u16, dir: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_zai2api"))
-        .env_clear()
-        .env("BASE", fake.base_url())
-        .env("PORT", port.to_string())
-        .env("LISTEN_HOST", "127.0.0.1")
-        .env("ZAI2API_STATE_DIR", dir)
-        .env("INSTANCE_ID", "restarted")
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the gateway binary starts")
+fn spawn_restarted(fake: &FakeZai, port: u16, dir: &std::path::Path) -> Child {
+    spawn_binary(fake, port, dir, &[("INSTANCE_ID", "restarted")])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,7 +141,7 @@ async fn embedded_history_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
     let port = free_port();
-    let mut first = spawn_binary(&fake, port, dir.path());
+    let mut first = spawn_restarted(&fake, port, dir.path());
     wait_healthy(&http, port).await;
     let url = format!("http://127.0.0.1:{port}");
     for text in ["one", "two", "three"] {
@@ -174,7 +164,7 @@ async fn embedded_history_survives_a_restart() {
     assert!(dir.path().join("history.json").exists());
 
     let port = free_port();
-    let mut second = spawn_binary(&fake, port, dir.path());
+    let mut second = spawn_restarted(&fake, port, dir.path());
     wait_healthy(&http, port).await;
     let history: Value = http
         .get(format!("http://127.0.0.1:{port}/dashboard/api/history"))
@@ -189,40 +179,17 @@ async fn embedded_history_survives_a_restart() {
     assert_eq!(requests(&history), 3, "{history}");
 }
 
-/// Two instances on one Redis and one fake-zai.
-struct Cluster {
-    redis: RedisServer,
-    prefix: String,
-    fake: FakeZai,
-}
-
-impl Cluster {
-    async fn start() -> Cluster {
-        Cluster {
-            redis: RedisServer::start().await,
-            prefix: RedisServer::fresh_prefix(),
-            fake: FakeZai::start(FakeConfig::default()).await.unwrap(),
-        }
-    }
-
-    async fn instance(&self, id: &str) -> Instance {
-        Instance::start(
-            &self.fake,
-            &[
-                ("STATE_URL", self.redis.url.as_str()),
-                ("STATE_PREFIX", self.prefix.as_str()),
-                ("INSTANCE_ID", id),
-            ],
-        )
+/// An instance of the shared-state tests' cluster named `id`, guests allowed (no tokens here).
+async fn named(c: &Cluster, id: &str) -> Instance {
+    c.instance(&[("INSTANCE_ID", id), ("ANONYMOUS_MODE", "true")])
         .await
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_counters_log_and_history() {
     let c = Cluster::start().await;
-    let a = c.instance("alpha").await;
-    let b = c.instance("bravo").await;
+    let a = named(&c, "alpha").await;
+    let b = named(&c, "bravo").await;
     known_traffic(&a).await;
     known_traffic(&b).await;
     let (status, _) = b.chat(&user("one more on bravo")).await;
@@ -251,7 +218,7 @@ async fn two_instances_share_counters_log_and_history() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_pause_loses_and_doubles_nothing() {
     let c = Cluster::start().await;
-    let a = c.instance("alpha").await;
+    let a = named(&c, "alpha").await;
     let (status, _) = a.chat(&user("before")).await;
     assert_eq!(status, 200);
     history_until(&a, "the first request flushed", |h| requests(h) == 1).await;
