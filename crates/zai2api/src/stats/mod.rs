@@ -10,7 +10,7 @@
 //! - **Redis**: the cluster's — see [`shared`] for the keys and how a flush is applied once.
 //!
 //! Invariants:
-//! - Recording is constant work per request and never waits on I/O: one short mutex (never held
+//! - Recording is a few in-memory updates per request and never waits on I/O: one short mutex (never held
 //!   across an `.await`); Redis is written by a background task every second.
 //! - Records hold what the request log gives them: never a secret (masked token ids only). Each
 //!   names the instance that served it ([`Stats::instance`]).
@@ -704,13 +704,24 @@ mod tests {
         let mut missing = record(404, 3);
         missing.time_ms = 3 * 60_000 + 59_999;
         stats.record(missing, None);
+        let mut next = record(200, 3);
+        next.time_ms = 4 * 60_000;
+        stats.record(next, None);
         let s = stats.snapshot();
         assert_eq!((s.instance.as_str(), s.scope), ("box-1", "instance"));
         assert!(s.recent.iter().all(|r| r.instance == "box-1"));
         let history = stats.lock().rollup.history(4);
-        assert_eq!(history.points.len(), 1);
+        assert_eq!(
+            history.points.len(),
+            2,
+            "the last millisecond of a minute is still in it"
+        );
         let point = &history.points[0];
         assert_eq!((point.minute_ms, point.requests), (180_000, 2));
+        assert_eq!(
+            (history.points[1].minute_ms, history.points[1].requests),
+            (240_000, 1)
+        );
         assert_eq!(point.errors["client_error"], 1);
         assert_eq!(point.tokens["glm-4.6"].prompt, 11);
     }
