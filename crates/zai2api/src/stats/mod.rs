@@ -10,8 +10,8 @@
 //! - **Redis**: the cluster's — see [`shared`] for the keys and how a flush is applied once.
 //!
 //! Invariants:
-//! - Recording is a few in-memory updates per request and never waits on I/O: one short mutex (never held
-//!   across an `.await`); Redis is written by a background task every second.
+//! - Recording is a few in-memory updates per request and never waits on I/O: one short mutex
+//!   (never held across an `.await`); Redis is written by a background task every second.
 //! - Records hold what the request log gives them: never a secret (masked token ids only). Each
 //!   names the instance that served it ([`Stats::instance`]).
 //! - Every upstream failure kind is counted once per request, whether it was answered as an HTTP
