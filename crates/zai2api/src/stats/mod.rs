@@ -564,7 +564,11 @@ fn load_history(path: &std::path::Path) -> Rollup {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Rollup::default(),
         Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "cannot read the request history; starting empty");
+            tracing::warn!(
+                path = %path.display(),
+                error = %e,
+                "cannot read the request history; starting empty"
+            );
             return Rollup::default();
         }
     };
@@ -573,7 +577,10 @@ fn load_history(path: &std::path::Path) -> Rollup {
         _ => {
             let aside = path.with_extension("json.bad");
             let _ = std::fs::rename(path, &aside);
-            tracing::warn!(path = %aside.display(), "the request history file is not valid; set aside, starting empty");
+            tracing::warn!(
+                path = %aside.display(),
+                "the request history file is not valid; set aside, starting empty"
+            );
             Rollup::default()
         }
     }
