@@ -1,6 +1,7 @@
 // The dashboard in a real headless Chromium (Debian's `chromium`, driven by playwright-core; no
 // browser download). Starts fake-zai and the zai2api binary on free loopback ports with AUTH_TOKEN
-// set and a temporary state directory, then: logs in, pastes three tokens, sees them masked (and
+// set and a temporary state directory, then: logs in, sees the traffic in the statistics, the
+// request table (each row naming its instance) and the 24-hour charts, pastes three tokens, sees them masked (and
 // never raw anywhere in the page), deletes one, switches auto-refresh off (the choice survives a
 // reload and polling stops), logs out, and saves screenshots to test-output/ (dashboard.png, plus
 // login.png and status.png).
@@ -181,6 +182,43 @@ test('dashboard: log in, add, see masked, delete, auto-refresh off, log out', { 
     assert.equal(await page.textContent('#stat-failures'), '1');
     const paths = await page.locator('#recent-rows tr td:nth-child(3)').allTextContents();
     assert.deepEqual(paths, ['/v1/models', '/v1/chat/completions', '/v1/models']);
+    // Each row names the instance that served it; the chat names its model and tokens.
+    const instances = await page.locator('#recent-rows tr td:nth-child(10)').allTextContents();
+    assert.equal(instances.length, 3);
+    for (const i of instances) assert.match(i, /^\S+-[0-9a-f]{6}$/, 'host name plus a random suffix');
+    assert.match(await page.textContent('#recent-rows tr:nth-child(2) td:nth-child(8)'), /^GLM-4\.6$/i);
+    assert.match(await page.textContent('#recent-rows tr:nth-child(2) td:nth-child(9)'), /^\d+$/);
+
+    // The 24-hour charts are drawn from /dashboard/api/history, with this traffic in them.
+    await page.waitForFunction(() => Number(document.getElementById('history-charts').dataset.points) >= 1);
+    const chart = (id) => page.evaluate((id) => {
+      const svg = document.querySelector(`#${id} svg`);
+      return svg && {
+        series: Number(svg.dataset.series),
+        max: Number(svg.dataset.max),
+        names: [...svg.querySelectorAll('path[data-series]')].map((p) => p.dataset.series),
+        drawn: [...svg.querySelectorAll('path[data-series]')].every((p) => /^M[\d.]+,[\d.]+/.test(p.getAttribute('d'))),
+        legend: [...document.querySelectorAll(`#${id} .legend .key`)].map((k) => k.textContent),
+        // What a person sees: a line through two minutes or more, or a dot for a lone minute.
+        marks: svg.querySelectorAll('circle.dot').length
+          + [...svg.querySelectorAll('path[data-series]')].filter((p) => p.getAttribute('d').includes('L')).length,
+      };
+    }, id);
+    const requests = await chart('chart-requests');
+    assert.deepEqual(requests.names, ['requests']);
+    assert.ok(requests.drawn);
+    assert.equal(requests.max, 3, 'three requests in this minute');
+    const errors = await chart('chart-errors');
+    assert.deepEqual(errors.names, ['client error'], 'the 401 is a client error');
+    assert.equal(errors.max, 1);
+    const latency = await chart('chart-latency');
+    assert.deepEqual(latency.names, ['p50', 'p95']);
+    assert.ok(latency.drawn);
+    assert.ok(latency.marks >= 2, 'p50 and p95 are visible');
+    const tokens = await chart('chart-tokens');
+    assert.equal(tokens.series, 1, 'one model served tokens');
+    assert.match(tokens.legend[0], /^GLM-4\.6$/i);
+    assert.ok(tokens.max > 0);
 
     // 2. Paste three tokens, comma and newline mixed.
     await page.fill('#add-tokens', `${RAW[0]}, ${RAW[1]}\n${RAW[2]}\n`);

@@ -179,6 +179,9 @@ pub struct Config {
     pub state_url: Option<SecretString>,
     /// `STATE_PREFIX`: the start of every shared key, so deployments can share one Redis.
     pub state_prefix: String,
+    /// `INSTANCE_ID`: this instance's name in the request log and the dashboard (`None`: the
+    /// host name plus a random suffix, chosen at start).
+    pub instance_id: Option<String>,
     /// `STATE_LEASE_TTL`: how long a shared lease outlives an instance that stopped refreshing it
     /// (one killed mid-stream); seconds in the env, at least 3.
     pub state_lease_ttl: Duration,
@@ -231,6 +234,15 @@ impl From<&Config> for crate::state::StateSettings {
         Self {
             url: config.state_url.clone(),
             prefix: config.state_prefix.clone(),
+        }
+    }
+}
+
+impl From<&Config> for crate::stats::StatsSettings {
+    fn from(config: &Config) -> Self {
+        Self {
+            instance_id: config.instance_id.clone(),
+            state_dir: config.state_dir.clone(),
         }
     }
 }
@@ -318,6 +330,7 @@ impl fmt::Debug for Config {
             .field("reasoning_effort", &self.reasoning_effort)
             .field("state_url", &redact(&self.state_url))
             .field("state_prefix", &self.state_prefix)
+            .field("instance_id", &self.instance_id)
             .field("state_lease_ttl", &self.state_lease_ttl)
             .field("token_max_concurrent", &self.token_max_concurrent)
             .field("guest_max_concurrent", &self.guest_max_concurrent)
@@ -606,6 +619,17 @@ impl Config {
         let state_prefix = get("STATE_PREFIX")
             .map(|p| p.trim().to_owned())
             .unwrap_or_else(|| defaults::STATE_PREFIX.to_owned());
+        let instance_id = get("INSTANCE_ID")
+            .map(|id| id.trim().to_owned())
+            .filter(|id| !id.is_empty());
+        if instance_id.as_ref().is_some_and(|id| {
+            id.chars().count() > 64 || id.chars().any(|c| c.is_control() || c == '|')
+        }) {
+            return Err(ConfigError::bare(
+                "INSTANCE_ID",
+                "expected at most 64 printable characters, without '|'",
+            ));
+        }
         let state_lease_ttl = Duration::from_secs(parse_u64(
             &get,
             "STATE_LEASE_TTL",
@@ -678,6 +702,7 @@ impl Config {
             reasoning_effort,
             state_url,
             state_prefix,
+            instance_id,
             state_lease_ttl,
             token_max_concurrent,
             guest_max_concurrent,
@@ -1125,6 +1150,7 @@ mod tests {
             "CAPTCHA_PARAM_TTL",
             "STATE_URL",
             "STATE_PREFIX",
+            "INSTANCE_ID",
             "STATE_LEASE_TTL",
             "TOKEN_MAX_CONCURRENT",
             "GUEST_MAX_CONCURRENT",

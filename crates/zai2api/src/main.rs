@@ -134,7 +134,11 @@ async fn serve() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match zai2api::serve::run(state, listener, zai2api::serve::shutdown_signal()).await {
+    let stats = state.stats.clone();
+    let served = zai2api::serve::run(state, listener, zai2api::serve::shutdown_signal()).await;
+    // What the statistics have not persisted yet (history file, unflushed Redis counts).
+    stats.shutdown().await;
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server failed");

@@ -11,9 +11,10 @@
 //!   duration of a streamed reply covers the whole stream, not just the headers.
 //! - Upstream failures are counted once per request: from the [`crate::error::AppError`] a failed
 //!   response carries, or from the stream-failure slot the body is polled with
-//!   ([`crate::stats::with_failure_slot`]) when the stream had already started.
+//!   ([`crate::stats::ReplySlots`]) when the stream had already started. Upstream's token usage
+//!   arrives in the same slots, and the model from [`ServedModel`].
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -23,7 +24,7 @@ use tokio::time::Instant;
 use super::client_ip::ClientIp;
 use crate::error::UpstreamErrorKind;
 use crate::pool::TokenId;
-use crate::stats::{self, RequestRecord, Stats, UpstreamContact, unix_ms};
+use crate::stats::{ReplySlots, RequestRecord, Stats, UpstreamContact, unix_ms};
 
 /// Longest path kept in a record; longer ones are cut (a client could send a huge URL).
 const MAX_PATH_CHARS: usize = 200;
@@ -34,7 +35,8 @@ const MAX_PATH_CHARS: usize = 200;
 pub struct UsedToken(pub Option<TokenId>);
 
 /// Put into a chat response's extensions by the API handlers: the catalogue name of the model
-/// that served it, for the metrics' `model` label (a catalogue name, so bounded).
+/// that served it (as the client was told; bounded), for the request log, the per-model history
+/// and the metrics' `model` label.
 #[derive(Debug, Clone)]
 pub struct ServedModel(pub String);
 
@@ -84,7 +86,8 @@ pub async fn record_requests(
         .and_then(|ip| ip.0)
         .map(|ip| ip.to_string());
 
-    let response = next.run(request).await;
+    let slots = ReplySlots::default();
+    let response = slots.serve(next.run(request)).await;
 
     let status = response.status().as_u16();
     let failure = match response.extensions().get::<crate::error::AppError>() {
@@ -114,10 +117,14 @@ pub async fn record_requests(
         }),
         None => None,
     };
+    let model = response
+        .extensions()
+        .get::<ServedModel>()
+        .map(|m| m.0.chars().take(MAX_PATH_CHARS).collect());
     let pending = Pending {
         stats,
         started,
-        stream_failure: Arc::new(OnceLock::new()),
+        slots,
         record: RequestRecord {
             time_ms,
             method,
@@ -126,7 +133,9 @@ pub async fn record_requests(
             duration_ms: 0,
             client_ip,
             token,
-            upstream_error: failure.map(UpstreamErrorKind::code),
+            upstream_error: failure.map(|kind| kind.code().to_owned()),
+            model,
+            ..RequestRecord::default()
         },
         upstream,
     };
@@ -137,8 +146,8 @@ pub async fn record_requests(
 struct Pending {
     stats: Arc<Stats>,
     started: Instant,
-    /// Set by [`note_stream_failure`] while the body is polled.
-    stream_failure: Arc<OnceLock<UpstreamErrorKind>>,
+    /// Stream failure and usage, reported while the handler ran and the body is polled.
+    slots: ReplySlots,
     record: RequestRecord,
     upstream: Option<UpstreamContact>,
 }
@@ -147,9 +156,13 @@ impl Pending {
     fn finish(mut self) {
         self.record.duration_ms =
             u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if let Some((prompt, completion)) = self.slots.usage() {
+            self.record.prompt_tokens = prompt;
+            self.record.completion_tokens = completion;
+        }
         if self.record.upstream_error.is_none() {
-            if let Some(kind) = self.stream_failure.get().copied() {
-                self.record.upstream_error = Some(kind.code());
+            if let Some(kind) = self.slots.failure() {
+                self.record.upstream_error = Some(kind.code().to_owned());
                 self.upstream = Some(UpstreamContact {
                     at_ms: unix_ms(),
                     error: Some(kind),
@@ -162,8 +175,8 @@ impl Pending {
 
 impl super::body::Watcher for Pending {
     fn around_poll<R>(&self, poll: impl FnOnce() -> R) -> R {
-        // The stream behind the body runs inside this poll: give it the failure slot.
-        stats::with_failure_slot(Arc::clone(&self.stream_failure), poll)
+        // The stream behind the body runs inside this poll: give it the failure and usage slots.
+        self.slots.poll_body(poll)
     }
 
     fn finish(self) {

@@ -18,7 +18,8 @@ pub struct AppState {
     pub upstream: Arc<UpstreamClient>,
     pub models: Arc<ModelCatalogue>,
     pub pool: Arc<crate::pool::TokenPool>,
-    /// Request counters and the recent-request ring.
+    /// Request counters, the recent-request log and the 24-hour rollup (on the state backend
+    /// when built by [`build_state`], in memory otherwise).
     pub stats: Arc<Stats>,
     /// Wrong dashboard passwords per client.
     pub login: Arc<super::auth::LoginThrottle>,
@@ -74,7 +75,8 @@ pub enum StartError {
 }
 
 /// Builds the shared state: the upstream client (the `UPSTREAM_PROFILE` file, else the built-in
-/// profile, watched for changes), the token pool on its state backend (STATE_URL) and a catalogue
+/// profile, watched for changes), the token pool and the statistics on the state backend
+/// (STATE_URL) and a catalogue
 /// backed by them. Nothing touches upstream here; the model list is fetched on first use. An
 /// invalid profile file, or a shared state that does not answer, is an error.
 pub async fn build_state(config: Config) -> Result<AppState, StartError> {
@@ -99,5 +101,8 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         pool.clone(),
         config.models_cache_ttl,
     ));
-    Ok(AppState::new(Arc::new(config), upstream, models, pool))
+    let stats = Stats::open(&crate::stats::StatsSettings::from(&config), &backend);
+    let mut state = AppState::new(Arc::new(config), upstream, models, pool);
+    state.stats = stats;
+    Ok(state)
 }

@@ -1,16 +1,13 @@
 //! `token_pool.json`: the pool's state on disk.
 //!
 //! Invariants:
-//! - Writes are atomic: the new state goes to a temporary file in the same directory, is fsynced,
-//!   then renamed over the old file, and the directory is fsynced. A crash or `kill -9` at any
-//!   moment leaves either the old file or the new one, never a mix.
+//! - Writes are atomic ([`crate::state::file::write_atomic`]): a crash or `kill -9` at any moment
+//!   leaves either the old file or the new one, never a mix.
 //! - A file that exists but cannot be read or parsed is an error for the caller (start-up stops)
 //!   and is never overwritten: the operator's tokens may be in it.
 //! - The file holds full tokens (it must, to survive restarts), so it is created owner-only (0600).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -61,8 +58,6 @@ pub struct Store {
     path: PathBuf,
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 impl Store {
     pub fn new(dir: &Path) -> Self {
         Self {
@@ -74,23 +69,9 @@ impl Store {
         &self.path
     }
 
-    /// Removes temporary files a crash left behind mid-write (they are never the state: the rename
-    /// is what commits a write). Best effort.
+    /// Removes temporary files a crash left behind mid-write. Best effort.
     pub fn remove_stale_temps(&self) {
-        let Some(dir) = self.path.parent() else {
-            return;
-        };
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        let prefix = format!(".{FILE_NAME}.");
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with(&prefix) && name.ends_with(".tmp") {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
+        crate::state::file::remove_stale_temps(&self.path);
     }
 
     /// Reads the file. `Ok(None)`: there is none yet.
@@ -121,45 +102,12 @@ impl Store {
         Ok(Some(file))
     }
 
-    /// Replaces the file atomically. Blocking: call from `spawn_blocking`.
+    /// Replaces the file atomically ([`crate::state::file::write_atomic`]). Blocking: call from
+    /// `spawn_blocking`.
     pub fn save(&self, file: &PoolFile) -> std::io::Result<()> {
-        let dir = self.path.parent().unwrap_or_else(|| Path::new("."));
-        std::fs::create_dir_all(dir)?;
         let json = serde_json::to_vec_pretty(file).map_err(std::io::Error::other)?;
-        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(".{FILE_NAME}.{}.{n}.tmp", std::process::id()));
-        let result = (|| {
-            let mut out = open_private(&tmp)?;
-            out.write_all(&json)?;
-            out.sync_all()?;
-            drop(out);
-            std::fs::rename(&tmp, &self.path)?;
-            // The rename itself must reach the disk too.
-            std::fs::File::open(dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+        crate::state::file::write_atomic(&self.path, &json)
     }
-}
-
-#[cfg(unix)]
-fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //! - A backend that cannot be reached at start is an error for the caller (start-up stops with one
 //!   line); later outages are survived by the users of the state, which keep their last known view.
 
+pub mod file;
 pub mod redis;
 
 use secrecy::{ExposeSecret, SecretString};

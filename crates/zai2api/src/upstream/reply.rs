@@ -11,7 +11,8 @@
 //!   reply abandoned before its end (the client went away) drops its body at once, which closes
 //!   the connection and stops upstream generating.
 //! - Every reply ends with exactly one `Done` or `Error`; an error after the first byte is also
-//!   reported to the request log's failure slot ([`crate::stats::note_stream_failure`]).
+//!   reported to the request log's failure slot ([`crate::stats::note_stream_failure`]), and
+//!   upstream's usage to its usage slot ([`crate::stats::note_usage`]).
 
 use std::time::Duration;
 
@@ -44,10 +45,10 @@ pub fn semantic_stream(bytes: ByteStream, stream: StreamProfile) -> SemanticStre
     let events = stage::drive(events, ReasoningClock::default());
     // An error after the first byte cannot become an HTTP error any more; the request log still
     // counts it by kind (a no-op when this stream is read before the response exists).
-    Box::pin(events.inspect(|event| {
-        if let Semantic::Error(e) = event {
-            crate::stats::note_stream_failure(e.kind);
-        }
+    Box::pin(events.inspect(|event| match event {
+        Semantic::Error(e) => crate::stats::note_stream_failure(e.kind),
+        Semantic::Usage(u) => crate::stats::note_usage(u.prompt_tokens, u.completion_tokens),
+        _ => {}
     }))
 }
 

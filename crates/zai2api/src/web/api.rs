@@ -25,7 +25,7 @@ use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::auth::Viewer;
 use crate::pool::{AddReport, PoolSnapshot, TokenId};
-use crate::stats::{StatsSnapshot, unix_ms};
+use crate::stats::{HistoryReport, StatsSnapshot, unix_ms};
 
 /// The pool snapshot with the time it was taken.
 #[derive(Debug, Serialize)]
@@ -75,6 +75,12 @@ pub async fn stats(
         stats: state.stats.snapshot(),
         captcha: state.chat.captcha().status(),
     })
+}
+
+/// `GET /dashboard/api/history`: the last 24 hours per minute (requests, errors by kind, latency
+/// p50/p95, tokens per model), the cluster's with Redis.
+pub async fn history(State(state): State<AppState>) -> Json<HistoryReport> {
+    Json(state.stats.history(unix_ms()).await)
 }
 
 /// Serialises doctor runs: each one opens a session, a chat and a completion upstream.

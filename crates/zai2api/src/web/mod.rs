@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/logout", post(login::logout))
         .route("/dashboard/assets/{name}", get(pages::asset))
         .route("/dashboard/api/stats", get(api::stats))
+        .route("/dashboard/api/history", get(api::history))
         .route("/dashboard/api/doctor", post(api::doctor))
         .route(
             "/dashboard/api/captcha",

@@ -4,31 +4,23 @@
 //! updates the pool's counters, which the background writer persists while we kill the process at
 //! random moments.
 
-#![expect(clippy::expect_used, reason = "test code fails loudly")]
-
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
-use crate::common::{free_port, wait_healthy};
+use crate::common::{free_port, spawn_binary, wait_healthy};
 use fake_zai::{FakeConfig, FakeZai};
 use rand::Rng;
 
 const TOKENS: [&str; 4] = ["crash-a", "crash-b", "crash-c", "crash-d"];
 
 fn spawn(fake: &FakeZai, state_dir: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_zai2api"))
-        .env_clear()
-        .env("BASE", fake.base_url())
-        .env("PORT", port.to_string())
-        .env("LISTEN_HOST", "127.0.0.1")
-        .env("TOKEN_POOL", TOKENS.join(","))
-        .env("ANONYMOUS_MODE", "false")
-        .env("ZAI2API_STATE_DIR", state_dir)
-        .current_dir(state_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the gateway binary starts")
+    let tokens = TOKENS.join(",");
+    spawn_binary(
+        fake,
+        port,
+        state_dir,
+        &[("TOKEN_POOL", tokens.as_str()), ("ANONYMOUS_MODE", "false")],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

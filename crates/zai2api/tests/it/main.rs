@@ -23,6 +23,7 @@ mod e2e_responses;
 mod e2e_tools;
 mod eras;
 mod fuzz_regressions;
+mod history;
 mod leases;
 mod max_tokens;
 mod metrics;

@@ -19,14 +19,14 @@ use crate::common::{Instance, free_port, user, wait_healthy};
 use fake_zai::{FakeConfig, FakeZai, TokenFault};
 
 /// Settings every instance of one test shares.
-struct Cluster {
-    redis: RedisServer,
-    prefix: String,
-    fake: FakeZai,
+pub(crate) struct Cluster {
+    pub(crate) redis: RedisServer,
+    pub(crate) prefix: String,
+    pub(crate) fake: FakeZai,
 }
 
 impl Cluster {
-    async fn start() -> Cluster {
+    pub(crate) async fn start() -> Cluster {
         Cluster {
             redis: RedisServer::start().await,
             prefix: RedisServer::fresh_prefix(),
@@ -35,7 +35,7 @@ impl Cluster {
     }
 
     /// One more instance; `env` comes first (the first value given for a name wins).
-    async fn instance(&self, env: &[(&str, &str)]) -> Instance {
+    pub(crate) async fn instance(&self, env: &[(&str, &str)]) -> Instance {
         let mut all = env.to_vec();
         all.extend_from_slice(&[
             ("STATE_URL", self.redis.url.as_str()),

@@ -152,7 +152,8 @@ fn stats_count_every_kind() {
                     duration_ms: 1,
                     client_ip: None,
                     token: None,
-                    upstream_error: Some(kind.code()),
+                    upstream_error: Some(kind.code().to_owned()),
+                    ..RequestRecord::default()
                 },
                 Some(UpstreamContact {
                     at_ms: 0,

@@ -138,10 +138,20 @@
         h('td', {}, h('span', { className: cls, title: r.upstream_error || '', text: String(r.status) })),
         h('td', { className: 'num', text: formatMs(r.duration_ms) }),
         h('td', { className: 'mono', text: r.client_ip || '—' }),
-        h('td', { className: 'mono', text: r.token || '—' }));
+        h('td', { className: 'mono', text: r.token || '—' }),
+        h('td', { className: 'mono', text: r.model || '—' }),
+        h('td', {
+          className: 'num',
+          title: r.prompt_tokens || r.completion_tokens ? `prompt ${r.prompt_tokens} · completion ${r.completion_tokens}` : '',
+          text: r.prompt_tokens || r.completion_tokens ? fmt(r.prompt_tokens + r.completion_tokens) : '—',
+        }),
+        h('td', { className: 'mono', text: r.instance || '—' }));
     });
+    $('recent-scope').textContent = s.scope === 'cluster'
+      ? `last 100 across the cluster, newest first · this is ${s.instance}`
+      : 'last 100, newest first';
     if (!rows.length) {
-      rows.push(h('tr', {}, h('td', { className: 'empty', colspan: 7, text: 'No API requests yet. Calls to /v1/… show up here.' })));
+      rows.push(h('tr', {}, h('td', { className: 'empty', colspan: 10, text: 'No API requests yet. Calls to /v1/… show up here.' })));
     }
     $('recent-rows').replaceChildren(...rows);
 
@@ -234,15 +244,127 @@
     }
   }
 
+  // ----------------------------------------------------------------------------------------------
+  // History: four line charts over the last 24 hours, one slot per minute, drawn as inline SVG.
+
+  const SVG = 'http://www.w3.org/2000/svg';
+  const HISTORY_MS = 30_000;
+  const CHART = { width: 560, height: 150, left: 46, right: 8, top: 8, bottom: 20 };
+  let lastHistory = 0;
+
+  function svg(tag, attrs, ...children) {
+    const el = document.createElementNS(SVG, tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (key === 'text') el.textContent = value;
+      else el.setAttribute(key, String(value));
+    }
+    for (const child of children) el.append(child);
+    return el;
+  }
+
+  function compact(n) {
+    if (n >= 1e6) return `${(n / 1e6).toFixed(n >= 1e7 ? 0 : 1)}M`;
+    if (n >= 1e3) return `${(n / 1e3).toFixed(n >= 1e4 ? 0 : 1)}k`;
+    return String(Math.round(n * 10) / 10);
+  }
+
+  /** One chart: `series` = [{name, values}], values one per minute slot (null: no data). */
+  function drawChart(figure, series, slots, fromMs, format) {
+    const { width, height, left, right, top, bottom } = CHART;
+    const plotW = width - left - right, plotH = height - top - bottom;
+    const max = Math.max(0, ...series.flatMap((s) => s.values.filter((v) => v != null)));
+    const yMax = max > 0 ? max * 1.1 : 1;
+    const x = (i) => left + (slots > 1 ? (i / (slots - 1)) * plotW : 0);
+    const y = (v) => top + plotH - (v / yMax) * plotH;
+    const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', class: 'chart-svg' });
+    chart.append(svg('title', { text: figure.querySelector('figcaption').textContent }));
+    for (const frac of [0, 0.5, 1]) {
+      const v = yMax * frac;
+      chart.append(svg('line', { x1: left, x2: width - right, y1: y(v), y2: y(v), class: 'grid' }));
+      chart.append(svg('text', { x: left - 6, y: y(v) + 4, class: 'axis end', text: format(v) }));
+    }
+    for (const hoursAgo of [24, 18, 12, 6, 0]) {
+      const i = Math.round(((24 - hoursAgo) / 24) * (slots - 1));
+      const anchor = hoursAgo === 24 ? 'start' : hoursAgo === 0 ? 'end' : 'middle';
+      const label = hoursAgo === 0 ? 'now' : clock(fromMs + i * 60_000).slice(0, 5);
+      chart.append(svg('text', { x: x(i), y: height - 4, class: `axis ${anchor}`, text: label }));
+    }
+    let drawn = 0;
+    series.forEach((s, n) => {
+      // Minutes without data are gaps for latency (null), zero for counts.
+      let d = '';
+      let pen = false;
+      s.values.forEach((v, i) => {
+        if (v == null) { pen = false; return; }
+        d += `${pen ? 'L' : 'M'}${x(i).toFixed(1)},${y(v).toFixed(1)}`;
+        pen = true;
+      });
+      if (!d) return;
+      drawn += 1;
+      chart.append(svg('path', { d, class: `line series-${n % 8}`, 'data-series': s.name },
+        svg('title', { text: s.name })));
+      // A minute with no neighbour draws no line: a dot shows it.
+      s.values.forEach((v, i) => {
+        if (v != null && s.values[i - 1] == null && s.values[i + 1] == null) {
+          chart.append(svg('circle', { cx: x(i).toFixed(1), cy: y(v).toFixed(1), r: 2, class: `dot series-${n % 8}` }));
+        }
+      });
+    });
+    chart.dataset.series = String(drawn);
+    chart.dataset.max = String(max);
+    const legend = h('div', { className: 'legend' }, ...series.map((s, n) =>
+      h('span', { className: 'key' }, h('span', { className: `swatch series-${n % 8}` }), s.name)));
+    figure.replaceChildren(figure.querySelector('figcaption'), chart, legend);
+    if (!series.some((s) => s.values.some((v) => v))) {
+      figure.append(h('p', { className: 'chart-empty muted', text: 'no requests in the last 24 hours' }));
+    }
+  }
+
+  function renderHistory(history) {
+    const slots = Math.round((history.to_ms - history.from_ms) / history.step_ms) + 1;
+    const at = new Map(history.points.map((p) => [Math.round((p.minute_ms - history.from_ms) / history.step_ms), p]));
+    const per = (f) => Array.from({ length: slots }, (_, i) => (at.has(i) ? f(at.get(i)) : 0));
+    const gaps = (f) => Array.from({ length: slots }, (_, i) => (at.has(i) ? f(at.get(i)) : null));
+    const charts = $('history-charts');
+    charts.dataset.points = String(history.points.length);
+    drawChart($('chart-requests'), [{ name: 'requests', values: per((p) => p.requests) }], slots, history.from_ms, compact);
+    drawChart($('chart-errors'), history.error_kinds.map((kind) => ({
+      name: kind.replace(/^upstream_/, '').replace(/_/g, ' '),
+      values: per((p) => p.errors[kind] || 0),
+    })), slots, history.from_ms, compact);
+    drawChart($('chart-latency'), [
+      { name: 'p50', values: gaps((p) => p.p50_ms) },
+      { name: 'p95', values: gaps((p) => p.p95_ms) },
+    ], slots, history.from_ms, (v) => formatMs(v));
+    const models = history.models.filter((m) => history.points.some((p) => p.tokens[m]));
+    drawChart($('chart-tokens'), models.map((model) => ({
+      name: model,
+      values: per((p) => (p.tokens[model] ? p.tokens[model].prompt + p.tokens[model].completion : 0)),
+    })), slots, history.from_ms, compact);
+    $('history-scope').textContent = history.scope === 'cluster'
+      ? 'every instance, per minute (shared state)'
+      : `this instance (${history.instance}), per minute`;
+  }
+
   async function refresh() {
     if (busy) return;
     busy = true;
     try {
-      const [stats, pool] = await Promise.all([api('/dashboard/api/stats'), api('/dashboard/api/tokens')]);
+      // The history changes by the minute: fetched every 30 s, not every refresh.
+      const wantHistory = Date.now() - lastHistory >= HISTORY_MS;
+      const [stats, pool, history] = await Promise.all([
+        api('/dashboard/api/stats'),
+        api('/dashboard/api/tokens'),
+        wantHistory ? api('/dashboard/api/history') : null,
+      ]);
       clearError();
       renderStats(stats);
       renderCaptcha(stats.captcha);
       renderPool(pool);
+      if (history) {
+        renderHistory(history);
+        lastHistory = Date.now();
+      }
       lastUpdated = Date.now();
       tick();
     } catch (e) {
@@ -424,7 +546,7 @@
     toggle.checked = stored !== 'off';
     toggle.addEventListener('change', () => setAutoRefresh(toggle.checked));
     setAutoRefresh(toggle.checked);
-    $('refresh-now').addEventListener('click', refresh);
+    $('refresh-now').addEventListener('click', () => { lastHistory = 0; refresh(); });
     $('add-form').addEventListener('submit', onAdd);
     $('doctor-run').addEventListener('click', onDoctor);
     $('captcha-solve').addEventListener('click', onCaptchaSolve);

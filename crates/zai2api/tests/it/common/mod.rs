@@ -79,6 +79,29 @@ pub fn state_on(base: &str, models: &[u8], pairs: &[(&str, &str)]) -> AppState {
     )
 }
 
+/// The gateway binary as its own process on `port`, in front of `fake`, with `state_dir` as its
+/// state directory and working directory and only `env` besides (output discarded).
+pub fn spawn_binary(
+    fake: &FakeZai,
+    port: u16,
+    state_dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> std::process::Child {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_zai2api"));
+    cmd.env_clear()
+        .env("BASE", fake.base_url())
+        .env("PORT", port.to_string())
+        .env("LISTEN_HOST", "127.0.0.1")
+        .env("ZAI2API_STATE_DIR", state_dir)
+        .current_dir(state_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("the gateway binary starts")
+}
+
 /// fake-zai (`fake`) with one account per token of `pool` (named after the token without its
 /// `tok-` prefix), `revoked` of them then revoked upstream, behind a gateway whose TOKEN_POOL is
 /// `pool` in that order (anonymous mode off, a fixed hash secret); `extra` settings come first.
