@@ -3,10 +3,14 @@
 
 use std::sync::Arc;
 
+use crate::api::responses::shared_store::RedisStore;
 use crate::api::responses::store::{MemoryStore, ResponseStore};
+use crate::chat::conversation::{ConversationIndex, MemoryIndex};
 use crate::chat::service::{ChatService, ChatSettings};
+use crate::chat::shared_conversations::RedisIndex;
 use crate::config::Config;
 use crate::models::ModelCatalogue;
+use crate::state::Backend;
 use crate::stats::Stats;
 use crate::upstream::client::UpstreamClient;
 
@@ -28,20 +32,54 @@ pub struct AppState {
 
 impl AppState {
     /// State with fresh statistics and login throttle around the given parts, and the chat
-    /// service built from them.
+    /// service built from them; everything in this process (the embedded backend).
     pub fn new(
         config: Arc<Config>,
         upstream: Arc<UpstreamClient>,
         models: Arc<ModelCatalogue>,
         pool: Arc<crate::pool::TokenPool>,
     ) -> Self {
-        let chat = Arc::new(ChatService::new(
+        Self::on_backend(config, upstream, models, pool, &Backend::Embedded)
+    }
+
+    /// [`AppState::new`] on a state backend: with Redis, the conversation index, the stored
+    /// responses and the login throttle are the cluster's.
+    pub fn on_backend(
+        config: Arc<Config>,
+        upstream: Arc<UpstreamClient>,
+        models: Arc<ModelCatalogue>,
+        pool: Arc<crate::pool::TokenPool>,
+        backend: &Backend,
+    ) -> Self {
+        let settings = ChatSettings::from(config.as_ref());
+        let (index, responses, login): (Arc<dyn ConversationIndex>, Arc<dyn ResponseStore>, _) =
+            match backend {
+                Backend::Embedded => (
+                    Arc::new(MemoryIndex::new(
+                        settings.conversation_max,
+                        settings.conversation_idle,
+                    )),
+                    Arc::new(MemoryStore::new(config.responses_store)),
+                    super::auth::LoginThrottle::new(),
+                ),
+                Backend::Redis(redis) => (
+                    Arc::new(RedisIndex::new(
+                        Arc::clone(redis),
+                        settings.conversation_max,
+                        settings.conversation_idle,
+                        config.state_lease_ttl,
+                    )),
+                    Arc::new(RedisStore::new(Arc::clone(redis), config.responses_store)),
+                    super::auth::LoginThrottle::shared(Arc::clone(redis)),
+                ),
+            };
+        let chat = Arc::new(ChatService::with_index(
             upstream.clone(),
             models.clone(),
             pool.clone(),
-            ChatSettings::from(config.as_ref()),
+            settings,
+            index,
         ));
-        let responses = Arc::new(MemoryStore::new(config.responses_store));
         Self {
             config,
             chat,
@@ -49,7 +87,7 @@ impl AppState {
             models,
             pool,
             stats: Arc::new(Stats::new()),
-            login: Arc::new(super::auth::LoginThrottle::new()),
+            login: Arc::new(login),
             responses,
         }
     }
@@ -91,5 +129,11 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         pool.clone(),
         config.models_cache_ttl,
     ));
-    Ok(AppState::new(Arc::new(config), upstream, models, pool))
+    Ok(AppState::on_backend(
+        Arc::new(config),
+        upstream,
+        models,
+        pool,
+        &backend,
+    ))
 }

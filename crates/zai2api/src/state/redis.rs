@@ -16,6 +16,24 @@ use std::time::Duration;
 use rand::RngCore;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+/// Every timed script starts here: Redis' clock in ms as `now`. Scripts that read `TIME` and then
+/// write need effects replication, the default since Redis 7 and asked for explicitly before it.
+const NOW_MS: &str = "
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+";
+
+/// A Lua script whose body can use `now` (Redis' clock, Unix ms), the same for every instance.
+pub fn timed_script(body: &str) -> redis::Script {
+    redis::Script::new(&format!("{NOW_MS}{body}"))
+}
+
+/// Milliseconds of `d` for a Redis expiry: at least 1 (0 is an error there).
+pub fn expiry_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
 /// Longest a connection attempt or one command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 
