@@ -18,7 +18,8 @@
 //! - Every state is also kept in this instance's [`MemoryIndex`]. While Redis does not answer
 //!   (or has lost the entry: restarted empty), lookups use that local view and busy marks are
 //!   local; states recorded meanwhile are owed (bounded, the newest kept) and written when Redis
-//!   answers again. A chat request never fails because the index is unreachable.
+//!   answers again (by a task once a second, or at the next lookup). A chat request never fails
+//!   because the index is unreachable.
 //! - Lookups skip Redis while it is known to be unavailable (the pool's refresh finds out when it
 //!   is back), so an outage does not add a command timeout to every request.
 //! - The entry scripts build `conv:<d>` keys from the digests they read (one Redis, never a
@@ -36,7 +37,7 @@ use super::conversation::{
     BusyGuard, Conversation, ConversationDigest, ConversationIndex, MemoryIndex,
 };
 use crate::pool::TokenId;
-use crate::state::redis::{RedisState, expiry_ms, timed_script};
+use crate::state::redis::{RedisState, SETTLE_INTERVAL, every, expiry_ms, timed_script};
 
 /// One conversation state as the shared store keeps it: our own form, independent of any wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +160,20 @@ impl RedisIndex {
             owed: Mutex::new(Vec::new()),
             next_holder: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Starts the index with a background task that writes owed states once Redis answers again
+    /// (without waiting for this instance's next lookup, so other instances see them soon).
+    pub fn start(self) -> Arc<Self> {
+        let index = Arc::new(self);
+        every(SETTLE_INTERVAL, &index, |index| {
+            Box::pin(async move {
+                if index.redis.is_available() && !lock(&index.owed).is_empty() {
+                    index.settle().await;
+                }
+            })
+        });
+        index
     }
 
     fn entry_key(&self, digest: &ConversationDigest) -> String {

@@ -63,13 +63,14 @@ impl AppState {
                     super::auth::LoginThrottle::new(),
                 ),
                 Backend::Redis(redis) => (
-                    Arc::new(RedisIndex::new(
+                    RedisIndex::new(
                         Arc::clone(redis),
                         settings.conversation_max,
                         settings.conversation_idle,
                         config.state_lease_ttl,
-                    )),
-                    Arc::new(RedisStore::new(Arc::clone(redis), config.responses_store)),
+                    )
+                    .start(),
+                    RedisStore::new(Arc::clone(redis), config.responses_store).start(),
                     super::auth::LoginThrottle::shared(Arc::clone(redis)),
                 ),
             };

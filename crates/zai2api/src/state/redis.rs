@@ -34,6 +34,31 @@ pub fn expiry_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
+/// How often the users of the store retry what they owe it.
+pub const SETTLE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs `work(target)` every `interval` for as long as `target` lives (the task holds only a
+/// weak reference): the pool's refresh, and the retries that bring what an instance owes the
+/// store there soon after it answers again, without waiting for that instance's next request.
+pub fn every<T>(
+    interval: Duration,
+    target: &std::sync::Arc<T>,
+    work: impl for<'a> Fn(&'a T) -> futures_util::future::BoxFuture<'a, ()> + Send + 'static,
+) where
+    T: Send + Sync + 'static,
+{
+    let weak = std::sync::Arc::downgrade(target);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(target) = weak.upgrade() else { return };
+            work(&target).await;
+        }
+    });
+}
+
 /// Longest a connection attempt or one command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 

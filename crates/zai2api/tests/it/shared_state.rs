@@ -18,24 +18,29 @@ use crate::common::redis::RedisServer;
 use crate::common::{Instance, free_port, user, wait_healthy};
 use fake_zai::{FakeConfig, FakeZai, TokenFault};
 
-/// Settings every instance of one test shares.
-struct Cluster {
-    redis: RedisServer,
-    prefix: String,
-    fake: FakeZai,
+/// Settings every instance of one test shares (also used by `shared_chat`).
+pub struct Cluster {
+    pub redis: RedisServer,
+    pub prefix: String,
+    pub fake: FakeZai,
 }
 
 impl Cluster {
     async fn start() -> Cluster {
+        Self::start_on(FakeConfig::default()).await
+    }
+
+    /// A cluster in front of a fake-zai configured so (an era, say).
+    pub async fn start_on(fake: FakeConfig) -> Cluster {
         Cluster {
             redis: RedisServer::start().await,
             prefix: RedisServer::fresh_prefix(),
-            fake: FakeZai::start(FakeConfig::default()).await.unwrap(),
+            fake: FakeZai::start(fake).await.unwrap(),
         }
     }
 
     /// One more instance; `env` comes first (the first value given for a name wins).
-    async fn instance(&self, env: &[(&str, &str)]) -> Instance {
+    pub async fn instance(&self, env: &[(&str, &str)]) -> Instance {
         let mut all = env.to_vec();
         all.extend_from_slice(&[
             ("STATE_URL", self.redis.url.as_str()),
@@ -63,7 +68,7 @@ async fn pool_status(instance: &Instance) -> Value {
 }
 
 /// Polls `check` on the instance's pool status for up to three refresh intervals.
-async fn eventually(instance: &Instance, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+pub async fn eventually(instance: &Instance, what: &str, check: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..60 {
         let status = pool_status(instance).await;
         if check(&status) {

@@ -16,7 +16,8 @@
 //!   evicted until the new one fits, the new one written — atomic across instances.
 //! - Every response is also kept in this instance's [`MemoryStore`]. While Redis is known to be
 //!   unavailable, reads, writes and deletes use that local store, and what was written or deleted
-//!   meanwhile is owed (bounded) and applied once Redis answers again. While Redis answers, it
+//!   meanwhile is owed (bounded) and applied once Redis answers again (by a task once a second,
+//!   or before the next request's own command). While Redis answers, it
 //!   alone decides: a response deleted through another instance is gone here too.
 //! - A command that fails marks the store unavailable and falls back to the local store; a
 //!   request never fails because Redis is away.
@@ -28,14 +29,16 @@ use futures_util::future::BoxFuture;
 use redis::Script;
 
 use super::store::{MemoryStore, ResponseStore, StoreLimits, StoredResponse};
-use crate::state::redis::{RedisState, expiry_ms, timed_script};
+use crate::state::redis::{RedisState, SETTLE_INTERVAL, every, expiry_ms, timed_script};
 
 /// Drops one id of the owner (entry, index, size); used by both scripts.
 const DROP: &str = "
 local function drop(id)
-  local b = tonumber(redis.call('HGET', KEYS[3], id) or '0')
-  redis.call('HDEL', KEYS[3], id)
-  redis.call('HINCRBY', KEYS[3], '_total', -b)
+  local b = redis.call('HGET', KEYS[3], id)
+  if b then
+    redis.call('HDEL', KEYS[3], id)
+    redis.call('HINCRBY', KEYS[3], '_total', 0 - tonumber(b))
+  end
   redis.call('ZREM', KEYS[2], id)
   return redis.call('DEL', ARGV[1] .. id)
 end
@@ -103,6 +106,20 @@ impl RedisStore {
             delete: Script::new(&format!("{DROP}{DELETE}")),
             owed: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// Starts the store with a background task that applies owed changes once Redis answers
+    /// again (so other instances see them without waiting for this one's next request).
+    pub fn start(self) -> Arc<Self> {
+        let store = Arc::new(self);
+        every(SETTLE_INTERVAL, &store, |store| {
+            Box::pin(async move {
+                if store.redis.is_available() && !lock(&store.owed).is_empty() {
+                    store.settle().await;
+                }
+            })
+        });
+        store
     }
 
     fn prefix(&self, owner: &str) -> String {
