@@ -157,23 +157,26 @@ impl ChatService {
             settings.conversation_max,
             settings.conversation_idle,
         ));
-        Self::with_index(upstream, models, pool, settings, index)
+        let captcha = Arc::new(CaptchaSource::new(settings.captcha.clone()));
+        Self::with_parts(upstream, models, pool, settings, index, captcha)
     }
 
-    /// A service on the given conversation index (the shared one with `STATE_URL`).
-    pub fn with_index(
+    /// A service on the given conversation index and captcha source (the shared ones with
+    /// `STATE_URL`).
+    pub fn with_parts(
         upstream: Arc<UpstreamClient>,
         models: Arc<ModelCatalogue>,
         pool: Arc<TokenPool>,
         settings: ChatSettings,
         conversations: Arc<dyn ConversationIndex>,
+        captcha: Arc<CaptchaSource>,
     ) -> Self {
         Self {
             upstream,
             models,
             pool,
             conversations,
-            captcha: Arc::new(CaptchaSource::new(settings.captcha.clone())),
+            captcha,
             guest_slots: settings
                 .guest_max_concurrent
                 .map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize))),

@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use super::auth::LoginThrottle;
 use crate::api::responses::shared_store::RedisStore;
 use crate::api::responses::store::{MemoryStore, ResponseStore};
+use crate::chat::captcha::CaptchaSource;
 use crate::chat::conversation::{ConversationIndex, MemoryIndex};
 use crate::chat::service::{ChatService, ChatSettings};
 use crate::chat::shared_conversations::RedisIndex;
@@ -25,7 +27,7 @@ pub struct AppState {
     /// Request counters and the recent-request ring.
     pub stats: Arc<Stats>,
     /// Wrong dashboard passwords per client.
-    pub login: Arc<super::auth::LoginThrottle>,
+    pub login: Arc<LoginThrottle>,
     /// Stored Responses API responses (`store: true`).
     pub responses: Arc<dyn ResponseStore>,
 }
@@ -52,34 +54,42 @@ impl AppState {
         backend: &Backend,
     ) -> Self {
         let settings = ChatSettings::from(config.as_ref());
-        let (index, responses, login): (Arc<dyn ConversationIndex>, Arc<dyn ResponseStore>, _) =
-            match backend {
-                Backend::Embedded => (
-                    Arc::new(MemoryIndex::new(
-                        settings.conversation_max,
-                        settings.conversation_idle,
-                    )),
-                    Arc::new(MemoryStore::new(config.responses_store)),
-                    super::auth::LoginThrottle::new(),
-                ),
-                Backend::Redis(redis) => (
-                    RedisIndex::new(
-                        Arc::clone(redis),
-                        settings.conversation_max,
-                        settings.conversation_idle,
-                        config.state_lease_ttl,
-                    )
-                    .start(),
-                    RedisStore::new(Arc::clone(redis), config.responses_store).start(),
-                    super::auth::LoginThrottle::shared(Arc::clone(redis)),
-                ),
-            };
-        let chat = Arc::new(ChatService::with_index(
+        type Parts = (
+            Arc<dyn ConversationIndex>,
+            Arc<dyn ResponseStore>,
+            LoginThrottle,
+            Arc<CaptchaSource>,
+        );
+        let (index, responses, login, captcha): Parts = match backend {
+            Backend::Embedded => (
+                Arc::new(MemoryIndex::new(
+                    settings.conversation_max,
+                    settings.conversation_idle,
+                )),
+                Arc::new(MemoryStore::new(config.responses_store)),
+                LoginThrottle::new(),
+                Arc::new(CaptchaSource::new(settings.captcha.clone())),
+            ),
+            Backend::Redis(redis) => (
+                RedisIndex::new(
+                    Arc::clone(redis),
+                    settings.conversation_max,
+                    settings.conversation_idle,
+                    config.state_lease_ttl,
+                )
+                .start(),
+                RedisStore::new(Arc::clone(redis), config.responses_store).start(),
+                LoginThrottle::shared(Arc::clone(redis)),
+                CaptchaSource::shared(settings.captcha.clone(), Arc::clone(redis)),
+            ),
+        };
+        let chat = Arc::new(ChatService::with_parts(
             upstream.clone(),
             models.clone(),
             pool.clone(),
             settings,
             index,
+            captcha,
         ));
         Self {
             config,

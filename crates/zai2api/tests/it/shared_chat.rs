@@ -224,3 +224,60 @@ async fn redis_stopped_mid_run_chats_flow_and_afterwards_the_cluster_agrees_agai
     assert_eq!(get_as(&a, kept, "key-a").await.0, 404);
     assert_eq!(get_as(&b, kept, "key-a").await.0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captcha_param_handed_in_on_a_serves_one_request_on_b() {
+    let c = Cluster::start_on(FakeConfig {
+        captcha_risk: fake_zai::CaptchaRisk::Always,
+        ..FakeConfig::era("2026-09").unwrap()
+    })
+    .await;
+    c.fake.add_user("tok-a", "a");
+    let env = [ENV[0], ("CAPTCHA_WAIT", "5")];
+    let a = c.instance(&env).await;
+    let b = c.instance(&env).await;
+    let ask = crate::common::user_with_model("GLM-5.3-Flash", "hi [[fake:plain]]");
+    let params = [c.fake.issue_captcha_param(), c.fake.issue_captcha_param()];
+    let handed = a
+        .post("/dashboard/api/captcha", &json!({"params": params}))
+        .await;
+    assert_eq!(handed.status(), 200);
+    // B's status counts the cluster's queue.
+    let mut seen = Value::Null;
+    for _ in 0..40 {
+        seen = b.get_json("/dashboard/api/captcha").await;
+        if seen["queued"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen["queued"], 2, "{seen}");
+    // Each param serves one request, wherever it lands.
+    let (status, body) = b.chat(&ask).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = a.chat(&ask).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(c.fake.captcha_params_used(), 2);
+    // A request waiting on B takes the param handed in on A meanwhile.
+    let (url, http) = (b.url.clone(), b.http.clone());
+    let waiting = tokio::spawn(async move {
+        let reply = http
+            .post(format!("{url}/v1/chat/completions"))
+            .json(&ask)
+            .send()
+            .await
+            .unwrap();
+        reply.status().as_u16()
+    });
+    for _ in 0..50 {
+        if b.get_json("/dashboard/api/captcha").await["waiting"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let param = c.fake.issue_captcha_param();
+    a.post("/dashboard/api/captcha", &json!({"param": param}))
+        .await;
+    assert_eq!(waiting.await.unwrap(), 200);
+    assert_eq!(c.fake.captcha_params_used(), 3);
+}
