@@ -25,7 +25,7 @@
 //! - The entry scripts build `conv:<d>` keys from the digests they read (one Redis, never a
 //!   cluster: this client has no cluster support compiled in).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -132,7 +132,7 @@ pub struct RedisIndex {
     /// Busy states of this instance (also marked in Redis when it answers).
     busy: Arc<Mutex<HashSet<ConversationDigest>>>,
     /// States recorded while Redis did not answer, oldest first.
-    owed: Mutex<Vec<(ConversationDigest, Conversation)>>,
+    owed: Mutex<VecDeque<(ConversationDigest, Conversation)>>,
     next_holder: std::sync::atomic::AtomicU64,
 }
 
@@ -157,7 +157,7 @@ impl RedisIndex {
             record: timed_script(RECORD),
             hold: Arc::new(Script::new(HOLD)),
             busy: Arc::new(Mutex::new(HashSet::new())),
-            owed: Mutex::new(Vec::new()),
+            owed: Mutex::new(VecDeque::new()),
             next_holder: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -206,15 +206,12 @@ impl RedisIndex {
 
     /// Writes the states owed since Redis went away, oldest first; what fails stays owed.
     async fn settle(&self) {
-        let owed = std::mem::take(&mut *lock(&self.owed));
-        let mut rest = owed.into_iter();
-        while let Some((digest, conversation)) = rest.next() {
+        loop {
+            let Some((digest, conversation)) = lock(&self.owed).pop_front() else {
+                return;
+            };
             if self.write(&digest, &conversation).await.is_none() {
-                let mut owed = lock(&self.owed);
-                let newer = std::mem::take(&mut *owed);
-                owed.push((digest, conversation));
-                owed.extend(rest);
-                owed.extend(newer);
+                lock(&self.owed).push_front((digest, conversation));
                 return;
             }
         }
@@ -223,9 +220,9 @@ impl RedisIndex {
     fn owe(&self, digest: ConversationDigest, conversation: Conversation) {
         let mut owed = lock(&self.owed);
         if owed.len() >= self.max_entries {
-            owed.remove(0);
+            owed.pop_front();
         }
-        owed.push((digest, conversation));
+        owed.push_back((digest, conversation));
     }
 
     async fn find_shared(&self, digest: &ConversationDigest) -> Option<Conversation> {

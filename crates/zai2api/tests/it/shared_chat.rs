@@ -281,3 +281,35 @@ async fn a_captcha_param_handed_in_on_a_serves_one_request_on_b() {
     assert_eq!(waiting.await.unwrap(), 200);
     assert_eq!(c.fake.captcha_params_used(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_being_continued_on_a_is_busy_on_b_until_that_reply_ends() {
+    let c = cluster().await;
+    let a = c.instance(&ENV).await;
+    let b = c.instance(&ENV).await;
+    let mut messages = Vec::new();
+    turn(&a, &mut messages, "remember kiwi", json!({})).await;
+    // A continues from that state with a slow stream …
+    let mut slow = messages.clone();
+    slow.push(json!({"role": "user", "content": "slowly [[fake:slow:300]]"}));
+    let streaming = a
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "GLM-5.3-Flash", "messages": slow, "stream": true}),
+        )
+        .await;
+    assert_eq!(streaming.status(), 200);
+    // … so B refuses a second continuation from the same state meanwhile.
+    let mut other = messages.clone();
+    other.push(json!({"role": "user", "content": "quickly [[fake:plain]]"}));
+    let body = json!({"model": "GLM-5.3-Flash", "messages": other});
+    let (status, refused) = b.chat(&body).await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], "conversation_busy");
+    // Once A's reply has ended, the state is free on B.
+    streaming.text().await.unwrap();
+    let (status, reply) = b.chat(&body).await;
+    assert_eq!(status, 200, "{reply}");
+    let ids = chat_ids(&c);
+    assert!(ids.iter().all(|id| *id == ids[0]), "one chat: {ids:?}");
+}

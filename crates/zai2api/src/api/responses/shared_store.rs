@@ -90,6 +90,9 @@ pub struct RedisStore {
     put: Script,
     delete: Script,
     owed: Mutex<VecDeque<Owed>>,
+    /// One settling at a time, so owed changes land in the order they were made (a put and the
+    /// delete after it never swap).
+    settling: tokio::sync::Mutex<()>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -105,6 +108,7 @@ impl RedisStore {
             put: timed_script(&format!("{DROP}{PUT}")),
             delete: Script::new(&format!("{DROP}{DELETE}")),
             owed: Mutex::new(VecDeque::new()),
+            settling: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -196,6 +200,10 @@ impl RedisStore {
 
     /// Applies what is owed, oldest first; what fails stays owed. `false` while something is.
     async fn settle(&self) -> bool {
+        if lock(&self.owed).is_empty() {
+            return true;
+        }
+        let _one = self.settling.lock().await;
         loop {
             let Some(change) = lock(&self.owed).pop_front() else {
                 return true;
