@@ -6,9 +6,7 @@
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use zai2api::chat::conversation::{
-    Conversation, ConversationIndex, MemoryIndex, digest_request, extend,
-};
+use zai2api::chat::conversation::{Conversation, MemoryIndex, digest_request, extend};
 use zai2api::chat::{ChatMessage, ContentPart, Role};
 
 fn conversation(turns: usize) -> Vec<ChatMessage> {

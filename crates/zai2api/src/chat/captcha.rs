@@ -14,15 +14,24 @@
 //!   how many, never which).
 //! - Waiting is bounded (`CAPTCHA_WAIT`), visible (the number of waiting requests) and ends when
 //!   the waiting request goes away (the future is dropped with it).
+//! - With `STATE_URL=redis://…` the operator's queue is the cluster's ([`CaptchaSource::shared`]):
+//!   a param handed in on any instance's dashboard serves a request on any instance (params are
+//!   bound to no session, only single-use and short-lived), taken by one Lua script so two
+//!   instances never use one param. A request waiting on another instance looks every
+//!   [`SHARED_POLL`]. While Redis is away, params handed in here queue here. The counters and the
+//!   waiting count are this instance's.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use redis::Script;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tokio::time::Instant;
+
+use crate::state::redis::{RedisState, SETTLE_INTERVAL, every, timed_script};
 
 /// Settings of the captcha source.
 #[derive(Debug, Clone, Default)]
@@ -56,6 +65,8 @@ pub struct CaptchaStatus {
 /// The operator's params and the provider.
 pub struct CaptchaSource {
     settings: CaptchaSettings,
+    /// The cluster's queue, with `STATE_URL`.
+    shared: Option<SharedQueue>,
     queue: Mutex<VecDeque<(SecretString, Instant)>>,
     arrived: tokio::sync::Notify,
     waiting: AtomicUsize,
@@ -88,10 +99,95 @@ const MAX_RECENT: usize = 10_000;
 /// Longest param accepted from any source (an attestation is a few hundred bytes).
 const MAX_PARAM_BYTES: usize = 8192;
 
+/// The queue on the shared Redis: `captcha:queue`, a list of `<expiry ms> <param>` (Redis'
+/// clock), oldest first, at most [`MAX_SHARED`] long, expiring with its newest param.
+struct SharedQueue {
+    redis: Arc<RedisState>,
+    supply: Script,
+    take: Script,
+    count: Script,
+    /// Unexpired params in the list, as of the last command (the status reads it).
+    queued: AtomicUsize,
+}
+
+/// How often a request waiting for a param looks at the shared queue.
+pub const SHARED_POLL: Duration = Duration::from_millis(250);
+/// Params the shared queue keeps at most (the oldest go first).
+const MAX_SHARED: usize = 1000;
+
+/// KEYS: queue. ARGV: ttl ms, max length, the params. Returns the list's length.
+const SUPPLY: &str = "
+local e = now + tonumber(ARGV[1])
+for i = 3, #ARGV do redis.call('RPUSH', KEYS[1], string.format('%d', e) .. ' ' .. ARGV[i]) end
+redis.call('LTRIM', KEYS[1], 0 - tonumber(ARGV[2]), -1)
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return redis.call('LLEN', KEYS[1])
+";
+
+/// KEYS: queue. Pops expired params and the first fresh one: {param or '', expired, left}.
+const TAKE: &str = "
+local expired = 0
+while true do
+  local v = redis.call('LPOP', KEYS[1])
+  if not v then return {'', expired, 0} end
+  local sp = string.find(v, ' ', 1, true)
+  if sp and tonumber(string.sub(v, 1, sp - 1)) > now then
+    return {string.sub(v, sp + 1), expired, redis.call('LLEN', KEYS[1])}
+  end
+  expired = expired + 1
+end
+";
+
+/// KEYS: queue. How many params in it are unexpired.
+const COUNT: &str = "
+local n = 0
+for _, v in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local sp = string.find(v, ' ', 1, true)
+  if sp and tonumber(string.sub(v, 1, sp - 1)) > now then n = n + 1 end
+end
+return n
+";
+
 impl CaptchaSource {
+    /// A source whose queue lives in this process.
     pub fn new(settings: CaptchaSettings) -> Self {
+        Self::with_queue(settings, None)
+    }
+
+    /// A source whose operator queue is the cluster's, with a task that keeps the status's
+    /// count of queued params current.
+    pub fn shared(settings: CaptchaSettings, redis: Arc<RedisState>) -> Arc<Self> {
+        let source = Arc::new(Self::with_queue(
+            settings,
+            Some(SharedQueue {
+                redis,
+                supply: timed_script(SUPPLY),
+                take: timed_script(TAKE),
+                count: timed_script(COUNT),
+                queued: AtomicUsize::new(0),
+            }),
+        ));
+        every(SETTLE_INTERVAL, &source, |source| {
+            Box::pin(async move {
+                if let Some(shared) = source.shared.as_ref() {
+                    if shared.redis.is_available() {
+                        let mut conn = shared.redis.conn();
+                        let r: redis::RedisResult<usize> =
+                            shared.count.key(shared.key()).invoke_async(&mut conn).await;
+                        if let Some(n) = shared.redis.note(r) {
+                            shared.queued.store(n, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        });
+        source
+    }
+
+    fn with_queue(settings: CaptchaSettings, shared: Option<SharedQueue>) -> Self {
         Self {
             settings,
+            shared,
             queue: Mutex::new(VecDeque::new()),
             arrived: tokio::sync::Notify::new(),
             waiting: AtomicUsize::new(0),
@@ -111,19 +207,41 @@ impl CaptchaSource {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues params supplied by the operator; returns how many were taken (blank or oversized
-    /// ones are not).
-    pub fn supply(&self, params: impl IntoIterator<Item = String>) -> usize {
+    /// Queues params supplied by the operator (in the cluster's queue when there is one and it
+    /// answers); returns how many were taken (blank or oversized ones are not).
+    pub async fn supply(&self, params: impl IntoIterator<Item = String>) -> usize {
+        let params: Vec<String> = params
+            .into_iter()
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty() && p.len() <= MAX_PARAM_BYTES)
+            .collect();
+        let taken = params.len();
+        if taken == 0 {
+            return 0;
+        }
+        if let Some(shared) = self.shared.as_ref().filter(|s| s.redis.is_available()) {
+            let mut invocation = shared.supply.key(shared.key());
+            invocation
+                .arg(crate::state::redis::expiry_ms(self.settings.param_ttl))
+                .arg(MAX_SHARED);
+            for param in &params {
+                invocation.arg(param);
+            }
+            let mut conn = shared.redis.conn();
+            let r: redis::RedisResult<usize> = invocation.invoke_async(&mut conn).await;
+            if let Some(n) = shared.redis.note(r) {
+                shared.queued.store(n, Ordering::Relaxed);
+                // A request waiting here takes it at once; others find it when they look.
+                for _ in 0..taken {
+                    self.arrived.notify_one();
+                }
+                return taken;
+            }
+        }
         let expires = Instant::now() + self.settings.param_ttl;
         let mut queue = self.lock();
-        let mut taken = 0;
         for param in params {
-            let param = param.trim();
-            if param.is_empty() || param.len() > MAX_PARAM_BYTES {
-                continue;
-            }
-            queue.push_back((SecretString::from(param.to_owned()), expires));
-            taken += 1;
+            queue.push_back((SecretString::from(param), expires));
         }
         drop(queue);
         for _ in 0..taken {
@@ -149,7 +267,7 @@ impl CaptchaSource {
         self.rejected.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A fresh queued param, dropping expired ones.
+    /// A fresh param of this instance's queue, dropping expired ones.
     fn take_queued(&self) -> Option<SecretString> {
         let now = Instant::now();
         let mut queue = self.lock();
@@ -162,10 +280,31 @@ impl CaptchaSource {
         None
     }
 
+    /// A fresh param of the cluster's queue, if there is one and it answers.
+    async fn take_shared(&self) -> Option<SecretString> {
+        let shared = self.shared.as_ref().filter(|s| s.redis.is_available())?;
+        let mut conn = shared.redis.conn();
+        let r: redis::RedisResult<(String, u64, usize)> =
+            shared.take.key(shared.key()).invoke_async(&mut conn).await;
+        let (param, expired, left) = shared.redis.note(r)?;
+        self.expired.fetch_add(expired, Ordering::Relaxed);
+        shared.queued.store(left, Ordering::Relaxed);
+        usable(&param)
+    }
+
+    /// A queued param: this instance's first (handed in while Redis was away), then the
+    /// cluster's.
+    async fn take_any(&self) -> Option<SecretString> {
+        match self.take_queued() {
+            Some(param) => Some(param),
+            None => self.take_shared().await,
+        }
+    }
+
     /// A param for a retry: queued, else from the provider, else whatever is queued within
     /// `CAPTCHA_WAIT`. `None` when no source has one.
     pub async fn obtain(&self) -> Option<SecretString> {
-        if let Some(param) = self.take_queued() {
+        if let Some(param) = self.take_any().await {
             self.used.fetch_add(1, Ordering::Relaxed);
             return Some(param);
         }
@@ -181,15 +320,21 @@ impl CaptchaSource {
         let deadline = Instant::now() + self.settings.wait;
         loop {
             let arrived = self.arrived.notified();
-            if let Some(param) = self.take_queued() {
+            if let Some(param) = self.take_any().await {
                 self.waits_succeeded.fetch_add(1, Ordering::Relaxed);
                 self.used.fetch_add(1, Ordering::Relaxed);
                 return Some(param);
             }
-            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+            if Instant::now() >= deadline {
                 self.waits_timed_out.fetch_add(1, Ordering::Relaxed);
                 return None;
             }
+            // Woken by a param handed in here, or (shared queue) at the next look.
+            let until = match &self.shared {
+                Some(_) => deadline.min(Instant::now() + SHARED_POLL),
+                None => deadline,
+            };
+            let _ = tokio::time::timeout_at(until, arrived).await;
         }
     }
 
@@ -235,8 +380,13 @@ impl CaptchaSource {
 
     pub fn status(&self) -> CaptchaStatus {
         let now = Instant::now();
+        let shared = self
+            .shared
+            .as_ref()
+            .filter(|s| s.redis.is_available())
+            .map_or(0, |s| s.queued.load(Ordering::Relaxed));
         CaptchaStatus {
-            queued: self.lock().iter().filter(|(_, e)| *e > now).count(),
+            queued: self.lock().iter().filter(|(_, e)| *e > now).count() + shared,
             waiting: self.waiting.load(Ordering::Relaxed),
             demanded: self.demanded.load(Ordering::Relaxed),
             demanded_recently: {
@@ -251,6 +401,12 @@ impl CaptchaSource {
             waits_timed_out: self.waits_timed_out.load(Ordering::Relaxed),
             provider_failures: self.provider_failures.load(Ordering::Relaxed),
         }
+    }
+}
+
+impl SharedQueue {
+    fn key(&self) -> String {
+        self.redis.key("captcha:queue")
     }
 }
 
@@ -311,7 +467,8 @@ mod tests {
     async fn queued_params_are_single_use_and_expire() {
         let s = source(0, 60, None);
         assert_eq!(
-            s.supply(["a".to_owned(), " ".to_owned(), "b".to_owned()]),
+            s.supply(["a".to_owned(), " ".to_owned(), "b".to_owned()])
+                .await,
             2
         );
         assert_eq!(s.obtain().await.map(|p| expose(&p)).as_deref(), Some("a"));
@@ -330,7 +487,7 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(s.status().waiting, 1);
-        s.supply(["late".to_owned()]);
+        s.supply(["late".to_owned()]).await;
         assert_eq!(waiter.await.unwrap().as_deref(), Some("late"));
         assert_eq!(s.status().waiting, 0);
         assert!(s.obtain().await.is_none());

@@ -22,12 +22,15 @@
 //!   the least recently used sixteenth goes at once (one linear pass per `max_entries / 16` new
 //!   entries, so recording stays amortised O(1) at capacity). An entry is busy while a continuation from it streams; a second
 //!   continuation from it is refused until then ([`ConversationIndex::begin`]).
-//! - Behind [`ConversationIndex`], so a shared store can take the in-memory map's place.
+//! - Behind [`ConversationIndex`]: with `STATE_URL=redis://…` the shared
+//!   [`super::shared_conversations::RedisIndex`] takes the in-memory map's place, so a
+//!   continuation that reaches another instance continues the same upstream chat.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
@@ -153,6 +156,15 @@ pub struct BusyGuard {
     release: Option<Box<dyn FnOnce() + Send>>,
 }
 
+impl BusyGuard {
+    /// A guard that runs `release` when dropped.
+    pub fn new(release: impl FnOnce() + Send + 'static) -> Self {
+        Self {
+            release: Some(Box::new(release)),
+        }
+    }
+}
+
 impl Drop for BusyGuard {
     fn drop(&mut self) {
         if let Some(release) = self.release.take() {
@@ -161,18 +173,38 @@ impl Drop for BusyGuard {
     }
 }
 
-/// Where conversations are kept.
+/// Where conversations are kept: [`MemoryIndex`] in this process, or
+/// [`super::shared_conversations::RedisIndex`] shared by every instance.
 pub trait ConversationIndex: Send + Sync {
     /// The conversation whose state has this digest, if known and not expired.
-    fn find(&self, digest: &ConversationDigest) -> Option<Conversation>;
+    fn find<'a>(&'a self, digest: &'a ConversationDigest) -> BoxFuture<'a, Option<Conversation>>;
     /// Marks the state busy for the lifetime of the guard; `None` when it already is.
-    fn begin(&self, digest: &ConversationDigest) -> Option<BusyGuard>;
-    /// Remembers a new state.
-    fn record(&self, digest: ConversationDigest, conversation: Conversation);
-    /// How many states are kept.
+    fn begin<'a>(&'a self, digest: &'a ConversationDigest) -> BoxFuture<'a, Option<BusyGuard>>;
+    /// Remembers a new state; done when a request that extends it can find it.
+    fn record(&self, digest: ConversationDigest, conversation: Conversation) -> BoxFuture<'_, ()>;
+    /// How many states this instance keeps (its own view: the metrics' gauge, read without I/O).
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl ConversationIndex for MemoryIndex {
+    fn find<'a>(&'a self, digest: &'a ConversationDigest) -> BoxFuture<'a, Option<Conversation>> {
+        Box::pin(std::future::ready(MemoryIndex::find(self, digest)))
+    }
+
+    fn begin<'a>(&'a self, digest: &'a ConversationDigest) -> BoxFuture<'a, Option<BusyGuard>> {
+        Box::pin(std::future::ready(MemoryIndex::begin(self, digest)))
+    }
+
+    fn record(&self, digest: ConversationDigest, conversation: Conversation) -> BoxFuture<'_, ()> {
+        MemoryIndex::record(self, digest, conversation);
+        Box::pin(std::future::ready(()))
+    }
+
+    fn len(&self) -> usize {
+        MemoryIndex::len(self)
     }
 }
 
@@ -203,8 +235,9 @@ impl MemoryIndex {
     }
 }
 
-impl ConversationIndex for MemoryIndex {
-    fn find(&self, digest: &ConversationDigest) -> Option<Conversation> {
+impl MemoryIndex {
+    /// The conversation whose state has this digest, if known and not expired.
+    pub fn find(&self, digest: &ConversationDigest) -> Option<Conversation> {
         let mut slots = self.lock();
         let now = Instant::now();
         match slots.get_mut(digest) {
@@ -220,7 +253,8 @@ impl ConversationIndex for MemoryIndex {
         }
     }
 
-    fn begin(&self, digest: &ConversationDigest) -> Option<BusyGuard> {
+    /// Marks the state busy for the lifetime of the guard; `None` when it already is.
+    pub fn begin(&self, digest: &ConversationDigest) -> Option<BusyGuard> {
         let mut slots = self.lock();
         let slot = slots.get_mut(digest)?;
         if slot.busy {
@@ -229,17 +263,16 @@ impl ConversationIndex for MemoryIndex {
         slot.busy = true;
         let slots = Arc::clone(&self.slots);
         let digest = *digest;
-        Some(BusyGuard {
-            release: Some(Box::new(move || {
-                let mut slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(slot) = slots.get_mut(&digest) {
-                    slot.busy = false;
-                }
-            })),
-        })
+        Some(BusyGuard::new(move || {
+            let mut slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(slot) = slots.get_mut(&digest) {
+                slot.busy = false;
+            }
+        }))
     }
 
-    fn record(&self, digest: ConversationDigest, conversation: Conversation) {
+    /// Remembers a new state.
+    pub fn record(&self, digest: ConversationDigest, conversation: Conversation) {
         let mut slots = self.lock();
         let now = Instant::now();
         if slots.len() >= self.max_entries && !slots.contains_key(&digest) {
@@ -271,8 +304,13 @@ impl ConversationIndex for MemoryIndex {
         );
     }
 
-    fn len(&self) -> usize {
+    /// How many states are kept.
+    pub fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

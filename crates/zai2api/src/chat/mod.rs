@@ -4,7 +4,9 @@
 
 pub mod captcha;
 pub mod conversation;
+pub mod record;
 pub mod service;
+pub mod shared_conversations;
 pub mod upstream_turn;
 
 /// A chat request after the client's wire format has been read.

@@ -148,6 +148,7 @@ pub struct ChatService {
 }
 
 impl ChatService {
+    /// A service whose conversation index lives in this process.
     pub fn new(
         upstream: Arc<UpstreamClient>,
         models: Arc<ModelCatalogue>,
@@ -155,16 +156,32 @@ impl ChatService {
         settings: ChatSettings,
         drain: Arc<crate::drain::Drain>,
     ) -> Self {
+        let index = Arc::new(MemoryIndex::new(
+            settings.conversation_max,
+            settings.conversation_idle,
+        ));
+        let captcha = Arc::new(CaptchaSource::new(settings.captcha.clone()));
+        Self::with_parts(upstream, models, pool, settings, index, captcha, drain)
+    }
+
+    /// A service on the given conversation index and captcha source (the shared ones with
+    /// `STATE_URL`).
+    pub fn with_parts(
+        upstream: Arc<UpstreamClient>,
+        models: Arc<ModelCatalogue>,
+        pool: Arc<TokenPool>,
+        settings: ChatSettings,
+        conversations: Arc<dyn ConversationIndex>,
+        captcha: Arc<CaptchaSource>,
+        drain: Arc<crate::drain::Drain>,
+    ) -> Self {
         Self {
             drain,
             upstream,
             models,
             pool,
-            conversations: Arc::new(MemoryIndex::new(
-                settings.conversation_max,
-                settings.conversation_idle,
-            )),
-            captcha: Arc::new(CaptchaSource::new(settings.captcha.clone())),
+            conversations,
+            captcha,
             guest_slots: settings
                 .guest_max_concurrent
                 .map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize))),
@@ -204,10 +221,11 @@ impl ChatService {
         let mut continuing = None;
         if strategy == HistoryStrategy::Continue {
             if let Some((digest, _)) = digests.prefix {
-                if let Some(known) = self.conversations.find(&digest) {
+                if let Some(known) = self.conversations.find(&digest).await {
                     let guard = self
                         .conversations
                         .begin(&digest)
+                        .await
                         .ok_or(AppError::ConversationBusy)?;
                     continuing = Some((known, guard));
                 }
@@ -418,20 +436,31 @@ impl ChatService {
         let mut answer = String::new();
         let mut calls: Vec<crate::chat::ToolCall> = Vec::new();
         let mut pending = Some((conversation, guard));
-        Box::pin(events.map(move |event| {
-            match &event {
-                Semantic::Answer(text) => answer.push_str(text),
-                Semantic::ToolCall(call) => calls.push(call.clone()),
-                Semantic::Done => {
-                    if let Some((conversation, guard)) = pending.take() {
-                        let digest = conversation::extend(&full, Role::Assistant, &answer, &calls);
-                        index.record(digest, conversation);
-                        drop(guard);
-                    }
+        // The state is written before `Done` goes on, so a client that sends its next turn as
+        // soon as this reply ends (to any instance) finds it.
+        Box::pin(events.then(move |event| {
+            let write = match &event {
+                Semantic::Answer(text) => {
+                    answer.push_str(text);
+                    None
                 }
-                _ => {}
+                Semantic::ToolCall(call) => {
+                    calls.push(call.clone());
+                    None
+                }
+                Semantic::Done => pending.take().map(|(conversation, guard)| {
+                    let digest = conversation::extend(&full, Role::Assistant, &answer, &calls);
+                    (Arc::clone(&index), digest, conversation, guard)
+                }),
+                _ => None,
+            };
+            async move {
+                if let Some((index, digest, conversation, guard)) = write {
+                    index.record(digest, conversation).await;
+                    drop(guard);
+                }
+                event
             }
-            event
         }))
     }
 

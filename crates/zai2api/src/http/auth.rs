@@ -13,7 +13,9 @@
 //! - Login attempts (form, JSON, `?token=`) go through [`LoginThrottle`]: after
 //!   [`FREE_FAILURES`] consecutive failures a client is refused (429, without checking the
 //!   password) for 1 s, 2 s, 4 s … at most 10 s after each further failure. Refusing rather than
-//!   sleeping means parallel guesses gain nothing. The map is bounded.
+//!   sleeping means parallel guesses gain nothing. The map is bounded. With `STATE_URL=redis://…`
+//!   the failures are counted in Redis, so guesses spread over several instances are throttled
+//!   as one client; while Redis is away each instance counts on its own.
 //! - Without AUTH_TOKEN the dashboard is readable by anyone, but requests that change the pool
 //!   (every non-GET `/dashboard/api/` request) are accepted only from loopback clients.
 
@@ -289,10 +291,12 @@ fn unix_secs() -> u64 {
 // Login throttle
 
 /// Consecutive wrong passwords per client (IPv6 clients by /64, since one host owns a whole
-/// prefix). Uses tokio time, so tests run on a paused clock.
+/// prefix). Uses tokio time, so tests run on a paused clock. With a shared Redis the count is the
+/// cluster's ([`LoginThrottle::shared`]); this process's map serves while Redis is away.
 #[derive(Default)]
 pub struct LoginThrottle {
     clients: Mutex<HashMap<Option<IpAddr>, Strikes>>,
+    shared: Option<SharedThrottle>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -302,21 +306,88 @@ struct Strikes {
     last_failure: Instant,
 }
 
+/// The throttle's part of the shared Redis: `login:<client>`, a hash of the failure run (`n`) and
+/// the end of its pause (`until`, Redis' clock in ms), forgotten [`FORGET_AFTER`] after the last
+/// failure. Counting and the pause are one script, so parallel guesses through several instances
+/// are all counted.
+struct SharedThrottle {
+    redis: std::sync::Arc<crate::state::redis::RedisState>,
+    fail: redis::Script,
+    check: redis::Script,
+}
+
+/// How long the shared store remembers a client's failures after its last one.
+const FORGET_AFTER: Duration = Duration::from_secs(3600);
+
+/// KEYS: the client's hash. ARGV: forget ms, then the pause in ms after the 1st, 2nd … failure
+/// (the last one repeats).
+const FAIL: &str = "
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+local i = math.min(n, #ARGV - 1)
+redis.call('HSET', KEYS[1], 'until', now + tonumber(ARGV[i + 1]))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return n
+";
+
+/// KEYS: the client's hash. The ms the client must still wait (0: none).
+const CHECK: &str = "
+local u = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
+if u > now then return u - now end
+return 0
+";
+
+/// Seconds to say for a wait, rounded up: "retry in 0 s" would invite an immediate, refused retry.
+fn whole_secs(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
 impl LoginThrottle {
+    /// A throttle of this process only.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A throttle whose counts live in the shared Redis (this process's own while it is away).
+    pub fn shared(redis: std::sync::Arc<crate::state::redis::RedisState>) -> Self {
+        Self {
+            clients: Mutex::default(),
+            shared: Some(SharedThrottle {
+                redis,
+                fail: crate::state::redis::timed_script(FAIL),
+                check: crate::state::redis::timed_script(CHECK),
+            }),
+        }
+    }
+
+    /// The shared store and the client's key there, while the store is known to answer.
+    fn store(&self, ip: Option<IpAddr>) -> Option<(&SharedThrottle, String)> {
+        let shared = self.shared.as_ref().filter(|s| s.redis.is_available())?;
+        let client = key(ip).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        Some((shared, shared.redis.key(&format!("login:{client}"))))
+    }
+
     /// `Err(seconds)` while the client must wait before its next attempt.
-    pub fn check(&self, ip: Option<IpAddr>) -> Result<(), u64> {
+    pub async fn check(&self, ip: Option<IpAddr>) -> Result<(), u64> {
+        if let Some((shared, k)) = self.store(ip) {
+            let mut conn = shared.redis.conn();
+            let r: redis::RedisResult<u64> = shared.check.key(k).invoke_async(&mut conn).await;
+            if let Some(ms) = shared.redis.note(r) {
+                return match ms {
+                    0 => Ok(()),
+                    ms => Err(whole_secs(Duration::from_millis(ms))),
+                };
+            }
+        }
+        self.check_here(ip)
+    }
+
+    fn check_here(&self, ip: Option<IpAddr>) -> Result<(), u64> {
         let clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         match clients.get(&key(ip)) {
             Some(strikes) => {
                 let now = Instant::now();
                 if strikes.locked_until > now {
-                    let wait = strikes.locked_until - now;
-                    // Round up: "retry in 0 s" would invite an immediate, refused retry.
-                    Err(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+                    Err(whole_secs(strikes.locked_until - now))
                 } else {
                     Ok(())
                 }
@@ -325,7 +396,23 @@ impl LoginThrottle {
         }
     }
 
-    pub fn failed(&self, ip: Option<IpAddr>) {
+    pub async fn failed(&self, ip: Option<IpAddr>) {
+        if let Some((shared, k)) = self.store(ip) {
+            let mut invocation = shared.fail.key(k);
+            invocation.arg(crate::state::redis::expiry_ms(FORGET_AFTER));
+            for n in 1..=FREE_FAILURES + 8 {
+                invocation.arg(u64::try_from(pause_after(n).as_millis()).unwrap_or(u64::MAX));
+            }
+            let mut conn = shared.redis.conn();
+            let r: redis::RedisResult<u32> = invocation.invoke_async(&mut conn).await;
+            if shared.redis.note(r).is_some() {
+                return;
+            }
+        }
+        self.failed_here(ip);
+    }
+
+    fn failed_here(&self, ip: Option<IpAddr>) {
         let now = Instant::now();
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         let key = key(ip);
@@ -349,14 +436,19 @@ impl LoginThrottle {
         strikes.locked_until = now + pause_after(strikes.consecutive);
     }
 
-    pub fn succeeded(&self, ip: Option<IpAddr>) {
+    pub async fn succeeded(&self, ip: Option<IpAddr>) {
         self.clients
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&key(ip));
+        if let Some((shared, k)) = self.store(ip) {
+            let mut conn = shared.redis.conn();
+            let r: redis::RedisResult<()> = redis::cmd("DEL").arg(k).query_async(&mut conn).await;
+            shared.redis.note(r);
+        }
     }
 
-    /// Clients currently remembered (tests).
+    /// Clients currently remembered by this process (tests).
     pub fn tracked(&self) -> usize {
         self.clients
             .lock()
@@ -386,16 +478,17 @@ fn key(ip: Option<IpAddr>) -> Option<IpAddr> {
 }
 
 /// One password attempt, throttled.
-pub fn attempt_login(state: &AppState, ip: ClientIp, password: &str) -> Result<(), AppError> {
+pub async fn attempt_login(state: &AppState, ip: ClientIp, password: &str) -> Result<(), AppError> {
     state
         .login
         .check(ip.0)
+        .await
         .map_err(|retry_after_secs| AppError::TooManyLoginAttempts { retry_after_secs })?;
     if password_matches(&state.config, password) {
-        state.login.succeeded(ip.0);
+        state.login.succeeded(ip.0).await;
         Ok(())
     } else {
-        state.login.failed(ip.0);
+        state.login.failed(ip.0).await;
         tracing::info!(client = ?ip.0, "dashboard login failed");
         Err(AppError::Unauthorized)
     }
@@ -491,20 +584,20 @@ mod tests {
         let t = LoginThrottle::new();
         let ip = Some("192.0.2.9".parse().unwrap());
         for _ in 0..2 {
-            assert!(t.check(ip).is_ok());
-            t.failed(ip);
+            assert!(t.check(ip).await.is_ok());
+            t.failed(ip).await;
         }
-        assert!(t.check(ip).is_ok());
-        t.failed(ip);
-        assert_eq!(t.check(ip), Err(1));
+        assert!(t.check(ip).await.is_ok());
+        t.failed(ip).await;
+        assert_eq!(t.check(ip).await, Err(1));
         tokio::time::advance(Duration::from_millis(1001)).await;
-        assert!(t.check(ip).is_ok());
-        t.failed(ip);
-        assert_eq!(t.check(ip), Err(2));
+        assert!(t.check(ip).await.is_ok());
+        t.failed(ip).await;
+        assert_eq!(t.check(ip).await, Err(2));
         // Other clients are unaffected.
-        assert!(t.check(Some("192.0.2.10".parse().unwrap())).is_ok());
-        t.succeeded(ip);
-        assert!(t.check(ip).is_ok());
+        assert!(t.check(Some("192.0.2.10".parse().unwrap())).await.is_ok());
+        t.succeeded(ip).await;
+        assert!(t.check(ip).await.is_ok());
     }
 
     #[tokio::test(start_paused = true)]
@@ -512,11 +605,15 @@ mod tests {
         let t = LoginThrottle::new();
         for i in 0..3u16 {
             let ip = format!("2001:db8::{i:x}").parse().unwrap();
-            t.failed(Some(ip));
+            t.failed(Some(ip)).await;
         }
-        assert!(t.check(Some("2001:db8::ffff".parse().unwrap())).is_err());
+        assert!(
+            t.check(Some("2001:db8::ffff".parse().unwrap()))
+                .await
+                .is_err()
+        );
         for i in 0..(MAX_TRACKED_CLIENTS as u32 + 50) {
-            t.failed(Some(IpAddr::V4(i.into())));
+            t.failed(Some(IpAddr::V4(i.into()))).await;
         }
         assert_eq!(t.tracked(), MAX_TRACKED_CLIENTS);
     }

@@ -3,10 +3,16 @@
 
 use std::sync::Arc;
 
+use super::auth::LoginThrottle;
+use crate::api::responses::shared_store::RedisStore;
 use crate::api::responses::store::{MemoryStore, ResponseStore};
+use crate::chat::captcha::CaptchaSource;
+use crate::chat::conversation::{ConversationIndex, MemoryIndex};
 use crate::chat::service::{ChatService, ChatSettings};
+use crate::chat::shared_conversations::RedisIndex;
 use crate::config::Config;
 use crate::models::ModelCatalogue;
+use crate::state::Backend;
 use crate::stats::Stats;
 use crate::upstream::client::UpstreamClient;
 
@@ -22,7 +28,7 @@ pub struct AppState {
     /// when built by [`build_state`], in memory otherwise).
     pub stats: Arc<Stats>,
     /// Wrong dashboard passwords per client.
-    pub login: Arc<super::auth::LoginThrottle>,
+    pub login: Arc<LoginThrottle>,
     /// Stored Responses API responses (`store: true`).
     pub responses: Arc<dyn ResponseStore>,
     /// This gateway's Prometheus recorder (`/metrics`).
@@ -33,22 +39,66 @@ pub struct AppState {
 
 impl AppState {
     /// State with fresh statistics, metrics, drain switch and login throttle around the given
-    /// parts, and the chat service built from them.
+    /// parts, and the chat service built from them; everything in this process (the embedded
+    /// backend).
     pub fn new(
         config: Arc<Config>,
         upstream: Arc<UpstreamClient>,
         models: Arc<ModelCatalogue>,
         pool: Arc<crate::pool::TokenPool>,
     ) -> Self {
+        Self::on_backend(config, upstream, models, pool, &Backend::Embedded)
+    }
+
+    /// [`AppState::new`] on a state backend: with Redis, the conversation index, the stored
+    /// responses and the login throttle are the cluster's.
+    pub fn on_backend(
+        config: Arc<Config>,
+        upstream: Arc<UpstreamClient>,
+        models: Arc<ModelCatalogue>,
+        pool: Arc<crate::pool::TokenPool>,
+        backend: &Backend,
+    ) -> Self {
+        let settings = ChatSettings::from(config.as_ref());
+        type Parts = (
+            Arc<dyn ConversationIndex>,
+            Arc<dyn ResponseStore>,
+            LoginThrottle,
+            Arc<CaptchaSource>,
+        );
+        let (index, responses, login, captcha): Parts = match backend {
+            Backend::Embedded => (
+                Arc::new(MemoryIndex::new(
+                    settings.conversation_max,
+                    settings.conversation_idle,
+                )),
+                Arc::new(MemoryStore::new(config.responses_store)),
+                LoginThrottle::new(),
+                Arc::new(CaptchaSource::new(settings.captcha.clone())),
+            ),
+            Backend::Redis(redis) => (
+                RedisIndex::new(
+                    Arc::clone(redis),
+                    settings.conversation_max,
+                    settings.conversation_idle,
+                    config.state_lease_ttl,
+                )
+                .start(),
+                RedisStore::new(Arc::clone(redis), config.responses_store).start(),
+                LoginThrottle::shared(Arc::clone(redis)),
+                CaptchaSource::shared(settings.captcha.clone(), Arc::clone(redis)),
+            ),
+        };
         let drain = Arc::new(crate::drain::Drain::new());
-        let chat = Arc::new(ChatService::new(
+        let chat = Arc::new(ChatService::with_parts(
             upstream.clone(),
             models.clone(),
             pool.clone(),
-            ChatSettings::from(config.as_ref()),
+            settings,
+            index,
+            captcha,
             drain.clone(),
         ));
-        let responses = Arc::new(MemoryStore::new(config.responses_store));
         Self {
             config,
             chat,
@@ -56,7 +106,7 @@ impl AppState {
             models,
             pool,
             stats: Arc::new(Stats::new()),
-            login: Arc::new(super::auth::LoginThrottle::new()),
+            login: Arc::new(login),
             responses,
             metrics: Arc::new(crate::metrics::Metrics::new()),
             drain,
@@ -102,7 +152,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         config.models_cache_ttl,
     ));
     let stats = Stats::open(&crate::stats::StatsSettings::from(&config), &backend);
-    let mut state = AppState::new(Arc::new(config), upstream, models, pool);
+    let mut state = AppState::on_backend(Arc::new(config), upstream, models, pool, &backend);
     state.stats = stats;
     Ok(state)
 }

@@ -385,16 +385,7 @@ impl TokenPool {
         }
         let tokens = shared.load().await.ok_or(shared::LOST_AT_START)?;
         pool.apply_shared(tokens);
-        let weak = Arc::downgrade(&pool);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SYNC_INTERVAL);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(pool) = weak.upgrade() else { return };
-                pool.sync_shared().await;
-            }
-        });
+        crate::state::redis::every(SYNC_INTERVAL, &pool, |pool| Box::pin(pool.sync_shared()));
         Ok(pool)
     }
 

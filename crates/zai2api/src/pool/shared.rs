@@ -30,7 +30,7 @@ use redis::Script;
 use serde::{Deserialize, Serialize};
 
 use super::{Source, TokenId};
-use crate::state::redis::RedisState;
+use crate::state::redis::{RedisState, expiry_ms as ms, timed_script as script};
 
 /// The start-up error when Redis answered the first `PING` but not what followed.
 pub const LOST_AT_START: &str =
@@ -87,14 +87,6 @@ impl Pending {
         self.added.is_empty() && self.removed.is_empty() && self.counts.is_empty()
     }
 }
-
-/// Every script starts here: Redis' clock in ms. Scripts that read `TIME` and then write need
-/// effects replication, the default since Redis 7 and asked for explicitly before it.
-const NOW_MS: &str = "
-if redis.replicate_commands then redis.replicate_commands() end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-";
 
 /// KEYS: tokens, health, leases. ARGV: id, max (0: unlimited), ttl ms, member, threshold.
 /// Returns {0, trial} a slot, {1} busy, {2, until} resting, {3} gone.
@@ -189,14 +181,6 @@ pub struct Shared {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn script(body: &str) -> Script {
-    Script::new(&format!("{NOW_MS}{body}"))
-}
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 impl Shared {

@@ -5,7 +5,10 @@
 //!   its entries in memory and its durable part in `token_pool.json` under `ZAI2API_STATE_DIR`
 //!   (`pool::store`); nothing else is shared. A single instance behaves as it always has.
 //! - **redis** (`STATE_URL=redis://…`): one Redis holds what every instance must see alike — see
-//!   [`redis`] for the connection and `pool::shared` for the pool's keys and scripts.
+//!   [`redis`] for the connection, and for the keys and scripts of each user: `pool::shared`
+//!   (tokens, health, leases), `chat::shared_conversations` (the conversation index),
+//!   `api::responses::shared_store` (stored responses), `chat::captcha` (the operator's queue)
+//!   and `http::auth` (login throttling).
 //!
 //! Invariants:
 //! - Every key lives under `STATE_PREFIX` (default `zai2api:`), so two deployments can share one

@@ -16,6 +16,49 @@ use std::time::Duration;
 use rand::RngCore;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+/// Every timed script starts here: Redis' clock in ms as `now`. Scripts that read `TIME` and then
+/// write need effects replication, the default since Redis 7 and asked for explicitly before it.
+const NOW_MS: &str = "
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+";
+
+/// A Lua script whose body can use `now` (Redis' clock, Unix ms), the same for every instance.
+pub fn timed_script(body: &str) -> redis::Script {
+    redis::Script::new(&format!("{NOW_MS}{body}"))
+}
+
+/// Milliseconds of `d` for a Redis expiry: at least 1 (0 is an error there).
+pub fn expiry_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// How often the users of the store retry what they owe it.
+pub const SETTLE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs `work(target)` every `interval` for as long as `target` lives (the task holds only a
+/// weak reference): the pool's refresh, and the retries that bring what an instance owes the
+/// store there soon after it answers again, without waiting for that instance's next request.
+pub fn every<T>(
+    interval: Duration,
+    target: &std::sync::Arc<T>,
+    work: impl for<'a> Fn(&'a T) -> futures_util::future::BoxFuture<'a, ()> + Send + 'static,
+) where
+    T: Send + Sync + 'static,
+{
+    let weak = std::sync::Arc::downgrade(target);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(target) = weak.upgrade() else { return };
+            work(&target).await;
+        }
+    });
+}
+
 /// Longest a connection attempt or one command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 

@@ -122,7 +122,7 @@ pub async fn add_captcha(
         CaptchaBody::Many { params } | CaptchaBody::List(params) => params,
         CaptchaBody::One { param } => vec![param],
     };
-    let queued = state.chat.captcha().supply(params);
+    let queued = state.chat.captcha().supply(params).await;
     let status = state.chat.captcha().status();
     Ok(Json(serde_json::json!({
         "queued": queued,

@@ -42,7 +42,7 @@ pub async fn login(
             return axum::Json(serde_json::json!({"ok": true, "auth_required": false}))
                 .into_response();
         }
-        match attempt_login(&state, ip, &password) {
+        match attempt_login(&state, ip, &password).await {
             Ok(()) => (
                 with_session(&state.config, jar),
                 axum::Json(serde_json::json!({"ok": true, "auth_required": true})),
@@ -58,7 +58,7 @@ pub async fn login(
             .find(|(k, _)| k == "password")
             .map(|(_, v)| v.into_owned())
             .unwrap_or_default();
-        match attempt_login(&state, ip, &password) {
+        match attempt_login(&state, ip, &password).await {
             Ok(()) => {
                 (with_session(&state.config, jar), Redirect::to("/dashboard")).into_response()
             }

@@ -120,7 +120,7 @@ pub async fn dashboard(
         if state.config.auth_token.is_none() {
             return Redirect::to("/dashboard").into_response();
         }
-        return match auth::attempt_login(&state, ip, secret) {
+        return match auth::attempt_login(&state, ip, secret).await {
             Ok(()) => (
                 auth::with_session(&state.config, jar),
                 Redirect::to("/dashboard"),

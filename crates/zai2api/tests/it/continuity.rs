@@ -11,7 +11,7 @@
 use fake_zai::{FakeConfig, FakeZai};
 use serde_json::{Value, json};
 
-use super::common::Gateway;
+use super::common::{Gateway, Instance};
 
 const RECALL: &str = "[[fake:recall]]";
 
@@ -64,7 +64,7 @@ fn chats_created(gw: &Gateway) -> usize {
 }
 
 /// One OpenAI turn: appends the user text, asks, appends the reply; returns the reply text.
-async fn turn(gw: &Gateway, messages: &mut Vec<Value>, text: &str, extra: Value) -> String {
+pub async fn turn(gw: &Instance, messages: &mut Vec<Value>, text: &str, extra: Value) -> String {
     messages.push(json!({"role": "user", "content": format!("{text} {RECALL}")}));
     let mut body = json!({"model": "GLM-5.3-Flash", "messages": messages});
     body.as_object_mut()

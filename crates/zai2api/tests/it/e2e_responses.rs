@@ -11,7 +11,7 @@
 use fake_zai::{FakeConfig, FakeZai};
 use serde_json::{Value, json};
 
-use crate::common::Gateway;
+use crate::common::{Gateway, Instance};
 
 const HELLO: &str = "Hello! How can I help you today?";
 const REASONING: &str = "The user says hello.\nI should greet them back.";
@@ -25,7 +25,7 @@ async fn create(gw: &Gateway, body: &Value) -> (u16, Value) {
     create_as(gw, body, "key-a").await
 }
 
-async fn create_as(gw: &Gateway, body: &Value, key: &str) -> (u16, Value) {
+pub async fn create_as(gw: &Instance, body: &Value, key: &str) -> (u16, Value) {
     let response = gw
         .http
         .post(format!("{}/v1/responses", gw.url))
@@ -73,7 +73,7 @@ async fn stream(gw: &Gateway, body: &Value) -> (u16, Vec<(String, Value)>) {
     (status, events)
 }
 
-async fn get_as(gw: &Gateway, id: &str, key: &str) -> (u16, Value) {
+pub async fn get_as(gw: &Instance, id: &str, key: &str) -> (u16, Value) {
     let response = gw
         .http
         .get(format!("{}/v1/responses/{id}", gw.url))
@@ -84,7 +84,7 @@ async fn get_as(gw: &Gateway, id: &str, key: &str) -> (u16, Value) {
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
-fn output_text(response: &Value) -> String {
+pub fn output_text(response: &Value) -> String {
     response["output"]
         .as_array()
         .unwrap()

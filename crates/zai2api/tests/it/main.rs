@@ -30,6 +30,7 @@ mod metrics;
 mod models_2026_09;
 mod module_graph;
 mod phase_format;
+mod shared_chat;
 mod shared_state;
 mod transcript;
 mod upstream_client;

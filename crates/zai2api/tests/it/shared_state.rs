@@ -18,7 +18,7 @@ use crate::common::redis::RedisServer;
 use crate::common::{Instance, free_port, user, wait_healthy};
 use fake_zai::{FakeConfig, FakeZai, TokenFault};
 
-/// Settings every instance of one test shares.
+/// Settings every instance of one test shares (also used by `shared_chat` and `history`).
 pub(crate) struct Cluster {
     pub(crate) redis: RedisServer,
     pub(crate) prefix: String,
@@ -27,10 +27,15 @@ pub(crate) struct Cluster {
 
 impl Cluster {
     pub(crate) async fn start() -> Cluster {
+        Self::start_on(FakeConfig::default()).await
+    }
+
+    /// A cluster in front of a fake-zai configured so (an era, say).
+    pub(crate) async fn start_on(fake: FakeConfig) -> Cluster {
         Cluster {
             redis: RedisServer::start().await,
             prefix: RedisServer::fresh_prefix(),
-            fake: FakeZai::start(FakeConfig::default()).await.unwrap(),
+            fake: FakeZai::start(fake).await.unwrap(),
         }
     }
 
@@ -63,7 +68,7 @@ async fn pool_status(instance: &Instance) -> Value {
 }
 
 /// Polls `check` on the instance's pool status for up to three refresh intervals.
-async fn eventually(instance: &Instance, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+pub async fn eventually(instance: &Instance, what: &str, check: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..60 {
         let status = pool_status(instance).await;
         if check(&status) {

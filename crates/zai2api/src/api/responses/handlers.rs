@@ -29,7 +29,7 @@ pub async fn create(
     let mut parsed = request::parse_body(&body)?;
     let owner = crate::api::key_identity(&headers);
     if let Some(previous) = &parsed.previous_response_id {
-        let stored = state.responses.get(&owner, previous).ok_or_else(|| {
+        let stored = state.responses.get(&owner, previous).await.ok_or_else(|| {
             AppError::PreviousResponseNotFound {
                 id: previous.chars().take(100).collect(),
             }
@@ -57,19 +57,14 @@ pub async fn create(
         let mut turns = parsed.conversation();
         Box::new(move |response: &wire::Response| {
             if response.status == wire::Status::Failed {
-                return;
+                return None;
             }
             turns.push(request::output_message(&response.output));
-            store.put(
-                &owner,
-                StoredResponse {
-                    response: response.clone(),
-                    conversation: turns,
-                },
-            );
+            let stored = StoredResponse::new(response, turns);
+            Some(Box::pin(async move { store.put(&owner, stored).await }))
         })
     } else {
-        Box::new(|_: &wire::Response| {})
+        Box::new(|_: &wire::Response| None)
     };
     let mut response = stream::respond(chat, parsed.chat.stream, options, on_final).await;
     served.mark(&mut response);
@@ -88,11 +83,12 @@ pub async fn retrieve(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<wire::Response>, AppError> {
+) -> Result<Json<serde_json::Value>, AppError> {
     let owner = crate::api::key_identity(&headers);
     state
         .responses
         .get(&owner, &id)
+        .await
         .map(|stored| Json(stored.response.clone()))
         .ok_or_else(|| not_found(&id))
 }
@@ -104,7 +100,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<Json<Deleted>, AppError> {
     let owner = crate::api::key_identity(&headers);
-    if state.responses.delete(&owner, &id) {
+    if state.responses.delete(&owner, &id).await {
         Ok(Json(Deleted {
             id,
             object: "response.deleted",

@@ -14,6 +14,7 @@
 
 pub mod handlers;
 pub mod request;
+pub mod shared_store;
 pub mod store;
 pub mod stream;
 pub mod wire;

@@ -11,27 +11,75 @@
 //! - Entries expire `ttl` after they were stored (tokio time, so tests run on paused time).
 //!   Insertion order is expiry order, so expired entries are dropped from the front in amortised
 //!   O(1) per store, and a lookup never returns an expired one.
-//! - Behind [`ResponseStore`], so a shared store can take the in-memory map's place.
+//! - Behind [`ResponseStore`]: with `STATE_URL=redis://…` the shared
+//!   [`super::shared_store::RedisStore`] takes the in-memory map's place.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::wire::Response;
+use crate::chat::record::MessageRecord;
 use crate::chat::{ChatMessage, ContentPart, ImageSource};
 
 /// A finished response and the conversation it ends.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredResponse {
-    pub response: Response,
+    /// The response's id (`resp_…`).
+    pub id: String,
+    /// The response object as `GET /v1/responses/{id}` returns it (rendered once, when stored).
+    pub response: serde_json::Value,
     /// Every turn up to and including this response's output (system prompts left out): what a
     /// response continuing this one puts before its own input.
     pub conversation: Vec<ChatMessage>,
 }
 
+/// How a shared store keeps a [`StoredResponse`]: the rendered response and the conversation in
+/// the chat domain's own stored form ([`crate::chat::record`]), never a wire struct.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredRecord {
+    id: String,
+    response: serde_json::Value,
+    conversation: Vec<MessageRecord>,
+}
+
 impl StoredResponse {
+    pub fn new(response: &Response, conversation: Vec<ChatMessage>) -> Self {
+        Self {
+            id: response.id.clone(),
+            response: serde_json::to_value(response).unwrap_or_default(),
+            conversation,
+        }
+    }
+
+    /// The stored form as JSON text.
+    pub fn to_json(&self) -> String {
+        let record = StoredRecord {
+            id: self.id.clone(),
+            response: self.response.clone(),
+            conversation: self.conversation.iter().map(MessageRecord::from).collect(),
+        };
+        serde_json::to_string(&record).unwrap_or_default()
+    }
+
+    /// Reads [`StoredResponse::to_json`]'s text back.
+    pub fn from_json(json: &str) -> Result<Self, String> {
+        let record: StoredRecord = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        Ok(Self {
+            id: record.id,
+            response: record.response,
+            conversation: record
+                .conversation
+                .into_iter()
+                .map(ChatMessage::try_from)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
     /// The bytes this entry is counted as.
     pub fn estimated_bytes(&self) -> usize {
         let response = serde_json::to_vec(&self.response).map_or(0, |v| v.len());
@@ -62,18 +110,34 @@ impl StoredResponse {
     }
 }
 
-/// Where stored responses are kept.
+/// Where stored responses are kept: [`MemoryStore`] in this process, or
+/// [`super::shared_store::RedisStore`] shared by every instance.
 pub trait ResponseStore: Send + Sync {
     /// The response `id` of `owner`, if kept and not expired.
-    fn get(&self, owner: &str, id: &str) -> Option<Arc<StoredResponse>>;
+    fn get<'a>(&'a self, owner: &'a str, id: &'a str)
+    -> BoxFuture<'a, Option<Arc<StoredResponse>>>;
     /// Keeps a response for `owner` (evicting the oldest entries to make room).
-    fn put(&self, owner: &str, stored: StoredResponse);
+    fn put<'a>(&'a self, owner: &'a str, stored: StoredResponse) -> BoxFuture<'a, ()>;
     /// Forgets the response `id` of `owner`; whether it was there.
-    fn delete(&self, owner: &str, id: &str) -> bool;
-    /// How many responses are kept (expired ones not yet dropped included).
-    fn len(&self) -> usize;
-    fn is_empty(&self) -> bool {
-        self.len() == 0
+    fn delete<'a>(&'a self, owner: &'a str, id: &'a str) -> BoxFuture<'a, bool>;
+}
+
+impl ResponseStore for MemoryStore {
+    fn get<'a>(
+        &'a self,
+        owner: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Option<Arc<StoredResponse>>> {
+        Box::pin(std::future::ready(MemoryStore::get(self, owner, id)))
+    }
+
+    fn put<'a>(&'a self, owner: &'a str, stored: StoredResponse) -> BoxFuture<'a, ()> {
+        MemoryStore::put(self, owner, stored);
+        Box::pin(std::future::ready(()))
+    }
+
+    fn delete<'a>(&'a self, owner: &'a str, id: &'a str) -> BoxFuture<'a, bool> {
+        Box::pin(std::future::ready(MemoryStore::delete(self, owner, id)))
     }
 }
 
@@ -145,8 +209,9 @@ impl MemoryStore {
     }
 }
 
-impl ResponseStore for MemoryStore {
-    fn get(&self, owner: &str, id: &str) -> Option<Arc<StoredResponse>> {
+impl MemoryStore {
+    /// The response `id` of `owner`, if kept and not expired.
+    pub fn get(&self, owner: &str, id: &str) -> Option<Arc<StoredResponse>> {
         let mut inner = self.lock();
         let entry = inner.entries.get(id)?;
         if self.expired(entry, Instant::now()) {
@@ -156,7 +221,8 @@ impl ResponseStore for MemoryStore {
         (entry.owner == owner).then(|| Arc::clone(&entry.stored))
     }
 
-    fn put(&self, owner: &str, stored: StoredResponse) {
+    /// Keeps a response for `owner` (evicting the oldest entries to make room).
+    pub fn put(&self, owner: &str, stored: StoredResponse) {
         let bytes = stored.estimated_bytes();
         if bytes > self.limits.max_bytes {
             tracing::info!(
@@ -165,7 +231,7 @@ impl ResponseStore for MemoryStore {
             );
             return;
         }
-        let id = stored.response.id.clone();
+        let id = stored.id.clone();
         let now = Instant::now();
         let mut inner = self.lock();
         inner.remove(&id);
@@ -203,7 +269,8 @@ impl ResponseStore for MemoryStore {
         }
     }
 
-    fn delete(&self, owner: &str, id: &str) -> bool {
+    /// Forgets the response `id` of `owner`; whether it was there.
+    pub fn delete(&self, owner: &str, id: &str) -> bool {
         let mut inner = self.lock();
         match inner.entries.get(id) {
             Some(entry) if entry.owner == owner => inner.remove(id).is_some(),
@@ -211,20 +278,25 @@ impl ResponseStore for MemoryStore {
         }
     }
 
-    fn len(&self) -> usize {
+    /// How many responses are kept (expired ones not yet dropped included).
+    pub fn len(&self) -> usize {
         self.lock().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::api::responses::wire::Status;
     use crate::chat::Role;
 
-    fn stored(id: &str, text_len: usize) -> StoredResponse {
-        StoredResponse {
-            response: Response {
+    pub(super) fn stored(id: &str, text_len: usize) -> StoredResponse {
+        StoredResponse::new(
+            &Response {
                 id: id.into(),
                 object: "response",
                 created_at: 1,
@@ -254,11 +326,30 @@ mod tests {
                 user: None,
                 metadata: serde_json::Map::new(),
             },
-            conversation: vec![ChatMessage::new(
+            vec![ChatMessage::new(
                 Role::User,
                 vec![ContentPart::Text("x".repeat(text_len))],
             )],
-        }
+        )
+    }
+
+    #[test]
+    fn the_stored_form_round_trips() {
+        let mut s = stored("resp_rt", 3);
+        s.conversation.push(ChatMessage {
+            role: Role::Assistant,
+            parts: vec![ContentPart::Text("ok".into())],
+            tool_calls: vec![crate::chat::ToolCall {
+                id: "call_1".into(),
+                name: "f".into(),
+                arguments: "{}".into(),
+            }],
+            tool_call_id: None,
+        });
+        let json = s.to_json();
+        assert_eq!(StoredResponse::from_json(&json).unwrap(), s);
+        assert_eq!(s.response["id"], "resp_rt");
+        assert!(StoredResponse::from_json("{}").is_err());
     }
 
     fn store(max_entries: usize, max_bytes: usize, ttl_secs: u64) -> MemoryStore {

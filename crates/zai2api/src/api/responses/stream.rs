@@ -589,8 +589,11 @@ fn encode_all(events: &[StreamEvent]) -> Bytes {
     }
 }
 
-/// Called with the terminal response once the reply ends (completed, incomplete or failed).
-pub type OnFinal = Box<dyn FnOnce(&Response) + Send>;
+/// Called with the terminal response once the reply ends (completed, incomplete or failed); the
+/// work it returns (storing the response) is done before the terminal event reaches the client,
+/// so a client that asks for the stored response right after finds it, on any instance.
+pub type OnFinal =
+    Box<dyn FnOnce(&Response) -> Option<futures_util::future::BoxFuture<'static, ()>> + Send>;
 
 /// Renders a started chat as an SSE stream or one JSON `response`; `on_final` sees the terminal
 /// response (the handler stores it).
@@ -604,23 +607,26 @@ pub async fn respond(
     let mut on_final = Some(on_final);
     if stream {
         let first = renderer.start_bytes();
-        let rest = stage::drive(chat.events, renderer).map(move |event| {
-            if let Event::Completed { response }
-            | Event::Incomplete { response }
-            | Event::Failed { response } = &event.event
-            {
-                if let Some(f) = on_final.take() {
-                    f(response);
+        let rest = stage::drive(chat.events, renderer).then(move |event| {
+            let work = match &event.event {
+                Event::Completed { response }
+                | Event::Incomplete { response }
+                | Event::Failed { response } => on_final.take().and_then(|f| f(response)),
+                _ => None,
+            };
+            async move {
+                if let Some(work) = work {
+                    work.await;
                 }
+                Ok(encode(&event))
             }
-            Ok(encode(&event))
         });
         crate::api::sse_response(first, rest)
     } else {
         match collect(renderer, chat.events).await {
             Ok(response) => {
-                if let Some(f) = on_final.take() {
-                    f(&response);
+                if let Some(work) = on_final.take().and_then(|f| f(&response)) {
+                    work.await;
                 }
                 axum::Json(response).into_response()
             }
