@@ -49,7 +49,8 @@ pub fn through_front(
     }
     let mut passed = Vec::new();
     front.push(event, &mut passed);
-    passed.into_iter().collect()
+    // Keeps the Vec's buffer (no copy) when it outgrew the inline capacity.
+    smallvec::SmallVec::from_vec(passed)
 }
 
 /// An SSE response: `first` (sent at once, so the client sees bytes before upstream's first

@@ -1,6 +1,7 @@
 //! The token pool: logged-in upstream tokens shared round-robin, with health, cooldown,
 //! per-token concurrency leases and persistence. `health` holds the rest-and-trial rules, `lease`
-//! the RAII lease; where the state lives is the backend ([`crate::state::Backend`]): `store` is the
+//! the RAII lease, `acquire` the pick and the wait for a slot, `sync` the pool's view of the Redis
+//! backend; where the state lives is the backend ([`crate::state::Backend`]): `store` is the
 //! embedded one (the JSON file, this process the only authority), `shared` the Redis one (every
 //! instance sees the same tokens, health and leases). This module owns the entries, the rotation,
 //! the lease limit and wait, snapshots, additions and removals, and when the state is written.
@@ -27,10 +28,12 @@
 //! - Tokens never leave this module except as [`Lease::token`] for the upstream request; everything
 //!   public (snapshots, ids, logs) carries only the keyed hash.
 
+mod acquire;
 pub mod health;
 pub mod lease;
 pub mod shared;
 pub mod store;
+mod sync;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,6 +47,7 @@ use sha2::Sha256;
 use tokio::time::Instant;
 
 use crate::error::UpstreamErrorKind;
+pub use acquire::NoLease;
 use health::{Admission, Health, HealthRules};
 pub use lease::{Lease, SlotHold};
 use shared::{Acquired, Shared, SharedRecord, SharedToken};
@@ -51,9 +55,6 @@ use store::{PoolFile, Store, StoredToken};
 
 /// How often an instance on the Redis backend refreshes its view and its leases.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
-
-/// How often a waiting request looks again for a slot freed by another instance.
-const SHARED_POLL: Duration = Duration::from_millis(100);
 
 /// Per-token concurrency (`From<&Config>` is in `config.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,22 +76,6 @@ impl Default for LeaseSettings {
             ttl: Duration::from_secs(30),
         }
     }
-}
-
-/// Why [`TokenPool::acquire`] gave no lease.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoLease {
-    /// No token may serve (all resting, all tried, or none in the pool).
-    Unavailable,
-    /// Usable tokens exist but every one was at TOKEN_MAX_CONCURRENT for all of LEASE_WAIT.
-    Busy,
-}
-
-/// What one pass over the tokens found.
-enum Pick {
-    Leased(Lease),
-    Busy,
-    None,
 }
 
 /// The shared store as `/token-pool/status` shows it (absent with the embedded backend).
@@ -356,140 +341,6 @@ impl TokenPool {
         Arc::new(pool)
     }
 
-    /// [`TokenPool::open_with`] on Redis: the cluster's secret, TOKEN / TOKEN_POOL added, the
-    /// shared tokens read, and the refresh task started.
-    async fn open_shared(
-        settings: &PoolSettings,
-        limits: LeaseSettings,
-        shared: Shared,
-    ) -> Result<Arc<TokenPool>, String> {
-        let fresh = random_secret();
-        let configured = settings.hash_secret.as_ref().map(|s| s.expose_secret());
-        let secret = shared.hash_secret(configured, &fresh).await?;
-        let mut cluster = settings.clone();
-        cluster.hash_secret = Some(SecretString::from(secret));
-        let mut pool = Self::build(&cluster, None, None);
-        pool.limits = limits;
-        let shared = Arc::new(shared);
-        pool.shared = Some(Arc::clone(&shared));
-        let pool = Arc::new(pool);
-        // TOKEN / TOKEN_POOL join the shared list (kept there if already present).
-        let env: Vec<(TokenId, SharedRecord)> = pool
-            .lock()
-            .entries
-            .iter()
-            .map(|e| (e.id.clone(), e.record()))
-            .collect();
-        for (id, record) in &env {
-            shared.add(id, record).await.ok_or(shared::LOST_AT_START)?;
-        }
-        let tokens = shared.load().await.ok_or(shared::LOST_AT_START)?;
-        pool.apply_shared(tokens);
-        crate::state::redis::every(SYNC_INTERVAL, &pool, |pool| Box::pin(pool.sync_shared()));
-        Ok(pool)
-    }
-
-    /// One refresh from the shared store: seed it again if it lost its data, write what is
-    /// owed, refresh this instance's leases, then take the store's view of the tokens.
-    ///
-    /// The order keeps counts exact: a seed writes the last known shared counters (without what
-    /// this instance still owes, and only where no other instance seeded first), then every
-    /// instance adds what it owes, once.
-    pub async fn sync_shared(&self) {
-        let Some(shared) = self.shared.as_ref() else {
-            return;
-        };
-        let restore = match shared.has_secret().await {
-            None => return,
-            Some(true) => false,
-            Some(false) => {
-                let view = self.shared_view(shared);
-                tracing::warn!(
-                    tokens = view.len(),
-                    "the shared state lost its data (Redis restarted empty?); restoring it from this instance's last known state"
-                );
-                if shared
-                    .seed(self.hash_secret.expose_secret(), &view)
-                    .await
-                    .is_none()
-                {
-                    return;
-                }
-                true
-            }
-        };
-        if shared.settle().await.is_none() {
-            return;
-        }
-        // After a seed the leases this instance holds are put back, not only refreshed.
-        if shared.refresh_leases(restore).await.is_none() {
-            return;
-        }
-        if let Some(tokens) = shared.load().await {
-            self.apply_shared(tokens);
-        }
-    }
-
-    /// This instance's view of the tokens as the store last held it: its counters without what
-    /// this instance still owes the store.
-    fn shared_view(&self, shared: &Shared) -> Vec<SharedToken> {
-        let now = Instant::now();
-        let now_ms = crate::clock::unix_ms();
-        self.lock()
-            .entries
-            .iter()
-            .map(|e| SharedToken {
-                id: e.id.clone(),
-                record: e.record(),
-                consecutive: e.health.consecutive_failures(),
-                rest_until_ms: e.health.resting_until().map_or(0, |until| {
-                    now_ms
-                        + u64::try_from(until.saturating_duration_since(now).as_millis())
-                            .unwrap_or(0)
-                }),
-                successes: e.successes.saturating_sub(shared.owed_counts(&e.id).0),
-                failures: e.failures.saturating_sub(shared.owed_counts(&e.id).1),
-                last_error: None,
-                last_error_detail: None,
-                in_flight: e.in_flight,
-            })
-            .collect()
-    }
-
-    /// Replaces the local view with the store's: tokens added elsewhere appear, removed ones go,
-    /// health and counters are the store's. This instance's own lease counts stay.
-    fn apply_shared(&self, tokens: Vec<SharedToken>) {
-        let now = Instant::now();
-        let now_ms = crate::clock::unix_ms();
-        let mut state = self.lock();
-        let mut old: Vec<Entry> = std::mem::take(&mut state.entries);
-        let mut entries = Vec::with_capacity(tokens.len());
-        for t in tokens {
-            let mut entry = match old.iter().position(|e| e.id == t.id) {
-                Some(i) => old.swap_remove(i),
-                None => {
-                    tracing::info!(token = %t.id.masked(), "token joined from the shared state");
-                    let mut e = self.new_entry(&t.record.token, t.record.source, t.record.added_at);
-                    e.id = t.id.clone();
-                    e
-                }
-            };
-            let resting_until = rest_end(t.rest_until_ms, now, now_ms);
-            entry.health = Health::restored(t.consecutive, resting_until);
-            entry.source = t.record.source;
-            entry.successes = t.successes;
-            entry.failures = t.failures;
-            entry.shared_in_flight = t.in_flight;
-            entry.last_error = t.last_error.as_deref().and_then(error_code);
-            entry.last_error_detail = t.last_error_detail;
-            entries.push(entry);
-        }
-        state.entries = entries;
-        if state.cursor >= state.entries.len() {
-            state.cursor = 0;
-        }
-    }
-
     fn build(settings: &PoolSettings, file: Option<PoolFile>, store: Option<Store>) -> Self {
         let hash_secret = settings
             .hash_secret
@@ -667,227 +518,6 @@ impl TokenPool {
         }
     }
 
-    /// The shared store, when there is one and a runtime to talk to it from.
-    fn shared_handle(&self) -> Option<Arc<Shared>> {
-        let shared = self.shared.as_ref()?;
-        tokio::runtime::Handle::try_current().ok()?;
-        Some(Arc::clone(shared))
-    }
-
-    /// A lease ended: its in-flight slot is free again, here and in the shared store.
-    fn release(&self, id: &TokenId, slot: Option<String>) {
-        {
-            let mut state = self.lock();
-            if let Some(e) = state.entries.iter_mut().find(|e| &e.id == id) {
-                e.in_flight = e.in_flight.saturating_sub(1);
-            }
-        }
-        if let (Some(slot), Some(shared)) = (slot, self.shared_handle()) {
-            // Waiters here look again within SHARED_POLL, so they need no wake-up for this.
-            let id = id.clone();
-            tokio::spawn(async move { shared.release(&id, &slot).await });
-        }
-        self.released.notify_waiters();
-    }
-
-    /// Whether a token with `in_flight` leases may take one more.
-    fn has_slot(&self, in_flight: u32) -> bool {
-        self.limits.max_concurrent.is_none_or(|max| in_flight < max)
-    }
-
-    /// The next usable token round-robin, skipping `tried`; `None` if none is available. A token
-    /// whose rest is over gets one trial (one more failure sends it back to rest). Decided on
-    /// this instance's view only: [`TokenPool::acquire`] is the way requests take leases.
-    pub fn lease(self: &Arc<Self>, tried: &[TokenId]) -> Option<Lease> {
-        match self.pick_local(tried) {
-            Pick::Leased(lease) => Some(lease),
-            Pick::Busy | Pick::None => None,
-        }
-    }
-
-    fn pick_local(self: &Arc<Self>, tried: &[TokenId]) -> Pick {
-        let now = Instant::now();
-        let mut state = self.lock();
-        let n = state.entries.len();
-        let mut busy = false;
-        for step in 0..n {
-            let index = (state.cursor + step) % n;
-            let e = &mut state.entries[index];
-            if tried.contains(&e.id) || e.health.is_resting(now) {
-                continue;
-            }
-            if !self.has_slot(e.in_flight) {
-                busy = true;
-                continue;
-            }
-            if e.health.admit(self.rules, now) == Admission::Trial {
-                tracing::info!(token = %e.id.masked(), "token rested long enough; trying it again");
-            }
-            e.in_flight += 1;
-            let lease = Lease::new(Arc::clone(self), e.id.clone(), e.token.clone(), None);
-            state.cursor = (index + 1) % n;
-            return Pick::Leased(lease);
-        }
-        if busy { Pick::Busy } else { Pick::None }
-    }
-
-    /// A lease for a request: the next usable token with a free slot (round-robin, skipping
-    /// `tried`); when every usable token is at TOKEN_MAX_CONCURRENT, waits up to LEASE_WAIT for
-    /// a slot. With a shared store the store decides (the cap is cluster-wide), unless it does
-    /// not answer: then this instance's view does.
-    pub async fn acquire(self: &Arc<Self>, tried: &[TokenId]) -> Result<Lease, NoLease> {
-        let deadline = Instant::now() + self.limits.wait;
-        loop {
-            // Registered before looking, so a release in between is not missed.
-            let released = self.released.notified();
-            let pick = match &self.shared {
-                Some(shared) if shared.is_available() => self.pick_shared(shared, tried).await,
-                _ => self.pick_local(tried),
-            };
-            match pick {
-                Pick::Leased(lease) => return Ok(lease),
-                Pick::None => return Err(NoLease::Unavailable),
-                Pick::Busy => {}
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(NoLease::Busy);
-            }
-            let mut wait = deadline - now;
-            if self.shared.is_some() {
-                // Slots freed by other instances wake nobody here: look again soon.
-                wait = wait.min(SHARED_POLL);
-            }
-            let _ = tokio::time::timeout(wait, released).await;
-        }
-    }
-
-    /// One pass over the tokens through the shared store's acquire script.
-    async fn pick_shared(self: &Arc<Self>, shared: &Arc<Shared>, tried: &[TokenId]) -> Pick {
-        // Round-robin from the cursor, without the tried and the (locally known) resting ones.
-        let candidates: Vec<TokenId> = {
-            let now = Instant::now();
-            let state = self.lock();
-            let n = state.entries.len();
-            (0..n)
-                .map(|step| &state.entries[(state.cursor + step) % n])
-                .filter(|e| !tried.contains(&e.id) && !e.health.is_resting(now))
-                .map(|e| e.id.clone())
-                .collect()
-        };
-        let max = self.limits.max_concurrent.unwrap_or(0);
-        let mut busy = false;
-        for id in candidates {
-            let Some((decided, slot)) = shared.acquire(&id, max, self.rules.threshold).await else {
-                // The store went away mid-pass: decide on the local view.
-                return self.pick_local(tried);
-            };
-            match decided {
-                Acquired::Slot { trial } => {
-                    if let Some(lease) = self.claim(shared, &id, trial, slot, true).await {
-                        return Pick::Leased(lease);
-                    }
-                }
-                Acquired::Busy => busy = true,
-                Acquired::Resting { until_ms } => {
-                    let until = rest_end(until_ms, Instant::now(), crate::clock::unix_ms());
-                    self.with_entry(&id, |e| {
-                        e.health = Health::restored(e.health.consecutive_failures(), until);
-                    });
-                }
-                Acquired::Gone => {}
-            }
-        }
-        if busy { Pick::Busy } else { Pick::None }
-    }
-
-    /// Records a slot the shared store granted on `id`: the lease, or `None` when the token left
-    /// the pool meanwhile.
-    fn take_granted(
-        self: &Arc<Self>,
-        id: &TokenId,
-        trial: bool,
-        slot: Option<String>,
-        rotate: bool,
-    ) -> Option<Lease> {
-        let mut state = self.lock();
-        let n = state.entries.len();
-        let index = state.entries.iter().position(|e| &e.id == id)?;
-        let e = &mut state.entries[index];
-        if trial {
-            tracing::info!(token = %e.id.masked(), "token rested long enough; trying it again");
-            e.health = Health::restored(self.rules.threshold.saturating_sub(1), None);
-        }
-        e.in_flight += 1;
-        let lease = Lease::new(Arc::clone(self), e.id.clone(), e.token.clone(), slot);
-        if rotate {
-            state.cursor = (index + 1) % n;
-        }
-        Some(lease)
-    }
-
-    /// A lease of one particular token (a conversation's owner), if it is usable now. The
-    /// rotation does not move.
-    pub fn lease_token(self: &Arc<Self>, id: &TokenId) -> Option<Lease> {
-        let now = Instant::now();
-        let mut state = self.lock();
-        let e = state.entries.iter_mut().find(|e| &e.id == id)?;
-        if e.health.is_resting(now) || !self.has_slot(e.in_flight) {
-            return None;
-        }
-        e.health.admit(self.rules, now);
-        e.in_flight += 1;
-        Some(Lease::new(
-            Arc::clone(self),
-            e.id.clone(),
-            e.token.clone(),
-            None,
-        ))
-    }
-
-    /// [`TokenPool::lease_token`] through the shared store when there is one. No waiting: a
-    /// conversation whose owner is busy starts over on another token.
-    pub async fn acquire_token(self: &Arc<Self>, id: &TokenId) -> Option<Lease> {
-        let Some(shared) = self.shared.as_ref().filter(|s| s.is_available()) else {
-            return self.lease_token(id);
-        };
-        if !self.lock().entries.iter().any(|e| &e.id == id) {
-            return None;
-        }
-        let max = self.limits.max_concurrent.unwrap_or(0);
-        match shared.acquire(id, max, self.rules.threshold).await {
-            None => self.lease_token(id),
-            Some((Acquired::Slot { trial }, slot)) => {
-                self.claim(shared, id, trial, slot, false).await
-            }
-            Some(_) => None,
-        }
-    }
-
-    /// Turns a slot the store granted into a lease; a token that left the pool meanwhile gives
-    /// its slot straight back.
-    async fn claim(
-        self: &Arc<Self>,
-        shared: &Shared,
-        id: &TokenId,
-        trial: bool,
-        slot: Option<String>,
-        rotate: bool,
-    ) -> Option<Lease> {
-        let lease = self.take_granted(id, trial, slot.clone(), rotate);
-        if lease.is_none() {
-            if let Some(slot) = slot {
-                shared.release(id, &slot).await;
-            }
-        }
-        lease
-    }
-
-    /// How long a request should wait before trying again when every token was busy.
-    pub fn busy_retry_after(&self) -> Duration {
-        self.limits.wait.max(Duration::from_secs(1))
-    }
-
     pub fn is_empty(&self) -> bool {
         self.lock().entries.is_empty()
     }
@@ -993,42 +623,6 @@ impl TokenPool {
         }
         if !report.added.is_empty() {
             self.persist_logged().await;
-        }
-        report
-    }
-
-    /// [`TokenPool::add_pasted`] on the shared store: a token is new when the store did not have
-    /// it; while the store does not answer it is added here and owed to the store.
-    async fn add_shared(&self, text: &str) -> AddReport {
-        let mut report = AddReport::default();
-        let Some(shared) = self.shared.clone() else {
-            return report;
-        };
-        self.sync_shared().await;
-        let now = crate::clock::unix_secs();
-        for token in split_tokens(text) {
-            if !is_usable(token) {
-                report.invalid += 1;
-                continue;
-            }
-            let entry = self.new_entry(token, Source::Dashboard, now);
-            let known_here = self.lock().entries.iter().any(|e| e.id == entry.id);
-            if known_here || report.added.contains(&entry.id) {
-                report.duplicates += 1;
-                continue;
-            }
-            let record = entry.record();
-            match shared.add(&entry.id, &record).await {
-                Some(false) => {
-                    report.duplicates += 1;
-                    continue;
-                }
-                Some(true) => {}
-                None => shared.owe_added(entry.id.clone(), record),
-            }
-            tracing::info!(token = %entry.id.masked(), "token added to the pool");
-            report.added.push(entry.id.clone());
-            self.lock().entries.push(entry);
         }
         report
     }
